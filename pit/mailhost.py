@@ -1,0 +1,413 @@
+"""Mail plumbing for a pit on Mailman: an SMTP sink, an LMTP client, the
+notary's LMTP server.
+
+Three small pieces, each usable on its own:
+
+* ``MailSink`` -- an aiosmtpd SMTP server on loopback that stores every
+  delivered message per recipient, in memory and as an mboxrd file
+  ``<mail_dir>/<recipient>.mbox``, and calls a callback registered for a
+  recipient.  It stands in for the MTA that Mailman hands outgoing mail to
+  (tests, development, benchmarks).
+* ``lmtp_send`` -- an LMTP client that reports one status per recipient
+  (``smtplib.LMTP`` reads only one reply after DATA, which is wrong for
+  LMTP as soon as there are two recipients).
+* ``NotaryLMTPServer`` -- the delivery program for a pit's posting address.
+  The MTA hands it every message sent to the pit; it calls the pit's notary
+  (``notarize(msg_bytes, envelope_sender) -> list[bytes]``) and injects each
+  message the notary returns into Mailman's LMTP runner, pre-approved with
+  the list's moderator password, so that only notarized mail is posted.
+  docs/mailman.md explains why the notary sits here and not behind
+  Mailman's hold queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import re
+import smtplib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
+
+__all__ = [
+    "MailError", "MailSink", "lmtp_send", "mboxrd_entry", "PitRoute",
+    "NotaryLMTPServer", "Notarize", "APPROVE_HEADER", "approved", "free_port",
+]
+
+log = logging.getLogger("pit.mailhost")
+
+# A notary: original message bytes and envelope sender in, messages to post out.
+Notarize = Callable[[bytes, str], list]
+
+# Mailman's "approved" rule accepts a post carrying the list's moderator
+# password in this header and strips the header before delivery.
+APPROVE_HEADER = b"Approved"
+
+# The mbox "From " line date is fixed: the sink must not depend on the clock
+# (pit's rule: same input bytes, same output bytes).  The notary's time is in
+# the X-Pit-Time header, which is the one that counts.
+_FROM_LINE_DATE = "Thu Jan  1 00:00:00 1970"
+_MBOXRD_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
+_SAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
+
+
+class MailError(RuntimeError):
+    """A mail transfer that failed, with the server's own words."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class _LMTPController(Controller):
+    def factory(self):
+        return LMTP(self.handler, **self.SMTP_kwargs)
+
+
+def _lf(data: bytes) -> bytes:
+    """CRLF (and lone CR) line endings to LF: pit stores mail with LF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def mboxrd_entry(msg_bytes: bytes, envelope_sender: str) -> bytes:
+    """One mboxrd entry: ``From `` line, quoted body, one blank line after.
+
+    Deterministic (fixed date in the ``From `` line).  O(len(msg_bytes)).
+    """
+    body = _MBOXRD_QUOTE.sub(rb">\1", _lf(msg_bytes))
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    sender = envelope_sender or "MAILER-DAEMON"
+    return f"From {sender} {_FROM_LINE_DATE}\n".encode("ascii", "replace") + body + b"\n"
+
+
+class _SinkHandler:
+    def __init__(self, sink: "MailSink"):
+        self._sink = sink
+
+    async def handle_DATA(self, server, session, envelope):
+        self._sink._deliver(envelope.mail_from or "", list(envelope.rcpt_tos),
+                            envelope.original_content or b"")
+        return "250 OK delivered"
+
+
+class MailSink:
+    """An SMTP server on loopback that keeps every message it is given.
+
+    ``mail_dir/<recipient>.mbox`` gets one mboxrd entry per delivered
+    message and recipient; ``messages(rcpt)`` returns the raw bytes (LF line
+    endings) in arrival order.  ``on_delivery(rcpt, callback)`` registers
+    ``callback(msg_bytes, envelope_sender)`` to be called for each message
+    to ``rcpt`` (in the server's thread; exceptions are logged, the message
+    is still stored).  Use as a context manager or call start()/stop().
+    """
+
+    def __init__(self, mail_dir: Path | str, host: str = "127.0.0.1", port: int = 0):
+        self.mail_dir = Path(mail_dir)
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self._port = port
+        self._lock = threading.Condition()
+        self._messages: dict[str, list[bytes]] = {}
+        self._callbacks: dict[str, list[Callable[[bytes, str], None]]] = {}
+        self._controller: Controller | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def start(self) -> "MailSink":
+        self._port = self._port or free_port(self.host)
+        self._controller = Controller(_SinkHandler(self), hostname=self.host,
+                                      port=self._port, ready_timeout=10,
+                                      data_size_limit=0)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> "MailSink":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def mbox_path(self, recipient: str) -> Path:
+        """Where the messages for ``recipient`` are appended."""
+        return self.mail_dir / (_SAFE_FILE_NAME.sub("_", recipient.lower()) + ".mbox")
+
+    def on_delivery(self, recipient: str, callback: Callable[[bytes, str], None]) -> None:
+        """Call ``callback(msg_bytes, envelope_sender)`` for each message to ``recipient``."""
+        with self._lock:
+            self._callbacks.setdefault(recipient.lower(), []).append(callback)
+
+    def messages(self, recipient: str) -> list[bytes]:
+        """Messages delivered to ``recipient`` so far, oldest first."""
+        with self._lock:
+            return list(self._messages.get(recipient.lower(), []))
+
+    def count(self, recipient: str) -> int:
+        with self._lock:
+            return len(self._messages.get(recipient.lower(), []))
+
+    def recipients(self) -> list[str]:
+        """Every recipient that got at least one message, sorted."""
+        with self._lock:
+            return sorted(self._messages)
+
+    def wait_for(self, recipient: str, n: int, timeout: float) -> list[bytes]:
+        """Block until ``recipient`` has ``n`` messages; raise MailError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        key = recipient.lower()
+        with self._lock:
+            while len(self._messages.get(key, [])) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    have = len(self._messages.get(key, []))
+                    raise MailError(f"{recipient}: {have} of {n} messages after {timeout} s")
+                self._lock.wait(left)
+            return list(self._messages[key])
+
+    def _deliver(self, envelope_sender: str, rcpts: list[str], content: bytes) -> None:
+        data = _lf(content)
+        entry = mboxrd_entry(data, envelope_sender)
+        for rcpt in rcpts:
+            key = rcpt.lower()
+            with self._lock:
+                with open(self.mbox_path(key), "ab") as mbox:
+                    mbox.write(entry)
+                self._messages.setdefault(key, []).append(data)
+                callbacks = list(self._callbacks.get(key, []))
+                self._lock.notify_all()
+            for callback in callbacks:
+                try:
+                    callback(data, envelope_sender)
+                except Exception:  # a broken consumer must not lose the mail
+                    log.exception("delivery callback for %s failed", rcpt)
+
+
+def lmtp_send(host: str, port: int, msg_bytes: bytes, mail_from: str,
+              rcpts: Iterable[str], timeout: float = 30.0) -> dict[str, tuple[int, str]]:
+    """Send one message over LMTP; return ``{rcpt: (code, text)}`` for every recipient.
+
+    A refused RCPT gets its RCPT reply; an accepted one gets its own reply
+    after DATA (LMTP gives one per accepted recipient).  Raises MailError if
+    the server cannot be reached or refuses the transaction as a whole.
+    O(len(msg_bytes)) plus one round trip per recipient.
+    """
+    rcpts = list(rcpts)
+    if not rcpts:
+        raise MailError("lmtp_send needs at least one recipient")
+    status: dict[str, tuple[int, str]] = {}
+    try:
+        with smtplib.LMTP(host, port, timeout=timeout) as lmtp:
+            code, text = lmtp.ehlo()  # smtplib sends LHLO for LMTP
+            if code != 250:
+                raise MailError(f"LMTP {host}:{port} LHLO refused: {code} {text!r}")
+            code, text = lmtp.mail(mail_from)
+            if code != 250:
+                raise MailError(f"LMTP {host}:{port} MAIL FROM:<{mail_from}> refused: {code} {text!r}")
+            accepted = []
+            for rcpt in rcpts:
+                code, text = lmtp.rcpt(rcpt)
+                if code in (250, 251):
+                    accepted.append(rcpt)
+                else:
+                    status[rcpt] = (code, text.decode("utf-8", "replace"))
+            if not accepted:
+                lmtp.rset()
+                return status
+            code, text = lmtp.docmd("DATA")
+            if code != 354:
+                raise MailError(f"LMTP {host}:{port} DATA refused: {code} {text!r}")
+            data = smtplib._fix_eols(_lf(msg_bytes).decode("latin-1")).encode("latin-1")
+            data = re.sub(rb"(?m)^\.", b"..", data)
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            lmtp.send(data + b".\r\n")
+            for rcpt in accepted:
+                code, text = lmtp.getreply()
+                status[rcpt] = (code, text.decode("utf-8", "replace"))
+    except (OSError, smtplib.SMTPException) as error:
+        raise MailError(f"LMTP {host}:{port}: {error}") from error
+    return status
+
+
+@dataclass(frozen=True)
+class PitRoute:
+    """Where the notary server sends a pit's mail.
+
+    ``list_address``: the Mailman list (the pit's posting address);
+    ``notary_address``: the envelope sender of injected messages;
+    ``notarize``: the pit's notary; ``approve_password``: the list's
+    moderator password (Mailman's "approved" rule lets a post carrying it
+    through, and no other post).
+    """
+    list_address: str
+    notary_address: str
+    notarize: Notarize
+    approve_password: str
+
+
+def approved(msg_bytes: bytes, password: str) -> bytes:
+    """``msg_bytes`` with an ``Approved:`` header first.  Mailman removes it again."""
+    if "\n" in password or "\r" in password:
+        raise MailError("the moderator password must be one line")
+    return APPROVE_HEADER + b": " + password.encode("utf-8") + b"\n" + _lf(msg_bytes)
+
+
+class _NotaryHandler:
+    def __init__(self, server: "NotaryLMTPServer"):
+        self._server = server
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() not in self._server.routes:
+            return f"550 5.1.1 <{address}>: no pit here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content or b""
+        sender = envelope.mail_from or ""
+        loop = asyncio.get_running_loop()
+        # The notary and the injection block (gpg, sockets): keep them off
+        # the event loop so other connections are still answered.
+        replies = []
+        for rcpt in envelope.rcpt_tos:
+            reply = await loop.run_in_executor(
+                None, self._server.deliver, rcpt, content, sender)
+            replies.append(reply)
+        return "\r\n".join(replies)
+
+
+class NotaryLMTPServer:
+    """The LMTP delivery program for one or more pits' posting addresses.
+
+    ``routes`` maps each pit's public address (lower case) to its PitRoute;
+    ``mailman_lmtp`` is Mailman's LMTP runner ``(host, port)``.  Each
+    message is handed to the route's ``notarize`` once per pit recipient;
+    every message it returns is injected into Mailman, in order, with the
+    notary as envelope sender.  The LMTP reply for that recipient is:
+
+    * 250 when every returned message was injected (an empty list means
+      the notary refused the message and told the sender: also 250);
+    * 451 (try again later) when the notary raised, so the MTA keeps the
+      message and retries: nothing is lost;
+    * 250 when injection failed but ``spool_dir`` is set: the notarized
+      messages wait there and ``flush_spool()`` injects them (the notary has
+      already numbered them; they must not be notarized twice);
+      451 without a spool.
+    """
+
+    def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
+                 host: str = "127.0.0.1", port: int = 0,
+                 spool_dir: Path | str | None = None):
+        self.routes = {address.lower(): route for address, route in routes.items()}
+        self.mailman_lmtp = mailman_lmtp
+        self.host = host
+        self._port = port
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self._spool_lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def start(self) -> "NotaryLMTPServer":
+        self._port = self._port or free_port(self.host)
+        self._controller = _LMTPController(
+            _NotaryHandler(self), hostname=self.host, port=self._port,
+            ready_timeout=10, data_size_limit=0)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> "NotaryLMTPServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
+        """Notarize one message for one pit and inject the result; return the LMTP reply line."""
+        route = self.routes[rcpt.lower()]
+        try:
+            outgoing = route.notarize(_lf(msg_bytes), envelope_sender)
+        except Exception as error:
+            log.exception("notary for %s failed", rcpt)
+            return f"451 4.3.0 <{rcpt}>: notary failed, try again later ({type(error).__name__})"
+        for index, notarized in enumerate(outgoing):
+            try:
+                self.inject(route, notarized)
+            except MailError as error:
+                log.error("injecting into %s failed: %s", route.list_address, error)
+                if self.spool_dir is None:
+                    return f"451 4.4.1 <{rcpt}>: list unreachable, try again later"
+                for pending in outgoing[index:]:
+                    self._spool(route, pending)
+                return f"250 2.0.0 <{rcpt}>: notarized, spooled for the list"
+        return f"250 2.0.0 <{rcpt}>: notarized"
+
+    def inject(self, route: PitRoute, notarized: bytes) -> None:
+        """Post one notarized message to the list through Mailman's LMTP runner."""
+        host, port = self.mailman_lmtp
+        status = lmtp_send(host, port, approved(notarized, route.approve_password),
+                           route.notary_address, [route.list_address])
+        code, text = status[route.list_address]
+        if code != 250:
+            raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
+
+    def _spool(self, route: PitRoute, notarized: bytes) -> None:
+        assert self.spool_dir is not None
+        with self._spool_lock:
+            directory = self.spool_dir / route.list_address.lower()
+            directory.mkdir(parents=True, exist_ok=True)
+            taken = [int(p.stem) for p in directory.glob("*.eml") if p.stem.isdigit()]
+            number = max(taken, default=-1) + 1
+            # Names sort in injection order: zero-padded counters, no clock.
+            path = directory / f"{number:09d}.eml"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(notarized)
+            os.replace(tmp, path)
+
+    def flush_spool(self) -> int:
+        """Inject every spooled message, oldest first; return how many went out.
+
+        Stops at the first failure of a pit (order matters within a pit).
+        """
+        if self.spool_dir is None or not self.spool_dir.exists():
+            return 0
+        sent = 0
+        with self._spool_lock:
+            for address, route in sorted(self.routes.items()):
+                directory = self.spool_dir / route.list_address.lower()
+                if not directory.is_dir():
+                    continue
+                for path in sorted(directory.glob("*.eml")):
+                    try:
+                        self.inject(route, path.read_bytes())
+                    except MailError as error:
+                        log.error("spool flush for %s stopped: %s", address, error)
+                        break
+                    path.unlink()
+                    sent += 1
+        return sent
