@@ -1,0 +1,424 @@
+"""pit-specialist TICKER... : match orders, settle trades, keep trading accounts.
+
+Reads the pit's records on stdin (its checkpoint first), writes its report
+and a fresh checkpoint on stdout: see docs/pit-filter.7.md.  One specialist
+serves one or more tickers; each ticker has exactly one specialist.
+
+Funds.  The specialist holds the trading accounts of its tickers
+(``alice:ACME``) in its own ledger and checks every order against them
+before the matching core sees it, so it never asks any other filter:
+
+* a sell holds its quantity of the instrument;
+* a buy with a limit price (limit, IOC, FOK, stop-limit) holds, per lot,
+  the notional of one lot at the limit plus the larger fee rate on it rounded
+  up; no fill can cost more, whatever it splits into;
+* a market buy holds everything available and is capped so that notional
+  plus fees cannot exceed it; a stop-loss or take-profit buy holds its
+  quantity at the stop price plus a 5% collar and is capped at that;
+* what a filled or cancelled order did not spend is released at once.
+
+Fees are maker-taker (``pit.units.fee``: rounded up to a whole minor unit),
+paid in the quote currency to the account ``fees:TICKER``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns
+from pit import book, message
+from pit.book import BUY, SELL, Engine
+from pit.filter import Filter, main as filter_main, signed_text
+from pit.ledger import Insufficient, Ledger
+from pit.units import PPM, UnitError, fee
+
+__all__ = ["Specialist", "main"]
+
+STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market buy
+
+KINDS = {"limit": book.LIMIT, "market": book.MARKET, "ioc": book.IOC, "fok": book.FOK,
+         "stop-loss": book.STOP_LOSS, "stop-limit": book.STOP_LIMIT,
+         "take-profit": book.TAKE_PROFIT}
+KIND_NAME = {v: k for k, v in KINDS.items()}
+MARKET_TYPES = (book.MARKET, book.STOP_LOSS, book.TAKE_PROFIT)
+
+
+class Order:
+    """What the specialist remembers of an open order beyond the book: who,
+    which ref, what it holds.  ``unit`` is the hold per lot for limit-type
+    buys and sells; 0 for market-type buys, whose hold is a pool."""
+
+    __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit")
+
+    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit):
+        self.account, self.ref, self.ticker, self.side = account, ref, ticker, side
+        self.kind, self.rem, self.hold, self.unit = kind, rem, hold, unit
+
+    def line(self, oid: int) -> str:
+        side = "buy" if self.side == BUY else "sell"
+        return (f"order {oid} {self.account} {self.ref} {self.ticker} {side} "
+                f"{KIND_NAME[self.kind]} {self.rem} {self.hold} {self.unit}")
+
+
+class Specialist(Filter):
+    """pit-specialist TICKER [TICKER...]
+
+    Matches the orders for its tickers through the matching core (pit.book),
+    checks and settles funds in the trading accounts ACCOUNT:TICKER, and
+    executes transfers out of those accounts."""
+
+    def __init__(self, args):
+        super().__init__(args)
+        if not args:
+            raise ValueError("usage: pit-specialist TICKER [TICKER...]")
+        self.tickers = tuple(sorted(set(a.upper() for a in args)))
+        self.name = "specialist " + " ".join(self.tickers)
+        self.registry = Registry()
+        self.accounts = Accounts()
+        self.engine = Engine()
+        self.ledger = Ledger()
+        self.orders: dict[int, Order] = {}
+        self.refs: dict[tuple[str, str], int] = {}
+
+    @property
+    def account(self) -> str:
+        return "specialist:" + self.tickers[0] if len(self.tickers) == 1 else \
+            "specialist:" + "+".join(self.tickers)
+
+    # -- business ---------------------------------------------------------------
+    def wants(self, stamp: dict) -> bool:
+        kind = stamp.get("x-pit-kind")
+        if kind == "order":
+            return stamp.get("x-pit-ticker") in self.tickers
+        if kind in ("instrument", "currency", "fees", "member"):
+            return True
+        if kind == "transfer":
+            src = stamp.get("x-pit-account", "")
+            return src.rpartition(":")[2] in self.tickers and ":" in src
+        if kind == "report":
+            acct = stamp.get("x-pit-account", "")
+            return acct != self.account and (acct == "transfers" or acct.startswith("specialist:"))
+        return False
+
+    def apply(self, seq: int, stamp: dict, msg: bytes) -> None:
+        kind = stamp["x-pit-kind"]
+        if kind == "order":
+            self.order(seq, stamp["x-pit-account"], stamp.get("x-pit-ref", ""),
+                       stamp["x-pit-request"])
+        elif kind == "transfer":
+            self.transfer_out(seq, stamp["x-pit-account"], stamp["x-pit-request"])
+        elif kind == "report":
+            self.credits(stamp.get("x-pit-account", ""), signed_text(msg))
+        elif kind == "member":
+            self.accounts.apply(stamp["x-pit-request"])
+        else:
+            added = self.registry.apply(kind, stamp["x-pit-request"])
+            if added is not None and added.ticker in self.tickers \
+                    and added.ticker not in self.engine.books:
+                self.engine.add_book(added.ticker)
+
+    # -- orders -----------------------------------------------------------------
+    def order(self, seq: int, account: str, ref: str, text: str) -> None:
+        try:
+            o = message.parse_canonical_order(text)
+        except message.MessageError as e:
+            return self.say(f"rejected {seq} {account} {ref} {e}")
+        if o.action == "cancel":
+            return self.cancel(seq, account, ref, o.target)
+        if o.action == "modify":
+            return self.modify(seq, account, ref, o)
+        inst = self.registry.instruments.get(o.ticker)
+        if inst is None or o.ticker not in self.engine.books:
+            return self.say(f"rejected {seq} {account} {ref} unknown ticker {o.ticker}")
+        if (account, ref) in self.refs:
+            return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
+                            f"order {self.refs[account, ref]} is open")
+        kind = KINDS[o.kind]
+        side = BUY if o.side == "buy" else SELL
+        try:
+            qty = inst.qty(o.qty)
+            price = inst.price(o.price) if o.price else 0
+            stop = inst.price(o.stop) if o.stop else 0
+        except UnitError as e:
+            return self.say(f"rejected {seq} {account} {ref} {e}")
+        if kind == book.STOP_LIMIT:
+            price, stop = price, stop
+        acct = f"{account}:{o.ticker}"
+        try:
+            hold, unit, cap = self.funding(acct, inst, side, kind, qty, price, stop)
+            asset = inst.currency.code if side == BUY else inst.ticker
+            self.ledger.hold(acct, asset, hold)
+        except Insufficient as e:
+            return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
+                            f"{acct} needs {self._amount(e.asset, e.need)} {e.asset}, has "
+                            f"{self._amount(e.asset, e.available)} available")
+        od = Order(account, ref, o.ticker, side, kind, qty, hold, unit)
+        self.orders[seq] = od
+        self.refs[account, ref] = seq
+        self.engine.new(seq, seq, account, o.ticker, side, kind, qty, price, stop, cap)
+        self.events(seq)
+        if seq in self.orders and kind in MARKET_TYPES and not self._resting(seq):
+            self._close(seq)
+
+    def funding(self, acct, inst, side, kind, qty, price, stop):
+        """What a new order holds: ``(hold, unit, cap)``.  O(1)."""
+        if side == SELL:
+            return qty, 1, 0
+        rate = max(inst.maker_ppm, inst.taker_ppm)
+        if kind in (book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT):
+            unit = self.unit_cost(inst, price, rate)
+            return qty * unit, unit, 0
+        m = inst.multiplier
+        if kind == book.MARKET:
+            pool = self.ledger.available(acct, inst.currency.code)
+        else:
+            pool = -(-qty * self.unit_cost(inst, stop, rate) * (PPM + STOP_COLLAR_PPM) // PPM)
+        cap = (pool - qty) * PPM // (m * (PPM + inst.taker_ppm))
+        if cap <= 0:
+            raise Insufficient(acct, inst.currency.code, max(pool, 1) + 1, pool)
+        return pool, 0, cap
+
+    @staticmethod
+    def unit_cost(inst, price: int, rate: int) -> int:
+        """Most one lot at *price* can cost: notional plus its fee rounded up.
+        Fees of split fills never exceed the per-lot fee times the lots."""
+        n = inst.notional(price, 1)
+        return n + fee(n, rate)
+
+    def cancel(self, seq, account, ref, target):
+        oid = self.refs.get((account, target))
+        if oid is None:
+            return self.say(f"rejected {seq} {account} {ref} cancel {target}: "
+                            f"no open order {target} of {account}")
+        self.engine.cancel(seq, oid, account)
+        self.events(seq)
+
+    def modify(self, seq, account, ref, o):
+        oid = self.refs.get((account, o.target))
+        if oid is None:
+            return self.say(f"rejected {seq} {account} {ref} modify {o.target}: "
+                            f"no open order {o.target} of {account}")
+        od = self.orders[oid]
+        inst = self.registry.instruments[od.ticker]
+        cur = self.engine.order(oid)
+        # cur: (ticker, side, kind, owner, remaining, price, stop)
+        try:
+            qty = inst.qty(o.qty) if o.qty else cur[4]
+            price = inst.price(o.price) if o.price else (cur[6] if od.kind in MARKET_TYPES and od.kind != book.MARKET else cur[5])
+        except UnitError as e:
+            return self.say(f"rejected {seq} {account} {ref} {e}")
+        acct = f"{account}:{od.ticker}"
+        if od.side == BUY and od.unit:
+            rate = max(inst.maker_ppm, inst.taker_ppm)
+            unit = self.unit_cost(inst, price, rate)
+            new_hold = qty * unit
+            try:
+                if new_hold > od.hold:
+                    self.ledger.hold(acct, inst.currency.code, new_hold - od.hold)
+            except Insufficient as e:
+                return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
+                                f"{acct} needs {self._amount(e.asset, e.need)} {e.asset} more, has "
+                                f"{self._amount(e.asset, e.available)} available")
+            before = self.engine.order(oid)
+            self.engine.modify(seq, oid, account, qty, price)
+            after = self.engine.order(oid)
+            if after is not None and (after[4], after[5] or after[6]) != (before[4], before[5] or before[6]) \
+                    or after is None:
+                if new_hold < od.hold:
+                    self.ledger.release(acct, inst.currency.code, od.hold - new_hold)
+                od.hold, od.unit = new_hold, unit
+            elif new_hold > od.hold:
+                self.ledger.release(acct, inst.currency.code, new_hold - od.hold)
+        elif od.side == SELL:
+            try:
+                if qty > od.hold:
+                    self.ledger.hold(acct, od.ticker, qty - od.hold)
+            except Insufficient as e:
+                return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
+                                f"{acct} needs {self._amount(e.asset, e.need)} {e.asset} more, has "
+                                f"{self._amount(e.asset, e.available)} available")
+            before = self.engine.order(oid)
+            self.engine.modify(seq, oid, account, qty, price)
+            after = self.engine.order(oid)
+            if after is None or after != before:
+                if qty < od.hold:
+                    self.ledger.release(acct, od.ticker, od.hold - qty)
+                od.hold = qty
+            elif qty > od.hold:
+                self.ledger.release(acct, od.ticker, qty - od.hold)
+        else:
+            self.engine.modify(seq, oid, account, qty, price)
+        od_rem = self.engine.order(oid)
+        self.events(seq)
+        if od_rem is not None and oid in self.orders:
+            self.orders[oid].rem = od_rem[4]
+
+    # -- events from the core ---------------------------------------------------
+    def events(self, seq: int) -> None:
+        ev = self.engine.events
+        for e in ev:
+            k = e[0]
+            if k == "trade":
+                self.trade(e)
+            elif k == "accepted":
+                od = self.orders[e[2]]
+                self.say(f"accepted {e[1]} {od.account} {od.ref} {self._order_text(e[2])}")
+            elif k == "cancelled":
+                oid = e[2]
+                od = self.orders.get(oid)
+                if od is not None:
+                    inst = self.registry.instruments[od.ticker]
+                    self.say(f"cancelled {e[1]} {od.account} {od.ref} {inst.qty_text(e[3])} {e[4]}")
+                    self._close(oid)
+            elif k == "rejected":
+                oid = e[2]
+                od = self.orders.get(oid)
+                if od is not None and oid == e[1]:
+                    self.say(f"rejected {e[1]} {od.account} {od.ref} {e[3]}")
+                    self._close(oid)
+                elif od is not None:
+                    self.say(f"rejected {e[1]} {od.account} {od.ref} {e[3]}")
+                else:
+                    self.say(f"rejected {e[1]} - - {e[3]}")
+            elif k == "triggered":
+                od = self.orders[e[2]]
+                inst = self.registry.instruments[od.ticker]
+                self.say(f"triggered {e[1]} {od.account} {od.ref} stop {inst.price_text(e[3])} "
+                         f"last {inst.price_text(e[4])}")
+            elif k == "modified":
+                od = self.orders[e[2]]
+                inst = self.registry.instruments[od.ticker]
+                od.rem = e[3]
+                self.say(f"modified {e[1]} {od.account} {od.ref} qty {inst.qty_text(e[3])} "
+                         f"price {inst.price_text(e[4])} priority {'kept' if e[5] else 'lost'}")
+        del ev[:]
+
+    def trade(self, e) -> None:
+        _, seq, ticker, price, qty, maker, taker, maker_owner, taker_owner, taker_side = e[:10]
+        inst = self.registry.instruments[ticker]
+        cur = inst.currency.code
+        n = inst.notional(price, qty)
+        maker_fee, taker_fee = fee(n, inst.maker_ppm), fee(n, inst.taker_ppm)
+        if taker_side == BUY:
+            buy, sell, buy_fee, sell_fee = taker, maker, taker_fee, maker_fee
+        else:
+            buy, sell, buy_fee, sell_fee = maker, taker, maker_fee, taker_fee
+        b, s = self.orders[buy], self.orders[sell]
+        led = self.ledger
+        bacct, sacct = f"{b.account}:{ticker}", f"{s.account}:{ticker}"
+        cost = n + buy_fee
+        part = qty * b.unit if b.unit else cost
+        led.spend_held(bacct, cur, part, cost)
+        b.hold -= part
+        led.credit(bacct, ticker, qty)
+        led.spend_held(sacct, ticker, qty, qty)
+        s.hold -= qty
+        led.credit(sacct, cur, n - sell_fee)
+        led.credit(f"fees:{ticker}", cur, buy_fee + sell_fee)
+        self.say(f"trade {seq} {ticker} {inst.qty_text(qty)} at {inst.price_text(price)} {cur} "
+                 f"buyer {b.account} {b.ref} seller {s.account} {s.ref} "
+                 f"maker {'sell' if taker_side == BUY else 'buy'} "
+                 f"fees {inst.currency.amount_text(buy_fee)} {inst.currency.amount_text(sell_fee)}")
+        for oid, od in ((buy, b), (sell, s)):
+            od.rem -= qty
+            if od.rem == 0:
+                self._close(oid)
+
+    def _close(self, oid: int) -> None:
+        """The order has left the book: give back what it did not spend."""
+        od = self.orders.pop(oid)
+        self.refs.pop((od.account, od.ref), None)
+        if od.hold:
+            inst = self.registry.instruments[od.ticker]
+            asset = inst.currency.code if od.side == BUY else od.ticker
+            self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold)
+
+    def _resting(self, oid: int) -> bool:
+        return self.engine.order(oid) is not None
+
+    def _order_text(self, oid: int) -> str:
+        od = self.orders[oid]
+        cur = self.engine.order(oid)
+        inst = self.registry.instruments[od.ticker]
+        side = "buy" if od.side == BUY else "sell"
+        text = f"{side} {inst.qty_text(od.rem)} {od.ticker} {KIND_NAME[od.kind]}"
+        if cur is not None:
+            if od.kind == book.STOP_LIMIT:
+                text += f" {inst.price_text(cur[6])} limit {inst.price_text(cur[5])}"
+            elif od.kind in (book.STOP_LOSS, book.TAKE_PROFIT):
+                text += f" {inst.price_text(cur[6])}"
+            elif od.kind != book.MARKET:
+                text += f" {inst.price_text(cur[5])}"
+        return text
+
+    # -- transfers --------------------------------------------------------------
+    def transfer_out(self, seq: int, account: str, text: str) -> None:
+        try:
+            t = message.parse_transfer(text)
+            amount = self.registry.amount(t.asset, t.amount)
+        except (message.MessageError, UnitError, KeyError) as e:
+            return self.say(f"rejected {seq} {account} - {e}")
+        if not self.accounts.exists(t.to, self.registry):
+            return self.say(f"rejected {seq} {account} - unknown account {t.to}")
+        try:
+            self.ledger.debit(account, t.asset, amount)
+        except Insufficient as e:
+            return self.say(f"rejected {seq} {account} - insufficient funds: {account} needs "
+                            f"{self._amount(t.asset, e.need)} {t.asset}, has "
+                            f"{self._amount(t.asset, e.available)} available")
+        if self._mine(t.to):
+            self.ledger.credit(t.to, t.asset, amount)
+        self.say(f"transferred {seq} {account} {t.to} {self._amount(t.asset, amount)} {t.asset}")
+
+    def credits(self, reporter: str, text: str) -> None:
+        """Credit transfers into our trading accounts reported by other filters."""
+        for src, dst, amount, asset in parse_transferred(text):
+            if self._mine(dst) and not self._mine(src) and report_owns(reporter, src):
+                self.ledger.credit(dst, asset, self.registry.amount(asset, amount))
+
+    def _mine(self, account: str) -> bool:
+        base, _, t = account.rpartition(":")
+        return bool(base) and t in self.tickers
+
+    def _amount(self, asset: str, n: int) -> str:
+        return amount_text(self.registry, asset, n)
+
+    # -- checkpoint -------------------------------------------------------------
+    def state(self) -> list[str]:
+        lines = self.registry.state() + self.accounts.state()
+        for acct, asset, bal, held in self.ledger.accounts():
+            lines.append(f"balance {acct} {asset} {bal} {held}")
+        for oid in sorted(self.orders):
+            lines.append(self.orders[oid].line(oid))
+        lines.append("book")
+        lines.extend(self.engine.checkpoint().rstrip("\n").split("\n"))
+        return lines
+
+    def restore(self, lines: list[str]) -> None:
+        i = 0
+        n = len(lines)
+        while i < n and lines[i] != "book":
+            w = lines[i].split(" ")
+            if w[0] == "balance":
+                self.ledger.balance[w[1], w[2]] = int(w[3])
+                if int(w[4]):
+                    self.ledger.held[w[1], w[2]] = int(w[4])
+            elif w[0] == "order":
+                oid = int(w[1])
+                self.orders[oid] = Order(w[2], w[3], w[4], BUY if w[5] == "buy" else SELL,
+                                         KINDS[w[6]], int(w[7]), int(w[8]), int(w[9]))
+                self.refs[w[2], w[3]] = oid
+            elif not (self.registry.restore_line(lines[i]) or self.accounts.restore_line(lines[i])):
+                raise ValueError(f"line {i + 5}: unexpected {lines[i][:40]!r}")
+            i += 1
+        if i == n:
+            raise ValueError("no 'book' section")
+        self.engine = Engine.restore("\n".join(lines[i + 1:]) + "\n")
+
+
+def main(argv=None) -> int:
+    return filter_main(Specialist, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The filter protocol (see docs/pit-filter.7.md): mbox in, mbox out.
+
+A filter is a subclass of :class:`Filter` that says which records are its
+business (:meth:`Filter.wants`), what it does with one (:meth:`Filter.apply`,
+which calls :meth:`Filter.say` for each report line), and how its state is
+written and read back (:meth:`Filter.state`, :meth:`Filter.restore`).
+:func:`main` runs it as a stdin/stdout program; :func:`run` is the same
+thing in process, which is what `pit audit` and the tests use.
+
+The driver never reads the clock: the dates of a filter's messages are the
+notary time of the last record it read.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO, Iterable, Iterator
+
+from pit import mbox, message
+
+__all__ = ["Filter", "FilterError", "run", "main", "signed_text"]
+
+
+class FilterError(Exception):
+    """The input cannot be read as the protocol requires (exit status 1)."""
+
+
+def signed_text(msg: bytes) -> str:
+    """The text a record's signer signed: what reports and checkpoints are read from."""
+    from pit import signed
+    _, original = mbox.split_stamp(msg)
+    return signed.extract(original).text
+
+
+class Filter:
+    """Base class of every filter.  Subclasses set ``name`` (``"transfers"``)
+    or compute it from their arguments (``"specialist ACME"``)."""
+
+    name = "filter"
+
+    def __init__(self, args: list[str] | None = None):
+        self.args = list(args or [])
+        self.pit = ""            # pit name, learnt from the records
+        self.seq = 0             # last sequence number acted on or skipped
+        self.time = ""           # X-Pit-Time of the last record read
+        self.lines: list[str] = []
+        self.first_seq = 0       # first record acted on in this run
+
+    # -- what a filter writes -------------------------------------------------
+    def wants(self, stamp: dict) -> bool:
+        """Is this record (by its stamp headers, lowercased) this filter's business?"""
+        raise NotImplementedError
+
+    def apply(self, seq: int, stamp: dict, msg: bytes) -> None:
+        """Act on one record; report what happened with :meth:`say`."""
+        raise NotImplementedError
+
+    def state(self) -> list[str]:
+        """The whole state as canonical text lines (no header lines)."""
+        raise NotImplementedError
+
+    def restore(self, lines: list[str]) -> None:
+        """Inverse of :meth:`state`."""
+        raise NotImplementedError
+
+    # -- helpers ----------------------------------------------------------------
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+    @property
+    def account(self) -> str:
+        """The filter's own account, the one its key signs reports as."""
+        return self.name.replace(" ", ":")
+
+    def checkpoint_body(self) -> str:
+        head = [f"Checkpoint: {self.name}", f"Pit: {self.pit}", f"Seq: {self.seq}", ""]
+        return "\n".join(head + self.state()) + "\n"
+
+    def report_body(self) -> str:
+        head = [f"Report: {self.name}", f"Pit: {self.pit}",
+                f"From-Seq: {self.first_seq}", f"To-Seq: {self.seq}", ""]
+        return "\n".join(head + self.lines) + "\n"
+
+    def load_checkpoint(self, text: str) -> None:
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        try:
+            assert lines[0] == f"Checkpoint: {self.name}", f"checkpoint is not for {self.name}"
+            assert lines[1].startswith("Pit: "), "line 2 must be 'Pit: NAME'"
+            assert lines[2].startswith("Seq: "), "line 3 must be 'Seq: N'"
+            assert lines[3] == "", "line 4 must be blank"
+            self.pit = lines[1][5:]
+            self.seq = int(lines[2][5:])
+        except (AssertionError, IndexError, ValueError) as e:
+            raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
+        try:
+            self.restore(lines[4:])
+        except Exception as e:  # a damaged checkpoint must not pass silently
+            raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
+
+    def is_own_checkpoint(self, text: str) -> bool:
+        return text.startswith(f"Checkpoint: {self.name}\n")
+
+    # -- one record -------------------------------------------------------------
+    def feed(self, seq: int, stamp: dict, msg: bytes) -> bool:
+        """Act on a record if it is new and ours; return whether it was ours."""
+        if seq <= self.seq:
+            return self.wants(stamp)      # already covered by the checkpoint
+        self.time = stamp.get("x-pit-time", self.time)
+        if not self.pit:
+            self.pit = _pit_of(stamp, msg)
+        mine = self.wants(stamp)
+        if mine:
+            if not self.first_seq:
+                self.first_seq = seq
+            self.apply(seq, stamp, msg)
+        self.seq = seq
+        return mine
+
+
+def _pit_of(stamp: dict, msg: bytes) -> str:
+    return stamp.get("x-pit-pit", "")
+
+
+def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> None:
+    """Run *flt* over *messages* (mbox message bytes), writing the protocol's
+    output to *out* (if given).  The filter's report lines stay in
+    ``flt.lines`` and its final state in the filter.  O(messages)."""
+    write = (lambda m: mbox.write_message(out, m, *_envelope(m))) if out else (lambda m: None)
+    started = False
+    own_start = None
+    for msg in messages:
+        stamp = mbox.stamp(msg)
+        if not started:
+            if stamp.get("x-pit-kind") == "checkpoint":
+                text = signed_text(msg)
+                if flt.is_own_checkpoint(text):
+                    flt.load_checkpoint(text)
+                    own_start = msg
+                else:
+                    write(msg)
+                continue
+            started = True
+            if own_start is not None:
+                write(own_start)
+        seq_text = stamp.get("x-pit-seq")
+        if seq_text is None:
+            write(msg)                    # not notarized: not acted on
+            continue
+        if not flt.feed(int(seq_text), stamp, msg):
+            write(msg)
+    if not started and own_start is not None:
+        write(own_start)
+    if out is not None:
+        date = flt.time
+        if flt.lines:
+            out.write(mbox.format_message(
+                message.filter_output("report", flt.name, flt.pit, flt.report_body(), date),
+                *_sender(flt, date)))
+        out.write(mbox.format_message(
+            message.filter_output("checkpoint", flt.name, flt.pit, flt.checkpoint_body(), date),
+            *_sender(flt, date)))
+
+
+def _envelope(msg: bytes) -> tuple[str, str]:
+    st = mbox.stamp(msg)
+    return "notary", st.get("x-pit-time", "")
+
+
+def _sender(flt: Filter, date: str) -> tuple[str, str]:
+    return flt.account, date
+
+
+def main(cls, argv: list[str] | None = None) -> int:
+    """Run filter class *cls* as a program: stdin to stdout."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print((cls.__doc__ or cls.name).strip())
+        return 0
+    try:
+        flt = cls(argv)
+    except ValueError as e:
+        print(f"{cls.name}: {e}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    try:
+        run(flt, mbox.iter_stream(sys.stdin.buffer), out)
+    except (FilterError, mbox.MboxError) as e:
+        print(f"{flt.name}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    out.flush()
+    return 0
+
+
+def iter_records(messages: Iterable[bytes]) -> Iterator[tuple[int, dict, bytes]]:
+    """``(seq, stamp, msg)`` for each notarized message.  O(messages)."""
+    for msg in messages:
+        st = mbox.stamp(msg)
+        s = st.get("x-pit-seq")
+        if s is not None:
+            yield int(s), st, msg

@@ -1,0 +1,106 @@
+"""Accounts: balances per asset, holds for open orders, exact settlement.
+
+A *ledger* maps (account, asset) to a balance and a held amount.  Assets are
+currency codes (amounts in minor units) and tickers (amounts in lots); the
+ledger itself only sees integers.  ``available = balance - held`` and no
+operation ever lets a balance or an available amount go below zero: a debit or
+hold that does not fit raises :class:`Insufficient` and changes nothing.
+
+Who owns which balance (the design that keeps specialists independent):
+
+* a plain account (``alice``) lives in the ``transfers`` filter's ledger;
+* a trading account (``alice:ACME``) lives in the ledger of the specialist
+  for ACME, and only that specialist ever debits it.
+
+A transfer is executed by the owner of its *source* account, which checks
+the funds, debits, and reports ``transferred``; the owner of the destination
+credits when it reads that report from the archive.  Every unit of value sits
+in exactly one ledger at a time and every ledger is a single serial filter
+over the archive, so no account can overspend, however many tickers it
+trades: to spend cash on ACME it must first have moved it to ``alice:ACME``.
+
+Every operation is O(1).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Insufficient", "Ledger"]
+
+
+class Insufficient(Exception):
+    """A debit or hold larger than what is available."""
+
+    def __init__(self, account: str, asset: str, need: int, available: int):
+        super().__init__(f"{account} needs {need} {asset}, has {available} available")
+        self.account, self.asset, self.need, self.available = account, asset, need, available
+
+
+class Ledger:
+    """Balances and holds, keyed by ``(account, asset)``."""
+
+    __slots__ = ("balance", "held")
+
+    def __init__(self):
+        self.balance: dict[tuple[str, str], int] = {}
+        self.held: dict[tuple[str, str], int] = {}
+
+    def available(self, account: str, asset: str) -> int:
+        k = (account, asset)
+        return self.balance.get(k, 0) - self.held.get(k, 0)
+
+    def credit(self, account: str, asset: str, n: int) -> None:
+        if n < 0:
+            raise ValueError("credit of a negative amount")
+        k = (account, asset)
+        self.balance[k] = self.balance.get(k, 0) + n
+
+    def debit(self, account: str, asset: str, n: int) -> None:
+        """Take *n* out of what is available (not out of holds)."""
+        if n < 0:
+            raise ValueError("debit of a negative amount")
+        k = (account, asset)
+        avail = self.balance.get(k, 0) - self.held.get(k, 0)
+        if n > avail:
+            raise Insufficient(account, asset, n, avail)
+        self.balance[k] -= n
+
+    def hold(self, account: str, asset: str, n: int) -> None:
+        """Set *n* aside for an open order."""
+        k = (account, asset)
+        avail = self.balance.get(k, 0) - self.held.get(k, 0)
+        if n > avail:
+            raise Insufficient(account, asset, n, avail)
+        self.held[k] = self.held.get(k, 0) + n
+
+    def release(self, account: str, asset: str, n: int) -> None:
+        """Give back *n* of what was held."""
+        k = (account, asset)
+        h = self.held.get(k, 0) - n
+        if h < 0:
+            raise ValueError(f"release of {n} {asset} from {account} exceeds its holds")
+        if h:
+            self.held[k] = h
+        else:
+            self.held.pop(k, None)
+
+    def spend_held(self, account: str, asset: str, held: int, spent: int) -> None:
+        """Settle a fill: *held* comes off the holds and *spent* (<= held) off the balance."""
+        if spent > held:
+            raise ValueError(f"{account} spends {spent} {asset} of a hold of {held}")
+        self.release(account, asset, held)
+        k = (account, asset)
+        self.balance[k] = self.balance.get(k, 0) - spent
+
+    def accounts(self) -> list[tuple[str, str, int, int]]:
+        """``(account, asset, balance, held)`` for every non-zero entry, sorted."""
+        keys = set(self.balance) | set(self.held)
+        out = []
+        for k in sorted(keys):
+            b, h = self.balance.get(k, 0), self.held.get(k, 0)
+            if b or h:
+                out.append((k[0], k[1], b, h))
+        return out
+
+    def total(self, asset: str) -> int:
+        """Sum of balances of *asset* over all accounts: conserved by trades.  O(n)."""
+        return sum(v for (_, a), v in self.balance.items() if a == asset)
