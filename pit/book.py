@@ -1,0 +1,695 @@
+"""The matching core: order books for many tickers, matching, stops, events, checkpoints.
+
+Integers only: prices in ticks, quantities in lots, order ids are the notary
+sequence numbers of the messages that placed the orders, owners are account
+names (strings without whitespace).  The caller turns decimal text into these
+integers (``pit.units``) and prints decimals from the event tuples.
+
+Data layout (chosen for speed; see docs/pit-book.md and ``python -m bench.core``):
+
+* a resting order is one small list ``[qty, oid, owner, price, half]``;
+* a price level is ``[total qty, live order count, deque of order lists]``;
+  a cancelled order is marked dead (``qty = 0``) and left in its deque until it
+  reaches the front or the deque is compacted (lazy cancel, O(1));
+* each half-book (bids or asks) keeps ``{price: level}`` plus a heap of level
+  keys (``-price`` for bids) whose top is always a non-empty level, so the best
+  price is O(1).  Empty levels away from the top stay in the heap until they
+  surface (their deque is cleared at once, so they cost a few dozen bytes).
+
+Every operation appends event tuples to ``Engine.events`` (a plain list the
+caller drains); ``format_event`` gives each one canonical text line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from heapq import heapify, heappop, heappush
+
+__all__ = [
+    "Engine", "CheckpointError", "format_event",
+    "BUY", "SELL", "LIMIT", "MARKET", "IOC", "FOK", "STOP_LOSS", "STOP_LIMIT", "TAKE_PROFIT",
+    "NEW", "CANCEL", "MODIFY", "KINDS",
+]
+
+BUY, SELL = "buy", "sell"
+LIMIT, MARKET, IOC, FOK = "limit", "market", "ioc", "fok"
+STOP_LOSS, STOP_LIMIT, TAKE_PROFIT = "stop-loss", "stop-limit", "take-profit"
+KINDS = (LIMIT, MARKET, IOC, FOK, STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
+NEW, CANCEL, MODIFY = "new", "cancel", "modify"      # tuple[0] of a batch message
+
+_PRICED = (LIMIT, IOC, FOK)                 # kinds that need a limit price and no stop
+_STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
+_CAPPED = (MARKET, STOP_LOSS, TAKE_PROFIT)  # market-type kinds: a buy may carry a cap
+_CHECKPOINT_MAGIC = "pit-book checkpoint 1"
+
+
+class CheckpointError(ValueError):
+    """Checkpoint text that does not parse; the message names the line."""
+
+
+class _Half:
+    """One side of one book: ``{price: [qty, count, deque]}`` and a heap of keys."""
+
+    __slots__ = ("levels", "heap", "side", "ticker", "is_bid")
+
+    def __init__(self, ticker: str, side: str):
+        self.levels: dict = {}
+        self.heap: list = []          # bids: -price, asks: price; top = best live level
+        self.side = side
+        self.ticker = ticker
+        self.is_bid = side == BUY
+
+
+class _Book:
+    """One ticker: two halves, the last trade price, two stop heaps."""
+
+    __slots__ = ("ticker", "bids", "asks", "last", "up", "down")
+
+    def __init__(self, ticker: str):
+        self.ticker = ticker
+        self.bids = _Half(ticker, BUY)
+        self.asks = _Half(ticker, SELL)
+        self.last = None              # last trade price; None until the first trade
+        self.up: list = []            # (stop, prio, oid): fires when last >= stop
+        self.down: list = []          # (-stop, prio, oid): fires when last <= stop
+
+
+def _clean(half: _Half) -> None:
+    """Pop empty levels off the top of *half*'s heap.  Amortised O(log L) per level."""
+    heap, levels = half.heap, half.levels
+    if half.is_bid:
+        while heap and not levels[-heap[0]][1]:
+            del levels[-heappop(heap)]
+    else:
+        while heap and not levels[heap[0]][1]:
+            del levels[heappop(heap)]
+
+
+def _fires_up(side: str, kind: str) -> bool:
+    """True if the stop fires when the price rises to it (last >= stop)."""
+    return (side == BUY) != (kind == TAKE_PROFIT)
+
+
+class Engine:
+    """A multi-ticker matching engine.  See docs/pit-book.md for the rules."""
+
+    def __init__(self):
+        self.events: list = []
+        self._books: dict = {}
+        self._orders: dict = {}       # oid -> resting order list [qty, oid, owner, price, half]
+        self._stops: dict = {}        # oid -> [qty, oid, owner, stop, book, side, kind, limit, cap, prio]
+        self._last_oid = 0            # order ids must increase: they are sequence numbers
+
+    # ------------------------------------------------------------------ books
+    def add_book(self, ticker: str) -> None:
+        """Open an empty book for *ticker*.  O(1).  ValueError if it exists or is malformed."""
+        if not isinstance(ticker, str) or not ticker or any(c.isspace() for c in ticker):
+            raise ValueError(f"ticker {ticker!r} must be a non-empty word")
+        if ticker in self._books:
+            raise ValueError(f"book {ticker} already exists")
+        self._books[ticker] = _Book(ticker)
+
+    def tickers(self) -> list:
+        """Tickers with a book, sorted.  O(B log B)."""
+        return sorted(self._books)
+
+    # ------------------------------------------------------------ market data
+    def best_bid(self, ticker: str):
+        """Best bid price in ticks, or None.  O(1)."""
+        heap = self._books[ticker].bids.heap
+        return -heap[0] if heap else None
+
+    def best_ask(self, ticker: str):
+        """Best ask price in ticks, or None.  O(1)."""
+        heap = self._books[ticker].asks.heap
+        return heap[0] if heap else None
+
+    def level_qty(self, ticker: str, side: str, price: int) -> int:
+        """Total resting lots on *side* at *price*.  O(1)."""
+        book = self._books[ticker]
+        lv = (book.bids if side == BUY else book.asks).levels.get(price)
+        return lv[0] if lv else 0
+
+    def depth(self, ticker: str, side: str, n: int) -> list:
+        """[(price, qty, order_count), ...] for the *n* best levels, best first.
+
+        O(n log n): walks the heap tree best first (plus any empty levels it
+        passes, which are few: they are dropped when they reach the top).
+        """
+        book = self._books[ticker]
+        half = book.bids if side == BUY else book.asks
+        heap, levels, sign = half.heap, half.levels, (-1 if half.is_bid else 1)
+        out, frontier = [], ([(heap[0], 0)] if heap else [])
+        while frontier and len(out) < n:
+            key, i = heappop(frontier)
+            lv = levels[key * sign]
+            if lv[1]:
+                out.append((key * sign, lv[0], lv[1]))
+            for j in (2 * i + 1, 2 * i + 2):
+                if j < len(heap):
+                    heappush(frontier, (heap[j], j))
+        return out
+
+    def last_price(self, ticker: str):
+        """Price of the last trade in *ticker*, or None.  O(1)."""
+        return self._books[ticker].last
+
+    def order(self, oid: int):
+        """(ticker, side, kind, owner, remaining qty, price, stop) of a resting or
+        untriggered order, else None.  O(1).  Resting orders report kind ``limit``
+        (a triggered stop-limit rests as a limit order)."""
+        rec = self._orders.get(oid)
+        if rec is not None:
+            half = rec[4]
+            return (half.ticker, half.side, LIMIT, rec[2], rec[0], rec[3], 0)
+        s = self._stops.get(oid)
+        if s is not None:
+            return (s[4].ticker, s[5], s[6], s[2], s[0], s[7], s[3])
+        return None
+
+    # ------------------------------------------------------------- operations
+    def new(self, seq, oid, owner, ticker, side, kind, qty, price=0, stop=0, cap=0):
+        """Place an order.  O(1) if it rests without crossing (O(log L) if it opens a
+        level); O(F + L) if it fills F makers across L levels; stops add
+        O(S log S) for the S stops they trigger.  FOK adds O(crossed orders)."""
+        book = self._books.get(ticker)
+        if (kind == LIMIT and oid > self._last_oid and book is not None and qty > 0
+                and price > 0 and not stop and not cap and (side == BUY or side == SELL)):
+            # Fast path: a valid limit order.  Same effect as _new_checked (tested).
+            self._last_oid = oid
+            self.events.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+            if side == BUY:
+                opp = book.asks.heap
+                if opp and opp[0] <= price:
+                    return self._limit_crossing(seq, oid, owner, book, side, qty, price)
+                half = book.bids
+            else:
+                opp = book.bids.heap
+                if opp and -opp[0] >= price:
+                    return self._limit_crossing(seq, oid, owner, book, side, qty, price)
+                half = book.asks
+            rec = [qty, oid, owner, price, half]
+            self._orders[oid] = rec
+            lv = half.levels.get(price)
+            if lv is None:
+                half.levels[price] = [qty, 1, deque((rec,))]
+                heappush(half.heap, -price if side == BUY else price)
+            else:
+                lv[0] += qty
+                lv[1] += 1
+                lv[2].append(rec)
+            return None
+        return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
+
+    def cancel(self, seq, oid, owner):
+        """Cancel a resting or untriggered order.  O(1) amortised (lazy removal)."""
+        rec = self._orders.get(oid)
+        if rec is not None and rec[2] == owner:
+            del self._orders[oid]
+            qty, price, half = rec[0], rec[3], rec[4]
+            rec[0] = 0
+            lv = half.levels[price]
+            lv[0] -= qty
+            count = lv[1] = lv[1] - 1
+            q = lv[2]
+            if not count:
+                q.clear()
+                _clean(half)
+            elif len(q) > 2 * count + 16:
+                lv[2] = deque([r for r in q if r[0]])   # compact: dead orders pile up
+            self.events.append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+            return None
+        return self._cancel_other(seq, oid, owner, rec)
+
+    def modify(self, seq, oid, owner, qty, price, limit=0):
+        """Change an order's open quantity and price.
+
+        Resting order: *qty* is the new open quantity, *price* the new limit.  A pure
+        quantity decrease (or no change) keeps time priority; anything else is a
+        cancel plus re-insert at the back of the new level (and matches if it now
+        crosses).  Untriggered stop: *price* is the new stop; for a stop-limit,
+        *limit* is the new limit price (0 keeps the old one).  O(1) for a decrease,
+        else as ``new``.
+        """
+        rec = self._orders.get(oid)
+        reason = self._modify_problem(oid, owner, qty, price, limit, rec)
+        if reason:
+            self.events.append(("rejected", seq, oid, reason))
+            return None
+        if rec is None:
+            return self._modify_stop(seq, oid, qty, price, limit)
+        half = rec[4]
+        book = self._books[half.ticker]
+        old_qty, old_price = rec[0], rec[3]
+        lv = half.levels[old_price]
+        if price == old_price and qty <= old_qty:
+            rec[0] = qty
+            lv[0] -= old_qty - qty
+            self.events.append(("modified", seq, oid, qty, price, 0, True, owner, half.ticker, half.side))
+            return None
+        # loses priority: remove, then place again under the same id
+        del self._orders[oid]
+        rec[0] = 0
+        lv[0] -= old_qty
+        lv[1] -= 1
+        if not lv[1]:
+            lv[2].clear()
+            _clean(half)
+        self.events.append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, half.side))
+        last = book.last
+        self._limit(seq, oid, owner, book, half.side, qty, price)
+        if book.last != last:
+            self._fire(book, seq)
+        return None
+
+    def run(self, batch) -> None:
+        """Apply messages in order; same events as one call each.  Layouts:
+
+        ``(NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap)``,
+        ``(CANCEL, seq, oid, owner)``, ``(MODIFY, seq, oid, owner, qty, price)``
+        or ``(MODIFY, seq, oid, owner, qty, price, limit)``.  O(total work).
+        """
+        new, cancel, modify = self.new, self.cancel, self.modify
+        for m in batch:
+            op = m[0]
+            if op == NEW:
+                new(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10])
+            elif op == CANCEL:
+                cancel(m[1], m[2], m[3])
+            elif op == MODIFY:
+                modify(*m[1:])
+            else:
+                raise ValueError(f"unknown operation {op!r} in batch message {m!r}")
+
+    # -------------------------------------------------------------- internals
+    def _new_checked(self, seq, oid, owner, ticker, side, kind, qty, price, stop, cap):
+        """Every order kind, with a reason for each refusal."""
+        ev = self.events
+        book = self._books.get(ticker)
+        reason = None
+        if not isinstance(oid, int) or oid <= self._last_oid:
+            reason = f"duplicate order id {oid} (order ids must increase; last was {self._last_oid})"
+        elif book is None:
+            reason = f"unknown ticker {ticker}"
+        elif side != BUY and side != SELL:
+            reason = f"side must be buy or sell, not {side!r}"
+        elif kind not in KINDS:
+            reason = f"unknown order kind {kind!r}"
+        elif not isinstance(qty, int) or qty <= 0:
+            reason = "quantity must be positive"
+        elif kind in _PRICED or kind == STOP_LIMIT:
+            if not isinstance(price, int) or price <= 0:
+                reason = "price must be positive"
+        elif price:
+            reason = f"a {kind} order takes no limit price"
+        if reason is None:
+            if kind in _STOPS:
+                if not isinstance(stop, int) or stop <= 0:
+                    reason = "stop price must be positive"
+            elif stop:
+                reason = f"a {kind} order takes no stop price"
+        if reason is None and cap:
+            if not isinstance(cap, int) or cap < 0:
+                reason = "cap must not be negative"
+            elif kind not in _CAPPED or side != BUY:
+                reason = "a cap is only for market, stop-loss and take-profit buys"
+        if reason is not None:
+            ev.append(("rejected", seq, oid, reason))
+            return None
+        self._last_oid = oid
+        ev.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
+        last = book.last
+        if kind == LIMIT:
+            self._limit(seq, oid, owner, book, side, qty, price)
+        elif kind == IOC or kind == MARKET:
+            left, capped = self._take(seq, oid, owner, book, side, qty, price, cap)
+            if left:
+                ev.append(("cancelled", seq, oid, left, "cap" if capped else kind, owner, ticker, side, price))
+        elif kind == FOK:
+            if self._available(book, side, owner, price, qty) >= qty:
+                self._take(seq, oid, owner, book, side, qty, price, 0)
+            else:
+                ev.append(("cancelled", seq, oid, qty, "fok", owner, ticker, side, price))
+        else:
+            prio = seq
+            self._stops[oid] = [qty, oid, owner, stop, book, side, kind, price, cap, prio]
+            if _fires_up(side, kind):
+                heappush(book.up, (stop, prio, oid))
+            else:
+                heappush(book.down, (-stop, prio, oid))
+            if book.last is not None:
+                self._fire(book, seq)
+            return None
+        if book.last != last:
+            self._fire(book, seq)
+        return None
+
+    def _limit_crossing(self, seq, oid, owner, book, side, qty, price):
+        """A limit order that crosses on arrival: match, rest the rest, fire stops."""
+        last = book.last
+        self._limit(seq, oid, owner, book, side, qty, price)
+        if book.last != last:
+            self._fire(book, seq)
+
+    def _limit(self, seq, oid, owner, book, side, qty, price):
+        """Match a limit order, then rest what is left.  O(F + L + log L)."""
+        qty = self._take(seq, oid, owner, book, side, qty, price, 0)[0]
+        if qty:
+            half = book.bids if side == BUY else book.asks
+            rec = [qty, oid, owner, price, half]
+            self._orders[oid] = rec
+            lv = half.levels.get(price)
+            if lv is None:
+                half.levels[price] = [qty, 1, deque((rec,))]
+                heappush(half.heap, -price if side == BUY else price)
+            else:
+                lv[0] += qty
+                lv[1] += 1
+                lv[2].append(rec)
+
+    def _take(self, seq, oid, owner, book, side, qty, limit, cap):
+        """Fill up to *qty* against the opposite side, best price first, FIFO in a
+        level, at the maker's price; *limit* 0 means no limit (market).  An own
+        resting order met on the way is cancelled (self-trade) and matching goes
+        on.  With *cap*, stop before sum(price*qty) would exceed it.
+        Returns (unfilled qty, stopped by cap).  O(F + L) for F makers, L levels."""
+        append = self.events.append
+        orders = self._orders
+        ticker = book.ticker
+        if side == BUY:
+            half, sign = book.asks, 1
+        else:
+            half, sign = book.bids, -1
+        heap, levels, mside = half.heap, half.levels, half.side
+        capped = False
+        while qty and heap:
+            price = heap[0] * sign
+            if limit and (price > limit if sign == 1 else price < limit):
+                break
+            want = qty
+            if cap:
+                room = cap // price
+                if room < want:
+                    want = room
+                    if not want:
+                        capped = True
+                        break
+            lv = levels[price]
+            q = lv[2]
+            took = 0
+            while q and took < want:
+                rec = q[0]
+                rq = rec[0]
+                if not rq:
+                    q.popleft()
+                    continue
+                if rec[2] == owner:
+                    q.popleft()
+                    rec[0] = 0
+                    del orders[rec[1]]
+                    lv[0] -= rq
+                    lv[1] -= 1
+                    append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, price))
+                    continue
+                fill = want - took
+                if rq <= fill:
+                    fill = rq
+                    q.popleft()
+                    rec[0] = 0
+                    del orders[rec[1]]
+                    lv[1] -= 1
+                else:
+                    rec[0] = rq - fill
+                lv[0] -= fill
+                took += fill
+                append(("trade", seq, ticker, price, fill, rec[1], oid, rec[2], owner, side))
+            if took:
+                book.last = price
+                qty -= took
+                if cap:
+                    cap -= took * price
+            if not lv[1]:
+                q.clear()
+                heappop(heap)
+                del levels[price]
+            elif qty:
+                # the level still has orders yet we stopped: the cap ran out here
+                capped = True
+                break
+        return qty, capped
+
+    def _available(self, book, side, owner, limit, qty):
+        """Lots an order could fill now at *limit*, not counting its owner's own
+        resting orders (they would be cancelled, not filled).  Stops counting at
+        *qty*.  O(orders on the crossed levels)."""
+        half = book.asks if side == BUY else book.bids
+        total = 0
+        for price, lv in half.levels.items():
+            if lv[1] and (price <= limit if side == BUY else price >= limit):
+                for rec in lv[2]:
+                    if rec[0] and rec[2] != owner:
+                        total += rec[0]
+                if total >= qty:
+                    break
+        return total
+
+    def _fire(self, book, seq):
+        """Trigger and run stops until none is satisfied by the last price.
+
+        Stops whose condition holds are triggered together (events in priority
+        order: the seq that accepted them or last changed their price); then the
+        lowest-priority-number triggered order runs fully, the last price is
+        checked again (cascades), and so on.  O(S log S) for S stops triggered.
+        """
+        stops, ev = self._stops, self.events
+        pending = []
+        while True:
+            last = book.last
+            fresh = []
+            up, down = book.up, book.down
+            while up and up[0][0] <= last:
+                _, prio, oid = heappop(up)
+                s = stops.get(oid)
+                if s is not None and s[9] == prio:
+                    fresh.append(s)
+            while down and -down[0][0] >= last:
+                _, prio, oid = heappop(down)
+                s = stops.get(oid)
+                if s is not None and s[9] == prio:
+                    fresh.append(s)
+            fresh.sort(key=lambda s: (s[9], s[1]))
+            for s in fresh:
+                del stops[s[1]]
+                ev.append(("triggered", seq, s[1], s[3], last, s[2], book.ticker, s[5], s[6]))
+                heappush(pending, (s[9], s[1], s))
+            if not pending:
+                return
+            qty, oid, owner, _, _, side, kind, limit, cap, _ = heappop(pending)[2]
+            if kind == STOP_LIMIT:
+                self._limit(seq, oid, owner, book, side, qty, limit)
+            else:
+                left, capped = self._take(seq, oid, owner, book, side, qty, 0, cap)
+                if left:
+                    ev.append(("cancelled", seq, oid, left, "cap" if capped else "market",
+                               owner, book.ticker, side, 0))
+
+    def _cancel_other(self, seq, oid, owner, rec):
+        """Cancel of an untriggered stop, or the rejection of a bad cancel."""
+        s = self._stops.get(oid)
+        if rec is None and s is not None and s[2] == owner:
+            del self._stops[oid]   # its heap entry is skipped when it surfaces
+            self.events.append(("cancelled", seq, oid, s[0], "cancel", owner, s[4].ticker, s[5], s[7]))
+            return None
+        if rec is None and s is None:
+            reason = f"order {oid} is not resting"
+        else:
+            reason = f"not the owner of order {oid}"
+        self.events.append(("rejected", seq, oid, reason))
+        return None
+
+    def _modify_problem(self, oid, owner, qty, price, limit, rec):
+        """The reason a modify must be rejected, or None."""
+        s = self._stops.get(oid) if rec is None else None
+        if rec is None and s is None:
+            return f"order {oid} is not resting"
+        if (rec or s)[2] != owner:
+            return f"not the owner of order {oid}"
+        if not isinstance(qty, int) or qty <= 0:
+            return "quantity must be positive"
+        if not isinstance(price, int) or price <= 0:
+            return "price must be positive" if rec is not None else "stop price must be positive"
+        if not isinstance(limit, int) or limit < 0:
+            return "limit price must be positive"
+        if limit and (rec is not None or s[6] != STOP_LIMIT):
+            return "only an untriggered stop-limit order takes a new limit price"
+        return None
+
+    def _modify_stop(self, seq, oid, qty, stop, limit):
+        s = self._stops[oid]
+        book, side, kind = s[4], s[5], s[6]
+        limit = limit or s[7]
+        kept = stop == s[3] and limit == s[7] and qty <= s[0]
+        s[0], s[7] = qty, limit
+        if not kept:
+            s[3], s[9] = stop, seq
+            if _fires_up(side, kind):
+                heappush(book.up, (stop, seq, oid))
+            else:
+                heappush(book.down, (-stop, seq, oid))
+        self.events.append(("modified", seq, oid, qty, limit, stop, kept, s[2], book.ticker, side))
+        if not kept and book.last is not None:
+            self._fire(book, seq)
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> str:
+        """Canonical text of the whole state.  O(N log L) for N orders, L levels.
+
+        ::
+
+            pit-book checkpoint 1
+            last-oid 57
+            book ACME last 1250          (``last none`` before the first trade)
+            bid 1250 oid 17 alice qty 100        (best level first, FIFO inside)
+            ask 1251 oid 18 bob qty 10
+            stop oid 20 carol sell stop-loss qty 10 stop 1200 limit 0 cap 0 prio 20
+            end
+        """
+        out = [_CHECKPOINT_MAGIC, f"last-oid {self._last_oid}"]
+        stops_by_book: dict = {}
+        for s in self._stops.values():
+            stops_by_book.setdefault(s[4].ticker, []).append(s)
+        for ticker in sorted(self._books):
+            book = self._books[ticker]
+            out.append(f"book {ticker} last {'none' if book.last is None else book.last}")
+            for half, word, rev in ((book.bids, "bid", True), (book.asks, "ask", False)):
+                for price in sorted(half.levels, reverse=rev):
+                    for rec in half.levels[price][2]:
+                        if rec[0]:
+                            out.append(f"{word} {price} oid {rec[1]} {rec[2]} qty {rec[0]}")
+            for s in sorted(stops_by_book.get(ticker, ()), key=lambda s: (s[9], s[1])):
+                out.append(f"stop oid {s[1]} {s[2]} {s[5]} {s[6]} qty {s[0]} stop {s[3]} "
+                           f"limit {s[7]} cap {s[8]} prio {s[9]}")
+        out.append("end")
+        return "\n".join(out) + "\n"
+
+    @classmethod
+    def restore(cls, text: str) -> "Engine":
+        """Rebuild an engine from ``checkpoint()`` text.  O(N + L log L).
+
+        Raises CheckpointError naming the line for anything malformed."""
+        eng = cls()
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        book = None
+        seen_end = False
+        for no, line in enumerate(lines, 1):
+            w = line.split(" ")
+            try:
+                if seen_end:
+                    raise ValueError("text after 'end'")
+                if no == 1:
+                    if line != _CHECKPOINT_MAGIC:
+                        raise ValueError(f"expected {_CHECKPOINT_MAGIC!r}")
+                elif no == 2:
+                    if w[0] != "last-oid" or len(w) != 2:
+                        raise ValueError("expected 'last-oid N'")
+                    eng._last_oid = _nat(w[1])
+                elif w[0] == "book" and len(w) == 4 and w[2] == "last":
+                    eng.add_book(w[1])
+                    book = eng._books[w[1]]
+                    book.last = None if w[3] == "none" else _pos(w[3])
+                elif w[0] in ("bid", "ask") and len(w) == 6 and w[2] == "oid" and w[4] == "qty":
+                    if book is None:
+                        raise ValueError("order before any 'book' line")
+                    price, oid, qty = _pos(w[1]), _pos(w[3]), _pos(w[5])
+                    half = book.bids if w[0] == "bid" else book.asks
+                    if oid in eng._orders or oid in eng._stops:
+                        raise ValueError(f"order {oid} appears twice")
+                    rec = [qty, oid, sys.intern(w[4]), price, half]
+                    eng._orders[oid] = rec
+                    lv = half.levels.get(price)
+                    if lv is None:
+                        half.levels[price] = [qty, 1, deque((rec,))]
+                    else:
+                        lv[0] += qty
+                        lv[1] += 1
+                        lv[2].append(rec)
+                elif (w[0] == "stop" and len(w) == 16 and w[1] == "oid" and w[6] == "qty"
+                      and w[8] == "stop" and w[10] == "limit" and w[12] == "cap" and w[14] == "prio"):
+                    if book is None:
+                        raise ValueError("stop before any 'book' line")
+                    oid, owner, side, kind = _pos(w[2]), sys.intern(w[3]), w[4], w[5]
+                    if side not in (BUY, SELL) or kind not in _STOPS:
+                        raise ValueError(f"bad stop side/kind {side} {kind}")
+                    if (w[11] == "0") != (kind != STOP_LIMIT):
+                        raise ValueError("only a stop-limit order has a limit price")
+                    if oid in eng._orders or oid in eng._stops:
+                        raise ValueError(f"order {oid} appears twice")
+                    qty, stop, limit, cap, prio = _pos(w[7]), _pos(w[9]), _nat(w[11]), _nat(w[13]), _pos(w[15])
+                    eng._stops[oid] = [qty, oid, owner, stop, book, side, kind, limit, cap, prio]
+                    if _fires_up(side, kind):
+                        book.up.append((stop, prio, oid))
+                    else:
+                        book.down.append((-stop, prio, oid))
+                elif line == "end":
+                    seen_end = True
+                else:
+                    raise ValueError(f"unexpected line {line!r}")
+            except ValueError as e:
+                raise CheckpointError(f"checkpoint line {no}: {e}") from None
+        if not seen_end:
+            raise CheckpointError(f"checkpoint line {len(lines)}: missing 'end' (truncated?)")
+        for book in eng._books.values():
+            for half in (book.bids, book.asks):
+                half.heap = [-p if half.is_bid else p for p in half.levels]
+                heapify(half.heap)
+            heapify(book.up)
+            heapify(book.down)
+            if book.bids.heap and book.asks.heap and -book.bids.heap[0] >= book.asks.heap[0]:
+                raise CheckpointError(f"checkpoint: book {book.ticker} is crossed")
+        return eng
+
+
+def _pos(word: str) -> int:
+    n = _nat(word)
+    if n <= 0:
+        raise ValueError(f"{word!r} must be positive")
+    return n
+
+
+def _nat(word: str) -> int:
+    if not word.isdigit() or not word.isascii() or (len(word) > 1 and word[0] == "0"):
+        raise ValueError(f"{word!r} is not a canonical whole number")
+    return int(word)
+
+
+def format_event(e: tuple) -> str:
+    """One canonical line of lowercase words and integers for an event tuple.  O(1).
+
+    >>> format_event(("trade", 42, "ACME", 1250, 100, 17, 42, "bob", "alice", "buy"))
+    'trade 42 ACME qty 100 price 1250 maker 17 bob taker 42 alice buy'
+    """
+    k = e[0]
+    if k == "trade":
+        _, seq, ticker, price, qty, moid, toid, mown, town, side = e
+        return f"trade {seq} {ticker} qty {qty} price {price} maker {moid} {mown} taker {toid} {town} {side}"
+    if k == "accepted":
+        _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = e
+        return (f"accepted {seq} oid {oid} {owner} {ticker} {side} {kind} qty {qty} "
+                f"price {price} stop {stop} cap {cap}")
+    if k == "cancelled":
+        _, seq, oid, qty, reason, owner, ticker, side, price = e
+        return f"cancelled {seq} oid {oid} qty {qty} {reason} {owner} {ticker} {side} price {price}"
+    if k == "rejected":
+        _, seq, oid, reason = e
+        return f"rejected {seq} oid {oid} {reason}"
+    if k == "triggered":
+        _, seq, oid, stop, last, owner, ticker, side, kind = e
+        return f"triggered {seq} oid {oid} {owner} {ticker} {side} {kind} stop {stop} last {last}"
+    if k == "modified":
+        _, seq, oid, qty, price, stop, kept, owner, ticker, side = e
+        return (f"modified {seq} oid {oid} {owner} {ticker} {side} qty {qty} price {price} "
+                f"stop {stop} priority {'kept' if kept else 'lost'}")
+    raise ValueError(f"unknown event kind {k!r}")
