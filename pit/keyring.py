@@ -1,0 +1,364 @@
+"""A pit's GnuPG home: the members' public keys and the notary's key pair.
+
+GnuPG is the keyring of record (auditors check by hand with stock gpg),
+and python-gnupg is how the pit drives it.  Each gpg call is a process
+(~100-185 a second), so the hot path does not come through here: the
+notary calls ``Keyring.load_verifier()`` once and then verifies in
+process with ``pit.openpgp``.  ``verify_gpg`` stays as the reference the
+in-process verifier is tested against.
+
+This module answers "which key signed this, and is that key good".
+Which fingerprint owns which accounts is membership, recorded in the
+archive by the notary, not here.
+
+Keys are generated without passphrase (``%no-protection``): a pit's
+notary and filters sign unattended, and the trader demo keys are
+fixtures.  The home is made mode 0700 as gpg insists.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gnupg
+
+from pit import openpgp
+from pit.openpgp import Verdict
+
+__all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS"]
+
+# Key kinds a pit accepts, as gpg's batch key-generation parameters.
+ALGORITHMS = {
+    "ed25519": "Key-Type: eddsa\nKey-Curve: ed25519\n",
+    "rsa3072": "Key-Type: RSA\nKey-Length: 3072\n",
+}
+# The same, in the spelling of --quick-add-key.
+_QUICK_ALGO = {"ed25519": "ed25519", "rsa3072": "rsa3072"}
+
+# gpg's status keywords that carry a verdict, by priority of meaning.
+_GPG_VERDICTS = {
+    "GOODSIG": "good", "EXPKEYSIG": "expired-key", "REVKEYSIG": "revoked-key",
+    "BADSIG": "bad",
+}
+
+
+class KeyringError(RuntimeError):
+    """A gpg operation on the pit's keyring failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key (primary or subkey) as gpg lists it with ``--with-colons``."""
+
+    fingerprint: str
+    keyid: str
+    algo: int
+    created: int
+    expires: int | None
+    validity: str                 # gpg's field 2: 'e' expired, 'r' revoked, ...
+    capabilities: str             # gpg's field 12, e.g. 'scSC' or 's'
+    uids: tuple[str, ...] = ()
+    subkeys: tuple["KeyInfo", ...] = field(default=())
+
+    @property
+    def expired(self) -> bool:
+        return self.validity == "e"
+
+    @property
+    def revoked(self) -> bool:
+        return self.validity == "r"
+
+    @property
+    def can_sign(self) -> bool:
+        return "s" in self.capabilities
+
+
+class Keyring:
+    """A GnuPG home directory driven through python-gnupg.
+
+    ``gpgbinary`` is the gpg program (``gpg`` 2.2 or later).  Every
+    operation runs one gpg process, so each costs milliseconds: keep
+    them off per-message paths (use ``load_verifier``).
+    """
+
+    def __init__(self, gnupghome: str | os.PathLike, gpgbinary: str = "gpg"):
+        self.home = Path(gnupghome)
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        self.gpgbinary = gpgbinary
+        # The pit decides membership itself; gpg's web of trust has no say.
+        self._options = ["--trust-model", "always"]
+        self.gpg = self._gpg()
+
+    def _gpg(self, at: int | None = None) -> gnupg.GPG:
+        options = list(self._options)
+        if at is not None:
+            options += ["--faked-system-time", f"{int(at)}!"]
+        g = gnupg.GPG(gpgbinary=self.gpgbinary, gnupghome=str(self.home), options=options)
+        g.encoding = "utf-8"
+        return g
+
+    def _run(self, args: list[str], what: str, at: int | None = None,
+             input: bytes | None = None) -> subprocess.CompletedProcess:
+        """gpg subcommands python-gnupg has no method for (--quick-set-expire)."""
+        # Keys here have no passphrase; loopback keeps the agent from
+        # looking for a terminal to ask on.
+        cmd = [self.gpgbinary, "--homedir", str(self.home), "--batch", "--yes",
+               "--pinentry-mode", "loopback", "--passphrase", "", *self._options]
+        if at is not None:
+            cmd += ["--faked-system-time", f"{int(at)}!"]
+        proc = subprocess.run(cmd + args, input=input, capture_output=True)
+        if proc.returncode != 0:
+            raise KeyringError(f"{what} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        return proc
+
+    # ------------------------------------------------------------ keys
+
+    def generate(self, name: str, email: str, algo: str = "ed25519",
+                 expire: str | None = None, at: int | None = None) -> str:
+        """Make a passphrase-less signing key pair; returns its fingerprint.
+
+        ``algo`` is ``"ed25519"`` or ``"rsa3072"``; ``expire`` is gpg's
+        ``Expire-Date`` (``"1d"``, ``"2y"``, ISO date) or None for never;
+        ``at`` (epoch seconds) creates the key at that faked time, which
+        is how an already-expired key is made for tests.
+        """
+        if algo not in ALGORITHMS:
+            raise KeyringError(f"key algorithm {algo!r} is not one of {sorted(ALGORITHMS)}")
+        params = (ALGORITHMS[algo] + "Key-Usage: sign\n"
+                  f"Name-Real: {name}\nName-Email: {email}\n"
+                  f"Expire-Date: {expire or 0}\n%no-protection\n%commit\n")
+        result = self._gpg(at).gen_key(params)
+        if not result.fingerprint:
+            raise KeyringError(f"generating a {algo} key for {email} failed: {result.stderr.strip()}")
+        return result.fingerprint
+
+    def add_signing_subkey(self, fpr: str, algo: str = "ed25519", at: int | None = None) -> str:
+        """Add a signing subkey to key ``fpr``; returns the subkey's fingerprint."""
+        before = {s.fingerprint for s in self._key(fpr).subkeys}
+        self._run(["--quick-add-key", fpr, _QUICK_ALGO[algo], "sign", "never"],
+                  f"adding a signing subkey to {fpr}", at=at)
+        added = [s.fingerprint for s in self._key(fpr).subkeys if s.fingerprint not in before]
+        if len(added) != 1:
+            raise KeyringError(f"adding a signing subkey to {fpr}: gpg added {len(added)} keys")
+        return added[0]
+
+    def set_expire(self, fpr: str, expire: str, at: int | None = None) -> None:
+        """Set the primary key's expiry (gpg ``--quick-set-expire``)."""
+        self._run(["--quick-set-expire", fpr, expire], f"setting the expiry of {fpr}", at=at)
+
+    def revoke(self, fpr: str) -> None:
+        """Revoke key ``fpr`` with the revocation certificate gpg made at generation."""
+        path = self.home / "openpgp-revocs.d" / f"{fpr}.rev"
+        if not path.exists():
+            raise KeyringError(f"no revocation certificate for {fpr} in {path.parent}")
+        # gpg prefixes the armour with ':' so that it is not imported by accident.
+        text = path.read_text().replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+                                        "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        result = self.gpg.import_keys(text)
+        if not getattr(result, "count", 0) and not result.results:
+            raise KeyringError(f"importing the revocation of {fpr} failed: {result.stderr.strip()}")
+
+    def import_key(self, armored: str | bytes) -> str:
+        """Import one public key (armoured); returns its primary fingerprint.
+
+        Refuses anything but exactly one certificate, and keys whose
+        primary algorithm the pit cannot verify in process.
+        """
+        data = armored.encode("ascii", "replace") if isinstance(armored, str) else armored
+        try:
+            _label, binary = openpgp.dearmor(data)
+            keys = openpgp.parse_keys(binary)
+        except openpgp.OpenPGPError as exc:
+            raise KeyringError(f"not an OpenPGP public key: {exc}") from None
+        primaries = [k for k in keys if k.fingerprint == k.primary_fingerprint]
+        if len(primaries) != 1:
+            raise KeyringError(f"expected one public key, found {len(primaries)}")
+        if primaries[0].material is None:
+            raise KeyringError(f"key {primaries[0].fingerprint} uses algorithm {primaries[0].algo}; a pit accepts ed25519 and RSA keys")
+        result = self.gpg.import_keys(armored if isinstance(armored, str) else armored.decode("ascii"))
+        if primaries[0].fingerprint not in (result.fingerprints or []):
+            raise KeyringError(f"gpg did not import key {primaries[0].fingerprint}: {result.stderr.strip()}")
+        return primaries[0].fingerprint
+
+    def export(self, fpr: str) -> str:
+        """The armoured public key ``fpr`` (with its subkeys and revocations)."""
+        text = self.gpg.export_keys(fpr)
+        if not text:
+            raise KeyringError(f"no public key {fpr} to export")
+        return text
+
+    def export_secret(self, fpr: str) -> str:
+        """The armoured secret key ``fpr`` (keys here have no passphrase)."""
+        text = self.gpg.export_keys(fpr, secret=True, expect_passphrase=False)
+        if not text:
+            raise KeyringError(f"no secret key {fpr} to export")
+        return text
+
+    def keys(self) -> list[KeyInfo]:
+        """Every public key with gpg's view of its validity.  One gpg run."""
+        proc = self._run(["--with-colons", "--fixed-list-mode", "--list-keys"], "listing keys")
+        return _parse_colons(proc.stdout.decode("utf-8", "replace"))
+
+    def _key(self, fpr: str) -> KeyInfo:
+        for key in self.keys():
+            if key.fingerprint == fpr.upper():
+                return key
+        raise KeyringError(f"no public key {fpr} in {self.home}")
+
+    # ---------------------------------------------------------- signing
+
+    def clearsign(self, text: str, fpr: str, at: int | None = None) -> str:
+        """Clearsign ``text`` (UTF-8) with key ``fpr``; returns the armoured text."""
+        result = self._gpg(at).sign(text, keyid=fpr, clearsign=True)
+        if not result.data:
+            raise KeyringError(f"clearsigning with {fpr} failed: {result.stderr.strip()}")
+        return result.data.decode("utf-8")
+
+    def detach_sign(self, data: bytes, fpr: str, at: int | None = None) -> str:
+        """Armoured detached binary (type 0x00) signature of ``data``, for PGP/MIME."""
+        result = self._gpg(at).sign(data, keyid=fpr, clearsign=False, detach=True)
+        if not result.data:
+            raise KeyringError(f"signing with {fpr} failed: {result.stderr.strip()}")
+        return result.data.decode("ascii")
+
+    # ------------------------------------------------------- verifying
+
+    def verify_gpg(self, data: bytes, signature: bytes | str | None = None) -> Verdict:
+        """Verify with gpg itself (slow: one process per call).
+
+        With ``signature`` None, ``data`` is a clearsigned block; otherwise
+        ``signature`` (armoured or binary) is a detached signature over the
+        exact bytes ``data``.  The verdict is read from gpg's status lines;
+        ``sig_id`` is the SHA-256 of the signature packet, as in-process.
+        """
+        if signature is None:
+            result = self.gpg.verify(data)
+            sig_bytes = _signature_in_clearsigned(data)
+        else:
+            raw = signature.encode("ascii") if isinstance(signature, str) else signature
+            with tempfile.NamedTemporaryFile(dir=self.home, suffix=".sig") as tmp:
+                tmp.write(raw)
+                tmp.flush()
+                result = self.gpg.verify_data(tmp.name, data)
+            sig_bytes = raw
+        return self._verdict_from_status(result.stderr or "", sig_bytes)
+
+    def _verdict_from_status(self, stderr: str, sig_bytes: bytes | None) -> Verdict:
+        known: dict = {}
+        try:
+            if sig_bytes is not None:
+                if sig_bytes.lstrip().startswith(b"-----BEGIN"):
+                    sig_bytes = openpgp.dearmor(sig_bytes)[1]
+                sig = openpgp.signature_packet(sig_bytes)
+                known = {"sig_id": sig.sig_id, "created": sig.created}
+        except openpgp.OpenPGPError:
+            pass
+        status: dict[str, list[str]] = {}
+        for line in stderr.splitlines():
+            if line.startswith("[GNUPG:] "):
+                word, _, rest = line[9:].partition(" ")
+                status.setdefault(word, rest.split())
+        if "VALIDSIG" in status:
+            fields = status["VALIDSIG"]
+            known["fingerprint"] = fields[9] if len(fields) > 9 else fields[0]
+            known["created"] = int(fields[2])
+        for word, verdict in _GPG_VERDICTS.items():
+            if word in status:
+                keyid = status[word][0]
+                if "fingerprint" not in known:
+                    known["fingerprint"] = self._primary_of(keyid)
+                detail = f"gpg: {word} {keyid}"
+                return Verdict(verdict == "good", verdict, detail=detail, **known)
+        if "ERRSIG" in status:
+            fields = status["ERRSIG"]
+            if len(fields) > 5 and fields[5] == "9" or "NO_PUBKEY" in status:
+                return Verdict.failed("unknown-key", f"gpg: no public key {fields[0]}", **known)
+            return Verdict.failed("malformed", f"gpg: ERRSIG {' '.join(fields)}", **known)
+        if "NODATA" in status or "BADARMOR" in status:
+            return Verdict.failed("malformed", "gpg found no valid OpenPGP data", **known)
+        return Verdict.failed("malformed", "gpg reported no signature verdict", **known)
+
+    def _primary_of(self, keyid: str) -> str | None:
+        keyid = keyid.upper()
+        for key in self.keys():
+            for k in (key, *key.subkeys):
+                if k.fingerprint.endswith(keyid):
+                    return key.fingerprint
+        return None
+
+    def load_verifier(self) -> openpgp.Verifier:
+        """Build the in-process verifier from every public key here.
+
+        Two gpg runs (export, listing), then pure parsing: O(size of the
+        keyring).  Expiry and revocation are gpg's judgement; a subkey
+        inherits its primary's.  Call again after the keyring changes.
+        """
+        exported = self.gpg.export_keys([k.fingerprint for k in self.keys()] or [], armor=False)
+        if isinstance(exported, str):
+            exported = exported.encode("latin-1")
+        if not exported:
+            return openpgp.Verifier([])
+        info: dict[str, tuple[KeyInfo, KeyInfo]] = {}
+        for primary in self.keys():
+            info[primary.fingerprint] = (primary, primary)
+            for sub in primary.subkeys:
+                info[sub.fingerprint] = (primary, sub)
+        keys = []
+        for key in openpgp.parse_keys(exported):
+            if key.fingerprint not in info:
+                continue                      # not listed by gpg: not valid to it
+            primary, own = info[key.fingerprint]
+            key.revoked = primary.revoked or own.revoked
+            ends = [e for e in (primary.expires, own.expires) if e is not None]
+            key.expires = min(ends) if ends else None
+            if (primary.expired or own.expired) and key.expires is None:
+                key.expires = 0               # gpg says expired: trust it
+            key.can_sign = own.can_sign
+            keys.append(key)
+        return openpgp.Verifier(keys)
+
+
+def _signature_in_clearsigned(block: bytes | str) -> bytes | None:
+    """The binary signature in a clearsigned block, or None if unreadable."""
+    if isinstance(block, str):
+        block = block.encode("utf-8", "replace")
+    start = block.find(b"-----BEGIN PGP SIGNATURE-----")
+    if start < 0:
+        return None
+    try:
+        return openpgp.dearmor(block[start:])[1]
+    except openpgp.OpenPGPError:
+        return None
+
+
+def _parse_colons(text: str) -> list[KeyInfo]:
+    """Parse ``gpg --with-colons --fixed-list-mode --list-keys`` output."""
+    keys: list[dict] = []
+    current: dict | None = None
+    for line in text.splitlines():
+        f = line.split(":")
+        kind = f[0]
+        if kind in ("pub", "sub"):
+            current = {"keyid": f[4], "algo": int(f[3] or 0), "created": int(f[5] or 0),
+                       "expires": int(f[6]) if f[6] else None, "validity": f[1],
+                       "capabilities": f[11], "uids": [], "subkeys": [], "fingerprint": ""}
+            if kind == "pub":
+                keys.append(current)
+            else:
+                keys[-1]["subkeys"].append(current)
+        elif kind == "fpr" and current is not None and not current["fingerprint"]:
+            current["fingerprint"] = f[9]
+        elif kind == "uid" and keys:
+            keys[-1]["uids"].append(f[9])
+
+    def build(d: dict) -> KeyInfo:
+        return KeyInfo(d["fingerprint"], d["keyid"], d["algo"], d["created"], d["expires"],
+                       d["validity"], d["capabilities"], tuple(d["uids"]),
+                       tuple(build(s) for s in d["subkeys"]))
+
+    return [build(k) for k in keys]

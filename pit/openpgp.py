@@ -1,0 +1,511 @@
+"""In-process OpenPGP signature verification (ed25519 and RSA).
+
+GnuPG is the pit's keyring of record, but starting one gpg process per
+message caps the notary at a few hundred verifications a second.  This
+module parses just enough OpenPGP (RFC 4880, v4 keys and signatures, as
+also specified by RFC 9580) to verify the signatures members actually
+make, in process, with the ``cryptography`` package:
+
+* public-key algorithms: RSA (1) and EdDSA-legacy ed25519 (22, curve OID
+  1.3.6.1.4.1.11591.15.1), the two kinds of key a pit accepts;
+* hashes: SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 (gpg 2.2 signs with
+  SHA-256 by default for both key kinds; clients may pick SHA-512);
+* signature types 0x00 (binary document, PGP/MIME) and 0x01 (canonical
+  text, clearsigned).  Canonicalisation of the signed bytes is the job of
+  ``pit.signed``; this module hashes exactly the bytes it is given.
+
+Its verdicts are meant to be gpg's verdicts: ``tests/test_openpgp.py``
+runs a corpus through both and asserts they agree.  Key validity (expiry,
+revocation) is not re-derived from self-signatures: gpg has already judged
+them when the key was imported, and ``pit.keyring.Keyring.load_verifier``
+passes gpg's judgement (from ``gpg --with-colons``) in with each key.
+
+>>> crc24(b"")
+11994318
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+__all__ = [
+    "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",
+    "STATUSES", "crc24", "armor", "dearmor", "iter_packets",
+    "parse_signature", "parse_keys", "signature_packet",
+]
+
+# The only verdicts there are.  ``ok`` is true for "good" alone.
+STATUSES = ("good", "bad", "unknown-key", "expired-key", "revoked-key",
+            "unsigned", "malformed")
+
+ALGO_RSA = 1
+ALGO_RSA_SIGN = 3            # "RSA sign-only", deprecated but same maths
+ALGO_EDDSA = 22
+ED25519_OID = bytes.fromhex("2b06010401da470f01")   # 1.3.6.1.4.1.11591.15.1
+
+TAG_SIGNATURE = 2
+TAG_PUBLIC_KEY = 6
+TAG_USER_ID = 13
+TAG_PUBLIC_SUBKEY = 14
+
+# OpenPGP hash algorithm ids -> (name as in micalg, cryptography class)
+HASHES = {
+    2: ("sha1", hashes.SHA1),
+    8: ("sha256", hashes.SHA256),
+    9: ("sha384", hashes.SHA384),
+    10: ("sha512", hashes.SHA512),
+    11: ("sha224", hashes.SHA224),
+}
+
+SUB_CREATED = 2
+SUB_SIG_EXPIRES = 3
+SUB_ISSUER = 16
+SUB_ISSUER_FPR = 33
+
+
+class OpenPGPError(ValueError):
+    """Bytes that are not the OpenPGP this module understands (says why)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "which key signed this, and is that key good".
+
+    ``status`` is one of ``STATUSES``; ``ok`` is true only for "good".
+    ``fingerprint`` is the signer's *primary* key fingerprint (upper-case
+    hex) whenever the key is known, even for bad signatures.  ``sig_id``
+    is the SHA-256 hex of the signature packet, stable across verifiers
+    and re-armouring, for replay detection.  ``created`` is the signature
+    creation time (seconds since the epoch) when the packet could be read.
+    """
+
+    ok: bool
+    status: str
+    fingerprint: str | None = None
+    sig_id: str | None = None
+    created: int | None = None
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}")
+        if self.ok != (self.status == "good"):
+            raise ValueError(f"verdict ok={self.ok} contradicts status {self.status!r}")
+
+    @classmethod
+    def failed(cls, status: str, detail: str, **known) -> "Verdict":
+        return cls(False, status, detail=detail, **known)
+
+
+# --------------------------------------------------------------- armour
+
+def crc24(data: bytes) -> int:
+    """The OpenPGP armour checksum (RFC 4880 6.1).  O(len(data))."""
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def armor(label: str, data: bytes) -> str:
+    """ASCII-armour ``data`` as ``-----BEGIN PGP <label>-----``.  O(n)."""
+    b64 = base64.b64encode(data).decode("ascii")
+    lines = [f"-----BEGIN PGP {label}-----", ""]
+    lines += [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    lines.append("=" + base64.b64encode(crc24(data).to_bytes(3, "big")).decode("ascii"))
+    lines.append(f"-----END PGP {label}-----")
+    return "\n".join(lines) + "\n"
+
+
+def dearmor(text: bytes | str, check_crc: bool = True) -> tuple[str, bytes]:
+    """Decode the first ASCII-armoured block in ``text``.
+
+    Returns ``(label, data)``, e.g. ``("SIGNATURE", b"...")``.  Armour
+    headers (``Version:``, ``Comment:``) are skipped, CRLF is accepted,
+    and the CRC-24 line, when present, must match (gpg refuses a bad one
+    too).  O(len(text)), but the CRC check is a pure-Python loop: callers
+    on the hot path pass ``check_crc=False`` after a fast base64 decode
+    and rely on the signature itself, which protects the same bytes.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines)
+                  if l.startswith("-----BEGIN PGP ") and l.rstrip().endswith("-----")), None)
+    if start is None:
+        raise OpenPGPError("no '-----BEGIN PGP ...-----' armour line")
+    label = lines[start].rstrip()[len("-----BEGIN PGP "):-5]
+    end_line = f"-----END PGP {label}-----"
+    i = start + 1
+    while i < len(lines) and lines[i].strip() and ":" in lines[i]:
+        i += 1                      # armour headers
+    body, crc_text = [], None
+    for j in range(i, len(lines)):
+        line = lines[j].strip()
+        if line == end_line:
+            break
+        if not line:
+            continue
+        if line.startswith("="):
+            crc_text = line[1:]
+        else:
+            body.append(line)
+    else:
+        raise OpenPGPError(f"armour has no '{end_line}' line")
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise OpenPGPError(f"armour body is not valid base64 ({exc})") from None
+    if check_crc and crc_text is not None:
+        try:
+            crc = int.from_bytes(base64.b64decode(crc_text, validate=True), "big")
+        except (binascii.Error, ValueError):
+            raise OpenPGPError(f"armour checksum line '={crc_text}' is not base64") from None
+        if crc != crc24(data):
+            raise OpenPGPError("armour CRC-24 checksum does not match (damaged armour)")
+    return label, data
+
+
+# -------------------------------------------------------------- packets
+
+def iter_packets(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """Yield ``(tag, body, whole_packet)`` for each packet.  O(len(data)).
+
+    Both the old and the new header formats are read; partial body
+    lengths are joined.  Truncation raises ``OpenPGPError``.
+    """
+    pos, n = 0, len(data)
+    while pos < n:
+        start = pos
+        ctb = data[pos]
+        pos += 1
+        if not ctb & 0x80:
+            raise OpenPGPError(f"byte {start}: not an OpenPGP packet header (0x{ctb:02x})")
+        if ctb & 0x40:                               # new format
+            tag = ctb & 0x3F
+            chunks = []
+            while True:
+                if pos >= n:
+                    raise OpenPGPError(f"packet at byte {start}: truncated length")
+                first = data[pos]
+                if first < 192:
+                    length, pos = first, pos + 1
+                elif first < 224:
+                    if pos + 1 >= n:
+                        raise OpenPGPError(f"packet at byte {start}: truncated length")
+                    length = ((first - 192) << 8) + data[pos + 1] + 192
+                    pos += 2
+                elif first == 255:
+                    length = int.from_bytes(data[pos + 1:pos + 5], "big")
+                    pos += 5
+                else:                                # partial body length
+                    part = 1 << (first & 0x1F)
+                    chunks.append(data[pos + 1:pos + 1 + part])
+                    pos += 1 + part
+                    continue
+                chunks.append(data[pos:pos + length])
+                pos += length
+                break
+            body = b"".join(chunks)
+        else:                                        # old format
+            tag = (ctb >> 2) & 0x0F
+            ltype = ctb & 3
+            if ltype == 3:
+                raise OpenPGPError(f"packet at byte {start}: indeterminate length is not supported")
+            size = (1, 2, 4)[ltype]
+            length = int.from_bytes(data[pos:pos + size], "big")
+            pos += size
+            body = data[pos:pos + length]
+            pos += length
+        if pos > n:
+            raise OpenPGPError(f"packet at byte {start} (tag {tag}) is truncated")
+        yield tag, body, data[start:pos]
+
+
+def _mpi(body: bytes, pos: int) -> tuple[bytes, int]:
+    if pos + 2 > len(body):
+        raise OpenPGPError("truncated MPI")
+    bits = int.from_bytes(body[pos:pos + 2], "big")
+    end = pos + 2 + (bits + 7) // 8
+    if end > len(body):
+        raise OpenPGPError("truncated MPI")
+    return body[pos + 2:end], end
+
+
+def _subpackets(area: bytes) -> Iterator[tuple[int, bool, bytes]]:
+    pos, n = 0, len(area)
+    while pos < n:
+        first = area[pos]
+        if first < 192:
+            length, pos = first, pos + 1
+        elif first < 255:
+            length = ((first - 192) << 8) + area[pos + 1] + 192
+            pos += 2
+        else:
+            length = int.from_bytes(area[pos + 1:pos + 5], "big")
+            pos += 5
+        if length == 0 or pos + length > n:
+            raise OpenPGPError("signature subpacket is truncated")
+        kind = area[pos]
+        yield kind & 0x7F, bool(kind & 0x80), area[pos + 1:pos + length]
+        pos += length
+
+
+# ------------------------------------------------------------ signatures
+
+@dataclass(frozen=True)
+class Signature:
+    """One parsed v4 signature packet."""
+
+    sig_type: int
+    pubkey_algo: int
+    hash_algo: int
+    hashed_prefix: bytes          # version .. end of hashed subpackets
+    left16: bytes
+    values: tuple[bytes, ...]     # the algorithm-specific MPIs
+    created: int | None
+    expires_after: int | None     # signature expiration (seconds), if any
+    issuer_keyid: str | None      # 16 upper-case hex digits
+    issuer_fpr: str | None        # 40 upper-case hex digits
+    packet: bytes                 # the whole packet, header included
+
+    @property
+    def sig_id(self) -> str:
+        """SHA-256 hex of the packet: the same for every copy of it."""
+        return hashlib.sha256(self.packet).hexdigest()
+
+    @property
+    def hash_name(self) -> str:
+        """The hash as RFC 3156 ``micalg`` names it, minus ``pgp-``."""
+        return HASHES[self.hash_algo][0] if self.hash_algo in HASHES else f"hash{self.hash_algo}"
+
+    def trailer(self) -> bytes:
+        """What is hashed after the data (RFC 4880 5.2.4)."""
+        return self.hashed_prefix + b"\x04\xff" + len(self.hashed_prefix).to_bytes(4, "big")
+
+
+def parse_signature(body: bytes, packet: bytes | None = None) -> Signature:
+    """Parse the body of a v4 signature packet.  O(len(body))."""
+    if len(body) < 6:
+        raise OpenPGPError("signature packet is too short")
+    if body[0] != 4:
+        raise OpenPGPError(f"signature packet version {body[0]} is not supported (only v4)")
+    sig_type, pubkey_algo, hash_algo = body[1], body[2], body[3]
+    hashed_len = int.from_bytes(body[4:6], "big")
+    hashed_end = 6 + hashed_len
+    if hashed_end + 2 > len(body):
+        raise OpenPGPError("signature hashed subpackets are truncated")
+    unhashed_len = int.from_bytes(body[hashed_end:hashed_end + 2], "big")
+    unhashed_end = hashed_end + 2 + unhashed_len
+    if unhashed_end + 2 > len(body):
+        raise OpenPGPError("signature unhashed subpackets are truncated")
+    created = expires_after = keyid = fpr = None
+    for area, hashed in ((body[6:hashed_end], True),
+                         (body[hashed_end + 2:unhashed_end], False)):
+        for kind, _critical, value in _subpackets(area):
+            if kind == SUB_CREATED and hashed and len(value) == 4:
+                created = int.from_bytes(value, "big")
+            elif kind == SUB_SIG_EXPIRES and hashed and len(value) == 4:
+                expires_after = int.from_bytes(value, "big") or None
+            elif kind == SUB_ISSUER and len(value) == 8:
+                keyid = keyid or value.hex().upper()
+            elif kind == SUB_ISSUER_FPR and len(value) == 21 and value[0] == 4:
+                fpr = fpr or value[1:].hex().upper()
+    left16 = body[unhashed_end:unhashed_end + 2]
+    values, pos = [], unhashed_end + 2
+    while pos < len(body):
+        value, pos = _mpi(body, pos)
+        values.append(value)
+    if keyid is None and fpr is not None:
+        keyid = fpr[-16:]
+    return Signature(sig_type, pubkey_algo, hash_algo, body[:hashed_end], left16,
+                     tuple(values), created, expires_after, keyid, fpr,
+                     packet if packet is not None else body)
+
+
+def signature_packet(data: bytes) -> Signature:
+    """The one signature in ``data`` (binary, dearmoured).
+
+    Refuses data holding no signature or more than one (a pit order
+    carries exactly one signature), naming what was found.
+    """
+    sigs = [parse_signature(body, whole) for tag, body, whole in iter_packets(data)
+            if tag == TAG_SIGNATURE]
+    if len(sigs) != 1:
+        raise OpenPGPError(f"expected exactly one signature packet, found {len(sigs)}")
+    return sigs[0]
+
+
+# ------------------------------------------------------------------ keys
+
+@dataclass
+class PublicKey:
+    """One signing-capable key (primary or subkey) the verifier knows.
+
+    ``expires`` (epoch seconds or None) and ``revoked`` are gpg's verdict
+    on the key, primary and subkey combined: a subkey of an expired or
+    revoked primary is itself expired or revoked.
+    """
+
+    fingerprint: str               # this key's own fingerprint
+    primary_fingerprint: str       # the certificate's primary fingerprint
+    algo: int
+    created: int
+    material: object = field(repr=False)   # cryptography public key, or None
+    expires: int | None = None
+    revoked: bool = False
+    can_sign: bool = True
+
+    @property
+    def keyid(self) -> str:
+        return self.fingerprint[-16:]
+
+
+def _key_material(algo: int, body: bytes, pos: int):
+    """Build the cryptography public key; None for algorithms we do not verify."""
+    if algo in (ALGO_RSA, ALGO_RSA_SIGN):
+        n, pos = _mpi(body, pos)
+        e, pos = _mpi(body, pos)
+        return rsa.RSAPublicNumbers(int.from_bytes(e, "big"),
+                                    int.from_bytes(n, "big")).public_key()
+    if algo == ALGO_EDDSA:
+        oid_len = body[pos]
+        oid = body[pos + 1:pos + 1 + oid_len]
+        point, _ = _mpi(body, pos + 1 + oid_len)
+        if oid != ED25519_OID:
+            return None
+        if len(point) != 33 or point[0] != 0x40:
+            raise OpenPGPError("ed25519 public key point is not in native 0x40 form")
+        return Ed25519PublicKey.from_public_bytes(point[1:])
+    return None
+
+
+def parse_keys(data: bytes) -> list[PublicKey]:
+    """Every v4 primary key and subkey in exported key data (binary).
+
+    Validity fields are left at "valid": the caller (the keyring) fills
+    them in from gpg's own listing.  Keys of algorithms this module does
+    not verify are returned with ``material=None`` so that a signature
+    by them is reported as such rather than as an unknown key.
+    O(len(data)).
+    """
+    keys: list[PublicKey] = []
+    primary = None
+    for tag, body, _whole in iter_packets(data):
+        if tag not in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY):
+            continue
+        if len(body) < 6 or body[0] != 4:
+            raise OpenPGPError(f"public key packet version {body[:1].hex()} is not supported (only v4)")
+        fpr = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
+        if tag == TAG_PUBLIC_KEY:
+            primary = fpr
+        elif primary is None:
+            raise OpenPGPError("public subkey packet before any primary key")
+        created = int.from_bytes(body[1:5], "big")
+        algo = body[5]
+        keys.append(PublicKey(fpr, primary, algo, created, _key_material(algo, body, 6)))
+    return keys
+
+
+# -------------------------------------------------------------- verifier
+
+class Verifier:
+    """Verifies signatures against a fixed set of public keys, in process.
+
+    Build it once per keyring (``Keyring.load_verifier``); each
+    ``verify`` is O(len(data)) hashing plus one signature check
+    (ed25519: ~60 us; RSA-3072: ~40 us on this class of machine).
+    """
+
+    def __init__(self, keys: Iterable[PublicKey]):
+        self._by_keyid: dict[str, PublicKey] = {}
+        self._by_fpr: dict[str, PublicKey] = {}
+        for key in keys:
+            self._by_keyid[key.keyid] = key
+            self._by_fpr[key.fingerprint] = key
+
+    def __len__(self) -> int:
+        return len(self._by_fpr)
+
+    def key(self, keyid_or_fpr: str) -> PublicKey | None:
+        """The key with this key id (16 hex) or fingerprint (40 hex)."""
+        k = keyid_or_fpr.upper()
+        return self._by_fpr.get(k) or self._by_keyid.get(k[-16:])
+
+    def verify(self, data: bytes, signature: bytes | Signature,
+               now: int | None = None) -> Verdict:
+        """Verify ``signature`` (one binary signature packet) over ``data``.
+
+        ``data`` must already be canonical (``pit.signed`` does that).
+        ``now`` (epoch seconds) decides key expiry the way gpg does, by
+        the time of checking; it defaults to the clock.  Never raises for
+        bad input: every failure is a Verdict with a reason.
+        """
+        if isinstance(signature, Signature):
+            sig = signature
+        else:
+            try:
+                sig = signature_packet(signature)
+            except OpenPGPError as exc:
+                return Verdict.failed("malformed", f"unreadable signature: {exc}")
+        known = {"sig_id": sig.sig_id, "created": sig.created}
+        if sig.sig_type not in (0x00, 0x01):
+            return Verdict.failed("malformed", f"signature type 0x{sig.sig_type:02x} is not a document signature", **known)
+        if sig.hash_algo not in HASHES:
+            return Verdict.failed("malformed", f"hash algorithm {sig.hash_algo} is not supported", **known)
+        if sig.issuer_keyid is None:
+            return Verdict.failed("malformed", "signature names no issuer key", **known)
+        key = self._by_fpr.get(sig.issuer_fpr) if sig.issuer_fpr else None
+        key = key or self._by_keyid.get(sig.issuer_keyid)
+        if key is None:
+            return Verdict.failed("unknown-key", f"no public key {sig.issuer_keyid} in the keyring", **known)
+        known["fingerprint"] = key.primary_fingerprint
+        if key.material is None or sig.pubkey_algo != key.algo:
+            return Verdict.failed("malformed", f"key {key.keyid} algorithm {key.algo} / signature algorithm {sig.pubkey_algo} is not supported", **known)
+        digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
+        digest_ctx.update(data)
+        digest_ctx.update(sig.trailer())
+        digest = digest_ctx.digest()
+        if digest[:2] != sig.left16 or not _check(key, sig, digest):
+            return Verdict.failed("bad", f"BAD signature by key {key.keyid}", **known)
+        when = int(time.time()) if now is None else now
+        if key.revoked:
+            return Verdict.failed("revoked-key", f"good signature but key {key.keyid} is revoked", **known)
+        if key.expires is not None and key.expires < when:
+            return Verdict.failed("expired-key", f"good signature but key {key.keyid} expired at {key.expires}", **known)
+        return Verdict(True, "good", detail=f"good signature by key {key.keyid}", **known)
+
+
+def _check(key: PublicKey, sig: Signature, digest: bytes) -> bool:
+    try:
+        if key.algo == ALGO_EDDSA:
+            if len(sig.values) != 2 or any(len(v) > 32 for v in sig.values):
+                return False
+            r, s = (v.rjust(32, b"\0") for v in sig.values)
+            key.material.verify(r + s, digest)
+        else:
+            if len(sig.values) != 1:
+                return False
+            size = (key.material.key_size + 7) // 8
+            if len(sig.values[0]) > size:
+                return False
+            key.material.verify(sig.values[0].rjust(size, b"\0"), digest,
+                                padding.PKCS1v15(), Prehashed(HASHES[sig.hash_algo][1]()))
+    except InvalidSignature:
+        return False
+    return True
