@@ -1,0 +1,405 @@
+"""mboxrd reading and writing: the one place that touches mbox bytes.
+
+An mbox file is a run of *entries*.  Each entry is a ``From SENDER DATE``
+separator line, the message with mboxrd quoting, and one ``\\n``:
+
+    From notary@demo Sun Nov 22 00:52:38 2026
+    X-Pit-Seq: 42
+    ...last line of the message
+    <blank line>
+
+mboxrd quoting (RFC 4155 and the mboxrd convention): the writer adds one
+``>`` to every message line matching ``^>*From ``; the reader removes one
+``>`` from every line matching ``^>+From ``.  That pair is a bijection, so
+any message bytes survive a write and a read exactly (signatures still
+verify).
+
+How a message without a final newline round-trips: the writer always
+appends exactly one ``\\n`` after the (quoted) message and the reader always
+removes exactly one.  A message ending in ``\\n`` is therefore followed by
+the customary blank line; a message without a final newline gets its last
+line terminated and no blank line, and reads back without the newline.  The
+pit's own messages always end in ``\\n``.  Nothing is recorded on the side.
+
+A message is ``bytes`` with LF line endings as stored; CR bytes are data.
+Reading splits on ``\\nFrom `` (no email parsing) and unquotes only the
+messages that contain ``>From `` (a ``bytes.find``), which is why reading is
+fast: see ``python -m bench.archive``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import os
+import re
+import time
+from itertools import repeat
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
+
+__all__ = [
+    "MboxError", "Entry", "asctime", "from_line", "quote", "unquote",
+    "format_message", "write_message", "iter_entries", "iter_messages",
+    "iter_file", "iter_file_entries", "iter_stream", "iter_stream_entries",
+    "headers", "stamp", "stamp_seq", "split_stamp",
+]
+
+_SEP = b"\nFrom "
+_NEEDS_QUOTE = re.compile(rb"^(>*From )", re.M)
+_NEEDS_UNQUOTE = re.compile(rb"^>(>*From )", re.M)
+_ISO_UTC = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:Z|[+-]00:?00)?$")
+_ASCTIME = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
+_STAMP_PREFIX = b"X-Pit-"
+_UNKNOWN_SENDER = "MAILER-DAEMON"
+
+
+class MboxError(ValueError):
+    """Bytes that are not a well-formed mbox, or a bad argument to the writer.
+    The message names what is wrong and where (byte offset or line)."""
+
+
+# -- writing -----------------------------------------------------------------
+
+def asctime(epoch: int) -> str:
+    """The mbox ``From `` line date for *epoch* seconds, UTC, asctime format
+    (``Sun Nov  2 00:52:38 2026``).  Locale-independent, no clock."""
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise MboxError(f"date {epoch!r}: epoch seconds must be an int")
+    return time.asctime(time.gmtime(epoch))
+
+
+def _date_text(date: str | int | None) -> str:
+    if date is None or date == "":
+        return asctime(0)          # unknown date: the epoch, never the clock
+    if isinstance(date, int):
+        return asctime(date)
+    if not isinstance(date, str):
+        raise MboxError(f"date {date!r}: expected str or int epoch seconds")
+    if _ASCTIME.match(date):
+        return date
+    m = _ISO_UTC.match(date)
+    if m:
+        return asctime(calendar.timegm(tuple(int(g) for g in m.groups()) + (0, 0, 0)))
+    raise MboxError(f"date {date!r}: expected asctime ('Sun Nov 22 00:52:38 2026'), "
+                    "ISO 8601 UTC ('2026-11-22T00:52:38Z') or int epoch seconds")
+
+
+def from_line(sender: str, date: str | int | None) -> bytes:
+    """The ``From SENDER DATE\\n`` separator line.  *date* is an int (epoch
+    seconds), an asctime string (kept verbatim) or an ISO 8601 UTC string
+    (``X-Pit-Time``, converted); ``None``/``""`` means unknown and writes the
+    epoch.  An empty *sender* is written ``MAILER-DAEMON``.  Deterministic."""
+    sender = sender or _UNKNOWN_SENDER
+    if any(c.isspace() for c in sender):
+        raise MboxError(f"sender {sender!r} contains white space")
+    return f"From {sender} {_date_text(date)}\n".encode("utf-8")
+
+
+def quote(msg: bytes) -> bytes:
+    """mboxrd-quote *msg*: one more ``>`` on each line matching ``^>*From ``.
+    O(len(msg)); no copy when no line needs it."""
+    if b"From " not in msg:
+        return msg
+    return _NEEDS_QUOTE.sub(rb">\1", msg)
+
+
+def unquote(body: bytes) -> bytes:
+    """Undo :func:`quote`: one ``>`` less on each line matching ``^>+From ``.
+    O(len(body)); no copy when there is no ``>From ``."""
+    if b">From " not in body:
+        return body
+    return _NEEDS_UNQUOTE.sub(rb"\1", body)
+
+
+def format_message(msg: bytes, sender: str, date: str | int | None) -> bytes:
+    """One complete mbox entry for *msg*: ``From `` line, quoted message,
+    one ``\\n``.  O(len(msg))."""
+    if not isinstance(msg, (bytes, bytearray)):
+        raise MboxError(f"message must be bytes, not {type(msg).__name__}")
+    return b"".join((from_line(sender, date), quote(bytes(msg)), b"\n"))
+
+
+def write_message(fileobj: BinaryIO, msg: bytes, sender: str, date: str | int | None) -> int:
+    """Write one entry for *msg* to the binary file *fileobj* (one ``write``
+    call, so an O_APPEND file gets it whole).  Returns the bytes written."""
+    entry = format_message(msg, sender, date)
+    fileobj.write(entry)
+    return len(entry)
+
+
+# -- reading -----------------------------------------------------------------
+
+class Entry(NamedTuple):
+    """One mbox entry: the raw ``From `` line (without its newline), the
+    unquoted message bytes, and the byte offset of the entry in its input."""
+    from_line: bytes
+    message: bytes
+    offset: int
+
+    @property
+    def sender(self) -> str:
+        return self.from_line[5:].split(b" ", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def date(self) -> str:
+        parts = self.from_line[5:].split(b" ", 1)
+        return parts[1].decode("utf-8", "replace").strip() if len(parts) > 1 else ""
+
+
+def _scan(data, start: int, end: int, base: int, final: bool):
+    """Yield ``(entry_offset, from_line, raw_body, next_offset)`` for the
+    complete entries of ``data[start:end]``.  When *final* is false, the last
+    entry is held back (it may continue in the next chunk) and the offset it
+    starts at is the generator's return value."""
+    pos = start
+    if not final and end - pos < 5:
+        return pos                     # too short to tell yet
+    if pos < end and not data.startswith(b"From ", pos):
+        raise MboxError(f"byte {base + pos}: expected a 'From ' line, got "
+                        f"{bytes(data[pos:pos + 20])!r}")
+    find = data.find
+    while pos < end:
+        line_end = find(b"\n", pos, end)
+        if line_end < 0:
+            if final:
+                raise MboxError(f"byte {base + pos}: truncated 'From ' line at end of input")
+            return pos
+        body_start = line_end + 1
+        # The "\n" of a separator is the one the writer appended after the
+        # message; a quoted message has no line starting "From ", so the
+        # first "\nFrom " at or after body_start ends this entry.
+        nxt = find(_SEP, body_start, end)
+        if nxt < 0:
+            if not final:
+                return pos
+            if end == body_start or data[end - 1] != 10:
+                raise MboxError(f"byte {base + end}: input ends inside the entry at byte "
+                                f"{base + pos} (no final newline: truncated?)")
+            yield pos, data[pos:line_end], data[body_start:end - 1], end
+            return end
+        yield pos, data[pos:line_end], data[body_start:nxt], nxt + 1
+        pos = nxt + 1
+    return pos
+
+
+def iter_entries(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Entry]:
+    """Every entry of the mbox bytes ``data[start:end]`` (bytes or mmap), in
+    order.  O(len(data)); ~1 µs per entry plus unquoting where ``>From ``
+    occurs.  Raises :class:`MboxError` (with the byte offset) on input that
+    does not start with ``From `` or ends inside an entry."""
+    end = len(data) if end is None else end
+    for pos, fl, body, _ in _scan(data, start, end, 0, True):
+        yield Entry(bytes(fl), unquote(bytes(body)), pos)
+
+
+def iter_messages(data: bytes, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The message bytes of every entry of ``data[start:end]``: the hot path.
+    O(len(data))."""
+    end = len(data) if end is None else end
+    if start >= end:
+        return
+    if not data.startswith(b"From ", start):
+        raise MboxError(f"byte {start}: expected a 'From ' line, got {bytes(data[start:start + 20])!r}")
+    find = data.find
+    pos = start
+    while pos < end:
+        body_start = find(b"\n", pos, end) + 1
+        if body_start == 0:
+            raise MboxError(f"byte {pos}: truncated 'From ' line at end of input")
+        nxt = find(_SEP, body_start, end)
+        if nxt < 0:
+            if data[end - 1] != 10 or end == body_start:
+                raise MboxError(f"byte {end}: input ends inside the entry at byte {pos} "
+                                "(no final newline: truncated?)")
+            nxt = end - 1
+        body = data[body_start:nxt]
+        yield _NEEDS_UNQUOTE.sub(rb"\1", body) if b">From " in body else body
+        pos = nxt + 1
+
+
+def _read_all(path_or_fileobj) -> bytes:
+    if isinstance(path_or_fileobj, (str, os.PathLike)):
+        with open(path_or_fileobj, "rb") as f:
+            return f.read()
+    return path_or_fileobj.read()
+
+
+def iter_file(path_or_fileobj) -> Iterator[bytes]:
+    """The messages of an mbox file (a path or a binary file object), read
+    whole: fastest for files that fit in memory.  Use :func:`iter_stream`
+    for pipes and unbounded input.  O(file size)."""
+    return iter_messages(_read_all(path_or_fileobj))
+
+
+def iter_file_entries(path_or_fileobj) -> Iterator[Entry]:
+    """Like :func:`iter_file`, yielding :class:`Entry` (From line, offset)."""
+    return iter_entries(_read_all(path_or_fileobj))
+
+
+def iter_stream_entries(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[Entry]:
+    """The entries of an mbox read from *fileobj* (stdin, a pipe) in chunks of
+    *chunk_size* bytes: memory is bounded by the chunk plus the largest
+    message, never the whole input.  O(input size): a partial entry is
+    searched again only from where the last search stopped."""
+    buf = b""
+    consumed = 0                       # input offset of buf[0]
+    while True:
+        chunk = fileobj.read(chunk_size)
+        final = not chunk
+        if chunk:
+            buf = buf + chunk if buf else chunk
+        gen = _scan(buf, 0, len(buf), consumed, final)
+        keep_from = 0
+        while True:
+            try:
+                pos, fl, body, nxt = next(gen)
+            except StopIteration as stop:
+                keep_from = stop.value if stop.value is not None else len(buf)
+                break
+            yield Entry(bytes(fl), unquote(bytes(body)), consumed + pos)
+        if final:
+            return
+        if keep_from:
+            buf = buf[keep_from:]
+            consumed += keep_from
+        if len(buf) > 4 * chunk_size:
+            # One entry larger than the chunk: read bigger chunks so the
+            # repeated scan of the growing entry stays linear overall.
+            chunk_size = len(buf)
+
+
+def iter_stream(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The messages of an mbox read from *fileobj* in chunks (see
+    :func:`iter_stream_entries`).  What filters read stdin with."""
+    for entry in iter_stream_entries(fileobj, chunk_size):
+        yield entry.message
+
+
+# -- header-only reads ---------------------------------------------------------
+
+def headers(msg: bytes, names: Iterable[str] | None = None) -> dict[str, str]:
+    """The leading header block of *msg* (up to the first empty line), folded
+    lines unfolded, as ``{lowercased name: value}``.  A repeated header keeps
+    its first value.  With *names*, only those headers (case-insensitive).
+    Bytes that are not UTF-8 are kept as surrogate escapes.  O(header size)."""
+    wanted = None if names is None else {n.lower() for n in names}
+    end = msg.find(b"\n\n")
+    block = msg if end < 0 else msg[:end]
+    out: dict[str, str] = {}
+    name = None
+    value: list[str] = []
+
+    def flush():
+        if name is not None and name not in out and (wanted is None or name in wanted):
+            out[name] = " ".join(v.strip() for v in value if v.strip())
+
+    for lineno, raw in enumerate(block.split(b"\n"), 1):
+        line = raw.decode("utf-8", "surrogateescape").rstrip("\r")
+        if not line:
+            break                               # "\r\n\r\n" header end
+        if line[0] in " \t":
+            if name is None:
+                raise MboxError(f"line {lineno}: continuation line before any header")
+            value.append(line)
+            continue
+        flush()
+        n, colon, v = line.partition(":")
+        if not colon or not n or n != n.strip():
+            if lineno == 1 and line.startswith("From "):
+                name = None                     # a stray From_ line: not a header
+                continue
+            raise MboxError(f"line {lineno}: not a header line: {line[:60]!r}")
+        name, value = n.lower(), [v]
+    flush()
+    return out
+
+
+def split_stamp(msg: bytes) -> tuple[bytes, bytes]:
+    """``(stamp_bytes, original_bytes)``: the leading run of ``X-Pit-`` lines
+    (with their newlines) and the rest, byte for byte.  O(stamp size)."""
+    pos = 0
+    while msg.startswith(_STAMP_PREFIX, pos):
+        nl = msg.find(b"\n", pos)
+        if nl < 0:
+            return msg, b""
+        pos = nl + 1
+    return msg[:pos], msg[pos:]
+
+
+_STAMP_BLOCK = re.compile(rb"(?:X-Pit-[^\n]*\n)*")
+# Anything that makes the fast split below disagree with the strict reading:
+# white space around a value other than the single space after the colon.
+_STAMP_ODD = re.compile(rb"[ \t\r]\n|: [ \t]|:\t|[^\n]\Z")
+_LOWERED: dict[tuple, tuple] = {}      # canonical name tuples -> lowercased
+
+
+def stamp(msg: bytes) -> dict[str, str]:
+    """The stamp block of a notarized message (the leading run of ``X-Pit-``
+    lines) as ``{"x-pit-seq": "42", ...}`` (names lowercased, values
+    stripped); ``{}`` for a message without one.  Stops at the first line
+    that is not ``X-Pit-``; never reads the rest.  O(stamp size).
+    Raises :class:`MboxError` naming the line on a malformed or repeated
+    stamp header or on bytes that are not UTF-8."""
+    block = _STAMP_BLOCK.match(msg).group()
+    if not block:
+        return _stamp_strict(msg)               # maybe one unterminated line
+    if not _STAMP_ODD.search(block) and not msg.startswith(_STAMP_PREFIX, len(block)):
+        # Fast path for the canonical form the notary writes (all C calls):
+        # "X-Pit-Name: value\n" lines, each name once.
+        try:
+            lines = block.decode("utf-8").split("\n")
+            lines.pop()
+            pairs = dict(map(str.split, lines, repeat(": "), repeat(1)))
+        except (UnicodeDecodeError, ValueError):
+            return _stamp_strict(msg)
+        if len(pairs) == len(lines):
+            names = tuple(pairs)
+            lowered = _LOWERED.get(names)
+            if lowered is None:
+                if len(_LOWERED) > 256:
+                    _LOWERED.clear()
+                lowered = tuple(n.lower() for n in names)
+                if len(set(lowered)) != len(lowered):
+                    lowered = ()                # a name repeated in other case
+                _LOWERED[names] = lowered
+            if lowered:
+                return dict(zip(lowered, pairs.values()))
+    return _stamp_strict(msg)
+
+
+def _stamp_strict(msg: bytes) -> dict[str, str]:
+    block, _ = split_stamp(msg)
+    if not block:
+        return {}
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = block[:e.start].count(b"\n") + 1
+        raise MboxError(f"stamp line {line}: not UTF-8") from None
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(text.rstrip("\n").split("\n"), 1):
+        name, colon, value = line.partition(":")
+        key = name.lower()
+        if not colon or name != name.rstrip():
+            raise MboxError(f"stamp line {lineno}: not 'X-Pit-Name: value': {line[:60]!r}")
+        if key in out:
+            raise MboxError(f"stamp line {lineno}: {name} repeated")
+        out[key] = value.strip()
+    return out
+
+
+def stamp_seq(msg: bytes) -> int | None:
+    """The ``X-Pit-Seq`` of a notarized message as an int (``None`` when the
+    stamp has none).  Fast when, as the notary writes it, it is the first
+    line.  Raises :class:`MboxError` when it is not a decimal number."""
+    if msg.startswith(b"X-Pit-Seq: "):
+        nl = msg.find(b"\n")
+        text = msg[11:nl if nl >= 0 else len(msg)].strip()
+    else:
+        value = stamp(msg).get("x-pit-seq")
+        if value is None:
+            return None
+        text = value.encode()
+    if not text.isdigit():
+        raise MboxError(f"X-Pit-Seq {text.decode('utf-8', 'replace')!r} is not a number")
+    return int(text)
