@@ -820,12 +820,16 @@ def stamp_fields(request: Request) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------
 # The hot path: canonical order text, as the specialist reads it from the
-# X-Pit-Request stamp.  Split-based; no regex on the common shapes.
+# X-Pit-Request stamp.  One anchored regex per shape is quicker in CPython
+# than splitting and checking the tokens one by one.
 
-_SIMPLE_TYPES = frozenset(("limit", "ioc", "fok", "stop-loss", "take-profit"))
-_CANON_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_CANON_REF = REF_RE
-_num_ok = _CANON_NUMBER.fullmatch
+_N = r"([0-9]+(?:\.[0-9]+)?)"
+_CANON_NEW = re.compile(
+    rf"(buy|sell) {_N} ([A-Z][A-Z0-9.]{{0,11}}) (?:(limit|ioc|fok) {_N}|(market)"
+    rf"|(stop-loss|take-profit) {_N}|stop-limit {_N} limit {_N})").fullmatch
+_CANON_MODIFY = re.compile(
+    rf"modify ([A-Za-z0-9._-]{{1,40}})(?: qty {_N})?(?: price {_N})?(?: stop {_N})?").fullmatch
+_CANON_CANCEL = re.compile(r"cancel ([A-Za-z0-9._-]{1,40})").fullmatch
 
 
 def parse_canonical_order(text: str) -> tuple:
@@ -840,38 +844,22 @@ def parse_canonical_order(text: str) -> tuple:
     Raises :class:`MessageError` on anything not canonical.  O(len(text)),
     about 1 µs.
     """
-    p = text.split(" ")
-    n = len(p)
-    side = p[0]
-    if side == "buy" or side == "sell":
-        if n == 5:
-            t = p[3]
-            if t in _SIMPLE_TYPES and _num_ok(p[1]) and _num_ok(p[4]) and TICKER_RE.fullmatch(p[2]):
-                if t == "stop-loss" or t == "take-profit":
-                    return (side, p[1], p[2], t, None, p[4])
-                return (side, p[1], p[2], t, p[4], None)
-        elif n == 4:
-            if p[3] == "market" and _num_ok(p[1]) and TICKER_RE.fullmatch(p[2]):
-                return (side, p[1], p[2], "market", None, None)
-        elif n == 7:
-            if (p[3] == "stop-limit" and p[5] == "limit" and _num_ok(p[1]) and _num_ok(p[4])
-                    and _num_ok(p[6]) and TICKER_RE.fullmatch(p[2])):
-                return (side, p[1], p[2], "stop-limit", p[6], p[4])
-    elif side == "cancel":
-        if n == 2 and _CANON_REF.fullmatch(p[1]):
-            return ("cancel", p[1])
-    elif side == "modify":
-        if n in (4, 6, 8) and _CANON_REF.fullmatch(p[1]):
-            got = {}
-            last = -1
-            for i in range(2, n, 2):
-                k = ("qty", "price", "stop").index(p[i]) if p[i] in ("qty", "price", "stop") else -1
-                if k <= last or not _num_ok(p[i + 1]):
-                    break
-                got[p[i]] = p[i + 1]
-                last = k
-            else:
-                return ("modify", p[1], got.get("qty"), got.get("price"), got.get("stop"))
+    m = _CANON_NEW(text)
+    if m is not None:
+        side, qty, ticker, simple, price, market, trig_type, trig, stop, limit = m.groups()
+        if simple:
+            return (side, qty, ticker, simple, price, None)
+        if market:
+            return (side, qty, ticker, "market", None, None)
+        if trig_type:
+            return (side, qty, ticker, trig_type, None, trig)
+        return (side, qty, ticker, "stop-limit", limit, stop)
+    m = _CANON_CANCEL(text)
+    if m is not None:
+        return ("cancel", m.group(1))
+    m = _CANON_MODIFY(text)
+    if m is not None and m.lastindex > 1:
+        return ("modify",) + m.groups()
     raise MessageError(None, f"not a canonical order: {_show(text, 80)}")
 
 
@@ -1272,10 +1260,13 @@ def write_message(content, env: Envelope) -> bytes:
     return (head + "\n" + body).encode("utf-8")
 
 
-def read_message(data: bytes):
+def read_message(data: bytes, instruments: Mapping[str, Instrument] | None = None):
     """Parse a message written by :func:`write_message` back into
-    ``(content, envelope)``.  Strict: the bytes must be exactly what
-    write_message would produce for them (the first difference is named).
+    ``(content, envelope)``.  A request is resolved with *instruments* when
+    given (its numbers stay text otherwise).  Strict: the bytes must be
+    exactly what write_message would produce for them (the first
+    difference is named).  Line numbers in errors count from the first
+    body line (a canonical-form difference names the message line).
     O(len(data))."""
     head, sep, body_bytes = data.partition(b"\n\n")
     if not sep:
@@ -1310,14 +1301,16 @@ def read_message(data: bytes):
         content = parse_rejection(body)
     else:
         content = parse_request(body)
+        if instruments is not None:
+            content = resolve(content, instruments)
     again = write_message(content, env)
     if again != data:
         a, b = data.split(b"\n"), again.split(b"\n")
         n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         found = a[n].decode("utf-8", "replace") if n < len(a) else "end of message"
         wanted = b[n].decode("utf-8", "replace") if n < len(b) else "end of message"
-        raise MessageError(n + 1, f"not in canonical form: found {_show(found, 60)}, "
-                                  f"expected {_show(wanted, 60)}")
+        raise MessageError(None, f"not in canonical form at message line {n + 1}: found "
+                                 f"{_show(found, 60)}, expected {_show(wanted, 60)}")
     return content, env
 
 
