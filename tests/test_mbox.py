@@ -1,0 +1,114 @@
+"""mboxrd reading and writing: exact round trips, quoting, header reads."""
+
+import io
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pit import mbox
+
+LINE = st.sampled_from([b"From x", b">From y", b">>From z", b"From", b"", b"body",
+                        b"\r", b"From \r", b"X-Pit-Seq: 1", b" >From", b"Fro", b"m "])
+MESSAGE = st.one_of(
+    st.binary(max_size=200),
+    st.lists(LINE, max_size=12).map(b"\n".join),
+    st.lists(LINE, max_size=12).map(lambda ls: b"\n".join(ls) + b"\n"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MESSAGE, max_size=8), st.integers(1, 64))
+def test_round_trip_is_exact(messages, chunk):
+    data = b"".join(mbox.format_message(m, "notary@demo", i) for i, m in enumerate(messages))
+    assert list(mbox.iter_messages(data)) == messages
+    assert [e.message for e in mbox.iter_entries(data)] == messages
+    assert list(mbox.iter_stream(io.BytesIO(data), chunk_size=chunk)) == messages
+
+
+def test_mboxrd_quoting():
+    msg = b"From me\n>From you\n>>From them\nFrom\nnot From here\n"
+    entry = mbox.format_message(msg, "a", 0)
+    assert entry == (b"From a Thu Jan  1 00:00:00 1970\n"
+                     b">From me\n>>From you\n>>>From them\nFrom\nnot From here\n\n")
+    assert list(mbox.iter_messages(entry)) == [msg]
+
+
+def test_signed_bytes_unchanged():
+    body = (b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- From alice\nFrom bob\n"
+            b"Order: buy 100 ACME at 12.50\r\n-----BEGIN PGP SIGNATURE-----\n\niHUEARYKAB0WIQ\n"
+            b"-----END PGP SIGNATURE-----")
+    buf = io.BytesIO()
+    mbox.write_message(buf, body, "alice@example.org", "2026-11-22T00:52:38.123456Z")
+    assert buf.getvalue().startswith(b"From alice@example.org Sun Nov 22 00:52:38 2026\n")
+    assert list(mbox.iter_file(io.BytesIO(buf.getvalue()))) == [body]
+
+
+def test_message_without_final_newline_and_empty():
+    data = mbox.format_message(b"abc", "a", 0) + mbox.format_message(b"", "b", 0)
+    assert data.count(b"\n") == 4
+    entries = list(mbox.iter_entries(data))
+    assert [e.message for e in entries] == [b"abc", b""]
+    assert entries[1].sender == "b" and entries[1].offset == data.index(b"From b")
+
+
+def test_from_line_dates():
+    assert mbox.from_line("n", 0) == b"From n Thu Jan  1 00:00:00 1970\n"
+    assert mbox.from_line("n", "Sun Nov 22 00:52:38 2026") == b"From n Sun Nov 22 00:52:38 2026\n"
+    assert mbox.from_line("", None) == b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
+    with pytest.raises(mbox.MboxError, match="sender"):
+        mbox.from_line("a b", 0)
+    with pytest.raises(mbox.MboxError, match="date"):
+        mbox.from_line("a", "yesterday")
+
+
+@pytest.mark.parametrize("data, where", [
+    (b"garbage\n", "byte 0"),
+    (b"From a 0\nbody", "byte 13"),
+    (b"From a 0\n\nFrom b", "byte 10"),
+])
+def test_bad_input_names_the_offset(data, where):
+    with pytest.raises(mbox.MboxError, match=where):
+        list(mbox.iter_messages(data))
+    with pytest.raises(mbox.MboxError, match=where):
+        list(mbox.iter_stream(io.BytesIO(data), chunk_size=3))
+
+
+def test_headers_unfold_and_case():
+    msg = b"Subject: a\n long\n\tsubject\nFROM: x@y\nSubject: second\n\nBody: no\n"
+    assert mbox.headers(msg) == {"subject": "a long subject", "from": "x@y"}
+    assert mbox.headers(msg, ["from"]) == {"from": "x@y"}
+    with pytest.raises(mbox.MboxError, match="line 2"):
+        mbox.headers(b"A: b\nnot a header\n\n")
+
+
+def test_stamp_and_split():
+    stamp = b"X-Pit-Seq: 42\nX-Pit-Kind: order\nX-Pit-Request: buy 1 A at 1: ok\n"
+    original = b"From: a\n\nX-Pit-Seq: 9\n"
+    msg = stamp + original
+    assert mbox.split_stamp(msg) == (stamp, original)
+    assert mbox.stamp(msg) == {"x-pit-seq": "42", "x-pit-kind": "order",
+                               "x-pit-request": "buy 1 A at 1: ok"}
+    assert mbox.stamp_seq(msg) == 42
+    assert mbox.stamp(b"From: a\n\n") == {}
+    assert mbox.stamp(b"X-Pit-Seq:  7 \r\n") == {"x-pit-seq": "7"}
+    with pytest.raises(mbox.MboxError, match="line 2: X-Pit-seq repeated"):
+        mbox.stamp(b"X-Pit-Seq: 1\nX-Pit-seq: 2\n")
+    with pytest.raises(mbox.MboxError, match="line 1"):
+        mbox.stamp(b"X-Pit-Seq 1\n")
+
+
+def test_stream_does_not_hold_everything():
+    class Chunks(io.RawIOBase):
+        reads = 0
+
+        def __init__(self, data):
+            self.data = io.BytesIO(data)
+
+        def read(self, n=-1):
+            Chunks.reads += 1
+            return self.data.read(n)
+
+    msgs = [b"X-Pit-Seq: %d\n\n" % i + b"x" * 1000 for i in range(200)]
+    data = b"".join(mbox.format_message(m, "n", 0) for m in msgs)
+    assert list(mbox.iter_stream(Chunks(data), chunk_size=4096)) == msgs
+    assert Chunks.reads > 40
