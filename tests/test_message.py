@@ -116,15 +116,20 @@ def forgiving_variant(draw):
     return expected, spaced(draw, text.split())
 
 
-@given(forgiving_variant())
-@settings(max_examples=300, deadline=None)
-def test_random_case_and_spacing(case):
+@given(forgiving_variant(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_random_case_and_spacing(case, data):
     expected, text = case
-    key = spaced_key = "order"
-    text_req = f"pit:demo\n  ACCOUNT :alice\nref:17\n{spaced_key.upper()}  :  {text}\n"
-    req = resolve(parse_request(text_req), INSTRUMENTS)
+    pad = lambda: data.draw(st.sampled_from(["", " ", "\t", "  "]))   # noqa: E731
+    key = lambda k: "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in k)  # noqa: E731
+    lines = [f"{pad()}{key('pit')}{pad()}:{pad()}demo{pad()}",
+             f"{pad()}{key('account')}{pad()}:{pad()}alice{pad()}",
+             f"{pad()}{key('ref')}{pad()}:{pad()}17{pad()}",
+             f"{pad()}{key('order')}{pad()}:{pad()}{text}"]
+    order = data.draw(st.permutations(lines))
+    req = resolve(parse_request("\n".join(order) + "\n"), INSTRUMENTS)
     assert instruction_text(req) == expected
-    assert key
+    assert parse_canonical_order(expected)[:3] == tuple(expected.split()[:3])
 
 
 CANONICAL_ORDERS = [
