@@ -179,18 +179,23 @@ def _clearsigned(body: bytes, charset: str, where: str) -> Signed:
         raise SignedError("malformed", f"{where}, line 1 of the signed block: text after the BEGIN line")
     hashes: set[int] = set()
     i = 1
+    text_start = None
     while i < len(lines) and lines[i].strip():
         key, sep, value = lines[i].partition(b":")
-        if not sep:
-            raise SignedError("malformed", f"{where}, line {i + 1} of the signed block: armour header without ':' ({lines[i][:40]!r})")
-        if key.strip() == b"Hash":
-            for name in value.split(b","):
-                hashes.add(_ARMOR_HASHES.get(name.strip().upper(), -1))
+        if not sep or key.strip() != b"Hash":
+            # gpg: "invalid clearsig header" ends the armour headers, that
+            # line is dropped and the text starts right after it (so such a
+            # message almost always verifies as BAD, as it should).
+            text_start = i + 1
+            break
+        for name in value.split(b","):
+            hashes.add(_ARMOR_HASHES.get(name.strip().upper(), -1))
         i += 1
-    if i >= len(lines):
-        raise SignedError("malformed", f"{where}: signed block ends inside its armour headers")
-    i += 1                                   # the blank line
-    text_start = i
+    if text_start is None:
+        if i >= len(lines):
+            raise SignedError("malformed", f"{where}: signed block ends inside its armour headers")
+        text_start = i + 1                   # after the blank line
+    i = text_start
     while i < len(lines) and not lines[i].startswith(SIGNATURE_BEGIN):
         i += 1
     if i >= len(lines):
@@ -208,7 +213,8 @@ def _clearsigned(body: bytes, charset: str, where: str) -> Signed:
         sig = openpgp.signature_packet(packet)
     except OpenPGPError as exc:
         raise SignedError("malformed", f"{where}: signature block: {exc}") from None
-    if hashes and sig.hash_algo not in hashes:
+    # Like gpg: no "Hash:" header means MD5 (RFC 4880 7), which gpg refuses.
+    if sig.hash_algo not in (hashes or {_ARMOR_HASHES[b"MD5"]}):
         raise SignedError("malformed", f"{where}: signature hash {sig.hash_name} is not the one the 'Hash:' header announces")
     text = _decode(signed_bytes, charset, where).replace("\r\n", "\n")
     gpg_input = b"\n".join(lines[:sig_end + 1]) + b"\n"
