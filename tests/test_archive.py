@@ -1,0 +1,182 @@
+"""The archive: rollover, index seek, sequence guard, locking, repair."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pit import archive, mbox
+from pit.archive import Archive, ArchiveError, SequenceError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(seq, prev, body=b"From: alice@example.org\n\nFrom the floor\n>From here\n"):
+    digest = hashlib.sha256(body).hexdigest()
+    return (f"X-Pit-Seq: {seq}\nX-Pit-Time: 2026-11-22T00:52:38Z\nX-Pit-Prev: {prev}\n"
+            f"X-Pit-Digest: {digest}\n").encode() + body
+
+
+def append_n(arch, n, body=None):
+    with arch.writer() as w:
+        seq, prev, batch = w.last_seq, w.last_hash, []
+        for _ in range(n):
+            seq += 1
+            m = record(seq, prev) if body is None else record(seq, prev, body)
+            batch.append((m, "notary@demo", "2026-11-22T00:52:38Z"))
+            prev = archive.record_hash(m)
+        return w.append(batch), [m for m, _, _ in batch]
+
+
+def test_rollover_index_and_seek(tmp_path):
+    arch = Archive(tmp_path, volume_limit=4)
+    stored = []
+    for n in (3, 5, 1, 4):
+        _, msgs = append_n(arch, n)
+        stored += msgs
+    assert [v.name for v in arch.volumes()] == ["000001.mbox", "000002.mbox", "000003.mbox",
+                                                 "000004.mbox"]
+    assert [(v.first, v.last, v.count) for v in arch.volumes()] == [
+        (1, 4, 4), (5, 8, 4), (9, 12, 4), (13, 13, 1)]
+    for v in arch.volumes():
+        assert (tmp_path / "archives" / v.name).stat().st_size == v.bytes
+    assert arch.count() == arch.last_seq() == 13
+    assert arch.last_hash() == archive.record_hash(stored[-1])
+    assert list(arch.read()) == list(enumerate(stored, 1))
+    assert list(arch.read(6, 10)) == [(s, stored[s - 1]) for s in range(6, 11)]
+    assert arch.check() == []
+
+
+def test_seek_reads_only_the_volumes_needed(tmp_path):
+    arch = Archive(tmp_path, volume_limit=2)
+    append_n(arch, 6)
+    (tmp_path / "archives" / "000001.mbox").write_bytes(b"damaged")
+    assert [s for s, _ in arch.read(3)] == [3, 4, 5, 6]
+    with pytest.raises(ArchiveError, match="000001.mbox: truncated at byte 7"):
+        list(arch.read(1))
+
+
+def test_signed_bytes_survive(tmp_path):
+    body = (b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nFrom alice\n>From bob\n"
+            b"Order: buy 1 ACME at 1\n-----BEGIN PGP SIGNATURE-----\n\niHUEARYK\n=abcd\n"
+            b"-----END PGP SIGNATURE-----")
+    arch = Archive(tmp_path)
+    _, msgs = append_n(arch, 2, body=body)
+    for (_, got), sent in zip(arch.read(), msgs):
+        assert got == sent and mbox.split_stamp(got)[1] == body
+
+
+def test_out_of_sequence_and_bad_chain_refused(tmp_path):
+    arch = Archive(tmp_path)
+    append_n(arch, 2)
+    last = arch.last_hash()
+    with pytest.raises(SequenceError, match="X-Pit-Seq '4', expected 3"):
+        arch.append([(record(4, last), "n", 0)])
+    with pytest.raises(SequenceError, match="X-Pit-Seq '2', expected 3"):
+        arch.append([(record(2, last), "n", 0)])
+    with pytest.raises(SequenceError, match="X-Pit-Prev"):
+        arch.append([(record(3, "f" * 64), "n", 0)])
+    with pytest.raises(SequenceError, match="X-Pit-Seq None"):
+        arch.append([(b"From: a\n\nno stamp\n", "n", 0)])
+    # a batch with a bad record in the middle writes nothing
+    good = record(3, last)
+    with pytest.raises(SequenceError):
+        arch.append([(good, "n", 0), (record(5, "0" * 64), "n", 0)])
+    assert arch.last_seq() == 2 and arch.check() == []
+
+
+def test_uncommitted_tail_is_quarantined_by_next_writer(tmp_path):
+    arch = Archive(tmp_path)
+    append_n(arch, 3)
+    vol = tmp_path / "archives" / "000001.mbox"
+    committed = vol.stat().st_size
+    with open(vol, "ab") as f:
+        f.write(b"From notary@demo Thu Jan  1 00:00:00 1970\nX-Pit-Seq: 4\nX-Pit-Ti")
+    assert any("uncommitted" in p for p in arch.check())
+    append_n(arch, 1)
+    assert arch.check() == [] and arch.last_seq() == 4
+    (q,) = (tmp_path / "archives" / "quarantine").iterdir()
+    assert "000001.mbox-at-%d-uncommitted" % committed in q.name
+    assert q.read_bytes().endswith(b"X-Pit-Ti")
+
+
+def test_repair_rebuilds_lost_index_and_cuts_torn_tail(tmp_path):
+    arch = Archive(tmp_path, volume_limit=3)
+    append_n(arch, 5)
+    d = tmp_path / "archives"
+    (d / "index").unlink()
+    with open(d / "000002.mbox", "ab") as f:       # a record cut at a line boundary
+        f.write(mbox.format_message(record(6, "0" * 64)[:-8], "n", 0))
+    with pytest.raises(ArchiveError, match="index: missing"):
+        arch.last_seq()
+    with pytest.raises(ArchiveError, match="run repair"):
+        append_n(arch, 1)
+    actions = arch.repair()
+    assert any("torn-tail" in a for a in actions), actions
+    assert arch.last_seq() == 5 and arch.check() == []
+    assert len(list((d / "quarantine").iterdir())) == 1
+
+
+def test_truncated_copy_reported(tmp_path):
+    arch = Archive(tmp_path)
+    append_n(arch, 3)
+    vol = tmp_path / "archives" / "000001.mbox"
+    vol.write_bytes(vol.read_bytes()[:150])
+    (problem,) = arch.check()
+    assert "000001.mbox: truncated at byte 150" in problem
+    actions = arch.repair()
+    assert arch.check() == [] and arch.last_seq() == 0, actions
+
+
+def test_stale_dotlock_is_broken(tmp_path):
+    arch = Archive(tmp_path, lock_timeout=2)
+    append_n(arch, 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "archives" / "000001.mbox.lock"
+    import socket
+    lock.write_text(f"{dead.pid} {socket.gethostname()}\n")
+    append_n(arch, 1)
+    assert not lock.exists() and arch.last_seq() == 2
+
+
+def test_live_dotlock_times_out(tmp_path):
+    arch = Archive(tmp_path, lock_timeout=0.2)
+    append_n(arch, 1)
+    import socket
+    (tmp_path / "archives" / "000001.mbox.lock").write_text(f"1 {socket.gethostname()}\n")
+    with pytest.raises(archive.LockTimeout, match="held by 1"):
+        append_n(arch, 1)
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+    from pit import archive
+    from test_archive import record
+    arch = archive.Archive(sys.argv[2], volume_limit=7)
+    me, n = sys.argv[3], int(sys.argv[4])
+    done = 0
+    while done < n:
+        with arch.writer() as w:
+            m = record(w.last_seq + 1, w.last_hash, body=f"From: {me}\\n\\n{me} {done}\\n".encode())
+            w.append([(m, me, 0)])
+        done += 1
+""")
+
+
+def test_two_processes_contend(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(tmp_path), who, "40"])
+             for who in ("alice", "bob")]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    arch = Archive(tmp_path, volume_limit=7)
+    assert arch.check() == [] and arch.last_seq() == 80
+    for who in ("alice", "bob"):
+        mine = [int(m.rsplit(b" ", 1)[1]) for _, m in arch.read() if m.endswith(b"\n") and
+                m.split(b"\n\n", 1)[1].startswith(who.encode())]
+        assert mine == list(range(40))
