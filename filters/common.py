@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from pit import message
-from pit.units import Currency, Instrument, UnitError, format_rate
+from pit.units import Currency, Instrument, UnitError
 
 __all__ = ["Registry", "Accounts", "amount_text", "parse_transferred", "TRANSFERRED"]
 
@@ -24,31 +24,37 @@ def amount_text(registry: "Registry", asset: str, n: int) -> str:
     return registry.amount_text(asset, n)
 
 
+_PARSERS = {"currency": "_parse_currency", "instrument": "_parse_instrument",
+            "fees": "_parse_fees", "member": "_parse_member", "transfer": "_parse_transfer",
+            "deposit": "_parse_deposit", "withdrawal": "_parse_withdrawal"}
+
+
+def instruction(kind: str, text: str):
+    """The instruction of a record from its canonical ``X-Pit-Request`` text."""
+    return getattr(message, _PARSERS[kind])(text, 1)
+
+
 class Registry:
     """Currencies, instruments and the pit's default fee rates."""
 
     def __init__(self):
         self.currencies: dict[str, Currency] = {}
         self.instruments: dict[str, Instrument] = {}
-        self.maker_ppm, self.taker_ppm = 1000, 2000
+        self.fees = None
 
     def apply(self, kind: str, text: str) -> Instrument | None:
         """Apply one operator record (canonical request text).  Returns the
         instrument defined, if any.  Raises MessageError or UnitError."""
+        ins = instruction(kind, text)
         if kind == "currency":
-            code, minor = message.parse_currency(text)
-            self.currencies[code] = Currency(code, minor)
+            self.currencies[ins.code] = ins.currency()
         elif kind == "fees":
-            self.maker_ppm, self.taker_ppm = message.parse_fees(text)
+            self.fees = ins
         elif kind == "instrument":
-            d = message.parse_instrument(text)
-            cur = self.currencies.get(d.currency)
-            if cur is None:
-                raise UnitError(f"instrument {d.ticker}: unknown currency {d.currency}")
-            inst = Instrument(d.ticker, cur, d.tick, d.lot,
-                              self.maker_ppm if d.maker_ppm is None else d.maker_ppm,
-                              self.taker_ppm if d.taker_ppm is None else d.taker_ppm)
-            self.instruments[d.ticker] = inst
+            if ins.currency not in self.currencies:
+                raise UnitError(f"instrument {ins.ticker}: unknown currency {ins.currency}")
+            inst = ins.instrument(self.currencies, self.fees)
+            self.instruments[inst.ticker] = inst
             return inst
         return None
 
@@ -60,8 +66,8 @@ class Registry:
             n = self.instruments[asset].qty(text)
         else:
             raise UnitError(f"unknown asset {asset}")
-        if n <= 0:
-            raise UnitError(f"amount {text} must be positive")
+        if n < 0:
+            raise UnitError(f"amount {text} must not be negative")
         return n
 
     def amount_text(self, asset: str, n: int) -> str:
@@ -71,20 +77,16 @@ class Registry:
 
     def state(self) -> list[str]:
         out = [f"currency {c.code} {c.amount_text(1)}" for _, c in sorted(self.currencies.items())]
-        out.append(f"fees maker {format_rate(self.maker_ppm)} taker {format_rate(self.taker_ppm)}")
+        if self.fees is not None:
+            out.append(f"fees maker {self.fees.maker} taker {self.fees.taker}")
         out += [f"instrument {i.describe()}" for _, i in sorted(self.instruments.items())]
         return out
 
     def restore_line(self, line: str) -> bool:
-        w = line.split(" ", 1)
-        if w[0] == "currency":
-            self.apply("currency", w[1])
-        elif w[0] == "fees":
-            self.apply("fees", w[1])
-        elif w[0] == "instrument":
-            self.apply("instrument", w[1])
-        else:
+        kind, _, rest = line.partition(" ")
+        if kind not in ("currency", "fees", "instrument"):
             return False
+        self.apply(kind, rest)
         return True
 
 
@@ -98,7 +100,7 @@ class Accounts:
         self.known: set[str] = set(self.RESERVED)
 
     def apply(self, text: str) -> None:
-        m = message.parse_member(text)
+        m = instruction("member", text)
         if m.action == "add":
             self.members[m.fingerprint] = tuple(m.accounts)
             self.known.update(m.accounts)
@@ -131,11 +133,16 @@ class Accounts:
         return True
 
 
-def report_owns(reporter: str, account: str) -> bool:
-    """May the filter whose account is *reporter* move money out of *account*?
-    Plain accounts belong to ``transfers``; ``X:T`` to the specialist of T."""
+def reporter(stamp: dict) -> str:
+    """The name of the filter whose report a record is (``specialist ACME``)."""
+    return stamp.get("x-pit-request", "").rpartition(" ")[0]
+
+
+def report_owns(filter_name: str, account: str) -> bool:
+    """May the filter *filter_name* move money out of *account*?  Plain
+    accounts belong to ``transfers``; ``X:T`` to the specialist of T."""
     base, colon, ticker = account.partition(":")
     if not colon:
-        return reporter == "transfers"
-    kind, _, tickers = reporter.partition(":")
-    return kind == "specialist" and ticker in tickers.split("+")
+        return filter_name == "transfers"
+    words = filter_name.split(" ")
+    return words[0] == "specialist" and ticker in words[1:]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 
-from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns
+from filters.common import Accounts, Registry, amount_text, instruction, parse_transferred, report_owns, reporter
 from pit import book, message
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
@@ -36,11 +36,7 @@ __all__ = ["Specialist", "main"]
 
 STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market buy
 
-KINDS = {"limit": book.LIMIT, "market": book.MARKET, "ioc": book.IOC, "fok": book.FOK,
-         "stop-loss": book.STOP_LOSS, "stop-limit": book.STOP_LIMIT,
-         "take-profit": book.TAKE_PROFIT}
-KIND_NAME = {v: k for k, v in KINDS.items()}
-MARKET_TYPES = (book.MARKET, book.STOP_LOSS, book.TAKE_PROFIT)
+
 
 
 class Order:
@@ -57,7 +53,7 @@ class Order:
     def line(self, oid: int) -> str:
         side = "buy" if self.side == BUY else "sell"
         return (f"order {oid} {self.account} {self.ref} {self.ticker} {side} "
-                f"{KIND_NAME[self.kind]} {self.rem} {self.hold} {self.unit}")
+                f"{self.kind} {self.rem} {self.hold} {self.unit}")
 
 
 class Specialist(Filter):
@@ -79,11 +75,12 @@ class Specialist(Filter):
         self.ledger = Ledger()
         self.orders: dict[int, Order] = {}
         self.refs: dict[tuple[str, str], int] = {}
+        self._pending = None      # (oid, new hold, new unit, extra held) during a modify
+        self._text = ""           # canonical text of the order being placed
 
     @property
     def account(self) -> str:
-        return "specialist:" + self.tickers[0] if len(self.tickers) == 1 else \
-            "specialist:" + "+".join(self.tickers)
+        return "specialist:" + self.tickers[0]
 
     # -- business ---------------------------------------------------------------
     def wants(self, stamp: dict) -> bool:
@@ -108,13 +105,13 @@ class Specialist(Filter):
         elif kind == "transfer":
             self.transfer_out(seq, stamp["x-pit-account"], stamp["x-pit-request"])
         elif kind == "report":
-            self.credits(stamp.get("x-pit-account", ""), signed_text(msg))
+            self.credits(reporter(stamp), signed_text(msg))
         elif kind == "member":
             self.accounts.apply(stamp["x-pit-request"])
         else:
             added = self.registry.apply(kind, stamp["x-pit-request"])
             if added is not None and added.ticker in self.tickers \
-                    and added.ticker not in self.engine.books:
+                    and added.ticker not in self.engine.tickers():
                 self.engine.add_book(added.ticker)
 
     # -- orders -----------------------------------------------------------------
@@ -123,42 +120,38 @@ class Specialist(Filter):
             o = message.parse_canonical_order(text)
         except message.MessageError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
-        if o.action == "cancel":
-            return self.cancel(seq, account, ref, o.target)
-        if o.action == "modify":
-            return self.modify(seq, account, ref, o)
-        inst = self.registry.instruments.get(o.ticker)
-        if inst is None or o.ticker not in self.engine.books:
-            return self.say(f"rejected {seq} {account} {ref} unknown ticker {o.ticker}")
+        if o[0] == "cancel":
+            return self.cancel(seq, account, ref, o[1])
+        if o[0] == "modify":
+            return self.modify(seq, account, ref, *o[1:])
+        side_text, qty_text, ticker, kind, price_text, stop_text = o
+        inst = self.registry.instruments.get(ticker)
+        if inst is None or ticker not in self.engine.tickers():
+            return self.say(f"rejected {seq} {account} {ref} unknown ticker {ticker}")
         if (account, ref) in self.refs:
             return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
                             f"order {self.refs[account, ref]} is open")
-        kind = KINDS[o.kind]
-        side = BUY if o.side == "buy" else SELL
+        side = BUY if side_text == "buy" else SELL
         try:
-            qty = inst.qty(o.qty)
-            price = inst.price(o.price) if o.price else 0
-            stop = inst.price(o.stop) if o.stop else 0
+            qty = inst.qty(qty_text)
+            price = inst.price(price_text) if price_text else 0
+            stop = inst.price(stop_text) if stop_text else 0
         except UnitError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
-        if kind == book.STOP_LIMIT:
-            price, stop = price, stop
-        acct = f"{account}:{o.ticker}"
+        acct = f"{account}:{ticker}"
+        asset = inst.currency.code if side == BUY else ticker
         try:
             hold, unit, cap = self.funding(acct, inst, side, kind, qty, price, stop)
-            asset = inst.currency.code if side == BUY else inst.ticker
             self.ledger.hold(acct, asset, hold)
         except Insufficient as e:
-            return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
-                            f"{acct} needs {self._amount(e.asset, e.need)} {e.asset}, has "
-                            f"{self._amount(e.asset, e.available)} available")
-        od = Order(account, ref, o.ticker, side, kind, qty, hold, unit)
-        self.orders[seq] = od
+            return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
+        self.orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit)
         self.refs[account, ref] = seq
-        self.engine.new(seq, seq, account, o.ticker, side, kind, qty, price, stop, cap)
-        self.events(seq)
-        if seq in self.orders and kind in MARKET_TYPES and not self._resting(seq):
-            self._close(seq)
+        self._text = text
+        self.engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
+        self.events()
+        if seq in self.orders and self.engine.order(seq) is None:
+            self._close(seq)          # a market order's unspent pool
 
     def funding(self, acct, inst, side, kind, qty, price, stop):
         """What a new order holds: ``(hold, unit, cap)``.  O(1)."""
@@ -168,15 +161,19 @@ class Specialist(Filter):
         if kind in (book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT):
             unit = self.unit_cost(inst, price, rate)
             return qty * unit, unit, 0
-        m = inst.multiplier
         if kind == book.MARKET:
             pool = self.ledger.available(acct, inst.currency.code)
         else:
-            pool = -(-qty * self.unit_cost(inst, stop, rate) * (PPM + STOP_COLLAR_PPM) // PPM)
-        cap = (pool - qty) * PPM // (m * (PPM + inst.taker_ppm))
+            pool = self.stop_pool(inst, qty, stop, rate)
+        # cost <= multiplier * sum(price*qty) * (1 + taker rate) + one minor unit a lot
+        cap = (pool - qty) * PPM // (inst.multiplier * (PPM + inst.taker_ppm))
         if cap <= 0:
-            raise Insufficient(acct, inst.currency.code, max(pool, 1) + 1, pool)
+            raise Insufficient(acct, inst.currency.code, pool + qty * inst.multiplier, pool)
         return pool, 0, cap
+
+    @staticmethod
+    def stop_pool(inst, qty: int, stop: int, rate: int) -> int:
+        return -(-qty * Specialist.unit_cost(inst, stop, rate) * (PPM + STOP_COLLAR_PPM) // PPM)
 
     @staticmethod
     def unit_cost(inst, price: int, rate: int) -> int:
@@ -191,106 +188,105 @@ class Specialist(Filter):
             return self.say(f"rejected {seq} {account} {ref} cancel {target}: "
                             f"no open order {target} of {account}")
         self.engine.cancel(seq, oid, account)
-        self.events(seq)
+        self.events()
 
-    def modify(self, seq, account, ref, o):
-        oid = self.refs.get((account, o.target))
+    def modify(self, seq, account, ref, target, qty_text, price_text, stop_text):
+        oid = self.refs.get((account, target))
         if oid is None:
-            return self.say(f"rejected {seq} {account} {ref} modify {o.target}: "
-                            f"no open order {o.target} of {account}")
+            return self.say(f"rejected {seq} {account} {ref} modify {target}: "
+                            f"no open order {target} of {account}")
         od = self.orders[oid]
         inst = self.registry.instruments[od.ticker]
-        cur = self.engine.order(oid)
-        # cur: (ticker, side, kind, owner, remaining, price, stop)
+        _, _, live_kind, _, rem, price, stop = self.engine.order(oid)
+        resting = live_kind == book.LIMIT
         try:
-            qty = inst.qty(o.qty) if o.qty else cur[4]
-            price = inst.price(o.price) if o.price else (cur[6] if od.kind in MARKET_TYPES and od.kind != book.MARKET else cur[5])
+            qty = inst.qty(qty_text) if qty_text else rem
+            price = inst.price(price_text) if price_text else price
+            stop = inst.price(stop_text) if stop_text else stop
         except UnitError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
+        if resting and stop_text:
+            return self.say(f"rejected {seq} {account} {ref} modify {target}: "
+                            f"the order is on the book; it has no stop to change")
+        if not resting and price_text and od.kind != book.STOP_LIMIT:
+            return self.say(f"rejected {seq} {account} {ref} modify {target}: "
+                            f"a {od.kind} order has no limit price; change its stop")
         acct = f"{account}:{od.ticker}"
-        if od.side == BUY and od.unit:
-            rate = max(inst.maker_ppm, inst.taker_ppm)
+        rate = max(inst.maker_ppm, inst.taker_ppm)
+        if od.side == SELL:
+            new_hold, unit = qty, 1
+        elif od.unit:
             unit = self.unit_cost(inst, price, rate)
             new_hold = qty * unit
-            try:
-                if new_hold > od.hold:
-                    self.ledger.hold(acct, inst.currency.code, new_hold - od.hold)
-            except Insufficient as e:
-                return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
-                                f"{acct} needs {self._amount(e.asset, e.need)} {e.asset} more, has "
-                                f"{self._amount(e.asset, e.available)} available")
-            before = self.engine.order(oid)
-            self.engine.modify(seq, oid, account, qty, price)
-            after = self.engine.order(oid)
-            if after is not None and (after[4], after[5] or after[6]) != (before[4], before[5] or before[6]) \
-                    or after is None:
-                if new_hold < od.hold:
-                    self.ledger.release(acct, inst.currency.code, od.hold - new_hold)
-                od.hold, od.unit = new_hold, unit
-            elif new_hold > od.hold:
-                self.ledger.release(acct, inst.currency.code, new_hold - od.hold)
-        elif od.side == SELL:
-            try:
-                if qty > od.hold:
-                    self.ledger.hold(acct, od.ticker, qty - od.hold)
-            except Insufficient as e:
-                return self.say(f"rejected {seq} {account} {ref} insufficient funds: "
-                                f"{acct} needs {self._amount(e.asset, e.need)} {e.asset} more, has "
-                                f"{self._amount(e.asset, e.available)} available")
-            before = self.engine.order(oid)
-            self.engine.modify(seq, oid, account, qty, price)
-            after = self.engine.order(oid)
-            if after is None or after != before:
-                if qty < od.hold:
-                    self.ledger.release(acct, od.ticker, od.hold - qty)
-                od.hold = qty
-            elif qty > od.hold:
-                self.ledger.release(acct, od.ticker, qty - od.hold)
         else:
+            new_hold, unit = max(od.hold, self.stop_pool(inst, qty, stop, rate)), 0
+        extra = max(new_hold - od.hold, 0)
+        try:
+            if extra:
+                self.ledger.hold(acct, inst.currency.code if od.side == BUY else od.ticker, extra)
+        except Insufficient as e:
+            return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
+        self._pending = (oid, new_hold, unit, extra)
+        if resting:
             self.engine.modify(seq, oid, account, qty, price)
-        od_rem = self.engine.order(oid)
-        self.events(seq)
-        if od_rem is not None and oid in self.orders:
-            self.orders[oid].rem = od_rem[4]
+        else:
+            self.engine.modify(seq, oid, account, qty, stop,
+                               price if od.kind == book.STOP_LIMIT else 0)
+        self.events()
+        self._pending = None
+
+    def _short(self, e: Insufficient) -> str:
+        return (f"insufficient funds: {e.account} needs {self._amount(e.asset, e.need)} "
+                f"{e.asset}, has {self._amount(e.asset, e.available)} available")
 
     # -- events from the core ---------------------------------------------------
-    def events(self, seq: int) -> None:
+    def events(self) -> None:
+        """Turn the core's events into report lines and settle them."""
         ev = self.engine.events
         for e in ev:
             k = e[0]
             if k == "trade":
                 self.trade(e)
-            elif k == "accepted":
-                od = self.orders[e[2]]
-                self.say(f"accepted {e[1]} {od.account} {od.ref} {self._order_text(e[2])}")
+                continue
+            oid = e[2]
+            od = self.orders.get(oid)
+            if od is None:                        # cannot happen: every oid is ours
+                self.say(f"{k} {e[1]} - - order {oid}")
+                continue
+            inst = self.registry.instruments[od.ticker]
+            head = f"{k} {e[1]} {od.account} "
+            if k == "accepted":
+                self.say(f"{head}{od.ref} {self._text}")
             elif k == "cancelled":
-                oid = e[2]
-                od = self.orders.get(oid)
-                if od is not None:
-                    inst = self.registry.instruments[od.ticker]
-                    self.say(f"cancelled {e[1]} {od.account} {od.ref} {inst.qty_text(e[3])} {e[4]}")
-                    self._close(oid)
+                self.say(f"{head}{od.ref} {inst.qty_text(e[3])} {e[4]}")
+                self._close(oid)
             elif k == "rejected":
-                oid = e[2]
-                od = self.orders.get(oid)
-                if od is not None and oid == e[1]:
-                    self.say(f"rejected {e[1]} {od.account} {od.ref} {e[3]}")
+                if oid == e[1]:                   # a new order: nothing of it stays
+                    self.say(f"{head}{od.ref} {e[3]}")
                     self._close(oid)
-                elif od is not None:
-                    self.say(f"rejected {e[1]} {od.account} {od.ref} {e[3]}")
-                else:
-                    self.say(f"rejected {e[1]} - - {e[3]}")
+                else:                             # a cancel or modify of order oid
+                    self.say(f"{head}{od.ref} {e[3]}")
+                    if self._pending and self._pending[0] == oid and self._pending[3]:
+                        asset = inst.currency.code if od.side == BUY else od.ticker
+                        self.ledger.release(f"{od.account}:{od.ticker}", asset, self._pending[3])
             elif k == "triggered":
-                od = self.orders[e[2]]
-                inst = self.registry.instruments[od.ticker]
-                self.say(f"triggered {e[1]} {od.account} {od.ref} stop {inst.price_text(e[3])} "
-                         f"last {inst.price_text(e[4])}")
+                self.say(f"{head}{od.ref} stop {inst.price_text(e[3])} last {inst.price_text(e[4])}")
             elif k == "modified":
-                od = self.orders[e[2]]
-                inst = self.registry.instruments[od.ticker]
-                od.rem = e[3]
-                self.say(f"modified {e[1]} {od.account} {od.ref} qty {inst.qty_text(e[3])} "
-                         f"price {inst.price_text(e[4])} priority {'kept' if e[5] else 'lost'}")
+                _, seq, _, qty, price, stop, kept = e[:7]
+                od.rem = qty
+                if self._pending and self._pending[0] == oid:
+                    _, new_hold, unit, _ = self._pending
+                    if new_hold < od.hold:
+                        asset = inst.currency.code if od.side == BUY else od.ticker
+                        self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold - new_hold)
+                    od.hold, od.unit = new_hold, unit
+                    self._pending = None
+                what = f"qty {inst.qty_text(qty)}"
+                if price:
+                    what += f" price {inst.price_text(price)}"
+                if stop:
+                    what += f" stop {inst.price_text(stop)}"
+                self.say(f"{head}{od.ref} {what} priority {'kept' if kept else 'lost'}")
         del ev[:]
 
     def trade(self, e) -> None:
@@ -333,28 +329,10 @@ class Specialist(Filter):
             asset = inst.currency.code if od.side == BUY else od.ticker
             self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold)
 
-    def _resting(self, oid: int) -> bool:
-        return self.engine.order(oid) is not None
-
-    def _order_text(self, oid: int) -> str:
-        od = self.orders[oid]
-        cur = self.engine.order(oid)
-        inst = self.registry.instruments[od.ticker]
-        side = "buy" if od.side == BUY else "sell"
-        text = f"{side} {inst.qty_text(od.rem)} {od.ticker} {KIND_NAME[od.kind]}"
-        if cur is not None:
-            if od.kind == book.STOP_LIMIT:
-                text += f" {inst.price_text(cur[6])} limit {inst.price_text(cur[5])}"
-            elif od.kind in (book.STOP_LOSS, book.TAKE_PROFIT):
-                text += f" {inst.price_text(cur[6])}"
-            elif od.kind != book.MARKET:
-                text += f" {inst.price_text(cur[5])}"
-        return text
-
     # -- transfers --------------------------------------------------------------
     def transfer_out(self, seq: int, account: str, text: str) -> None:
         try:
-            t = message.parse_transfer(text)
+            t = instruction("transfer", text)
             amount = self.registry.amount(t.asset, t.amount)
         except (message.MessageError, UnitError, KeyError) as e:
             return self.say(f"rejected {seq} {account} - {e}")
@@ -406,7 +384,7 @@ class Specialist(Filter):
             elif w[0] == "order":
                 oid = int(w[1])
                 self.orders[oid] = Order(w[2], w[3], w[4], BUY if w[5] == "buy" else SELL,
-                                         KINDS[w[6]], int(w[7]), int(w[8]), int(w[9]))
+                                         w[6], int(w[7]), int(w[8]), int(w[9]))
                 self.refs[w[2], w[3]] = oid
             elif not (self.registry.restore_line(lines[i]) or self.accounts.restore_line(lines[i])):
                 raise ValueError(f"line {i + 5}: unexpected {lines[i][:40]!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from filters.common import Accounts, Registry, parse_transferred, report_owns
+from filters.common import Accounts, Registry, instruction, parse_transferred, report_owns, reporter
 from pit import message
 from pit.filter import Filter, main as filter_main, signed_text
 from pit.ledger import Insufficient, Ledger
@@ -54,25 +54,25 @@ class Transfers(Filter):
             elif kind in ("currency", "instrument", "fees"):
                 self.registry.apply(kind, text)
             elif kind == "report":
-                self.credit_reported(account, signed_text(msg))
+                self.credit_reported(reporter(stamp), signed_text(msg))
             elif account != "operator" and kind in ("deposit", "withdrawal"):
                 self.say(f"rejected {seq} {account} - only the operator records {kind}s")
             elif kind == "deposit":
-                d = message.parse_deposit(text)
-                if not self.accounts.exists(d.account, self.registry) or ":" in d.account:
-                    return self.say(f"rejected {seq} {account} - unknown account {d.account}")
+                d = instruction("deposit", text)
+                if not self.accounts.exists(d.to, self.registry) or ":" in d.to:
+                    return self.say(f"rejected {seq} {account} - unknown account {d.to}")
                 n = self.registry.amount(d.asset, d.amount)
-                self.ledger.credit(d.account, d.asset, n)
-                self.say(f"deposited {seq} {d.account} {self.registry.amount_text(d.asset, n)} {d.asset}")
+                self.ledger.credit(d.to, d.asset, n)
+                self.say(f"deposited {seq} {d.to} {self.registry.amount_text(d.asset, n)} {d.asset}")
             elif kind == "withdrawal":
-                d = message.parse_withdrawal(text)
-                if not self.accounts.exists(d.account, self.registry) or ":" in d.account:
-                    return self.say(f"rejected {seq} {account} - unknown account {d.account}")
+                d = instruction("withdrawal", text)
+                if not self.accounts.exists(d.frm, self.registry) or ":" in d.frm:
+                    return self.say(f"rejected {seq} {account} - unknown account {d.frm}")
                 n = self.registry.amount(d.asset, d.amount)
-                self.ledger.debit(d.account, d.asset, n)
-                self.say(f"withdrawn {seq} {d.account} {self.registry.amount_text(d.asset, n)} {d.asset}")
+                self.ledger.debit(d.frm, d.asset, n)
+                self.say(f"withdrawn {seq} {d.frm} {self.registry.amount_text(d.asset, n)} {d.asset}")
             elif kind == "transfer":
-                t = message.parse_transfer(text)
+                t = instruction("transfer", text)
                 n = self.registry.amount(t.asset, t.amount)
                 if not self.accounts.exists(t.to, self.registry):
                     return self.say(f"rejected {seq} {account} - unknown account {t.to}")

@@ -1,0 +1,499 @@
+"""pit-notary: the moderator and notary of a pit.
+
+Every message enters a pit here.  The notary decides what becomes part of
+the record:
+
+1. the message is no larger than ``max_message_size`` and carries no
+   ``X-Pit-`` header of its own;
+2. it is signed (inline clearsigned or PGP/MIME), the signature is good,
+   and the key is a current member key (in the pit's keyring, not expired,
+   not revoked: gpg's judgement, checked in process by pit.openpgp);
+3. the signed text is a well-formed request for *this* pit (pit.message),
+   whose account the signing key owns (operator requests need the
+   operator's key; a filter's report needs that filter's key);
+4. its ``(account, ref)`` was never seen before (replay protection), and
+   the member is within its rate limit.
+
+An accepted message is *stamped*: a gapless sequence number, a UTC time
+that never goes backwards, the hash of the previous record (a hash chain),
+the hash of the original bytes and the request's canonical fields.  The
+original bytes follow the stamp unchanged, so its signature still verifies
+with stock gpg.  A refused message goes to the reject record with its
+reason, and a notice goes back to its sender.
+
+Seals.  Signing every record with gpg costs a process per record (tens a
+second); instead the notary *seals* batches, as Certificate Transparency
+logs do: a seal is a record whose body, clearsigned with the notary's key by
+stock gpg, lists the hash of every record it covers.  Every record is sealed
+at the end of the batch that brought it, and at most ``seal_every`` records
+apart, so the delay is bounded by one batch; an auditor checks one message
+on its own with its hash, the line of the seal that names it and one
+``gpg --verify`` (docs/verifying.md).
+
+Nothing is lost: a message leaves the incoming maildir only after its
+record, or its rejection, is on disk (fsync'd).  If the notary dies between
+the two, the next run finds the message's digest among the last records or
+rejections and only removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pit import archive as archive_mod
+from pit import mbox, message, signed
+from pit.keyring import Keyring
+from pit.pitdir import Pit
+from pit.units import UnitError
+
+__all__ = ["Notary", "Decision", "main", "stamp_time"]
+
+OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
+RECENT = 20_000       # digests remembered for crash recovery: more than any batch
+
+
+@dataclass
+class Decision:
+    """What became of one incoming message."""
+    accepted: bool
+    reason: str = ""               # why it was refused
+    seq: int = 0                   # its sequence number, when accepted
+    digest: str = ""
+    line: int | None = None        # the line of the signed text at fault
+    sender: str = ""               # where the notice goes
+
+
+def stamp_time(us: int) -> str:
+    """Microseconds since the epoch as the notary's ISO 8601 UTC text."""
+    s, frac = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:06d}Z"
+
+
+def _sender_of(raw: bytes) -> str:
+    h = mbox.headers(raw, ["from", "reply-to"])
+    addr = h.get("reply-to") or h.get("from") or ""
+    if "<" in addr:
+        addr = addr[addr.rfind("<") + 1:addr.rfind(">")]
+    return addr.strip()
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, line: int | None = None):
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+class Notary:
+    """The notary of one local pit.  ``clock`` returns seconds (float); tests
+    and benchmarks may pass their own."""
+
+    def __init__(self, pit: Pit | str | os.PathLike, clock=time.time):
+        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
+        self.clock = clock
+        self.archive = archive_mod.Archive(self.pit.root)
+        self.keyring = Keyring(self.pit.gnupg)
+        self.max_size = self.pit.getint("max_message_size")
+        self.rate_limit = self.pit.getint("rate_limit")
+        self.rate_interval = self.pit.getint("rate_interval") * 1_000_000
+        self.seal_every = self.pit.getint("seal_every")
+        self.rejects_path = self.pit.rejects / "rejects.mbox"
+        self.notices_path = self.pit.outbox / "notices.mbox"
+        self._load()
+
+    # -- state, derived from the archive ----------------------------------------
+    def _load(self) -> None:
+        self.verifier = self.keyring.load_verifier()
+        self.members: dict[str, tuple[str, ...]] = {}
+        if self.pit.operator:
+            self.members[self.pit.operator] = ("operator",)
+        self.refs: dict[tuple[str, str], tuple[int, str]] = {}   # -> (seq, ticker)
+        self.registry_instruments = {}
+        self.currencies = {}
+        self.fees = None
+        self.seq, self.head, self.last_us = 0, "0" * 64, 0
+        self.unsealed: list[tuple[int, str]] = []
+        self.recent: deque[str] = deque(maxlen=RECENT)
+        self.recent_set: set[str] = set()
+        self.sent: dict[str, deque[int]] = {}
+        for seq, msg in self.archive.read():
+            st = mbox.stamp(msg)
+            self._remember(seq, st, archive_mod.record_hash(msg))
+        if self.rejects_path.exists():
+            for msg in mbox.iter_file(self.rejects_path):
+                d = mbox.headers(msg, ["x-pit-digest"]).get("x-pit-digest")
+                if d:
+                    self._recent(d)
+
+    def _recent(self, digest: str) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            self.recent_set.discard(self.recent[0])
+        self.recent.append(digest)
+        self.recent_set.add(digest)
+
+    def _remember(self, seq: int, st: dict, h: str) -> None:
+        """Fold one record into the notary's state.  O(1)."""
+        self.seq, self.head = seq, h
+        self.last_us = max(self.last_us, _us(st.get("x-pit-time", "")))
+        kind = st.get("x-pit-kind", "")
+        acct, ref = st.get("x-pit-account", ""), st.get("x-pit-ref", "")
+        if ref:
+            self.refs[acct, ref] = (seq, st.get("x-pit-ticker", ""))
+        self._recent(st.get("x-pit-digest", ""))
+        if kind == "seal":
+            self.unsealed = []
+        else:
+            self.unsealed.append((seq, h))
+        if kind in ("member", "currency", "instrument", "fees"):
+            self._operator_record(kind, st.get("x-pit-request", ""))
+
+    def _operator_record(self, kind: str, text: str) -> None:
+        from filters.common import instruction
+        ins = instruction(kind, text)
+        if kind == "member":
+            if ins.action == "add":
+                self.members[ins.fingerprint] = tuple(ins.accounts)
+            else:
+                self.members.pop(ins.fingerprint, None)
+        elif kind == "currency":
+            self.currencies[ins.code] = ins.currency()
+        elif kind == "fees":
+            self.fees = ins
+        elif kind == "instrument" and ins.currency in self.currencies:
+            self.registry_instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
+
+    # -- judging one message ----------------------------------------------------
+    def judge(self, raw: bytes, now_us: int):
+        """Check one message.  Returns the stamp fields of the accepted record
+        (without sequence, time, hashes) or raises Refused.  O(len(raw))."""
+        if len(raw) > self.max_size:
+            raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
+        head = raw[:raw.find(b"\n\n")] if b"\n\n" in raw else raw
+        if b"\nX-Pit-" in b"\n" + head or b"\nx-pit-" in (b"\n" + head).lower():
+            raise Refused("the message carries X-Pit- headers; only the notary writes those")
+        try:
+            s = signed.extract(raw)
+        except signed.SignedError as e:
+            raise Refused(f"unsigned: {e.reason}" if e.status == "unsigned"
+                          else f"malformed signature: {e.reason}") from None
+        v = s.verify(self.verifier, now=now_us // 1_000_000)
+        if not v.ok:
+            reasons = {"bad": "bad signature", "unknown-key": "unknown key",
+                       "expired-key": "expired key", "revoked-key": "revoked key",
+                       "malformed": "malformed signature"}
+            raise Refused(f"{reasons.get(v.status, v.status)}: {v.detail}")
+        fpr = v.fingerprint
+        accounts = self.members.get(fpr)
+        if accounts is None:
+            raise Refused(f"unknown key: {fpr} is not a member of pit {self.pit.name}")
+        text = s.text
+        if text.startswith(("Report: ", "Checkpoint: ")):
+            fields = self._filter_output(text, accounts)
+        else:
+            fields = self._request(text, accounts)
+        if self.rate_limit:
+            q = self.sent.setdefault(fpr, deque())
+            while q and q[0] <= now_us - self.rate_interval:
+                q.popleft()
+            if len(q) >= self.rate_limit:
+                raise Refused(f"rate limited: {fpr} sent {len(q)} messages in "
+                              f"{self.rate_interval // 1_000_000} s; the limit is {self.rate_limit}")
+        return fpr, fields, v
+
+    def _request(self, text: str, accounts) -> list[tuple[str, str]]:
+        body, key_block = _split_key_block(text)
+        try:
+            req = message.parse_request(body)
+        except message.MessageError as e:
+            raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
+        if req.pit != self.pit.name:
+            raise Refused(f"the request is for pit {req.pit}, this is pit {self.pit.name}")
+        base = req.account.partition(":")[0]
+        if req.kind in OPERATOR_KINDS:
+            if "operator" not in accounts or req.account != "operator":
+                raise Refused(f"{req.kind} requests are the operator's; "
+                              f"the signing key owns {', '.join(accounts)}")
+        elif base not in accounts or base in ("operator", "fees") or base.startswith("specialist"):
+            raise Refused(f"the signing key does not own account {req.account}")
+        if (req.account, req.ref) in self.refs:
+            seq = self.refs[req.account, req.ref][0]
+            raise Refused(f"replayed: ref {req.ref} of {req.account} was used by record {seq}")
+        ins = req.instruction
+        target_ticker = None
+        if isinstance(ins, (message.Cancel, message.Modify)):
+            known = self.refs.get((req.account, ins.ref))
+            if known is None or not known[1]:
+                what = "cancel" if isinstance(ins, message.Cancel) else "modify"
+                raise Refused(f"{what} {ins.ref}: {req.account} has no order with ref {ins.ref}")
+            target_ticker = known[1]
+        if req.kind == "member" and ins.action == "add":
+            if not key_block:
+                raise Refused("a member request must carry the member's public key block")
+            fpr = self.keyring.import_key(key_block)
+            if fpr.upper() != ins.fingerprint:
+                raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
+        if req.kind in ("order", "transfer", "deposit", "withdrawal"):
+            try:
+                req = message.resolve(req, self.registry_instruments, self.currencies,
+                                      ticker=target_ticker)
+            except (message.MessageError, UnitError, KeyError) as e:
+                raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
+        fields = message.stamp_fields(req)
+        return [("X-Pit-Pit", req.pit)] + fields
+
+    def _filter_output(self, text: str, accounts) -> list[tuple[str, str]]:
+        try:
+            if text.startswith("Report: "):
+                r = message.parse_report(text)
+                kind, name, ref, what = "report", r.filter, f"report-{r.to_seq}", \
+                    f"{r.filter} {r.from_seq}-{r.to_seq}"
+            else:
+                c = message.parse_checkpoint(text)
+                kind, name, ref, what = "checkpoint", c.filter, f"checkpoint-{c.seq}", \
+                    f"{c.filter} {c.seq}"
+            pit = r.pit if kind == "report" else c.pit
+        except message.MessageError as e:
+            raise Refused(f"malformed {text.split(':')[0].lower()}: {e}",
+                          getattr(e, "line", None)) from None
+        if pit != self.pit.name:
+            raise Refused(f"the {kind} is for pit {pit}, this is pit {self.pit.name}")
+        words = name.split(" ")
+        needed = [f"{words[0]}:{t}" for t in words[1:]] or [name]
+        account = needed[0]
+        for a in needed:
+            if a not in accounts:
+                raise Refused(f"the signing key does not own filter account {a}")
+        if (account, ref) in self.refs:
+            raise Refused(f"replayed: {kind} {ref} of {account} was used by record "
+                          f"{self.refs[account, ref][0]}")
+        return [("X-Pit-Pit", pit), ("X-Pit-Kind", kind), ("X-Pit-Account", account),
+                ("X-Pit-Ref", ref), ("X-Pit-Request", what)]
+
+    # -- notarizing a batch -----------------------------------------------------
+    def notarize(self, raws: list[bytes], seal: bool = True) -> list[Decision]:
+        """Judge, stamp and store a batch; seal it.  Every message ends in
+        exactly one place, the archive or the reject record, both on disk
+        before this returns.  O(total bytes)."""
+        records: list[tuple[bytes, str, str]] = []
+        rejects: list[bytes] = []
+        notices: list[bytes] = []
+        out: list[Decision] = []
+        for raw in raws:
+            raw = raw.replace(b"\r\n", b"\n")
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest in self.recent_set:
+                out.append(Decision(False, "duplicate of a message already handled", digest=digest))
+                continue
+            now = self._now()
+            sender = _sender_of(raw)
+            try:
+                fpr, fields, _ = self.judge(raw, now)
+            except Refused as e:
+                d = Decision(False, e.reason, digest=digest, line=e.line, sender=sender)
+                rejects.append(self._reject_entry(raw, d, now))
+                notices.append(self._notice(raw, d, now))
+                self._recent(digest)
+                out.append(d)
+                continue
+            rec = self._stamp(raw, digest, fpr, fields, now)
+            records.append((rec, "notary", stamp_time(now)))
+            self.sent.setdefault(fpr, deque()).append(now)
+            out.append(Decision(True, seq=self.seq, digest=digest, sender=sender))
+            if self.seal_every and len(self.unsealed) >= self.seal_every:
+                records.append(self._seal_record())
+        if seal and self.unsealed:
+            records.append(self._seal_record())
+        if records:
+            self.archive.append(records)
+        if rejects:
+            _append_durably(self.rejects_path, rejects)
+        if notices:
+            _append_durably(self.notices_path, notices)
+        return out
+
+    def genesis(self, body: str, now: float) -> None:
+        """Record 1: the notary's clearsigned statement of its own key and the
+        operator's, which every audit starts from."""
+        if self.seq:
+            raise ValueError("the pit already has a genesis record")
+        us = int(now * 1_000_000)
+        self.last_us = us
+        head = (f"From: {self.pit.notary_address}\nTo: {self.pit.address}\n"
+                f"Subject: {self.pit.name} genesis\n"
+                f"Date: {_rfc5322(us)}\nMessage-ID: <genesis.{self.pit.name}@{self.pit.domain}>\n"
+                f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+                f"Content-Transfer-Encoding: 7bit\n\n")
+        msg = head.encode() + body.encode()
+        fields = [("X-Pit-Pit", self.pit.name), ("X-Pit-Kind", "genesis"),
+                  ("X-Pit-Account", "notary"), ("X-Pit-Ref", "genesis"),
+                  ("X-Pit-Request", f"notary {self.pit.notary} operator {self.pit.operator}")]
+        rec = self._stamp(msg, hashlib.sha256(msg).hexdigest(), self.pit.notary, fields, us)
+        self.archive.append([(rec, "notary", stamp_time(us)), self._seal_record()])
+
+    def seal(self) -> None:
+        """Seal whatever is unsealed now (the daemon's timer calls this)."""
+        if self.unsealed:
+            self.archive.append([self._seal_record()])
+
+    def _now(self) -> int:
+        us = int(self.clock() * 1_000_000)
+        if us <= self.last_us:
+            us = self.last_us + 1            # never backwards, never equal
+        self.last_us = us
+        return us
+
+    def _stamp(self, original: bytes, digest: str, fpr: str,
+               fields: list[tuple[str, str]], now: int) -> bytes:
+        seq = self.seq + 1
+        head = [("X-Pit-Seq", str(seq)), ("X-Pit-Time", stamp_time(now)),
+                ("X-Pit-Prev", self.head), ("X-Pit-Digest", digest), ("X-Pit-Signer", fpr)]
+        stamp = "".join(f"{k}: {v}\n" for k, v in head + fields).encode("ascii")
+        rec = stamp + original
+        st = {k.lower(): v for k, v in head + fields}
+        self._remember(seq, st, archive_mod.record_hash(rec))
+        return rec
+
+    def _seal_record(self) -> tuple[bytes, str, str]:
+        first = self.unsealed[0][0]
+        seal = message.Seal(self.pit.name, first, tuple(h for _, h in self.unsealed))
+        now = self._now()
+        env = message.Envelope(self.pit.notary_address, self.pit.address, stamp_time(now))
+        body = self.keyring.clearsign(message.seal_text(seal), self.pit.notary)
+        msg = _with_body(message.write_message(seal, env), body)
+        digest = hashlib.sha256(msg).hexdigest()
+        fields = [("X-Pit-Pit", self.pit.name), ("X-Pit-Kind", "seal"),
+                  ("X-Pit-Account", "notary"), ("X-Pit-Ref", f"seal-{seal.last}"),
+                  ("X-Pit-Request", f"{seal.first}-{seal.last}")]
+        rec = self._stamp(msg, digest, self.pit.notary, fields, now)
+        return rec, "notary", stamp_time(now)
+
+    def _reject_entry(self, raw: bytes, d: Decision, now: int) -> bytes:
+        head = (f"X-Pit-Rejected: {_one_line(d.reason)}\nX-Pit-Time: {stamp_time(now)}\n"
+                f"X-Pit-Digest: {d.digest}\n")
+        if d.line is not None:
+            head += f"X-Pit-Line: {d.line}\n"
+        return mbox.format_message(head.encode("utf-8") + raw, "notary", stamp_time(now))
+
+    def _notice(self, raw: bytes, d: Decision, now: int) -> bytes:
+        h = mbox.headers(raw, ["message-id", "subject", "from", "date"])
+        quoted = tuple((k.capitalize() if k != "message-id" else "Message-ID", _one_line(v))
+                       for k, v in h.items() if v)
+        rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line,
+                                h.get("message-id") or None, quoted)
+        to = d.sender if message.ADDRESS_RE.fullmatch(d.sender or "") else f"postmaster@{self.pit.domain}"
+        env = message.Envelope(self.pit.notary_address, to, stamp_time(now))
+        try:
+            body = message.write_message(rej, env)
+        except message.MessageError:
+            rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line)
+            body = message.write_message(rej, env)
+        return mbox.format_message(body, self.pit.notary_address, stamp_time(now))
+
+    # -- the incoming maildir ---------------------------------------------------
+    def run_maildir(self, batch: int = 1000) -> list[Decision]:
+        """Notarize everything waiting in ``<pit>/incoming/new`` (oldest name
+        first), removing each file only once its outcome is on disk."""
+        new = self.pit.incoming / "new"
+        names = sorted(os.listdir(new)) if new.exists() else []
+        out: list[Decision] = []
+        for i in range(0, len(names), batch):
+            chunk = names[i:i + batch]
+            raws = [(new / n).read_bytes() for n in chunk]
+            out += self.notarize(raws)
+            for n in chunk:
+                os.unlink(new / n)
+        if names:
+            _fsync_dir(new)
+        return out
+
+
+def deliver(pit: Pit, raw: bytes, name: str | None = None) -> Path:
+    """Drop one message into the pit's incoming maildir, durably (tmp, fsync,
+    rename into new/).  This is what a mail system's delivery does."""
+    global _counter
+    _counter += 1
+    name = name or f"{time.time_ns():020d}.{os.getpid()}_{_counter}.pit"
+    tmp = pit.incoming / "tmp" / name
+    with open(tmp, "wb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    dst = pit.incoming / "new" / name
+    os.rename(tmp, dst)
+    return dst
+
+
+_counter = 0
+
+
+def _split_key_block(text: str) -> tuple[str, str]:
+    i = text.find("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    if i < 0:
+        return text, ""
+    return text[:i].rstrip("\n") + "\n", text[i:]
+
+
+def _with_body(msg: bytes, body: str) -> bytes:
+    head, _, _ = msg.partition(b"\n\n")
+    return head + b"\n\n" + body.encode("utf-8")
+
+
+def _rfc5322(us: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(us // 1_000_000))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _us(iso: str) -> int:
+    if not iso:
+        return 0
+    dt = datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    frac = iso[20:-1] if len(iso) > 21 else "0"
+    return int(dt.timestamp()) * 1_000_000 + int(frac.ljust(6, "0")[:6])
+
+
+def _append_durably(path: Path, entries: list[bytes]) -> None:
+    """Append mbox entries under the archive's lock discipline and fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = archive_mod._VolumeLock(path, 60.0)
+    lock.acquire()
+    try:
+        with open(path, "ab") as f:
+            f.write(b"".join(entries))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def main(argv=None) -> int:
+    """pit-notary PIT : notarize everything waiting in PIT/incoming."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: pit-notary PIT", file=sys.stderr)
+        return 2
+    n = Notary(argv[0])
+    decisions = n.run_maildir()
+    ok = sum(d.accepted for d in decisions)
+    print(f"{ok} notarized, {len(decisions) - ok} rejected", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""What the ``pit`` command does, as functions: create a pit, sign and send
+requests, run the filters and post their output, replay.  The command line
+(pit/cli.py), the demo and the tests all go through here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from pit import mbox, message, signed
+from pit.archive import Archive
+from pit.filter import Filter, run as run_filter_stream
+from pit.keyring import Keyring
+from pit.pitdir import Pit, PitError
+
+__all__ = ["init", "operator_request", "add_member", "filter_key", "request_text",
+           "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
+           "filter_class", "FILTERS", "notary"]
+
+
+def notary(pit: Pit):
+    from moderator.notary import Notary
+    return Notary(pit)
+
+
+# -- creating a pit --------------------------------------------------------------
+
+def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
+         operator_home: str | os.PathLike | None = None, operator_fpr: str | None = None,
+         **settings) -> Pit:
+    """Create a pit: directories, the notary's key pair, the operator's key
+    (made in ``<pit>/operator.gnupg`` unless one is given) and record 1, the
+    genesis record, which publishes both keys."""
+    if not message.PIT_RE.fullmatch(name):
+        raise PitError(f"bad pit name {name!r}: lower-case letters, digits and '-', "
+                       "starting with a letter")
+    pit = Pit.create(root, name, **settings)
+    ring = Keyring(pit.gnupg)
+    notary_fpr = ring.generate(f"{name} notary", pit.notary_address, algo=algo)
+    if operator_home is None:
+        operator_home = pit.root / "operator.gnupg"
+        op = Keyring(operator_home)
+        operator_fpr = op.generate(f"{name} operator", f"{name}-operator@{pit.domain}", algo=algo)
+    else:
+        op = Keyring(operator_home)
+        if not operator_fpr:
+            raise PitError("give the operator's key fingerprint with the operator's GnuPG home")
+    ring.import_key(op.export(operator_fpr))
+    pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(operator_home))
+    text = (f"Pit: {name}\nGenesis: notary {notary_fpr} operator {operator_fpr}\n\n"
+            + ring.export(notary_fpr).strip() + "\n" + ring.export(operator_fpr).strip() + "\n")
+    body = ring.clearsign(text, notary_fpr)
+    now = time.time()
+    n = notary(pit)
+    n.genesis(body, now)
+    return pit
+
+
+def _operator(pit: Pit) -> tuple[Keyring, str]:
+    home = pit.get("operator_home")
+    if not home:
+        raise PitError(f"{pit.root}: no operator key configured")
+    return Keyring(home), pit.operator
+
+
+def request_text(pit: str, account: str, ref: str, key: str, value: str) -> str:
+    """The text a member signs.  Canonical when *value* is."""
+    return f"Pit: {pit}\nAccount: {account}\nRef: {ref}\n{key}: {value}\n"
+
+
+def sign_request(pit: Pit, text: str, ring: Keyring, fpr: str, sender: str,
+                 mime: bool = False) -> bytes:
+    """A whole signed email for request *text* (inline clearsigned by default,
+    PGP/MIME with *mime*)."""
+    first = text.split("\n")[3] if text.count("\n") >= 4 else text.split("\n")[0]
+    headers = [("From", sender), ("To", pit.address), ("Subject", first[:120]),
+               ("Date", time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())),
+               ("Message-ID", f"<{time.time_ns()}.{os.getpid()}@{sender.partition('@')[2] or 'pit'}>")]
+    compose = signed.compose_pgp_mime if mime else signed.compose_clearsigned
+    return compose(headers, text, ring, fpr)
+
+
+def send_local(pit: Pit, raw: bytes) -> Path:
+    """Deliver a message to a local pit's incoming maildir."""
+    from moderator.notary import deliver
+    return deliver(pit, raw)
+
+
+def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool = True):
+    """Sign a request as the operator and notarize it at once.  Returns the
+    notary's Decision."""
+    ring, fpr = _operator(pit)
+    n = notary(pit)
+    ref = f"op-{n.seq + 1}"
+    text = request_text(pit.name, "operator", ref, key, value) + extra
+    raw = sign_request(pit, text, ring, fpr, f"{pit.name}-operator@{pit.domain}")
+    return n.notarize([raw])[0]
+
+
+def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
+    """Record a member: its key and the accounts it owns (a signed operator
+    request carrying the key block)."""
+    tmp = Keyring(pit.root / "tmp.gnupg")
+    try:
+        fpr = tmp.import_key(armored_key)
+    finally:
+        import shutil
+        shutil.rmtree(tmp.home, ignore_errors=True)
+    value = f"add {fpr} accounts {', '.join(sorted(accounts))}"
+    return fpr, operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
+
+
+def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
+    """The signing key of the pit's filter *name*, made and made a member on first use."""
+    ring = Keyring(pit.filters_gnupg)
+    slug = _slug(name)
+    fpr = pit.get(f"filter.{slug}")
+    if fpr:
+        return ring, fpr
+    fpr = ring.generate(name, f"{slug}@{pit.domain}", algo="ed25519")
+    words = name.split(" ")
+    accounts = [f"{words[0]}:{t}" for t in words[1:]] or [name]
+    _, d = add_member(pit, ring.export(fpr), accounts)
+    if not d.accepted:
+        raise PitError(f"could not make {name} a member: {d.reason}")
+    pit.set(**{f"filter.{slug}": fpr})
+    return ring, fpr
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+# -- filters -----------------------------------------------------------------------
+
+FILTERS = {"specialist": "filters.specialist:Specialist",
+           "transfers": "filters.transfers:Transfers",
+           "positions": "filters.positions:Positions"}
+
+
+def filter_class(kind: str):
+    import importlib
+    if kind not in FILTERS:
+        raise PitError(f"unknown filter {kind!r}: one of {', '.join(FILTERS)}")
+    mod, _, cls = FILTERS[kind].partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
+    """``(record seq, covered seq)`` of the newest archived checkpoint of
+    filter *name*, from ``checkpoints/index`` or, failing that, a scan of the
+    archive's stamps."""
+    idx = pit.checkpoints / "index"
+    if idx.exists():
+        for line in idx.read_text().splitlines():
+            w = line.split(" ")
+            if len(w) == 3 and w[0] == _slug(name):
+                return int(w[1]), int(w[2])
+    best = None
+    for seq, msg in Archive(pit.root).read():
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") == "checkpoint" and st.get("x-pit-request", "").rpartition(" ")[0] == name:
+            best = (seq, int(st["x-pit-request"].rpartition(" ")[2]))
+    return best
+
+
+def _note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
+    idx = pit.checkpoints / "index"
+    lines = [ln for ln in (idx.read_text().splitlines() if idx.exists() else [])
+             if ln.split(" ")[0] != _slug(name)]
+    lines.append(f"{_slug(name)} {record} {covered}")
+    tmp = idx.with_suffix(".tmp")
+    tmp.write_text("\n".join(sorted(lines)) + "\n")
+    os.replace(tmp, idx)
+
+
+def replay(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[bytes]:
+    """The filter's input: its newest checkpoint, then every later record
+    that concerns it.  Seeks through the archive index: O(new records)."""
+    arch = Archive(pit.root)
+    start = 1
+    ck = None if from_start else latest_checkpoint(pit, flt.name)
+    if ck:
+        rec, covered = ck
+        for _, msg in arch.read(rec, rec):
+            yield msg
+        start = covered + 1
+    wants = flt.wants
+    stamp = mbox.stamp
+    for _, msg in arch.read(start):
+        if wants(stamp(msg)):
+            yield msg
+
+
+def run_filter(pit: Pit, kind: str, args: list[str], post_output: bool = True):
+    """Replay, run and (by default) post one filter.  Returns
+    ``(filter, decisions)``."""
+    import io
+    cls = filter_class(kind)
+    flt = cls(args)
+    out = io.BytesIO()
+    run_filter_stream(flt, replay(pit, cls(args)), out)
+    decisions = []
+    if post_output and flt.lines:
+        decisions = post(pit, flt.name, mbox.iter_messages(out.getvalue()))
+    return flt, decisions
+
+
+def post(pit: Pit, name: str, messages: Iterable[bytes]):
+    """Sign a filter's new (unstamped) messages with its key and notarize them."""
+    ring, fpr = filter_key(pit, name)
+    raws = []
+    for msg in messages:
+        if mbox.stamp(msg):
+            continue                       # passed through or re-emitted: already a record
+        head, _, body = msg.partition(b"\n\n")
+        headers = [tuple(h.split(": ", 1)) for h in head.decode("ascii").split("\n")
+                   if not h.lower().startswith(("mime-version", "content-type",
+                                                "content-transfer-encoding"))]
+        raws.append(signed.compose_clearsigned(headers, body.decode("utf-8"), ring, fpr))
+    if not raws:
+        return []
+    n = notary(pit)
+    decisions = n.notarize(raws)
+    for raw, d in zip(raws, decisions):
+        if d.accepted and b"\nSubject: " in raw and b"checkpoint " in raw.split(b"\n\n", 1)[0]:
+            text = signed.extract(raw).text
+            covered = int(text.split("\n")[2].partition(": ")[2])
+            _note_checkpoint(pit, name, d.seq, covered)
+    return decisions

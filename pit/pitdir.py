@@ -1,0 +1,103 @@
+"""A local pit is a directory.  This module knows its layout and its
+configuration file, and nothing else.
+
+    <pit>/pit.conf        name, addresses, notary and operator keys, limits
+    <pit>/archives/       the mbox archive (pit/archive.py)
+    <pit>/rejects/        the reject record: rejects.mbox, every refused message and why
+    <pit>/incoming/       a maildir: mail waiting for the notary (new/, cur/, tmp/)
+    <pit>/outbox/         notices for senders, as mbox, when there is no mail system
+    <pit>/gnupg/          the pit's keyring: members' public keys, the notary's key pair
+    <pit>/filters.gnupg/  the signing keys of the pit's own filters (specialists, ...)
+    <pit>/checkpoints/    the newest checkpoint of each filter, as text (a cache)
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+__all__ = ["Pit", "PitError", "DEFAULTS"]
+
+DEFAULTS = {
+    "max_message_size": "262144",   # bytes; a signed order is about 1 KB
+    "rate_limit": "1000",           # accepted messages per member per interval
+    "rate_interval": "60",          # seconds
+    "seal_every": "1000",           # records per seal at most
+    "seal_seconds": "5",            # and at most this long before a record is sealed
+    "domain": "pit.localhost",
+}
+
+
+class PitError(Exception):
+    """Not a pit, or a pit that cannot be used as asked."""
+
+
+class Pit:
+    """Paths and settings of one local pit."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.conf_path = self.root / "pit.conf"
+        if not self.conf_path.exists():
+            raise PitError(f"{self.root}: not a pit (no pit.conf); create one with 'pit init'")
+        cp = configparser.ConfigParser()
+        cp.read(self.conf_path)
+        self.conf = cp
+        s = cp["pit"] if cp.has_section("pit") else {}
+        self.name = s.get("name", "")
+        self.notary = s.get("notary", "")
+        self.operator = s.get("operator", "")
+
+    def get(self, key: str) -> str:
+        return self.conf.get("pit", key, fallback=DEFAULTS.get(key, ""))
+
+    def getint(self, key: str) -> int:
+        return int(self.get(key))
+
+    # -- layout -----------------------------------------------------------------
+    archives = property(lambda self: self.root / "archives")
+    rejects = property(lambda self: self.root / "rejects")
+    incoming = property(lambda self: self.root / "incoming")
+    outbox = property(lambda self: self.root / "outbox")
+    gnupg = property(lambda self: self.root / "gnupg")
+    filters_gnupg = property(lambda self: self.root / "filters.gnupg")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+
+    @property
+    def domain(self) -> str:
+        return self.get("domain")
+
+    @property
+    def address(self) -> str:
+        """The pit's posting address."""
+        return f"{self.name}@{self.domain}"
+
+    @property
+    def notary_address(self) -> str:
+        return f"{self.name}-notary@{self.domain}"
+
+    @staticmethod
+    def create(root: str | os.PathLike, name: str, **settings: str) -> "Pit":
+        root = Path(root)
+        if (root / "pit.conf").exists():
+            raise PitError(f"{root}: a pit already exists here")
+        for sub in ("archives", "rejects", "incoming/new", "incoming/cur", "incoming/tmp",
+                    "outbox", "checkpoints"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("gnupg", "filters.gnupg"):
+            (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        cp = configparser.ConfigParser()
+        cp["pit"] = {"name": name, **{k: str(v) for k, v in settings.items()}}
+        with open(root / "pit.conf", "w") as f:
+            cp.write(f)
+        return Pit(root)
+
+    def set(self, **settings: str) -> None:
+        for k, v in settings.items():
+            self.conf.set("pit", k, str(v))
+        tmp = self.conf_path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            self.conf.write(f)
+        os.replace(tmp, self.conf_path)
+        self.__init__(self.root)
