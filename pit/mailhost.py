@@ -14,8 +14,8 @@ Three small pieces, each usable on its own:
 * ``NotaryLMTPServer`` -- the delivery program for a pit's posting address.
   The MTA hands it every message sent to the pit; it calls the pit's notary
   (``notarize(msg_bytes, envelope_sender) -> list[bytes]``) and injects each
-  message the notary returns into Mailman's LMTP runner, pre-approved with
-  the list's moderator password, so that only notarized mail is posted.
+  message the notary returns into Mailman's LMTP runner with the pit's
+  approval header, so that only notarized mail is posted.
   docs/mailman.md explains why the notary sits here and not behind
   Mailman's hold queue.
 """
@@ -34,6 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+try:
+    from pit import mbox as _pit_mbox
+except ImportError:  # pit.mbox is optional here: the sink is test plumbing
+    _pit_mbox = None
+
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 
@@ -47,8 +52,9 @@ log = logging.getLogger("pit.mailhost")
 # A notary: original message bytes and envelope sender in, messages to post out.
 Notarize = Callable[[bytes, str], list]
 
-# Mailman's "approved" rule accepts a post carrying the list's moderator
-# password in this header and strips the header before delivery.
+# The pit's list accepts a post whose header of this name holds the pit's
+# approval secret (a header match, pit.mailman); Mailman's cleanse handler
+# strips the header before delivery.
 APPROVE_HEADER = b"Approved"
 
 # The mbox "From " line date is fixed: the sink must not depend on the clock
@@ -83,8 +89,15 @@ def _lf(data: bytes) -> bytes:
 def mboxrd_entry(msg_bytes: bytes, envelope_sender: str) -> bytes:
     """One mboxrd entry: ``From `` line, quoted body, one blank line after.
 
-    Deterministic (fixed date in the ``From `` line).  O(len(msg_bytes)).
+    Deterministic (the epoch as the ``From `` line date).  Written by
+    pit.mbox when it is there (the one mbox writer of the project), by a
+    minimal equivalent otherwise.  O(len(msg_bytes)).
     """
+    data = _lf(msg_bytes)
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    if _pit_mbox is not None:
+        return _pit_mbox.format_message(data, envelope_sender.split()[0] if envelope_sender.strip() else "", None)
     body = _MBOXRD_QUOTE.sub(rb">\1", _lf(msg_bytes))
     if not body.endswith(b"\n"):
         body += b"\n"
@@ -253,21 +266,21 @@ class PitRoute:
 
     ``list_address``: the Mailman list (the pit's posting address);
     ``notary_address``: the envelope sender of injected messages;
-    ``notarize``: the pit's notary; ``approve_password``: the list's
-    moderator password (Mailman's "approved" rule lets a post carrying it
-    through, and no other post).
+    ``notarize``: the pit's notary; ``approval_secret``: the secret the
+    list's header match accepts in an ``Approved:`` header (pit.mailman),
+    the one way onto the list.
     """
     list_address: str
     notary_address: str
     notarize: Notarize
-    approve_password: str
+    approval_secret: str
 
 
-def approved(msg_bytes: bytes, password: str) -> bytes:
-    """``msg_bytes`` with an ``Approved:`` header first.  Mailman removes it again."""
-    if "\n" in password or "\r" in password:
-        raise MailError("the moderator password must be one line")
-    return APPROVE_HEADER + b": " + password.encode("utf-8") + b"\n" + _lf(msg_bytes)
+def approved(msg_bytes: bytes, secret: str) -> bytes:
+    """``msg_bytes`` with an ``Approved: <secret>`` header first.  Mailman removes it again."""
+    if "\n" in secret or "\r" in secret:
+        raise MailError("the approval secret must be one line")
+    return APPROVE_HEADER + b": " + secret.encode("utf-8") + b"\n" + _lf(msg_bytes)
 
 
 class _NotaryHandler:
@@ -370,7 +383,7 @@ class NotaryLMTPServer:
     def inject(self, route: PitRoute, notarized: bytes) -> None:
         """Post one notarized message to the list through Mailman's LMTP runner."""
         host, port = self.mailman_lmtp
-        status = lmtp_send(host, port, approved(notarized, route.approve_password),
+        status = lmtp_send(host, port, approved(notarized, route.approval_secret),
                            route.notary_address, [route.list_address])
         code, text = status[route.list_address]
         if code != 250:

@@ -1,0 +1,324 @@
+"""A pit on GNU Mailman 3: provisioning through the REST API, and checking it.
+
+A pit's list must carry signed mail untouched and post nothing the notary
+has not stamped.  ``provision_pit`` creates the list (and its domain), sets
+every setting that matters for that (``PIT_LIST_SETTINGS``, explained
+there), subscribes the archive address, the specialists and the traders,
+then reads everything back (``check_pit``) and raises if Mailman holds
+anything else.  Several pits on one Mailman are separate lists with
+separate rosters.
+
+Only stdlib ``urllib``: the ``pit`` command uses this module on machines
+that do not run Mailman themselves.
+
+The posting path (the notary as the delivery program for the pit's
+address, injecting pre-approved messages into Mailman's LMTP runner) is in
+pit/mailhost.py (``NotaryLMTPServer``); docs/mailman.md explains both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+__all__ = [
+    "MailmanError", "MailmanClient", "PitList", "PIT_LIST_SETTINGS", "APPROVAL_HEADER", "approval_pattern",
+    "PIT_TEMPLATES", "EMPTY_TEMPLATE_URI", "provision_pit", "check_pit",
+    "add_member", "remove_member", "list_members", "list_id_for",
+]
+
+# The header the notary's posts carry; Mailman's cleanse handler removes it
+# (with Approve, X-Approved, X-Approve) before anything is delivered.
+APPROVAL_HEADER = "approved"
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+# Mailman fetches a template URI when it decorates a message; an empty file
+# is how a list says "no header, no footer" (an empty REST value would
+# delete the list's template and fall back to Mailman's default footer).
+EMPTY_TEMPLATE_URI = "file:///dev/null"
+
+# Decorations Mailman would add to the message text: all empty for a pit.
+PIT_TEMPLATES = {
+    "list:member:regular:header": EMPTY_TEMPLATE_URI,
+    "list:member:regular:footer": EMPTY_TEMPLATE_URI,
+    "list:member:digest:header": EMPTY_TEMPLATE_URI,
+    "list:member:digest:footer": EMPTY_TEMPLATE_URI,
+}
+
+# Every list setting pit depends on, with the reason.  check_pit compares
+# each of them with what Mailman reports.
+PIT_LIST_SETTINGS: dict[str, Any] = {
+    # Signatures survive: Mailman must not touch the text, the MIME tree or
+    # the From/Reply-To of a post.
+    "subject_prefix": "",
+    "filter_content": False,
+    "convert_html_to_plaintext": False,
+    "collapse_alternatives": False,
+    "anonymous_list": False,
+    "dmarc_mitigate_action": "no_mitigation",
+    "dmarc_mitigate_unconditionally": False,
+    "reply_goes_to_list": "no_munging",
+    "first_strip_reply_to": False,
+    "personalize": "none",
+    "digests_enabled": False,          # a digest re-wraps messages
+    # RFC 2369 List-* headers would not break a body signature, but the
+    # archive copy stays closer to what the notary stamped without them.
+    "include_rfc2369_headers": False,
+    "allow_list_posts": True,
+    # Nothing a pit says is too big or has too many recipients.
+    "max_message_size": 0,
+    "max_num_recipients": 0,
+    "require_explicit_destination": False,
+    "administrivia": False,
+    "emergency": False,
+    # Only notarized mail is posted: the notary's posts carry an Approved
+    # header with the pit's secret, which the list's one header match
+    # accepts before the moderation rules run; anything else is refused,
+    # and its sender is told.
+    "default_member_action": "reject",
+    "default_nonmember_action": "reject",
+    # Nobody is mailed about pit traffic but the members.
+    "respond_to_post_requests": False,
+    "admin_immed_notify": False,
+    "admin_notify_mchanges": False,
+    "send_welcome_message": False,
+    "send_goodbye_message": False,
+    "autorespond_owner": "none",
+    "autorespond_postings": "none",
+    "autorespond_requests": "none",
+    "bounce_notify_owner_on_disable": False,
+    "bounce_notify_owner_on_removal": False,
+    # Membership is the pit's business (signed Member messages): nobody
+    # subscribes themselves, the roster and archive are private.
+    "subscription_policy": "moderate",
+    "archive_policy": "private",
+    "advertised": False,
+    "member_roster_visibility": "moderators",
+    "gateway_to_news": False,
+    "posting_pipeline": "default-posting-pipeline",
+}
+
+
+class MailmanError(RuntimeError):
+    """A REST call that failed, or a list that is not set up the pit way."""
+
+
+class MailmanClient:
+    """Minimal client for Mailman 3's REST API (version 3.1).
+
+    ``base_url`` is e.g. ``http://127.0.0.1:8001/3.1``.  Every call raises
+    MailmanError naming the method, the path, the status and Mailman's
+    description when the call fails.
+    """
+
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        token = b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+        self._authorization = "Basic " + token
+
+    def call(self, method: str, path: str, data: dict | None = None,
+             query: dict | None = None) -> tuple[int, Any]:
+        """One request; returns ``(status, decoded JSON or None)``."""
+        url = self.base_url + "/" + path.lstrip("/")
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        body = None
+        request = urllib.request.Request(url, method=method)
+        request.add_header("Authorization", self._authorization)
+        if data is not None:
+            body = json.dumps(data).encode("utf-8")
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, body, timeout=self.timeout) as response:
+                raw = response.read()
+                return response.status, (json.loads(raw) if raw.strip() else None)
+        except urllib.error.HTTPError as error:
+            raw = error.read().decode("utf-8", "replace")
+            try:
+                detail = json.loads(raw).get("description", raw)
+            except (ValueError, AttributeError):
+                detail = raw
+            raise MailmanError(f"Mailman REST {method} {path}: {error.code} {detail}".rstrip()) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise MailmanError(f"Mailman REST {method} {path}: cannot reach {self.base_url} ({error})") from None
+        except ValueError as error:
+            raise MailmanError(f"Mailman REST {method} {path}: answer is not JSON ({error})") from None
+
+    def get(self, path: str, query: dict | None = None) -> Any:
+        return self.call("GET", path, query=query)[1]
+
+    def exists(self, path: str) -> bool:
+        """True if GET ``path`` answers 200, False on 404."""
+        try:
+            self.call("GET", path)
+        except MailmanError as error:
+            if ": 404" in str(error):
+                return False
+            raise
+        return True
+
+    def post(self, path: str, data: dict) -> Any:
+        return self.call("POST", path, data)[1]
+
+    def patch(self, path: str, data: dict) -> Any:
+        return self.call("PATCH", path, data)[1]
+
+    def delete(self, path: str, query: dict | None = None) -> Any:
+        return self.call("DELETE", path, query=query)[1]
+
+
+@dataclass(frozen=True)
+class PitList:
+    """What provision_pit made: the list's address and id, the notary's approval secret."""
+    address: str
+    list_id: str
+    notary_address: str
+    archive_address: str
+    approval_secret: str = field(repr=False)
+
+
+def list_id_for(pit_name: str, domain: str) -> str:
+    """Mailman's list id of the pit's list: ``<pit>.<domain>``."""
+    return f"{pit_name}.{domain}".lower()
+
+
+def _check_names(pit_name: str, domain: str, *addresses: str) -> None:
+    if not pit_name or any(c in pit_name for c in "@/ \t\n") or pit_name != pit_name.strip():
+        raise MailmanError(f"pit name {pit_name!r} cannot be a list name (no '@', '/' or spaces)")
+    if not domain or "@" in domain or "/" in domain or " " in domain:
+        raise MailmanError(f"domain {domain!r} is not a mail domain")
+    for address in addresses:
+        if address.count("@") != 1 or " " in address or "/" in address:
+            raise MailmanError(f"{address!r} is not an email address")
+
+
+def add_member(client: MailmanClient, list_id: str, address: str,
+               display_name: str = "", role: str = "member") -> None:
+    """Subscribe ``address`` (pre-verified, pre-confirmed, pre-approved, no welcome)."""
+    client.post("members", {
+        "list_id": list_id, "subscriber": address, "display_name": display_name,
+        "role": role, "pre_verified": True, "pre_confirmed": True,
+        "pre_approved": True, "send_welcome_message": False,
+        "delivery_mode": "regular",
+    })
+
+
+def remove_member(client: MailmanClient, list_id: str, address: str) -> None:
+    """Unsubscribe ``address`` at once (no confirmation, no goodbye)."""
+    path = f"lists/{list_id}/member/{urllib.parse.quote(address, safe='@')}"
+    client.delete(path, query={"pre_approved": "true", "pre_confirmed": "true"})
+
+
+def list_members(client: MailmanClient, list_id: str, role: str = "member") -> list[str]:
+    """Addresses on the list's roster for ``role``, lower case, sorted.  O(members)."""
+    answer = client.get(f"lists/{list_id}/roster/{role}") or {}
+    return sorted(entry["email"].lower() for entry in answer.get("entries", []))
+
+
+def _ensure_domain(client: MailmanClient, domain: str) -> None:
+    if not client.exists(f"domains/{domain}"):
+        client.post("domains", {"mail_host": domain})
+
+
+def approval_pattern(secret: str) -> str:
+    """The header-match pattern that accepts exactly ``Approved: <secret>``."""
+    return "^" + re.escape(secret) + "$"
+
+
+def provision_pit(client: MailmanClient, pit_name: str, domain: str,
+                  notary_address: str, archive_address: str,
+                  specialists: Iterable[str] = (), members: Iterable[str] = (),
+                  approval_secret: str | None = None) -> PitList:
+    """Create (or bring back in line) the list of a pit and check it.
+
+    Creates the domain if needed and the list ``<pit_name>@<domain>``,
+    applies PIT_LIST_SETTINGS and PIT_TEMPLATES, installs the one header
+    match that accepts the notary's posts (``Approved: <approval_secret>``;
+    a fresh random secret unless given, so re-provisioning without it
+    rotates the secret), makes the notary the list's moderator, and
+    subscribes the archive address, the specialists and the traders
+    (``members``).  Addresses already subscribed are left alone; nobody is
+    unsubscribed.  Ends with check_pit.  Cost: O(members) REST calls.
+    """
+    specialists, members = list(specialists), list(members)
+    _check_names(pit_name, domain, notary_address, archive_address, *specialists, *members)
+    address = f"{pit_name}@{domain}".lower()
+    list_id = list_id_for(pit_name, domain)
+    if notary_address.lower() == address:
+        raise MailmanError(f"the notary address must differ from the pit's address {address}")
+    secret = approval_secret or secrets.token_hex(24)
+    if not _SECRET.match(secret):
+        raise MailmanError("the approval secret must be 16 to 128 letters, digits, '-' or '_'")
+    _ensure_domain(client, domain)
+    if not client.exists(f"lists/{list_id}"):
+        client.post("lists", {"fqdn_listname": address})
+    client.patch(f"lists/{list_id}/config", dict(PIT_LIST_SETTINGS))
+    client.patch(f"lists/{list_id}/uris", dict(PIT_TEMPLATES))
+    # Exactly one header match on a pit's list: ours.
+    client.delete(f"lists/{list_id}/header-matches")
+    client.post(f"lists/{list_id}/header-matches", {
+        "header": APPROVAL_HEADER, "pattern": approval_pattern(secret),
+        "action": "accept", "tag": "pit-notary"})
+    if notary_address.lower() not in list_members(client, list_id, "moderator"):
+        add_member(client, list_id, notary_address, "notary", role="moderator")
+    present = set(list_members(client, list_id))
+    wanted = [archive_address, *specialists, *members]
+    for subscriber in dict.fromkeys(a.lower() for a in wanted):
+        if subscriber not in present:
+            add_member(client, list_id, subscriber)
+    pit = PitList(address, list_id, notary_address.lower(), archive_address.lower(), secret)
+    check_pit(client, pit, wanted)
+    return pit
+
+
+def check_pit(client: MailmanClient, pit: PitList, expected_members: Iterable[str] = ()) -> None:
+    """Raise MailmanError listing every way the list differs from a pit's list.
+
+    Reads back every PIT_LIST_SETTINGS value, the decoration templates, the
+    header matches (exactly the notary's approval), that no moderator
+    password is set, the notary as moderator, and that each of
+    ``expected_members`` is a member receiving regular mail.
+    """
+    problems = []
+    config = client.get(f"lists/{pit.list_id}/config")
+    for name, wanted in PIT_LIST_SETTINGS.items():
+        have = config.get(name, "<missing>")
+        if have != wanted:
+            problems.append(f"{name} is {have!r}, pit needs {wanted!r}")
+    if config.get("moderator_password"):
+        # Mailman would verify it (an expensive crypt) on every post that
+        # carries an Approved header, before the header match runs.
+        problems.append("moderator_password is set: pit approves by header match, unset it")
+    if config.get("posting_address", "").lower() != pit.address:
+        problems.append(f"posting_address is {config.get('posting_address')!r}, not {pit.address}")
+    answer = client.get(f"lists/{pit.list_id}/uris") or {}
+    uris = {entry["name"]: entry["uri"] for entry in answer.get("entries", [])}
+    for name, wanted in PIT_TEMPLATES.items():
+        if uris.get(name) != wanted:
+            problems.append(f"template {name} is {uris.get(name)!r}, pit needs {wanted!r}")
+    matches = [(m.get("header", "").lower(), m.get("pattern"), m.get("action"))
+               for m in (client.get(f"lists/{pit.list_id}/header-matches") or {}).get("entries", [])]
+    wanted_match = (APPROVAL_HEADER, approval_pattern(pit.approval_secret), "accept")
+    if matches != [wanted_match]:
+        shown = [(h, "<secret>" if p == wanted_match[1] else p, a) for h, p, a in matches]
+        problems.append(f"header matches are {shown}, pit needs only the notary's approval")
+    if pit.notary_address not in list_members(client, pit.list_id, "moderator"):
+        problems.append(f"the notary {pit.notary_address} is not a moderator")
+    roster = client.get(f"lists/{pit.list_id}/roster/member") or {}
+    by_address = {e["email"].lower(): e for e in roster.get("entries", [])}
+    for address in dict.fromkeys(a.lower() for a in expected_members):
+        entry = by_address.get(address)
+        if entry is None:
+            problems.append(f"{address} is not a member")
+        elif entry.get("delivery_mode", "regular") != "regular":
+            problems.append(f"{address} gets {entry['delivery_mode']}, pit needs regular delivery")
+    if problems:
+        raise MailmanError(f"list {pit.address} is not set up as a pit:\n  " + "\n  ".join(problems))
