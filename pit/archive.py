@@ -223,7 +223,9 @@ class Archive:
         """The committed volumes, from the index.  O(volumes)."""
         vols = self._read_index()
         if vols is None:
-            if self._volume_files():
+            # The empty index is written before the first append, so a
+            # missing index beside written volumes means it was lost.
+            if any((self.dir / n).stat().st_size for n in self._volume_files()):
                 raise ArchiveError(f"{self.dir / INDEX}: missing while volumes exist "
                                    "(run repair to rebuild it)")
             return []
