@@ -33,7 +33,7 @@ import email
 import email.policy
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Iterable, Mapping
 
@@ -83,10 +83,16 @@ class Signed:
     signed_bytes: bytes
     signature: bytes
     gpg_input: bytes
+    parsed: openpgp.Signature = field(repr=False, compare=False)
+
+    @property
+    def sig_id(self) -> str:
+        """SHA-256 hex of the signature packet (the Verdict's ``sig_id``)."""
+        return self.parsed.sig_id
 
     def verify(self, verifier: openpgp.Verifier, now: int | None = None) -> Verdict:
         """Verify in process.  O(len(signed_bytes)) plus one signature check."""
-        return verifier.verify(self.signed_bytes, self.signature, now=now)
+        return verifier.verify(self.signed_bytes, self.parsed, now=now)
 
     def verify_gpg(self, keyring) -> Verdict:
         """Verify with stock gpg through ``pit.keyring.Keyring`` (slow reference)."""
@@ -218,7 +224,7 @@ def _clearsigned(body: bytes, charset: str, where: str) -> Signed:
         raise SignedError("malformed", f"{where}: signature hash {sig.hash_name} is not the one the 'Hash:' header announces")
     text = _decode(signed_bytes, charset, where).replace("\r\n", "\n")
     gpg_input = b"\n".join(lines[:sig_end + 1]) + b"\n"
-    return Signed("clearsigned", text + "\n" if text else "", signed_bytes, packet, gpg_input)
+    return Signed("clearsigned", text + "\n" if text else "", signed_bytes, packet, gpg_input, sig)
 
 
 # -------------------------------------------------------------- PGP/MIME
@@ -255,11 +261,11 @@ def _pgp_mime(head: bytes, body: bytes) -> Signed:
     armoured = sig_msg.get_payload(decode=True) or b""
     try:
         _label, packet = openpgp.dearmor(armoured)
-        openpgp.signature_packet(packet)
+        sig = openpgp.signature_packet(packet)
     except OpenPGPError as exc:
         raise SignedError("malformed", f"PGP/MIME signature part: {exc}") from None
     text = _first_text(email.message_from_bytes(content, policy=email.policy.compat32), "PGP/MIME signed part")
-    return Signed("pgp-mime", text, signed_bytes, packet, armoured)
+    return Signed("pgp-mime", text, signed_bytes, packet, armoured, sig)
 
 
 def _first_text(msg, where: str) -> str:
