@@ -44,7 +44,7 @@ class Filter:
         self.seq = 0             # last sequence number acted on or skipped
         self.time = ""           # X-Pit-Time of the last record read
         self.lines: list[str] = []
-        self.first_seq = 0       # first record acted on in this run
+        self.first_seq = 1       # first record this run covers: the checkpoint's Seq + 1
 
     # -- what a filter writes -------------------------------------------------
     def wants(self, stamp: dict) -> bool:
@@ -92,6 +92,7 @@ class Filter:
             assert lines[3] == "", "line 4 must be blank"
             self.pit = lines[1][5:]
             self.seq = int(lines[2][5:])
+            self.first_seq = self.seq + 1
         except (AssertionError, IndexError, ValueError) as e:
             raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
         try:
@@ -112,8 +113,6 @@ class Filter:
             self.pit = _pit_of(stamp, msg)
         mine = self.wants(stamp)
         if mine:
-            if not self.first_seq:
-                self.first_seq = seq
             self.apply(seq, stamp, msg)
         self.seq = seq
         return mine

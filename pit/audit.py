@@ -1,0 +1,439 @@
+"""pit audit: prove an archive whole, and every trade in it a consequence of
+the orders.
+
+Given a pit directory or a copy of its ``archives/`` (made with rsync), and
+nothing else, the audit checks, record by record in sequence order:
+
+1. **the chain**: sequence numbers gapless from 1, ``X-Pit-Prev`` equal to
+   the hash of the record before, ``X-Pit-Time`` strictly increasing,
+   ``X-Pit-Digest`` equal to the SHA-256 of the original message;
+2. **the seals**: each seal's body verifies with stock gpg against the
+   notary key published in the genesis record, lists exactly the records
+   since the previous seal with their hashes, and every record is sealed;
+3. **the signatures**: every original message carries a good signature
+   (checked in process, same verdicts as gpg) by the key the stamp names,
+   a member key at that time that owns the account;
+4. **the stamps**: the canonical fields the notary wrote (kind, account,
+   ref, ticker, request) are exactly what the signed text says;
+5. **the filters**: every filter that posted to the archive is replayed from
+   record 1, and each of its reports and checkpoints in the archive must be
+   byte for byte what the replay produces.
+
+The first discrepancy is reported precisely (record, what, expected, found);
+otherwise a printable summary.  Keys come only from the archive: the genesis
+record (notary and operator) and the member records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pit import mbox, message, signed
+from pit.archive import Archive, ArchiveError, ZERO_HASH, record_hash
+from pit.filter import Filter, FilterError
+from pit.keyring import Keyring
+
+__all__ = ["audit", "AuditResult", "AuditFailure"]
+
+OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
+STAMP_FIELDS = ("x-pit-pit", "x-pit-kind", "x-pit-account", "x-pit-ref", "x-pit-ticker",
+                "x-pit-request")
+
+
+class AuditFailure(Exception):
+    """The first discrepancy: which record, what, expected, found."""
+
+    def __init__(self, seq: int, what: str, expected: str = "", found: str = ""):
+        self.seq, self.what, self.expected, self.found = seq, what, expected, found
+        text = f"record {seq}: {what}"
+        if expected or found:
+            text += f"\n  expected: {_short(expected)}\n  found:    {_short(found)}"
+        super().__init__(text)
+
+
+def _short(s: str, n: int = 200) -> str:
+    s = str(s)
+    return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
+
+
+@dataclass
+class AuditResult:
+    ok: bool = False
+    path: str = ""
+    pit: str = ""
+    records: int = 0
+    seals: int = 0
+    signatures: int = 0
+    reports: int = 0
+    checkpoints: int = 0
+    kinds: dict = field(default_factory=dict)
+    filters: list = field(default_factory=list)
+    first_time: str = ""
+    last_time: str = ""
+    head: str = ZERO_HASH
+    notary: str = ""
+    seconds: float = 0.0
+    problem: str | None = None
+
+    def summary(self) -> str:
+        """A report to print and keep."""
+        lines = [f"pit audit of {self.path}",
+                 f"  pit            {self.pit or '?'}",
+                 f"  notary key     {self.notary or '?'}",
+                 f"  records        {self.records} (1-{self.records}), "
+                 f"{self.first_time or '-'} .. {self.last_time or '-'}",
+                 f"  chain head     {self.head}",
+                 f"  seals          {self.seals}, verified with gpg",
+                 f"  signatures     {self.signatures}, verified",
+                 f"  kinds          " + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
+                 f"  filters        " + (", ".join(self.filters) or "none"),
+                 f"  replayed       {self.reports} reports and {self.checkpoints} checkpoints "
+                 f"reproduced byte for byte",
+                 f"  time           {self.seconds:.2f} s "
+                 f"({self.records / max(self.seconds, 1e-9):,.0f} records/s)"]
+        if self.ok:
+            lines.append("RESULT: PASS: the archive is whole and every filter output follows from it")
+        else:
+            lines.append("RESULT: FAIL")
+            lines.append(self.problem or "")
+        return "\n".join(lines) + "\n"
+
+
+def _archive_of(path: str | Path) -> Archive:
+    p = Path(path)
+    if (p / "archives" / "index").exists() or (p / "archives").is_dir():
+        return Archive(p)
+    if (p / "index").exists():
+        return Archive(p.parent) if p.name == "archives" else _copy_root(p)
+    raise ArchiveError(f"{p}: no archive here (expected {p}/archives/index or {p}/index)")
+
+
+def _copy_root(p: Path) -> Archive:
+    """An archive folder not named 'archives': give Archive a parent view."""
+    tmp = Path(tempfile.mkdtemp(prefix="pit-audit-"))
+    (tmp / "archives").symlink_to(p.resolve())
+    return Archive(tmp)
+
+
+class _Keys:
+    """The keys the archive has published so far, in a private gpg home."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="pit-audit-gnupg-")
+        self.ring = Keyring(self.dir)
+        self.verifier = None
+
+    def add(self, armored: str) -> list[str]:
+        fprs = []
+        i = 0
+        while True:
+            a = armored.find("-----BEGIN PGP PUBLIC KEY BLOCK-----", i)
+            if a < 0:
+                break
+            b = armored.find("-----END PGP PUBLIC KEY BLOCK-----", a)
+            block = armored[a:b + len("-----END PGP PUBLIC KEY BLOCK-----")]
+            fprs.append(self.ring.import_key(block))
+            i = b + 1
+        self.verifier = self.ring.load_verifier()
+        return fprs
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def audit(path: str | Path, progress=None) -> AuditResult:
+    """Audit the archive at *path*.  ``progress(done)`` is called now and then.
+    Never raises for a bad archive: the result says what is wrong."""
+    res = AuditResult(path=str(path))
+    t0 = time.monotonic()
+    keys = None
+    try:
+        arch = _archive_of(path)
+        problems = arch.check()
+        if problems:
+            raise AuditFailure(0, "the archive's volumes and index disagree: " + "; ".join(problems))
+        keys = _Keys()
+        _Audit(arch, keys, res, progress).run()
+        res.ok = True
+    except AuditFailure as e:
+        res.problem = str(e)
+    except (ArchiveError, OSError) as e:
+        res.problem = f"cannot read the archive: {e}"
+    finally:
+        if keys:
+            keys.close()
+        res.seconds = time.monotonic() - t0
+    return res
+
+
+class _Audit:
+    def __init__(self, arch: Archive, keys: _Keys, res: AuditResult, progress):
+        self.arch, self.keys, self.res, self.progress = arch, keys, res, progress
+        self.members: dict[str, tuple[str, ...]] = {}
+        self.refs: dict[tuple[str, str], str] = {}     # (account, ref) -> ticker ('' if none)
+        self.instruments, self.currencies, self.fees = {}, {}, None
+        self.unsealed: list[tuple[int, str]] = []
+        self.filters: dict[str, Filter] = {}
+        self.snapshots: dict[tuple[str, int], str] = {}
+        self.marks: dict[str, list[tuple[int, int]]] = {}   # filter -> [(seq, lines so far)]
+        self.covered: dict[str, int] = {}     # filter -> Seq of its last checkpoint seen
+
+    # -- pass 1: which filters posted, and where their checkpoints fall ----------
+    def plan(self) -> None:
+        from pit.ops import filter_class
+        self.points: dict[str, set[int]] = {}
+        for seq, msg in self.arch.read():
+            st = mbox.stamp(msg)
+            kind = st.get("x-pit-kind")
+            if kind in ("report", "checkpoint"):
+                name, _, span = st.get("x-pit-request", "").rpartition(" ")
+                if name not in self.filters:
+                    words = name.split(" ")
+                    try:
+                        self.filters[name] = filter_class(words[0])(words[1:])
+                    except Exception as e:
+                        raise AuditFailure(seq, f"a {kind} of unknown filter {name!r}: {e}")
+                    self.marks[name] = []
+                if kind == "checkpoint":
+                    self.points.setdefault(name, set()).add(int(span))
+        self.res.filters = sorted(self.filters)
+
+    # -- pass 2 ------------------------------------------------------------------
+    def run(self) -> None:
+        self.plan()
+        expected_seq, prev, last_time = 1, ZERO_HASH, ""
+        res = self.res
+        for seq, msg in self.arch.read():
+            st = mbox.stamp(msg)
+            if seq != expected_seq:
+                raise AuditFailure(seq, "sequence numbers are not gapless and in order",
+                                   str(expected_seq), str(seq))
+            if st.get("x-pit-prev") != prev:
+                raise AuditFailure(seq, "X-Pit-Prev does not chain to the record before",
+                                   prev, st.get("x-pit-prev", "(none)"))
+            t = st.get("x-pit-time", "")
+            if not t or t <= last_time:
+                raise AuditFailure(seq, "X-Pit-Time does not increase", f"after {last_time}", t)
+            stamp_bytes, original = mbox.split_stamp(msg)
+            digest = hashlib.sha256(original).hexdigest()
+            if st.get("x-pit-digest") != digest:
+                raise AuditFailure(seq, "X-Pit-Digest is not the hash of the original message",
+                                   digest, st.get("x-pit-digest", "(none)"))
+            h = record_hash(msg)
+            kind = st.get("x-pit-kind", "")
+            res.kinds[kind] = res.kinds.get(kind, 0) + 1
+            if seq == 1:
+                self.genesis(seq, st, original)
+            elif kind == "seal":
+                self.seal(seq, st, original)
+            else:
+                self.signed_record(seq, st, original)
+            if kind != "seal":
+                self.unsealed.append((seq, h))
+            self.replay(seq, st, msg)
+            prev, last_time, expected_seq = h, t, seq + 1
+            res.records, res.head = seq, h
+            if not res.first_time:
+                res.first_time = t
+            res.last_time = t
+            if self.progress and seq % 10000 == 0:
+                self.progress(seq)
+        if self.unsealed:
+            raise AuditFailure(self.unsealed[0][0], "record not covered by any seal",
+                               "a seal after it", "none")
+
+    def genesis(self, seq: int, st: dict, original: bytes) -> None:
+        if st.get("x-pit-kind") != "genesis":
+            raise AuditFailure(seq, "record 1 is not the genesis record", "genesis",
+                               st.get("x-pit-kind", ""))
+        s = self._extract(seq, original)
+        fprs = self.keys.add(s.text)
+        words = st.get("x-pit-request", "").split(" ")
+        if len(words) != 4 or words[0] != "notary" or words[2] != "operator":
+            raise AuditFailure(seq, "genesis names no notary and operator", "notary F operator F",
+                               st.get("x-pit-request", ""))
+        notary, operator = words[1], words[3]
+        if notary not in fprs or operator not in fprs:
+            raise AuditFailure(seq, "genesis does not publish the keys it names",
+                               f"{notary} {operator}", " ".join(fprs))
+        v = self.keys.ring.verify_gpg(s.gpg_input)
+        if not v.ok or v.fingerprint != notary:
+            raise AuditFailure(seq, "the genesis record is not signed by its notary key",
+                               notary, f"{v.status} {v.fingerprint}")
+        self.notary, self.res.notary = notary, notary
+        self.res.pit = st.get("x-pit-pit", "")
+        self.members = {notary: ("notary",), operator: ("operator",)}
+        self.res.seals += 0
+
+    def seal(self, seq: int, st: dict, original: bytes) -> None:
+        s = self._extract(seq, original)
+        v = self.keys.ring.verify_gpg(s.gpg_input)            # stock gpg, as an auditor would
+        if not v.ok or v.fingerprint != self.notary:
+            raise AuditFailure(seq, "seal does not verify with the notary key (gpg)",
+                               f"good signature by {self.notary}", f"{v.status}: {v.detail}")
+        try:
+            seal = message.parse_seal(s.text)
+        except message.MessageError as e:
+            raise AuditFailure(seq, f"unreadable seal: {e}")
+        want = [h for _, h in self.unsealed]
+        first = self.unsealed[0][0] if self.unsealed else seq
+        if seal.first != first or list(seal.hashes) != want:
+            bad = next((i for i, (a, b) in enumerate(zip(seal.hashes, want)) if a != b),
+                       min(len(seal.hashes), len(want)))
+            at = first + bad
+            raise AuditFailure(at, f"seal {seq} does not match the records it covers",
+                               f"records {first}-{seq - 1}: {want[bad] if bad < len(want) else 'end'}",
+                               f"seal {seal.first}-{seal.last}: "
+                               f"{seal.hashes[bad] if bad < len(seal.hashes) else 'end'}")
+        if st.get("x-pit-signer") != self.notary:
+            raise AuditFailure(seq, "seal stamp names another signer", self.notary,
+                               st.get("x-pit-signer", ""))
+        self.unsealed = []
+        self.res.seals += 1
+
+    def _extract(self, seq: int, original: bytes):
+        try:
+            return signed.extract(original)
+        except signed.SignedError as e:
+            raise AuditFailure(seq, f"the original message has no readable signature: {e}")
+
+    def signed_record(self, seq: int, st: dict, original: bytes) -> None:
+        s = self._extract(seq, original)
+        now = _epoch(st["x-pit-time"])
+        v = s.verify(self.keys.verifier, now=now)
+        if not v.ok:
+            raise AuditFailure(seq, "the sender's signature does not verify",
+                               "good", f"{v.status}: {v.detail}")
+        if v.fingerprint != st.get("x-pit-signer"):
+            raise AuditFailure(seq, "X-Pit-Signer is not the key that signed",
+                               v.fingerprint or "", st.get("x-pit-signer", ""))
+        accounts = self.members.get(v.fingerprint)
+        if accounts is None:
+            raise AuditFailure(seq, "signed by a key that was not a member then", "a member key",
+                               v.fingerprint or "")
+        self.res.signatures += 1
+        fields = self.expected_fields(seq, st, s.text, accounts)
+        found = [(k, st[k]) for k in STAMP_FIELDS if k in st]
+        if fields != found:
+            diff = next((i for i, (a, b) in enumerate(zip(fields, found)) if a != b),
+                        min(len(fields), len(found)))
+            exp = fields[diff] if diff < len(fields) else ("", "(none)")
+            got = found[diff] if diff < len(found) else ("", "(none)")
+            raise AuditFailure(seq, "the stamp does not say what the signed text says",
+                               f"{exp[0]}: {exp[1]}", f"{got[0]}: {got[1]}")
+
+    def expected_fields(self, seq: int, st: dict, text: str, accounts) -> list[tuple[str, str]]:
+        """The stamp fields the signed *text* calls for, as the notary derives them."""
+        pit = self.res.pit
+        if text.startswith(("Report: ", "Checkpoint: ")):
+            try:
+                if text.startswith("Report: "):
+                    r = message.parse_report(text)
+                    kind, name, ref, what = "report", r.filter, f"report-{r.to_seq}", \
+                        f"{r.filter} {r.from_seq}-{r.to_seq}"
+                else:
+                    c = message.parse_checkpoint(text)
+                    kind, name, ref, what = "checkpoint", c.filter, f"checkpoint-{c.seq}", \
+                        f"{c.filter} {c.seq}"
+            except message.MessageError as e:
+                raise AuditFailure(seq, f"unreadable filter output: {e}")
+            words = name.split(" ")
+            needed = [f"{words[0]}:{t}" for t in words[1:]] or [name]
+            if any(a not in accounts for a in needed):
+                raise AuditFailure(seq, "filter output signed by a key that does not own the filter",
+                                   needed[0], ",".join(accounts))
+            out = [("x-pit-pit", pit), ("x-pit-kind", kind), ("x-pit-account", needed[0]),
+                   ("x-pit-ref", ref), ("x-pit-request", what)]
+            self.refs[needed[0], ref] = ""
+            return out
+        i = text.find("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        body, key_block = (text, "") if i < 0 else (text[:i].rstrip("\n") + "\n", text[i:])
+        try:
+            req = message.parse_request(body)
+            ticker = None
+            ins = req.instruction
+            if isinstance(ins, (message.Cancel, message.Modify)):
+                ticker = self.refs.get((req.account, ins.ref)) or None
+            if req.kind in ("order", "transfer", "deposit", "withdrawal"):
+                req = message.resolve(req, self.instruments, self.currencies, ticker=ticker)
+        except (message.MessageError, ValueError, KeyError) as e:
+            raise AuditFailure(seq, f"the signed request does not parse: {e}")
+        base = req.account.partition(":")[0]
+        owner = "operator" if req.kind in OPERATOR_KINDS else base
+        if owner not in accounts:
+            raise AuditFailure(seq, "the signing key does not own the account", req.account,
+                               ",".join(accounts))
+        if (req.account, req.ref) in self.refs:
+            raise AuditFailure(seq, "a replayed request was notarized",
+                               "a ref never used before", f"{req.account} {req.ref}")
+        fields = [("x-pit-pit", req.pit)] + [(k.lower(), v) for k, v in message.stamp_fields(req)]
+        self.refs[req.account, req.ref] = req.ticker if req.kind == "order" and req.ticker else (
+            ticker or "" if req.kind == "order" else "")
+        if req.kind == "member":
+            if ins.action == "add":
+                got = self.keys.add(key_block) if key_block else []
+                if ins.fingerprint not in got:
+                    raise AuditFailure(seq, "a member record without the member's key",
+                                       ins.fingerprint, " ".join(got) or "no key block")
+                self.members[ins.fingerprint] = tuple(ins.accounts)
+            else:
+                self.members.pop(ins.fingerprint, None)
+        elif req.kind == "currency":
+            self.currencies[ins.code] = ins.currency()
+        elif req.kind == "fees":
+            self.fees = ins
+        elif req.kind == "instrument":
+            self.instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
+        return fields
+
+    # -- the filters ---------------------------------------------------------------
+    def replay(self, seq: int, st: dict, msg: bytes) -> None:
+        kind = st.get("x-pit-kind")
+        if kind in ("report", "checkpoint"):
+            name, _, span = st.get("x-pit-request", "").rpartition(" ")
+            flt = self.filters[name]
+            text = signed.extract(mbox.split_stamp(msg)[1]).text
+            if kind == "report":
+                expected = self.report_of(flt, int(span.split("-")[1]))
+                self.res.reports += 1
+            else:
+                expected = self.snapshots.pop((name, int(span)), None)
+                self.covered[name] = int(span)
+                self.res.checkpoints += 1
+            if text != expected:
+                a, b = (expected or "").split("\n"), text.split("\n")
+                n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                raise AuditFailure(seq, f"{name} {kind} differs from the replay at its line {n + 1}",
+                                   a[n] if n < len(a) else "(end)", b[n] if n < len(b) else "(end)")
+        for name, flt in self.filters.items():
+            try:
+                n_before = len(flt.lines)
+                if flt.feed(seq, st, msg) and len(flt.lines) != n_before:
+                    self.marks[name].append((seq, n_before))
+            except FilterError as e:
+                raise AuditFailure(seq, f"replaying {name} failed: {e}")
+            if seq in self.points.get(name, ()):
+                self.snapshots[name, seq] = flt.checkpoint_body()
+
+    def report_of(self, flt: Filter, to_seq: int) -> str:
+        """The report the filter would have written for its run ending at
+        *to_seq*: the lines of the records after its previous report."""
+        marks = self.marks[flt.name]
+        end = next((i for s, i in marks if s > to_seq), len(flt.lines))
+        first = self.covered.get(flt.name, 0) + 1
+        lines = flt.lines[:end]
+        del flt.lines[:end]
+        self.marks[flt.name] = [(s, i - end) for s, i in marks if s > to_seq]
+        head = [f"Report: {flt.name}", f"Pit: {flt.pit}", f"From-Seq: {first}",
+                f"To-Seq: {to_seq}", ""]
+        return "\n".join(head + lines) + "\n"
+
+
+def _epoch(iso: str) -> int:
+    from datetime import datetime, timezone
+    return int(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
