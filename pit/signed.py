@@ -390,3 +390,47 @@ def compose_pgp_mime(headers, text: str, keyring, fpr: str, at: int | None = Non
             "Content-Description: OpenPGP digital signature\n"
             'Content-Disposition: attachment; filename="signature.asc"\n\n'
             f"{armoured}\n--{boundary}--\n").encode("ascii")
+
+
+# ------------------------------------------------------------ command
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pit.signed MESSAGE [OUTDIR]``: show what was signed.
+
+    Prints the signed text and, with OUTDIR, writes the files stock gpg
+    verifies (``clearsigned.asc``; or ``signed.bin`` and ``signature.asc``
+    for PGP/MIME) and prints the gpg command.  Exit 1 if unsigned or
+    malformed.  An auditor's shortcut; docs/verifying.md shows the same
+    with standard tools only.
+    """
+    import argparse
+    import sys
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m pit.signed", description=main.__doc__.split("\n")[0])
+    parser.add_argument("message", help="one RFC 5322 message (a file; '-' for stdin)")
+    parser.add_argument("outdir", nargs="?", help="write the files gpg verifies here")
+    args = parser.parse_args(argv)
+    data = sys.stdin.buffer.read() if args.message == "-" else Path(args.message).read_bytes()
+    try:
+        content = extract(data)
+    except SignedError as err:
+        print(f"{args.message}: {err}", file=sys.stderr)
+        return 1
+    print(f"# {content.kind}, {content.parsed.hash_name}, issuer {content.parsed.issuer_fpr or content.parsed.issuer_keyid}, sig_id {content.sig_id}")
+    sys.stdout.write(content.text)
+    if args.outdir:
+        out = Path(args.outdir)
+        out.mkdir(parents=True, exist_ok=True)
+        if content.kind == "clearsigned":
+            (out / "clearsigned.asc").write_bytes(content.gpg_input)
+            print(f"# gpg --status-fd 1 --verify {out / 'clearsigned.asc'}")
+        else:
+            (out / "signed.bin").write_bytes(content.signed_bytes)
+            (out / "signature.asc").write_bytes(content.gpg_input)
+            print(f"# gpg --status-fd 1 --verify {out / 'signature.asc'} {out / 'signed.bin'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
