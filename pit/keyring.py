@@ -41,8 +41,8 @@ _QUICK_ALGO = {"ed25519": "ed25519", "rsa3072": "rsa3072"}
 
 # gpg's status keywords that carry a verdict, by priority of meaning.
 _GPG_VERDICTS = {
-    "GOODSIG": "good", "EXPKEYSIG": "expired-key", "REVKEYSIG": "revoked-key",
-    "BADSIG": "bad",
+    "GOODSIG": "good", "EXPSIG": "expired-signature", "EXPKEYSIG": "expired-key",
+    "REVKEYSIG": "revoked-key", "BADSIG": "bad",
 }
 
 

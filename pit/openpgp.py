@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 # The only verdicts there are.  ``ok`` is true for "good" alone.
+# "expired-signature" is gpg's EXPSIG: a good signature that carried its
+# own expiry time, now past (clients rarely set one; orders never need to).
 STATUSES = ("good", "bad", "unknown-key", "expired-key", "revoked-key",
-            "unsigned", "malformed")
+            "expired-signature", "unsigned", "malformed")
 
 ALGO_RSA = 1
 ALGO_RSA_SIGN = 3            # "RSA sign-only", deprecated but same maths
@@ -498,10 +500,13 @@ class Verifier:
         if not _check(key, sig, digest):
             return Verdict.failed("bad", f"BAD signature by key {key.keyid}", **known)
         when = int(time.time()) if now is None else now
-        if key.revoked:
-            return Verdict.failed("revoked-key", f"good signature but key {key.keyid} is revoked", **known)
+        # gpg's order of precedence: EXPSIG, then EXPKEYSIG, then REVKEYSIG.
+        if sig.expires_after and sig.created is not None and sig.created + sig.expires_after <= when:
+            return Verdict.failed("expired-signature", f"good signature by key {key.keyid}, but the signature expired at {sig.created + sig.expires_after}", **known)
         if key.expires is not None and key.expires < when:
             return Verdict.failed("expired-key", f"good signature but key {key.keyid} expired at {key.expires}", **known)
+        if key.revoked:
+            return Verdict.failed("revoked-key", f"good signature but key {key.keyid} is revoked", **known)
         return Verdict(True, "good", detail=f"good signature by key {key.keyid}", **known)
 
 

@@ -287,3 +287,30 @@ def test_armour_round_trip_and_crc():
     assert openpgp.crc24(b"") == 0xB704CE
     with pytest.raises(openpgp.OpenPGPError, match="no '-----BEGIN PGP"):
         openpgp.dearmor(b"hello")
+
+
+def test_expired_and_revoked_key_agrees_with_gpg(world, tmp_path):
+    import shutil
+    home = tmp_path / "copy"
+    shutil.copytree(world["home"], home, ignore=shutil.ignore_patterns("S.*"))
+    keyring = Keyring(home)
+    msg = signed.compose_clearsigned(HEADERS, ORDER, keyring, world["fprs"]["old"],
+                                     at=testkeys.signing_time(world["home"], "old"))
+    keyring.revoke(world["fprs"]["old"])
+    content = signed.extract(msg)
+    mine, gpgs = content.verify(keyring.load_verifier()), content.verify_gpg(keyring)
+    assert _key(mine) == _key(gpgs)
+
+
+def test_expired_signature_agrees_with_gpg(tmp_path):
+    import time
+    keyring = Keyring(tmp_path / "k")
+    past = int(time.time()) - 10 * 86400
+    fpr = keyring.generate("x", "x@pit.test", at=past)
+    result = keyring._gpg(past + 3600).sign(ORDER, keyid=fpr, clearsign=True,
+                                            extra_args=["--default-sig-expire", "1d"])
+    content = signed.extract(b"From: x@pit.test\n\n" + result.data)
+    assert content.parsed.expires_after == 86400
+    mine, gpgs = content.verify(keyring.load_verifier()), content.verify_gpg(keyring)
+    assert mine.status == "expired-signature"
+    assert _key(mine) == _key(gpgs)

@@ -141,3 +141,28 @@ def test_compose_refuses_header_injection(keys):
     keyring, fprs, _ = keys
     with pytest.raises(ValueError, match="line break"):
         signed.compose_clearsigned({"Subject": "x\nBcc: evil"}, ORDER, keyring, fprs["alice"])
+
+
+def test_archived_record_still_extracts(keys):
+    """The notary prepends X-Pit- stamp lines; extraction must not care."""
+    keyring, fprs, verifier = keys
+    msg = signed.compose_pgp_mime(HEADERS, ORDER, keyring, fprs["alice"])
+    record = b"X-Pit-Seq: 42\nX-Pit-Time: 2026-11-22T00:52:38.123456Z\n" + msg
+    assert extract(record).verify(verifier).ok
+    from_line = b"From notary@demo Sun Nov 22 00:52:38 2026\n" + record
+    assert extract(from_line).text == ORDER
+
+
+def test_command_line(keys, tmp_path, capsys):
+    keyring, fprs, _ = keys
+    path = tmp_path / "m.eml"
+    path.write_bytes(signed.compose_pgp_mime(HEADERS, ORDER, keyring, fprs["bob"]))
+    assert signed.main([str(path), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert ORDER in out and "gpg --status-fd 1 --verify" in out
+    assert (tmp_path / "out" / "signed.bin").read_bytes() == extract(path.read_bytes()).signed_bytes
+    keyring.verify_gpg((tmp_path / "out" / "signed.bin").read_bytes(),
+                       (tmp_path / "out" / "signature.asc").read_bytes()).ok
+    path.write_bytes(b"From: a@b\n\nhello\n")
+    assert signed.main([str(path)]) == 1
+    assert "unsigned" in capsys.readouterr().err
