@@ -1,0 +1,988 @@
+"""The ``pit`` command: one subcommand a job, composable in pipes.
+
+Every subcommand goes through pit.ops (and the modules it names); this file
+only reads arguments, finds the pit, prints, and turns errors into one line
+and an exit status (see docs/pit.1.md):
+
+    0  ok
+    1  failure: the audit failed, a check did not pass, a filter rejected
+    2  usage error: bad arguments, a malformed order, an unknown ticker
+    3  pit not found, or not a pit
+    4  key problem: no such key, no secret key, gpg refused
+    5  refused by the notary (the reason is printed)
+
+The pit is ``--pit DIR``, else ``$PIT_DIR``, else the current directory.
+Queries print one line a row, or one JSON object a line with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from pit import mbox, message, ops
+from pit.archive import Archive, ArchiveError, record_hash
+from pit.keyring import Keyring, KeyringError
+from pit.pitdir import Pit, PitError
+from pit.units import UnitError
+
+__all__ = ["main", "CliError", "find_pit", "registry", "specialist_state", "trades",
+           "positions", "open_orders", "book_levels", "rejections", "EXIT"]
+
+EXIT = {"ok": 0, "failure": 1, "usage": 2, "no-pit": 3, "key": 4, "refused": 5}
+
+
+class CliError(Exception):
+    """A user-facing failure: one line and an exit status."""
+
+    def __init__(self, text: str, code: int = 1):
+        super().__init__(text)
+        self.code = code
+
+
+# -- finding things ------------------------------------------------------------
+
+def find_pit(path: str | None) -> Pit:
+    """The pit at *path*, ``$PIT_DIR`` or the current directory."""
+    root = path or os.environ.get("PIT_DIR") or "."
+    if not Path(root).is_dir():
+        raise CliError(f"pit directory {root} does not exist (give --pit DIR or set PIT_DIR)",
+                       EXIT["no-pit"])
+    try:
+        return Pit(root)
+    except PitError as e:
+        raise CliError(f"{e} (give --pit DIR or set PIT_DIR)", EXIT["no-pit"]) from None
+
+
+def gnupghome(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
+
+
+def secret_keys(home: Path) -> list[str]:
+    """Fingerprints of the secret keys in GnuPG home *home* (one gpg run)."""
+    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons",
+                           "--list-secret-keys"], capture_output=True, text=True)
+    fprs, want = [], False
+    for line in proc.stdout.splitlines():
+        f = line.split(":")
+        if f[0] == "sec":
+            want = True
+        elif f[0] == "fpr" and want:
+            fprs.append(f[9])
+            want = False
+    return fprs
+
+
+def signing_key(home: Path, fpr: str | None) -> str:
+    if not home.is_dir():
+        raise CliError(f"GnuPG home {home} does not exist (give --gnupghome DIR or make a key "
+                       "with 'pit key new')", EXIT["key"])
+    keys = secret_keys(home)
+    if fpr:
+        want = fpr.replace(" ", "").upper()
+        match = [k for k in keys if k == want or k.endswith(want)]
+        if len(match) != 1:
+            raise CliError(f"no secret key {fpr} in {home} (see 'gpg --homedir {home} -K')",
+                           EXIT["key"])
+        return match[0]
+    if len(keys) != 1:
+        raise CliError(f"{home} holds {len(keys)} secret keys: choose one with --key FPR",
+                       EXIT["key"])
+    return keys[0]
+
+
+def progress(what: str) -> "callable":
+    """A progress callback that writes to a terminal only (quiet in pipes)."""
+    if not sys.stderr.isatty():
+        return lambda *a: None
+    def show(done, total=None):
+        sys.stderr.write(f"\r{what}: {done}" + (f"/{total}" if total else "") + " ")
+        sys.stderr.flush()
+    return show
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+
+
+# -- queries (also used by pit.demo) --------------------------------------------
+
+def _records(pit: Pit, to_seq: int | None = None, from_seq: int = 1) -> Iterator[tuple[int, dict, bytes]]:
+    for seq, msg in Archive(pit.root).read(from_seq, to_seq):
+        yield seq, mbox.stamp(msg), msg
+
+
+def registry(pit: Pit, at: int | None = None):
+    """The pit's currencies and instruments from its operator records.  O(archive)."""
+    from filters.common import Registry
+    reg = Registry()
+    for _, st, _ in _records(pit, at):
+        if st.get("x-pit-kind") in ("currency", "instrument", "fees"):
+            reg.apply(st["x-pit-kind"], st.get("x-pit-request", ""))
+    return reg
+
+
+def _ticker(pit: Pit, ticker: str):
+    t = ticker.upper()
+    reg = registry(pit)
+    if t not in reg.instruments:
+        known = ", ".join(sorted(reg.instruments)) or "none yet"
+        raise CliError(f"unknown ticker {ticker} (this pit trades {known})", EXIT["usage"])
+    return t, reg
+
+
+def specialist_state(pit: Pit, ticker: str, at: int | None = None):
+    """The specialist of *ticker* brought up to date without posting; with
+    *at*, replayed from record 1 up to record *at*.  O(new records), or
+    O(at) with *at*."""
+    from filters.specialist import Specialist
+    from pit.filter import run
+    if at is None:
+        flt, _ = ops.run_filter(pit, "specialist", [ticker], post_output=False)
+        return flt
+    flt = Specialist([ticker])
+    run(flt, (m for _, m in Archive(pit.root).read(1, at)))
+    return flt
+
+
+def book_levels(flt, ticker: str, depth: int) -> dict:
+    """Best bids and offers of *ticker* as decimal text."""
+    inst = flt.registry.instruments[ticker]
+    eng = flt.engine
+    side = lambda s: [{"price": inst.price_text(p), "qty": inst.qty_text(q), "orders": n}
+                      for p, q, n in eng.depth(ticker, s, depth)]
+    last = eng.last_price(ticker)
+    return {"ticker": ticker, "currency": inst.currency.code, "bids": side("buy"),
+            "asks": side("sell"), "last": inst.price_text(last) if last else None}
+
+
+def trades(pit: Pit, ticker: str | None = None, at: int | None = None,
+           account: str | None = None) -> list[dict]:
+    """Every trade reported by the specialists in the archive.  O(archive)."""
+    from pit.filter import signed_text
+    out = []
+    for _, st, msg in _records(pit):
+        acct = st.get("x-pit-account", "")
+        if st.get("x-pit-kind") != "report" or not acct.startswith("specialist:"):
+            continue
+        for line in signed_text(msg).split("\n"):
+            if not line.startswith("trade "):
+                continue
+            w = line.split(" ")
+            # trade SEQ TICKER QTY at PRICE CUR buyer A REF seller B REF maker SIDE fees F F
+            t = {"seq": int(w[1]), "ticker": w[2], "qty": w[3], "price": w[5], "currency": w[6],
+                 "buyer": w[8], "buyer_ref": w[9], "seller": w[11], "seller_ref": w[12],
+                 "maker": w[14], "buyer_fee": w[16], "seller_fee": w[17]}
+            if ticker and t["ticker"] != ticker:
+                continue
+            if at is not None and t["seq"] > at:
+                continue
+            if account and account not in (t["buyer"], t["seller"]):
+                continue
+            out.append(t)
+    out.sort(key=lambda t: t["seq"])
+    return out
+
+
+def positions(pit: Pit, account: str | None = None, at: int | None = None) -> list[dict]:
+    """Balances of every account (or of *account* and its trading accounts)."""
+    from filters.positions import Positions
+    from pit.filter import run
+    if at is None:
+        flt, _ = ops.run_filter(pit, "positions", [], post_output=False)
+    else:
+        flt = Positions(["--at", str(at)])
+        run(flt, (m for _, m in Archive(pit.root).read(1, at)))
+    rows = []
+    for acct, asset, amount in flt.table():
+        if account and acct != account and not acct.startswith(account + ":"):
+            continue
+        rows.append({"account": acct, "asset": asset, "amount": amount})
+    return rows
+
+
+def open_orders(pit: Pit, account: str | None = None) -> list[dict]:
+    """Open orders (resting or waiting on a trigger) of *account*, by
+    specialist state.  O(instruments x new records)."""
+    rows = []
+    for t in sorted(registry(pit).instruments):
+        flt = specialist_state(pit, t)
+        inst = flt.registry.instruments[t]
+        for oid in sorted(flt.orders):
+            od = flt.orders[oid]
+            if account and od.account != account:
+                continue
+            live = flt.engine.order(oid)
+            if live is None:
+                continue
+            _, side, kind, _, rem, price, stop = live
+            rows.append({"seq": oid, "account": od.account, "ref": od.ref, "ticker": t,
+                         "side": side, "type": kind, "remaining": inst.qty_text(rem),
+                         "price": inst.price_text(price) if price else None,
+                         "stop": inst.price_text(stop) if stop else None})
+    return rows
+
+
+def rejections(pit: Pit) -> list[dict]:
+    """The notary's reject record: what was refused and why."""
+    path = pit.rejects / "rejects.mbox"
+    out = []
+    if path.exists():
+        for msg in mbox.iter_file(path):
+            h = mbox.headers(msg, ["x-pit-rejected", "x-pit-time", "from", "subject"])
+            out.append({"time": h.get("x-pit-time", ""), "from": h.get("from", ""),
+                        "subject": h.get("subject", ""), "reason": h.get("x-pit-rejected", "")})
+    return out
+
+
+def filter_rejections(pit: Pit) -> list[dict]:
+    """``rejected`` lines of the filters' reports in the archive."""
+    from pit.filter import signed_text
+    out = []
+    for seq, st, msg in _records(pit):
+        if st.get("x-pit-kind") == "report":
+            for line in signed_text(msg).split("\n"):
+                if line.startswith("rejected "):
+                    out.append({"report": seq, "filter": st.get("x-pit-account", ""), "line": line})
+    return out
+
+
+# -- output helpers ------------------------------------------------------------
+
+def emit(args, rows: Iterable[dict], text) -> None:
+    """Rows as JSON lines with --json, else each through *text*."""
+    for row in rows:
+        print(json.dumps(row, sort_keys=True) if args.json else text(row))
+
+
+def _write_mbox(out, seq: int, msg: bytes) -> None:
+    mbox.write_message(out, msg, "notary", mbox.stamp(msg).get("x-pit-time", ""))
+
+
+def _decision(d, what: str) -> int:
+    if d.accepted:
+        print(f"{what}: record {d.seq}")
+        return 0
+    raise CliError(f"refused by the notary: {d.reason}", EXIT["refused"])
+
+
+# -- operator ------------------------------------------------------------------
+
+def cmd_init(args) -> int:
+    root = Path(args.dir)
+    if (root / "pit.conf").exists():
+        raise CliError(f"{root}: a pit already exists here", EXIT["usage"])
+    try:
+        pit = ops.init(root, args.name, algo=args.algo)
+    except PitError as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    print(f"pit {pit.name} created in {root}")
+    print(f"notary key   {pit.notary}")
+    print(f"operator key {pit.operator}")
+    return 0
+
+
+def _operator(args, key: str, value: str, extra: str = "") -> int:
+    pit = find_pit(args.pit)
+    return _decision(ops.operator_request(pit, key, value, extra), f"{key.lower()} {value}")
+
+
+def cmd_currency(args) -> int:
+    return _operator(args, "Currency", f"{args.code} {args.minor}")
+
+
+def cmd_instrument(args) -> int:
+    value = f"{args.ticker} {args.currency} tick {args.tick} lot {args.lot}"
+    if args.maker or args.taker:
+        if not (args.maker and args.taker):
+            raise CliError("give both --maker and --taker", EXIT["usage"])
+        value += f" maker {args.maker} taker {args.taker}"
+    return _operator(args, "Instrument", value)
+
+
+def cmd_fees(args) -> int:
+    return _operator(args, "Fees", f"maker {args.maker} taker {args.taker}")
+
+
+def cmd_member_add(args) -> int:
+    pit = find_pit(args.pit)
+    try:
+        text = Path(args.keyfile).read_text()
+    except OSError as e:
+        raise CliError(f"cannot read key file {args.keyfile}: {e.strerror}", EXIT["key"]) from None
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    fpr, d = ops.add_member(pit, text, accounts)
+    return _decision(d, f"member {fpr} accounts {', '.join(accounts)}")
+
+
+def cmd_member_remove(args) -> int:
+    return _operator(args, "Member", f"remove {args.fpr}")
+
+
+def cmd_deposit(args) -> int:
+    return _operator(args, "Deposit", f"{args.amount} {args.asset} to {args.account}")
+
+
+def cmd_withdraw(args) -> int:
+    return _operator(args, "Withdrawal", f"{args.amount} {args.asset} from {args.account}")
+
+
+def cmd_notarize(args) -> int:
+    pit = find_pit(args.pit)
+    decisions = ops.notary(pit).run_maildir()
+    ok = [d for d in decisions if d.accepted]
+    for d in decisions:
+        if not d.accepted:
+            print(f"refused: {d.reason}" + (f" ({d.sender})" if d.sender else ""))
+    print(f"{len(ok)} notarized, {len(decisions) - len(ok)} refused"
+          + (f" (records {ok[0].seq}-{ok[-1].seq})" if ok else ""))
+    return 0
+
+
+def run_all(pit: Pit, only: list[str] | None = None, say=print) -> list:
+    """Run transfers, then a specialist per instrument, posting their output.
+    With *only* (``["specialist", "ACME"]``), run that filter alone."""
+    jobs = [only] if only else [["transfers"]] + [["specialist", t]
+                                                  for t in sorted(registry(pit).instruments)]
+    out = []
+    for job in jobs:
+        flt, decisions = ops.run_filter(pit, job[0], job[1:])
+        seqs = [d.seq for d in decisions if d.accepted]
+        bad = [d.reason for d in decisions if not d.accepted]
+        say(f"{flt.name}: {len(flt.lines)} report lines"
+            + (f", posted as records {seqs[0]}-{seqs[-1]}" if seqs else ", nothing new"))
+        for reason in bad:
+            say(f"{flt.name}: the notary refused its output: {reason}")
+        out.append((flt, decisions))
+    return out
+
+
+def cmd_run(args) -> int:
+    pit = find_pit(args.pit)
+    try:
+        run_all(pit, [args.filter] + args.args if args.filter else None)
+    except ValueError as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    return 0
+
+
+def _pidfile(pit: Pit) -> Path:
+    return pit.root / "pit.pid"
+
+
+def cmd_daemon(args) -> int:
+    """The embedded daemon in the foreground (what 'pit start' runs)."""
+    pit = find_pit(args.pit)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    new = pit.incoming / "new"
+    while not stop:
+        if any(new.iterdir()):
+            decisions = ops.notary(pit).run_maildir()
+            if any(d.accepted for d in decisions):
+                run_all(pit, say=lambda line: print(line, flush=True))
+        for _ in range(int(args.interval * 10)):
+            if stop:
+                break
+            time.sleep(0.1)
+    return 0
+
+
+def cmd_start(args) -> int:
+    pit = find_pit(args.pit)
+    pidfile = _pidfile(pit)
+    if pidfile.exists() and _alive(int(pidfile.read_text())):
+        raise CliError(f"the daemon is already running (pid {pidfile.read_text().strip()})")
+    log = open(pit.root / "daemon.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "pit.cli", "--pit", str(pit.root.resolve()),
+                             "daemon", "--interval", str(args.interval)],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    pidfile.write_text(f"{proc.pid}\n")
+    print(f"daemon started: pid {proc.pid}, log {pit.root / 'daemon.log'}")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def cmd_stop(args) -> int:
+    pit = find_pit(args.pit)
+    pidfile = _pidfile(pit)
+    if not pidfile.exists():
+        raise CliError("the daemon is not running (no pit.pid)")
+    pid = int(pidfile.read_text())
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            try:                                   # reap it if it is our child
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                pass
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+    pidfile.unlink()
+    print(f"daemon stopped (pid {pid})")
+    return 0
+
+
+# -- trader ----------------------------------------------------------------------
+
+def cmd_key_new(args) -> int:
+    home = gnupghome(args.gnupghome)
+    print(Keyring(home).generate(args.name, args.email, algo=args.algo))
+    return 0
+
+
+def cmd_key_export(args) -> int:
+    sys.stdout.write(Keyring(gnupghome(args.gnupghome)).export(args.fpr))
+    return 0
+
+
+def new_ref() -> str:
+    """A ref unique per account without asking anyone: the time in microseconds."""
+    return f"r{time.time_ns() // 1000}"
+
+
+def _send(args, pit: Pit, key: str, value: str) -> int:
+    home = gnupghome(args.gnupghome)
+    fpr = signing_key(home, args.key)
+    ref = args.ref or new_ref()
+    if not message.REF_RE.fullmatch(ref):
+        raise CliError(f"bad ref {ref!r}: 1-40 letters, digits, '.', '_' or '-'", EXIT["usage"])
+    if not message.ACCOUNT_RE.fullmatch(args.account or ""):
+        raise CliError(f"bad account {args.account!r}: give --account NAME (lower case)",
+                       EXIT["usage"])
+    text = ops.request_text(pit.name, args.account, ref, key, value)
+    sender = args.sender or f"{args.account}@{pit.domain}"
+    raw = ops.sign_request(pit, text, Keyring(home), fpr, sender, mime=args.mime)
+    if args.send == "stdout":
+        sys.stdout.buffer.write(raw)
+        return 0
+    if args.send == "sendmail":
+        proc = subprocess.run(["sendmail", "-t", "-oi"], input=raw)
+        if proc.returncode:
+            raise CliError(f"sendmail exited with status {proc.returncode}")
+    elif args.send == "smtp":
+        import smtplib
+        host, _, port = (args.smtp or "localhost:25").partition(":")
+        try:
+            with smtplib.SMTP(host, int(port or 25)) as s:
+                s.sendmail(sender, [pit.address], raw)
+        except (OSError, smtplib.SMTPException) as e:
+            raise CliError(f"SMTP to {host}:{port or 25} failed: {e}") from None
+    else:
+        ops.send_local(pit, raw)
+        if args.notarize:
+            d = ops.notary(pit).notarize([raw])[0]
+            return _decision(d, f"ref {ref}")
+    print(f"ref {ref} sent ({args.send}){'; run pit notarize' if args.send == 'local' else ''}")
+    return 0
+
+
+def cmd_order(args) -> int:
+    pit = find_pit(args.pit)
+    words = " ".join(args.words)
+    try:
+        o = message.parse_order(words)
+    except message.MessageError as e:
+        raise CliError(f"bad order {words!r}: {e.reason}", EXIT["usage"]) from None
+    if isinstance(o, message.Order):
+        _, reg = _ticker(pit, o.ticker)
+        req = message.Request(pit.name, args.account or "x", "x", o)
+        try:
+            o = message.resolve(req, reg.instruments, reg.currencies).instruction
+        except message.MessageError as e:
+            raise CliError(f"bad order {words!r}: {e.reason}", EXIT["usage"]) from None
+    return _send(args, pit, "Order", message.instruction_text(o))
+
+
+def cmd_transfer(args) -> int:
+    pit = find_pit(args.pit)
+    return _send(args, pit, "Transfer", f"{args.amount} {args.asset.upper()} to {args.to}")
+
+
+def cmd_orders(args) -> int:
+    pit = find_pit(args.pit)
+    emit(args, open_orders(pit, args.account),
+         lambda r: f"{r['seq']:>7} {r['account']} {r['ref']} {r['side']} {r['remaining']} "
+                   f"{r['ticker']} {r['type']}"
+                   + (f" at {r['price']}" if r['price'] else "")
+                   + (f" stop {r['stop']}" if r['stop'] else ""))
+    return 0
+
+
+def _trade_text(t: dict) -> str:
+    return (f"{t['seq']:>7} {t['ticker']} {t['qty']} at {t['price']} {t['currency']} "
+            f"buyer {t['buyer']} seller {t['seller']} fees {t['buyer_fee']} {t['seller_fee']}")
+
+
+def cmd_fills(args) -> int:
+    pit = find_pit(args.pit)
+    emit(args, trades(pit, account=args.account), _trade_text)
+    return 0
+
+
+def cmd_balances(args) -> int:
+    pit = find_pit(args.pit)
+    emit(args, positions(pit, args.account, args.at),
+         lambda r: f"{r['account']:<20} {r['amount']:>18} {r['asset']}")
+    return 0
+
+
+# -- auditor ---------------------------------------------------------------------
+
+def cmd_audit(args) -> int:
+    try:
+        from pit.audit import audit
+    except ImportError:
+        raise CliError("this installation has no pit.audit module yet") from None
+    root = args.path or (args.pit or os.environ.get("PIT_DIR") or ".")
+    if not Path(root).exists():
+        raise CliError(f"{root} does not exist", EXIT["no-pit"])
+    result = audit(root, progress=progress("audit"))
+    _end_progress()
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _record(pit: Pit, seq: int) -> bytes:
+    for _, msg in Archive(pit.root).read(seq, seq):
+        return msg
+    raise CliError(f"no record {seq} in {pit.root} (the archive ends at "
+                   f"{Archive(pit.root).last_seq()})", EXIT["usage"])
+
+
+def _gpg_verify(home: Path, files: list[Path]) -> tuple[bool, str]:
+    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--trust-model", "always",
+                           "--status-fd", "1", "--verify", *map(str, files)],
+                          capture_output=True, text=True)
+    good = [l.split(" ", 3)[2:] for l in proc.stdout.splitlines() if l.startswith("[GNUPG:] GOODSIG")]
+    return proc.returncode == 0 and bool(good), (" ".join(good[0]) if good else proc.stderr.strip().splitlines()[-1:] and proc.stderr.strip().splitlines()[-1])
+
+
+def cmd_verify(args) -> int:
+    """Check one record on its own, each step with stock tools."""
+    from pit import signed
+    from pit.filter import signed_text
+    pit = find_pit(args.pit)
+    seq = args.seq
+    msg = _record(pit, seq)
+    st = mbox.stamp(msg)
+    stamp_bytes, original = mbox.split_stamp(msg)
+    ok = True
+
+    def step(good: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and good
+        print(f"{'ok  ' if good else 'FAIL'} {text}")
+
+    h = record_hash(msg)
+    print(f"record {seq}: {st.get('x-pit-kind')} {st.get('x-pit-account', '')} "
+          f"{st.get('x-pit-request', '')}")
+    print(f"     record hash {h}")
+    digest = hashlib.sha256(original).hexdigest()
+    step(digest == st.get("x-pit-digest"), f"X-Pit-Digest is the SHA-256 of the original message")
+    if seq > 1:
+        prev = record_hash(_record(pit, seq - 1))
+        step(prev == st.get("x-pit-prev"), f"X-Pit-Prev is the record hash of record {seq - 1}")
+    seal_seq = None
+    if st.get("x-pit-kind") == "seal":
+        seal_seq = seq                 # a seal vouches for itself: its own signature
+    for s, sst, smsg in ([] if seal_seq else _records(pit, from_seq=seq)):
+        if sst.get("x-pit-kind") != "seal":
+            continue
+        first, _, last = sst.get("x-pit-request", "0-0").partition("-")
+        if int(first) <= seq <= int(last):
+            seal = message.parse_seal(signed_text(smsg))
+            seal_seq = s
+            step(seal.hashes[seq - seal.first] == h,
+                 f"seal record {s} has the line '{seq} {seal.hashes[seq - seal.first][:16]}...'")
+            break
+    if seal_seq is None:
+        step(False, f"no seal covers record {seq} yet")
+    with tempfile.TemporaryDirectory() as tmp:
+        if seal_seq is not None:
+            block = signed.extract(mbox.split_stamp(_record(pit, seal_seq))[1]).gpg_input
+            p = Path(tmp, "seal.asc")
+            p.write_bytes(block)
+            good, who = _gpg_verify(pit.gnupg, [p])
+            step(good, f"gpg --verify of seal {seal_seq}: {who}")
+        try:
+            sig = signed.extract(original)
+        except signed.SignedError as e:
+            step(False, f"signed content: {e}")
+        else:
+            if sig.kind == "clearsigned":
+                p = Path(tmp, "msg.asc")
+                p.write_bytes(sig.gpg_input)
+                files = [p]
+            else:
+                s, d = Path(tmp, "sig.asc"), Path(tmp, "part")
+                s.write_bytes(sig.gpg_input)
+                d.write_bytes(sig.signed_bytes)
+                files = [s, d]
+            good, who = _gpg_verify(pit.gnupg, files)
+            step(good, f"gpg --verify of the signer's {sig.kind} signature: {who}")
+            signer = st.get("x-pit-signer", "")
+            step(bool(signer) and signer in who.replace(" ", "") or _key_owns(pit, signer, who),
+                 f"the signature is by X-Pit-Signer {signer[:16]}...")
+    print("verified" if ok else "NOT verified")
+    return 0 if ok else 1
+
+
+def _key_owns(pit: Pit, primary: str, gpg_line: str) -> bool:
+    """GOODSIG names the signing (sub)key id; accept it when it belongs to *primary*."""
+    keyid = gpg_line.split(" ")[0].upper()
+    for k in Keyring(pit.gnupg).keys():
+        if k.fingerprint == primary and (k.fingerprint.endswith(keyid) or any(
+                s.fingerprint.endswith(keyid) for s in k.subkeys)):
+            return True
+    return False
+
+
+def _range(text: str) -> tuple[int, int]:
+    a, _, b = text.partition("-")
+    try:
+        first, last = int(a), int(b or a)
+    except ValueError:
+        raise CliError(f"bad record range {text!r}: expected SEQ or SEQ-SEQ", EXIT["usage"]) from None
+    if first < 1 or last < first:
+        raise CliError(f"bad record range {text!r}", EXIT["usage"])
+    return first, last
+
+
+def cmd_show(args) -> int:
+    pit = find_pit(args.pit)
+    first, last = _range(args.range)
+    out = sys.stdout.buffer
+    n = 0
+    for seq, msg in Archive(pit.root).read(first, last):
+        _write_mbox(out, seq, msg)
+        n += 1
+    if not n:
+        raise CliError(f"no records {args.range} (the archive ends at {Archive(pit.root).last_seq()})",
+                       EXIT["usage"])
+    return 0
+
+
+def _matches(st: dict, ticker: str | None, account: str | None) -> bool:
+    if ticker and st.get("x-pit-ticker") != ticker and st.get("x-pit-account") != f"specialist:{ticker}":
+        return False
+    if account:
+        a = st.get("x-pit-account", "")
+        if a != account and not a.startswith(account + ":"):
+            return False
+    return True
+
+
+def cmd_export(args) -> int:
+    pit = find_pit(args.pit)
+    ticker = args.ticker.upper() if args.ticker else None
+    out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
+    if writer:
+        writer.writerow(["seq", "time", "kind", "account", "ref", "ticker", "request", "signer"])
+    for seq, st, msg in _records(pit, args.to, args.frm):
+        if not _matches(st, ticker, args.account):
+            continue
+        row = [seq, st.get("x-pit-time", ""), st.get("x-pit-kind", ""), st.get("x-pit-account", ""),
+               st.get("x-pit-ref", ""), st.get("x-pit-ticker", ""), st.get("x-pit-request", ""),
+               st.get("x-pit-signer", "")]
+        if args.format == "mbox":
+            out.flush()
+            _write_mbox(sys.stdout.buffer, seq, msg)
+        elif writer:
+            writer.writerow(row)
+        else:
+            print(" ".join(str(x) for x in row[:5]) + "  " + row[6])
+    out.flush()
+    return 0
+
+
+# -- member ------------------------------------------------------------------------
+
+def cmd_replay(args) -> int:
+    pit = find_pit(args.pit)
+    try:
+        cls = ops.filter_class(args.filter)
+        flt = cls(args.args)
+    except (PitError, ValueError) as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    out = sys.stdout.buffer
+    show = progress("replay")
+    n = 0
+    try:
+        for msg in ops.replay(pit, flt, from_start=args.from_start):
+            _write_mbox(out, 0, msg)
+            n += 1
+            if n % 1000 == 0:
+                show(n)
+        out.flush()
+    except BrokenPipeError:
+        pass
+    _end_progress()
+    return 0
+
+
+def cmd_book(args) -> int:
+    pit = find_pit(args.pit)
+    ticker, _ = _ticker(pit, args.ticker)
+    b = book_levels(specialist_state(pit, ticker, args.at), ticker, args.depth)
+    if args.json:
+        print(json.dumps(b, sort_keys=True))
+        return 0
+    print(f"{ticker} ({b['currency']})  last {b['last'] or '-'}")
+    print(f"{'bid qty':>12} {'bid':>12} | {'ask':<12} {'ask qty':<12}")
+    for i in range(max(len(b["bids"]), len(b["asks"]), 1)):
+        bid = b["bids"][i] if i < len(b["bids"]) else None
+        ask = b["asks"][i] if i < len(b["asks"]) else None
+        print(f"{bid['qty'] if bid else '':>12} {bid['price'] if bid else '':>12} | "
+              f"{ask['price'] if ask else '':<12} {ask['qty'] if ask else '':<12}")
+    return 0
+
+
+def cmd_trades(args) -> int:
+    pit = find_pit(args.pit)
+    ticker = _ticker(pit, args.ticker)[0] if args.ticker else None
+    emit(args, trades(pit, ticker, args.at), _trade_text)
+    return 0
+
+
+def cmd_positions(args) -> int:
+    return cmd_balances(args)
+
+
+def cmd_rejects(args) -> int:
+    pit = find_pit(args.pit)
+    emit(args, rejections(pit), lambda r: f"{r['time']} {r['from']}: {r['reason']}")
+    emit(args, filter_rejections(pit), lambda r: f"report {r['report']} {r['filter']}: {r['line']}")
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join("  " + l for l in lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pit", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A trading pit whose record is a mailing list archive.",
+        epilog=_examples("pit init demo-pit --name demo", "export PIT_DIR=demo-pit",
+                         "pit order buy 100 ACME at 12.50 --account alice --notarize",
+                         "pit book ACME", "pit audit") +
+        "\n\nexit status: 0 ok, 1 failure, 2 usage error, 3 pit not found, 4 key problem, "
+        "5 refused by the notary\nsee pit(1): docs/pit.1.md")
+    p.add_argument("--pit", metavar="DIR", help="the pit directory (default $PIT_DIR or .)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name, func, help, examples=(), parent=sub, json_flag=False):
+        sp = parent.add_parser(name, help=help, description=help,
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               epilog=_examples(*examples) if examples else None)
+        sp.set_defaults(func=func)
+        sp.add_argument("--pit", metavar="DIR", default=argparse.SUPPRESS,
+                        help="the pit directory (default $PIT_DIR or .)")
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="one JSON object a line")
+        return sp
+
+    def trader_opts(sp):
+        sp.add_argument("--account", required=True, help="the account the order is for")
+        sp.add_argument("--key", metavar="FPR", help="signing key (default: the only one)")
+        sp.add_argument("--gnupghome", metavar="DIR", help="default $GNUPGHOME or ~/.gnupg")
+        sp.add_argument("--ref", help="your name for it, unique per account (default: time based)")
+        sp.add_argument("--mime", action="store_true", help="PGP/MIME instead of inline clearsigned")
+        sp.add_argument("--send", choices=["local", "smtp", "sendmail", "stdout"], default="local",
+                        help="local: the pit's incoming maildir (default); stdout: print it")
+        sp.add_argument("--smtp", metavar="HOST:PORT", help="with --send smtp (default localhost:25)")
+        sp.add_argument("--from", dest="sender", metavar="ADDRESS", help="the From address")
+        sp.add_argument("--notarize", action="store_true",
+                        help="with --send local: notarize at once and print the record number")
+
+    # operator
+    sp = cmd("init", cmd_init, "create a pit: directories, notary and operator keys, genesis record",
+             ["pit init demo-pit --name demo", "pit init /srv/pits/fx --name fx --algo rsa3072"])
+    sp.add_argument("dir", metavar="DIR")
+    sp.add_argument("--name", required=True, help="the pit's name (lower case)")
+    sp.add_argument("--algo", choices=["ed25519", "rsa3072"], default="ed25519")
+
+    sp = cmd("currency", None, "define currencies")
+    cs = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd("add", cmd_currency, "define a currency and its minor unit", ["pit currency add USD 0.01"], cs)
+    c.add_argument("code"); c.add_argument("minor")
+
+    sp = cmd("instrument", None, "define instruments")
+    cs = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd("add", cmd_instrument, "define an instrument: ticker, currency, tick and lot",
+            ["pit instrument add ACME USD --tick 0.01 --lot 1",
+             "pit instrument add BTC EUR --tick 0.5 --lot 0.1 --maker 0.05% --taker 0.1%"], cs)
+    c.add_argument("ticker"); c.add_argument("currency")
+    c.add_argument("--tick", required=True); c.add_argument("--lot", required=True)
+    c.add_argument("--maker"); c.add_argument("--taker")
+
+    sp = cmd("fees", cmd_fees, "set the pit's default maker and taker fee rates",
+             ["pit fees --maker 0.1% --taker 0.2%"])
+    sp.add_argument("--maker", required=True); sp.add_argument("--taker", required=True)
+
+    sp = cmd("member", None, "add or remove members")
+    cs = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd("add", cmd_member_add, "make a key a member owning accounts",
+            ["pit key export $FPR > alice.asc && pit member add alice.asc --accounts alice"], cs)
+    c.add_argument("keyfile"); c.add_argument("--accounts", required=True)
+    c = cmd("remove", cmd_member_remove, "remove a member's key", ["pit member remove $FPR"], cs)
+    c.add_argument("fpr")
+
+    for name, func, word in (("deposit", cmd_deposit, "to"), ("withdraw", cmd_withdraw, "from")):
+        sp = cmd(name, func, f"record a {name} (executed by the transfers filter)",
+                 [f"pit {name} 1000.00 USD alice", f"pit {name} 50 ACME bob"])
+        sp.add_argument("amount"); sp.add_argument("asset", type=str.upper); sp.add_argument("account")
+
+    cmd("notarize", cmd_notarize, "notarize the mail waiting in the pit's incoming maildir",
+        ["pit notarize"])
+    sp = cmd("run", cmd_run, "run transfers and every specialist, posting their output",
+             ["pit run", "pit run specialist ACME", "pit run transfers"])
+    sp.add_argument("filter", nargs="?", choices=sorted(ops.FILTERS))
+    sp.add_argument("args", nargs="*")
+    for name, func, text in (("start", cmd_start, "start the embedded daemon (notarize + run, in a loop)"),
+                             ("daemon", cmd_daemon, "the embedded daemon, in the foreground")):
+        sp = cmd(name, func, text, [f"pit {name}"])
+        sp.add_argument("--interval", type=float, default=1.0, help="seconds between looks")
+    cmd("stop", cmd_stop, "stop the embedded daemon", ["pit stop"])
+
+    # trader
+    sp = cmd("key", None, "make and export your signing key")
+    ks = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd("new", cmd_key_new, "make a signing key; prints its fingerprint",
+            ["pit key new alice alice@example.org --gnupghome ~/.pit-keys"], ks)
+    c.add_argument("name"); c.add_argument("email")
+    c.add_argument("--algo", choices=["ed25519", "rsa3072"], default="ed25519")
+    c.add_argument("--gnupghome", metavar="DIR")
+    c = cmd("export", cmd_key_export, "print a public key (to give the operator)",
+            ["pit key export $FPR > alice.asc"], ks)
+    c.add_argument("fpr"); c.add_argument("--gnupghome", metavar="DIR")
+
+    sp = cmd("order", cmd_order, "sign and send an order",
+             ["pit order buy 100 ACME at 12.50 --account alice",
+              "pit order sell 10 ACME market --account bob",
+              "pit order sell 10 ACME stop 11.00 --account bob",
+              "pit order sell 10 ACME stop 11 limit 10.9 --account bob",
+              "pit order sell 5 ACME take-profit 14 --account bob",
+              "pit order buy 10 ACME ioc 12.50 --account alice --ref 7",
+              "pit order cancel 7 --account alice",
+              "pit order modify 7 qty 90 price 12.45 --account alice",
+              "pit order buy 1 ACME at 12.5 --account alice --send stdout | less"])
+    sp.add_argument("words", nargs="+", help="the order, e.g. buy 100 ACME at 12.50")
+    trader_opts(sp)
+
+    sp = cmd("transfer", cmd_transfer, "sign and send a transfer between your accounts",
+             ["pit transfer 100.00 USD alice:ACME --account alice",
+              "pit transfer 50.00 USD alice --account alice:ACME"])
+    sp.add_argument("amount"); sp.add_argument("asset"); sp.add_argument("to")
+    trader_opts(sp)
+
+    sp = cmd("orders", cmd_orders, "open orders (resting or waiting on a trigger)",
+             ["pit orders --account alice", "pit orders --json | jq .ref"], json_flag=True)
+    sp.add_argument("--account")
+    sp = cmd("fills", cmd_fills, "trades an account took part in",
+             ["pit fills --account alice"], json_flag=True)
+    sp.add_argument("--account", required=True)
+    for name in ("balances", "positions"):
+        sp = cmd(name, cmd_balances, "balances of every asset, per account",
+                 [f"pit {name} --account alice", f"pit {name} --at 500 --json"], json_flag=True)
+        sp.add_argument("--account", required=(name == "balances"))
+        sp.add_argument("--at", type=int, metavar="SEQ", help="as of record SEQ")
+
+    # auditor
+    sp = cmd("audit", cmd_audit, "re-verify every record and replay every filter",
+             ["pit audit", "rsync -a pit-host:/srv/pits/demo/ copy/ && pit audit copy"])
+    sp.add_argument("path", nargs="?", help="a pit or a copy of its archive (default the pit)")
+    sp = cmd("verify", cmd_verify, "check one record on its own with stock gpg",
+             ["pit verify 42"])
+    sp.add_argument("seq", type=int)
+    sp = cmd("show", cmd_show, "print records as mbox",
+             ["pit show 42", "pit show 40-50 | grep X-Pit-Request"])
+    sp.add_argument("range", metavar="SEQ[-SEQ]")
+    sp = cmd("export", cmd_export, "records as mbox, text or CSV",
+             ["pit export --format csv --ticker ACME > acme.csv",
+              "pit export --account alice --format text", "pit export --from 100 --to 200 > part.mbox"])
+    sp.add_argument("--from", dest="frm", type=int, default=1, metavar="SEQ")
+    sp.add_argument("--to", type=int, metavar="SEQ")
+    sp.add_argument("--ticker"); sp.add_argument("--account")
+    sp.add_argument("--format", choices=["mbox", "text", "csv"], default="mbox")
+    cmd("rejects", cmd_rejects, "what the notary and the filters refused, and why",
+        ["pit rejects", "pit rejects --json"], json_flag=True)
+
+    # member
+    sp = cmd("replay", cmd_replay, "a filter's input as mbox: its checkpoint, then newer records",
+             ["pit replay specialist ACME | pit-specialist ACME | grep ^trade",
+              "pit replay transfers --from-start | pit-transfers > out.mbox"])
+    sp.add_argument("filter"); sp.add_argument("args", nargs="*")
+    sp.add_argument("--from-start", action="store_true", help="ignore checkpoints")
+    sp = cmd("book", cmd_book, "best bids and offers of a ticker",
+             ["pit book ACME", "pit book ACME --depth 10 --at 300", "pit book ACME --json"],
+             json_flag=True)
+    sp.add_argument("ticker"); sp.add_argument("--depth", type=int, default=5)
+    sp.add_argument("--at", type=int, metavar="SEQ")
+    sp = cmd("trades", cmd_trades, "trades reported by the specialists",
+             ["pit trades --ticker ACME", "pit trades --json | tail -1"], json_flag=True)
+    sp.add_argument("--ticker"); sp.add_argument("--at", type=int, metavar="SEQ")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT["usage"]
+    if not hasattr(args, "pit"):
+        args.pit = None
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"pit {args.command}: {e}", file=sys.stderr)
+        return e.code
+    except KeyringError as e:
+        print(f"pit {args.command}: key problem: {e}", file=sys.stderr)
+        return EXIT["key"]
+    except (message.MessageError, UnitError) as e:
+        print(f"pit {args.command}: {e}", file=sys.stderr)
+        return EXIT["usage"]
+    except PitError as e:
+        print(f"pit {args.command}: {e}", file=sys.stderr)
+        return EXIT["no-pit"]
+    except ArchiveError as e:
+        print(f"pit {args.command}: archive: {e}", file=sys.stderr)
+        return EXIT["failure"]
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
