@@ -33,6 +33,22 @@ def notarized(seq: int, prev: str) -> bytes:
             f"X-Pit-Request: buy 100 ACME limit 12.50\n").encode() + body
 
 
+class Timer:
+    """Wall time and this process's CPU time: on a shared, loaded machine the
+    CPU figure is the one that says what the code costs."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    def rate(self, n: int) -> str:
+        return f"{n / self.wall:,.0f} messages/s wall, {n / self.cpu:,.0f} per CPU second"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.archive")
     ap.add_argument("--messages", type=int, default=200_000)
@@ -59,25 +75,22 @@ def main(argv: list[str] | None = None) -> None:
         print(f"append (batches of {args.batch}, fsync'd): {seq / appending:,.0f} messages/s")
 
         datas = [(root / "archives" / v.name).read_bytes() for v in vols]
-        t = time.perf_counter()
-        n = sum(1 for d in datas for _ in mbox.iter_messages(d))
-        split = time.perf_counter() - t
-        print(f"split only (in memory): {n / split:,.0f} messages/s")
-        t = time.perf_counter()
-        for d in datas:
-            for m in mbox.iter_messages(d):
+        with Timer() as t:
+            n = sum(1 for d in datas for _ in mbox.iter_messages(d))
+        print(f"split only (in memory): {t.rate(n)}")
+        with Timer() as t:
+            for d in datas:
+                for m in mbox.iter_messages(d):
+                    mbox.stamp(m)
+        print(f"split + stamp (in memory): {t.rate(n)}")
+        with Timer() as t:
+            for _, m in arch.read():
                 mbox.stamp(m)
-        both = time.perf_counter() - t
-        print(f"split + stamp (in memory): {n / both:,.0f} messages/s")
-        t = time.perf_counter()
-        for _, m in arch.read():
-            mbox.stamp(m)
-        whole = time.perf_counter() - t
-        print(f"Archive.read + stamp (from files): {n / whole:,.0f} messages/s")
-        t = time.perf_counter()
-        last = list(arch.read(seq - 10))
-        print(f"seek to seq {seq - 10} via index: {(time.perf_counter() - t) * 1000:.1f} ms "
-              f"for {len(last)} records")
+        print(f"Archive.read + stamp (from files): {t.rate(n)}")
+        with Timer() as t:
+            last = list(arch.read(seq - 10))
+        print(f"seek to seq {seq - 10} via index: {t.wall * 1000:.1f} ms for {len(last)} "
+              f"records (reads the last volume only)")
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
