@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -69,6 +70,8 @@ HASHES = {
     10: ("sha512", hashes.SHA512),
     11: ("sha224", hashes.SHA224),
 }
+
+_LINE_END = re.compile(rb"\r?\n")
 
 SUB_CREATED = 2
 SUB_SIG_EXPIRES = 3
@@ -462,7 +465,10 @@ class Verifier:
                now: int | None = None) -> Verdict:
         """Verify ``signature`` (one binary signature packet) over ``data``.
 
-        ``data`` must already be canonical (``pit.signed`` does that).
+        ``data`` is what was signed; for a binary (0x00) signature it must
+        be exactly the signed bytes (``pit.signed`` canonicalises PGP/MIME
+        parts), for a text (0x01) signature line endings are made CRLF here
+        as gpg does.
         ``now`` (epoch seconds) decides key expiry the way gpg does, by
         the time of checking; it defaults to the clock.  Never raises for
         bad input: every failure is a Verdict with a reason.
@@ -491,6 +497,10 @@ class Verifier:
             return Verdict.failed("bad", f"BAD signature: algorithm {sig.pubkey_algo} does not match key {key.keyid}", **known)
         if key.material is None:
             return Verdict.failed("malformed", f"key {key.keyid} algorithm {key.algo} / signature algorithm {sig.pubkey_algo} is not supported", **known)
+        if sig.sig_type == 0x01 and b"\n" in data:
+            # Canonical text: gpg hashes every line ending as CRLF (and
+            # nothing more: trailing whitespace stays, unlike cleartext).
+            data = _LINE_END.sub(b"\r\n", data)
         digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
         digest_ctx.update(data)
         digest_ctx.update(sig.trailer())

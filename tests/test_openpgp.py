@@ -314,3 +314,17 @@ def test_expired_signature_agrees_with_gpg(tmp_path):
     mine, gpgs = content.verify(keyring.load_verifier()), content.verify_gpg(keyring)
     assert mine.status == "expired-signature"
     assert _key(mine) == _key(gpgs)
+
+
+@pytest.mark.parametrize("data", [b"Content-Type: text/plain\r\n\r\nPit: demo  \r\nx\t\r\n",
+                                  b"a\nb\n", b"a\r\nb", b"a\n\n\nb \n", b"no newline"])
+def test_text_mode_detached_signatures_agree_with_gpg(world, data):
+    result = world["signer"].gpg.sign(data, keyid=world["fprs"]["bob"], clearsign=False,
+                                      detach=True, extra_args=["--textmode"])
+    sig = openpgp.signature_packet(openpgp.dearmor(result.data)[1])
+    assert sig.sig_type == 0x01
+    for variant in (data, data.replace(b"\r\n", b"\n"), data.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"),
+                    data + b" "):
+        mine = world["verifier"].verify(variant, sig)
+        gpgs = world["pit"].verify_gpg(variant, result.data)
+        assert _key(mine) == _key(gpgs), variant

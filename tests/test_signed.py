@@ -161,7 +161,7 @@ def test_command_line(keys, tmp_path, capsys):
     out = capsys.readouterr().out
     assert ORDER in out and "gpg --status-fd 1 --verify" in out
     assert (tmp_path / "out" / "signed.bin").read_bytes() == extract(path.read_bytes()).signed_bytes
-    keyring.verify_gpg((tmp_path / "out" / "signed.bin").read_bytes(),
+    assert keyring.verify_gpg((tmp_path / "out" / "signed.bin").read_bytes(),
                        (tmp_path / "out" / "signature.asc").read_bytes()).ok
     path.write_bytes(b"From: a@b\n\nhello\n")
     assert signed.main([str(path)]) == 1
