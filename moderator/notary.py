@@ -31,9 +31,10 @@ on its own with its hash, the line of the seal that names it and one
 ``gpg --verify`` (docs/verifying.md).
 
 Nothing is lost: a message leaves the incoming maildir only after its
-record, or its rejection, is on disk (fsync'd).  If the notary dies between
-the two, the next run finds the message's digest among the last records or
-rejections and only removes it.
+record, or its rejection, is on disk (fsync'd).  A run first moves the
+messages it takes to ``incoming/cur``; if the notary dies before removing
+them, the next run finds each one's digest among the last records or
+rejections and only removes it (or, not found, judges it then).
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ def stamp_time(us: int) -> str:
 
 
 def _sender_of(raw: bytes) -> str:
-    h = mbox.headers(raw, ["from", "reply-to"])
+    try:
+        h = mbox.headers(raw, ["from", "reply-to"])
+    except mbox.MboxError:
+        return ""                   # not an email: the notice goes to the postmaster
     addr = h.get("reply-to") or h.get("from") or ""
     if "<" in addr:
         addr = addr[addr.rfind("<") + 1:addr.rfind(">")]
@@ -127,7 +131,7 @@ class Notary:
             self._remember(seq, st, archive_mod.record_hash(msg))
         if self.rejects_path.exists():
             for msg in mbox.iter_file(self.rejects_path):
-                d = mbox.headers(msg, ["x-pit-digest"]).get("x-pit-digest")
+                d = _reject_digest(msg)
                 if d:
                     self._recent(d)
 
@@ -146,6 +150,14 @@ class Notary:
         if ref:
             self.refs[acct, ref] = (seq, st.get("x-pit-ticker", ""))
         self._recent(st.get("x-pit-digest", ""))
+        signer = st.get("x-pit-signer")
+        if self.rate_limit and signer and kind not in ("seal", "genesis"):
+            # the rate limit counts records, so it holds across runs and restarts
+            q = self.sent.setdefault(signer, deque())
+            t = _us(st.get("x-pit-time", ""))
+            q.append(t)
+            while q[0] <= t - self.rate_interval:
+                q.popleft()
         if kind == "seal":
             self.unsealed = []
         else:
@@ -182,6 +194,9 @@ class Notary:
         except signed.SignedError as e:
             raise Refused(f"unsigned: {e.reason}" if e.status == "unsigned"
                           else f"malformed signature: {e.reason}") from None
+        except (ValueError, LookupError) as e:
+            # bytes that are not an email at all must be refused, never stop the notary
+            raise Refused(f"malformed message: not a readable email ({_one_line(str(e))[:200]})") from None
         v = s.verify(self.verifier, now=now_us // 1_000_000)
         if not v.ok:
             reasons = {"bad": "bad signature", "unknown-key": "unknown key",
@@ -238,6 +253,8 @@ class Notary:
             fpr = self.keyring.import_key(key_block)
             if fpr.upper() != ins.fingerprint:
                 raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
+            # later messages of this same batch may be signed by the new key
+            self.verifier = self.keyring.load_verifier()
         if req.kind in ("order", "transfer", "deposit", "withdrawal"):
             try:
                 req = message.resolve(req, self.registry_instruments, self.currencies,
@@ -287,9 +304,9 @@ class Notary:
         for raw in raws:
             raw = raw.replace(b"\r\n", b"\n")
             digest = hashlib.sha256(raw).hexdigest()
-            if digest in self.recent_set:
-                out.append(Decision(False, "duplicate of a message already handled", digest=digest))
-                continue
+            # A message seen before is judged again, not dropped: a replay
+            # is refused (and recorded) for its reused (account, ref).
+            # Crash recovery of the maildir is run_maildir's job (cur/).
             now = self._now()
             sender = _sender_of(raw)
             try:
@@ -303,7 +320,6 @@ class Notary:
                 continue
             rec = self._stamp(raw, digest, fpr, fields, now)
             records.append((rec, "notary", stamp_time(now)))
-            self.sent.setdefault(fpr, deque()).append(now)
             out.append(Decision(True, seq=self.seq, digest=digest, sender=sender))
             if self.seal_every and len(self.unsealed) >= self.seal_every:
                 records.append(self._seal_record())
@@ -381,7 +397,10 @@ class Notary:
         return mbox.format_message(head.encode("utf-8") + raw, "notary", stamp_time(now))
 
     def _notice(self, raw: bytes, d: Decision, now: int) -> bytes:
-        h = mbox.headers(raw, ["message-id", "subject", "from", "date"])
+        try:
+            h = mbox.headers(raw, ["message-id", "subject", "from", "date"])
+        except mbox.MboxError:
+            h = {}
         quoted = tuple((k.capitalize() if k != "message-id" else "Message-ID", _one_line(v))
                        for k, v in h.items() if v)
         rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line,
@@ -398,18 +417,43 @@ class Notary:
     # -- the incoming maildir ---------------------------------------------------
     def run_maildir(self, batch: int = 1000) -> list[Decision]:
         """Notarize everything waiting in ``<pit>/incoming/new`` (oldest name
-        first), removing each file only once its outcome is on disk."""
-        new = self.pit.incoming / "new"
-        names = sorted(os.listdir(new)) if new.exists() else []
+        first), removing each file only once its outcome is on disk.
+
+        A batch is first moved to ``incoming/cur`` (claimed), then judged,
+        then removed.  A file still in ``cur/`` when a run starts was claimed
+        by a run that died: if its digest is among the last records or
+        rejections its outcome is on disk and it is only removed; otherwise
+        it is judged now.  So a crash anywhere loses nothing and stores
+        nothing twice, while the same bytes delivered *again* through
+        ``new/`` are judged again (and refused as a replay).  O(messages)."""
+        new, cur = self.pit.incoming / "new", self.pit.incoming / "cur"
+        cur.mkdir(parents=True, exist_ok=True)
         out: list[Decision] = []
+        left = []
+        for n in sorted(os.listdir(cur)):
+            raw = (cur / n).read_bytes().replace(b"\r\n", b"\n")
+            if hashlib.sha256(raw).hexdigest() in self.recent_set:
+                os.unlink(cur / n)          # handled before the crash
+            else:
+                left.append(n)
+        if left:
+            out += self._run_claimed(cur, left)
+        names = sorted(os.listdir(new)) if new.exists() else []
         for i in range(0, len(names), batch):
             chunk = names[i:i + batch]
-            raws = [(new / n).read_bytes() for n in chunk]
-            out += self.notarize(raws)
             for n in chunk:
-                os.unlink(new / n)
-        if names:
+                os.rename(new / n, cur / n)
+            _fsync_dir(cur)
             _fsync_dir(new)
+            out += self._run_claimed(cur, chunk)
+        return out
+
+    def _run_claimed(self, cur: Path, names: list[str]) -> list[Decision]:
+        raws = [(cur / n).read_bytes() for n in names]
+        out = self.notarize(raws)
+        for n in names:
+            os.unlink(cur / n)
+        _fsync_dir(cur)
         return out
 
 
@@ -430,6 +474,17 @@ def deliver(pit: Pit, raw: bytes, name: str | None = None) -> Path:
 
 
 _counter = 0
+
+
+def _reject_digest(entry: bytes) -> str:
+    """The X-Pit-Digest the notary wrote at the head of a reject entry.  Reads
+    only the leading X-Pit- lines, the first digest winning: what follows is
+    the refused message, which may be anything at all.  O(stamp size)."""
+    block, _ = mbox.split_stamp(entry)
+    for line in block.split(b"\n"):
+        if line.startswith(b"X-Pit-Digest: "):
+            return line[14:].strip().decode("ascii", "replace")
+    return ""
 
 
 def _split_key_block(text: str) -> tuple[str, str]:
