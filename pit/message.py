@@ -1317,19 +1317,28 @@ def read_message(data: bytes, instruments: Mapping[str, Instrument] | None = Non
 def filter_output(kind: str, name: str, pit: str, body: str, time: str,
                   sender: str | None = None, to: str | None = None) -> bytes:
     """Convenience for filters: the message for a report or checkpoint
-    *body* already written in canonical form (it is parsed, so a malformed
-    body is refused).  Addresses default to ``NAME@PIT.pit`` -> ``PIT@PIT.pit``
-    with the filter's name made an address (``specialist-acme``)."""
+    *body* already written in canonical form.  Its head is parsed (so a
+    wrong name, pit or range is refused); its lines are the filter's own and
+    are not re-checked one by one: a replay writes millions of them, and the
+    audit compares every one with its own replay.  Addresses default to
+    ``NAME@PIT.pit`` -> ``PIT@PIT.pit`` with the filter's name made an
+    address (``specialist-acme``).  O(len(body))."""
+    head = body.partition("\n\n")[0] + "\n\n"
     if kind == "report":
-        content = parse_report(body)
+        content = parse_report(head)
     elif kind == "checkpoint":
-        content = parse_checkpoint(body)
+        content = parse_checkpoint(head)
     else:
         raise ValueError(f"filter_output writes reports and checkpoints, not {kind!r}")
     local = name.lower().replace(" ", "-")
     env = Envelope(sender or f"{local}@{pit}.pit", to or f"{pit}@{pit}.pit",
                    time or "1970-01-01T00:00:00Z")
-    return write_message(content, env)
+    headers, _ = _headers_for(content, env)
+    plain = body.isascii()
+    headers += [("MIME-Version", "1.0"),
+                ("Content-Type", f"text/plain; charset={'us-ascii' if plain else 'utf-8'}"),
+                ("Content-Transfer-Encoding", "7bit" if plain else "8bit")]
+    return ("".join(f"{k}: {v}\n" for k, v in headers) + "\n" + body).encode("utf-8")
 
 
 # -- kinds -------------------------------------------------------------------

@@ -68,6 +68,41 @@ def parse_decimal(text: str, step: Fraction, what: str = "value") -> int:
     return n.numerator
 
 
+class _Steps:
+    """Integer-only conversions for one step (a tick, a lot, a minor unit):
+    the hot path of every filter.  ``units`` is the step in units of
+    10**-decimals (tick 0.05 with 2 decimals: 5).  Unusual text falls back
+    to the exact Fraction path, so results are the same either way."""
+
+    __slots__ = ("step", "decimals", "units", "what")
+
+    def __init__(self, step: Fraction, what: str):
+        self.step, self.what = step, what
+        self.decimals = _decimals(step)
+        self.units = (step * 10 ** self.decimals).numerator
+
+    def parse(self, text: str) -> int:
+        """Decimal text to whole steps; off-step is an error.  O(len(text))."""
+        w, dot, f = text.partition(".")
+        d = self.decimals
+        if w.isdigit() and w.isascii() and len(f) <= d and (f.isdigit() or not f) and (dot or not f):
+            q, r = divmod(int(w + f + "0" * (d - len(f))), self.units)
+            if not r:
+                return q
+        return parse_decimal(text, self.step, self.what)
+
+    def text(self, n: int) -> str:
+        """Whole steps to canonical decimal text.  O(digits)."""
+        d = self.decimals
+        v = n * self.units
+        if d == 0:
+            return str(v)
+        if v < 0:
+            return "-" + self.text(-n)
+        s = str(v).rjust(d + 1, "0")
+        return f"{s[:-d]}.{s[-d:]}"
+
+
 def format_steps(n: int, step: Fraction, decimals: int | None = None) -> str:
     """Canonical decimal text of *n* steps: fixed number of decimals, no sign for >= 0."""
     if decimals is None:
@@ -118,7 +153,7 @@ def fee(notional: int, ppm: int) -> int:
 class Currency:
     """A quote currency: a code and its minor unit (``USD`` at ``0.01``)."""
 
-    __slots__ = ("code", "minor", "decimals")
+    __slots__ = ("code", "minor", "decimals", "_steps")
 
     def __init__(self, code: str, minor: str | Fraction = "0.01"):
         if not re.fullmatch(r"[A-Z][A-Z0-9]{1,9}", code):
@@ -128,13 +163,14 @@ class Currency:
         if self.minor <= 0:
             raise UnitError(f"minor unit of {code} must be positive")
         self.decimals = _decimals(self.minor)
+        self._steps = _Steps(self.minor, "amount")
 
     def amount(self, text: str) -> int:
-        """Decimal text to minor units, exactly."""
-        return parse_decimal(text, self.minor, "amount")
+        """Decimal text to minor units, exactly.  O(len(text))."""
+        return self._steps.parse(text)
 
     def amount_text(self, n: int) -> str:
-        return format_steps(n, self.minor, self.decimals)
+        return self._steps.text(n)
 
     def __repr__(self) -> str:
         return f"Currency({self.code!r}, {format_steps(1, self.minor)!r})"
@@ -154,7 +190,7 @@ class Instrument:
     """
 
     __slots__ = ("ticker", "currency", "tick", "lot", "maker_ppm", "taker_ppm",
-                 "multiplier", "price_decimals", "qty_decimals")
+                 "multiplier", "price_decimals", "qty_decimals", "_ticks", "_lots")
 
     def __init__(self, ticker: str, currency: Currency, tick: str = "0.01", lot: str = "1",
                  maker_ppm: int = 1000, taker_ppm: int = 2000):
@@ -177,26 +213,28 @@ class Instrument:
         self.taker_ppm = taker_ppm
         self.price_decimals = _decimals(self.tick)
         self.qty_decimals = _decimals(self.lot)
+        self._ticks = _Steps(self.tick, "price")
+        self._lots = _Steps(self.lot, "quantity")
 
     def price(self, text: str) -> int:
         """Decimal price text to ticks; off-tick is an error.  O(len(text))."""
-        n = parse_decimal(text, self.tick, "price")
+        n = self._ticks.parse(text)
         if n <= 0:
             raise UnitError(f"price {text.strip()} must be positive")
         return n
 
     def qty(self, text: str) -> int:
         """Decimal quantity text to lots; off-lot is an error.  O(len(text))."""
-        n = parse_decimal(text, self.lot, "quantity")
+        n = self._lots.parse(text)
         if n <= 0:
             raise UnitError(f"quantity {text.strip()} must be positive")
         return n
 
     def price_text(self, ticks: int) -> str:
-        return format_steps(ticks, self.tick, self.price_decimals)
+        return self._ticks.text(ticks)
 
     def qty_text(self, lots: int) -> str:
-        return format_steps(lots, self.lot, self.qty_decimals)
+        return self._lots.text(lots)
 
     def notional(self, ticks: int, lots: int) -> int:
         """Value of *lots* at *ticks* in minor units of the quote currency.  O(1)."""

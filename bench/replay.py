@@ -1,0 +1,215 @@
+"""Replay benchmark: ``pit replay specialist ACME | pit-specialist ACME`` over a
+1,000,000-order archive, the incremental run, and checkpoint speed.
+
+    python -m bench.replay [--n 1000000] [--keep]
+
+The archive is built once under bench/out/replay-N (reused while its marker
+matches): a real pit (genesis, notary, operator and the transfers filter's
+key, all real gpg keys), the instrument, a real signed transfers report that
+funds forty traders, then N order records made from the core benchmark's
+seeded stream (bench/streams.py).  The order records carry real stamps and
+a chained hash but a dummy signature block: replay reads stamps only, and
+signing a million messages is the moderator benchmark's business.
+
+Prints messages/s end to end, the core alone on the same stream, the
+incremental run over the last checkpoint plus 1,000 new orders as a share
+of the full replay, and checkpoint write/read speed for 1,000,000 resting
+orders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.streams import OWNERS, make_stream
+from pit import mbox, ops
+from pit.archive import Archive, record_hash
+from pit.book import BUY, CANCEL, LIMIT, MODIFY, NEW, SELL, Engine
+
+OUT = Path(__file__).resolve().parent / "out"
+PY = sys.executable
+
+
+def order_text(m: tuple) -> tuple[str, str, str]:
+    """(account, ref, canonical order text) for one stream tuple (ACME: tick 0.01, lot 1)."""
+    op = m[0]
+    if op == NEW:
+        _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = m
+        p = lambda t: f"{t // 100}.{t % 100:02d}"
+        if kind == "market":
+            text = f"{side} {qty} {ticker} market"
+        elif kind == "stop-limit":
+            text = f"{side} {qty} {ticker} stop-limit {p(stop)} limit {p(price)}"
+        elif kind in ("stop-loss", "take-profit"):
+            text = f"{side} {qty} {ticker} {kind} {p(stop)}"
+        else:
+            text = f"{side} {qty} {ticker} {kind} {p(price)}"
+        return owner, str(oid), text
+    if op == CANCEL:
+        _, seq, oid, owner = m
+        return owner, f"c{seq}", f"cancel {oid}"
+    _, seq, oid, owner, qty, price = m[:6]
+    return owner, f"m{seq}", f"modify {oid} qty {qty} price {price // 100}.{price % 100:02d}"
+
+
+FAKE_SIG = ("-----BEGIN PGP SIGNATURE-----\n\n"
+            "iHUEARYKAB0WIQQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+            "=AAAA\n-----END PGP SIGNATURE-----\n")
+
+
+def order_record(seq: int, prev: str, us: int, account: str, ref: str, text: str,
+                 ticker: str, pit: str) -> bytes:
+    body = (f"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+            f"Pit: {pit}\nAccount: {account}\nRef: {ref}\nOrder: {text}\n" + FAKE_SIG)
+    original = (f"From: {account}@traders.example\nTo: {pit}@pit.localhost\n"
+                f"Subject: {text}\nMessage-ID: <{ref}.{account}@traders.example>\n"
+                f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n{body}").encode()
+    s, f = divmod(us, 1_000_000)
+    stamp = (f"X-Pit-Seq: {seq}\nX-Pit-Time: {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(s))}.{f:06d}Z\n"
+             f"X-Pit-Prev: {prev}\nX-Pit-Digest: {hashlib.sha256(original).hexdigest()}\n"
+             f"X-Pit-Signer: {'0' * 40}\nX-Pit-Pit: {pit}\nX-Pit-Kind: order\n"
+             f"X-Pit-Account: {account}\nX-Pit-Ref: {ref}\nX-Pit-Ticker: {ticker}\n"
+             f"X-Pit-Request: {text}\n").encode()
+    return stamp + original
+
+
+def append_orders(pit, stream, refs_ticker="ACME") -> None:
+    arch = Archive(pit.root)
+    seq, prev = arch.last_seq(), arch.last_hash()
+    us = int(time.time() * 1_000_000)
+    batch = []
+    for m in stream:
+        seq += 1
+        us += 7
+        account, ref, text = order_text(m)
+        rec = order_record(seq, prev, us, account, ref, text, refs_ticker, pit.name)
+        prev = record_hash(rec)
+        batch.append((rec, "notary", us // 1_000_000))
+        if len(batch) == 20_000:
+            arch.append(batch)
+            batch = []
+    if batch:
+        arch.append(batch)
+
+
+def build(n: int, root: Path):
+    marker = root / "bench-marker"
+    if marker.exists() and marker.read_text() == f"replay {n}\n":
+        from pit.pitdir import Pit
+        return Pit(root)
+    shutil.rmtree(root, ignore_errors=True)
+    t = time.time()
+    pit = ops.init(root, "bench", max_message_size=str(1 << 30), rate_limit="0")
+    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
+        assert ops.operator_request(pit, k, v).accepted
+    lines = []
+    for o in OWNERS:
+        lines.append(f"transferred 1 {o} {o}:ACME 1000000000.00 USD")
+        lines.append(f"transferred 1 {o} {o}:ACME 100000000 ACME")
+    body = ("Report: transfers\nPit: bench\nFrom-Seq: 1\nTo-Seq: 1\n\n" + "\n".join(lines) + "\n")
+    from pit import message
+    msg = message.filter_output("report", "transfers", "bench", body, "2026-01-01T00:00:00Z")
+    ds = ops.post(pit, "transfers", [msg])
+    assert ds and ds[0].accepted, ds
+    append_orders(pit, make_stream(n, seed=7))
+    marker.write_text(f"replay {n}\n")
+    print(f"built a {n:,}-order archive in {time.time() - t:.1f} s at {root}")
+    return pit
+
+
+REPLAY = ("import sys; from pit import ops, mbox; from pit.pitdir import Pit; "
+          "from filters.specialist import Specialist; p = Pit(sys.argv[1]); out = sys.stdout.buffer\n"
+          "for m in ops.replay(p, Specialist(['ACME'])): mbox.write_message(out, m, 'notary', 0)")
+
+
+def pipeline(pit) -> tuple[float, bytes]:
+    """Time `replay | pit-specialist ACME`, two real processes in a pipe."""
+    t = time.perf_counter()
+    rp = subprocess.Popen([PY, "-c", REPLAY, str(pit.root)], stdout=subprocess.PIPE)
+    sp = subprocess.Popen([PY, "-m", "filters.specialist", "ACME"], stdin=rp.stdout,
+                          stdout=subprocess.PIPE)
+    rp.stdout.close()
+    out = sp.communicate()[0]
+    rp.wait()
+    dt = time.perf_counter() - t
+    if rp.returncode or sp.returncode:
+        raise SystemExit(f"pipeline failed: replay {rp.returncode}, specialist {sp.returncode}")
+    return dt, out
+
+
+def checkpoint_speed(n: int) -> tuple[float, float, int]:
+    """Write and read back a book of *n* resting orders."""
+    eng = Engine()
+    eng.add_book("ACME")
+    half = n // 2
+    batch = [(NEW, i, i, OWNERS[i % 40], "ACME", BUY if i <= half else SELL, LIMIT,
+              1 + i % 7, (9_000 - i % 500) if i <= half else (11_000 + i % 500), 0, 0)
+             for i in range(1, n + 1)]
+    eng.run(batch)
+    eng.events.clear()
+    del batch
+    t = time.perf_counter()
+    text = eng.checkpoint()
+    w = time.perf_counter() - t
+    t = time.perf_counter()
+    Engine.restore(text)
+    r = time.perf_counter() - t
+    return w, r, len(text)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.replay")
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--ckpt", type=int, default=1_000_000, help="resting orders for the checkpoint figure")
+    args = ap.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    pit = build(args.n, OUT / f"replay-{args.n}")
+    n_records = Archive(pit.root).last_seq()
+
+    # core alone, same stream
+    stream = make_stream(args.n, seed=7)
+    eng = Engine()
+    eng.add_book("ACME")
+    t = time.perf_counter()
+    eng.run(stream)
+    core = time.perf_counter() - t
+    del stream, eng
+
+    full, out = pipeline(pit)
+    msgs = list(mbox.iter_messages(out))
+    print(f"replay | pit-specialist: {args.n:,} orders in {full:.2f} s = {args.n / full:,.0f} msg/s "
+          f"end to end (core alone: {args.n / core:,.0f} msg/s, {full / core:.1f}x slower); "
+          f"output {len(out) / 1e6:.0f} MB, {len(msgs)} messages")
+
+    # incremental: post the checkpoint, add 1,000 orders, run again
+    incr_root = OUT / f"replay-{args.n}-incr"
+    shutil.rmtree(incr_root, ignore_errors=True)
+    shutil.copytree(pit.root, incr_root, symlinks=True, ignore=shutil.ignore_patterns("S.gpg-agent*"))
+    from pit.pitdir import Pit
+    ipit = Pit(incr_root)
+    ck = [m for m in msgs if b"\nSubject: ACME checkpoint" in m.split(b"\n\n", 1)[0]]
+    ds = ops.post(ipit, "specialist ACME", ck)
+    assert ds and ds[0].accepted, [d.reason for d in ds]
+    tail = make_stream(args.n + 1000, seed=7)[args.n:]
+    append_orders(ipit, tail)
+    inc, out2 = pipeline(ipit)
+    lines = out2.count(b"\n")
+    print(f"incremental: checkpoint + 1,000 new orders in {inc * 1000:.0f} ms = "
+          f"{100 * inc / full:.2f}% of the full replay (target < 1%); {lines} output lines")
+
+    w, r, size = checkpoint_speed(args.ckpt)
+    print(f"checkpoint of {args.ckpt:,} resting orders: write {args.ckpt / w:,.0f} orders/s, "
+          f"read {args.ckpt / r:,.0f} orders/s ({size / 1e6:.0f} MB of text; target 500,000/s)")
+    print(f"(archive: {n_records:,} records in {len(Archive(pit.root).volumes())} volumes)")
+
+
+if __name__ == "__main__":
+    main()
