@@ -331,6 +331,16 @@ def _header_lines(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str
     return "".join(out)
 
 
+def _text_lines(text: str) -> str:
+    """``text`` with LF line endings and a final newline; refuses a bare CR,
+    which has no place in canonical text (RFC 3156 5) and no order needs."""
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        line = text[:text.index("\r")].count("\n") + 1
+        raise ValueError(f"text line {line} contains a carriage return")
+    return text if text.endswith("\n") else text + "\n"
+
+
 def _needs_qp(text: str) -> bool:
     return (not text.isascii()
             or any(len(line) > 76 or line != line.rstrip(" \t") or line.startswith("From ")
@@ -349,10 +359,10 @@ def compose_clearsigned(headers, text: str, keyring, fpr: str, at: int | None = 
 
     ``headers`` is a mapping or ``(name, value)`` pairs (From, To, Subject,
     Date, Message-ID...).  ASCII bodies go 7bit; others quoted-printable.
-    ``at`` signs at a faked time (tests).  One gpg run.
+    ``at`` signs at a faked time (tests).  A bare CR in ``text`` is refused
+    (ValueError naming the line).  One gpg run.
     """
-    if not text.endswith("\n"):
-        text += "\n"
+    text = _text_lines(text)
     signed = keyring.clearsign(text, fpr, at=at)
     encoding = "7bit" if signed.isascii() else "quoted-printable"
     body = signed if encoding == "7bit" else _qp(signed)
@@ -370,8 +380,7 @@ def compose_pgp_mime(headers, text: str, keyring, fpr: str, at: int | None = Non
     signature is a binary (0x00) detached signature over the part made
     CRLF; ``micalg`` names the hash gpg chose.  One gpg run.
     """
-    if not text.endswith("\n"):
-        text += "\n"
+    text = _text_lines(text)
     if _needs_qp(text):
         part = "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n" + _qp(text)
     else:

@@ -328,3 +328,29 @@ def test_text_mode_detached_signatures_agree_with_gpg(world, data):
         mine = world["verifier"].verify(variant, sig)
         gpgs = world["pit"].verify_gpg(variant, result.data)
         assert _key(mine) == _key(gpgs), variant
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+_LINE = st.lists(st.sampled_from(list("ab -\t=:.\r\u00e9\u20ac") + ["From ", "- ", "-----", "x" * 40]),
+                max_size=8).map("".join)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_LINE, min_size=1, max_size=5), mime=st.booleans(), crlf=st.booleans())
+def test_any_text_verifies_the_same_in_process_and_in_gpg(world, lines, mime, crlf):
+    text = ("\n".join(lines) + "\n").replace("\r\n", "\n")
+    if "\r" in text:
+        with pytest.raises(ValueError, match="carriage return"):
+            signed.compose_clearsigned(HEADERS, text, world["signer"], world["fprs"]["alice"])
+        return
+    compose = signed.compose_pgp_mime if mime else signed.compose_clearsigned
+    msg = compose(HEADERS, text, world["signer"], world["fprs"]["alice"])
+    if crlf:
+        msg = msg.replace(b"\n", b"\r\n")
+    content = signed.extract(msg)
+    mine, gpgs = content.verify(world["verifier"]), content.verify_gpg(world["pit"])
+    assert mine.ok and _key(mine) == _key(gpgs)
+    if not mime:                    # cleartext signatures do not cover trailing whitespace
+        text = "\n".join(line.rstrip(" \t\r") for line in text.split("\n"))
+    assert content.text.rstrip("\n") == text.rstrip("\n")
