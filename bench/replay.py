@@ -69,8 +69,9 @@ def order_record(seq: int, prev: str, us: int, account: str, ref: str, text: str
                  ticker: str, pit: str) -> bytes:
     body = (f"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
             f"Pit: {pit}\nAccount: {account}\nRef: {ref}\nOrder: {text}\n" + FAKE_SIG)
+    date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(us // 1_000_000))
     original = (f"From: {account}@traders.example\nTo: {pit}@pit.localhost\n"
-                f"Subject: {text}\nMessage-ID: <{ref}.{account}@traders.example>\n"
+                f"Subject: {text}\nDate: {date}\nMessage-ID: <{ref}.{account}@traders.example>\n"
                 f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n{body}").encode()
     s, f = divmod(us, 1_000_000)
     stamp = (f"X-Pit-Seq: {seq}\nX-Pit-Time: {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(s))}.{f:06d}Z\n"
