@@ -78,7 +78,7 @@ def terms(ticker: str | None = None, account: str | None = None, ref: str | None
     if sender:
         out.append(f"f:{sender}")
     if date:
-        out.append(f"d:{date}")
+        out.append(f"d:{_days(date)}")
     out.extend(words)
     if not out:
         raise SearchError("nothing to search for: give a ticker, account, ref, sender, date "
@@ -92,6 +92,20 @@ def _unmark(msg: bytes) -> bytes:
     if msg.startswith(b"X-source-folder: "):
         return msg[msg.index(b"\n") + 1:]
     return msg
+
+
+def _days(date: str) -> str:
+    """``YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``, whole days inclusive, as mairix
+    wants it (its ranges leave out their last day)."""
+    from datetime import date as day, timedelta
+    first, _, last = date.partition("-")
+    last = last or first
+    try:
+        end = day(int(last[:4]), int(last[4:6]), int(last[6:8])) + timedelta(days=1)
+        day(int(first[:4]), int(first[4:6]), int(first[6:8]))
+    except ValueError:
+        raise SearchError(f"bad date {date!r}: expected YYYYMMDD or YYYYMMDD-YYYYMMDD") from None
+    return f"{first}-{end:%Y%m%d}"
 
 
 def search(root: str | os.PathLike, expressions: list[str]) -> list[bytes]:
