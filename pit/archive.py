@@ -257,14 +257,12 @@ class Archive:
                 continue
             if to_seq is not None and vol.first > to_seq:
                 return
-            for seq, msg in self._read_volume(vol):
-                if seq < from_seq:
-                    continue
+            for seq, msg in self._read_volume(vol, max(0, from_seq - vol.first)):
                 if to_seq is not None and seq > to_seq:
                     return
                 yield seq, msg
 
-    def _read_volume(self, vol: Volume) -> Iterator[tuple[int, bytes]]:
+    def _read_volume(self, vol: Volume, skip: int = 0) -> Iterator[tuple[int, bytes]]:
         path = self.dir / vol.name
         try:
             with open(path, "rb") as f:
@@ -274,9 +272,19 @@ class Archive:
         if len(data) < vol.bytes:
             raise ArchiveError(f"{path}: truncated at byte {len(data)}; the index says "
                                f"{vol.bytes} bytes (an incomplete copy?)")
-        seq = vol.first
+        # Skipping needs no parsing: quoting leaves "\nFrom " only between
+        # entries, so the k-th one starts entry k+1.
+        start = 0
+        for _ in range(min(skip, vol.count)):
+            start = data.find(b"\nFrom ", start) + 1
+            if start == 0:
+                raise ArchiveError(f"{path}: fewer entries than the {vol.count} the index "
+                                   f"says (no entry after byte {len(data)})")
+        seq = vol.first + min(skip, vol.count)
+        if seq > vol.last:
+            return
         try:
-            for msg in mbox.iter_messages(data):
+            for msg in mbox.iter_messages(data, start):
                 if not msg.startswith(b"X-Pit-Seq: %d\n" % seq):
                     found = mbox.stamp_seq(msg)
                     if found != seq:
