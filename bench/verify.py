@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - start
             assert good == len(sample), f"gpg refused {len(sample) - good} {kind} orders"
             print(f"  {kind:8} gpg (python-gnupg) {_rate(len(sample), elapsed)}")
+        keyring.stop_agent()
     return 0
 
 

@@ -116,6 +116,16 @@ class Keyring:
             raise KeyringError(f"{what} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
         return proc
 
+    def stop_agent(self) -> None:
+        """Stop the gpg-agent that gpg started for this home, if any.
+
+        Signing and key generation start an agent per GnuPG home; tests
+        and temporary homes must not leave it running.
+        """
+        gpgconf = Path(self.gpgbinary).with_name("gpgconf") if os.sep in self.gpgbinary else "gpgconf"
+        subprocess.run([str(gpgconf), "--homedir", str(self.home), "--kill", "gpg-agent"],
+                       capture_output=True)
+
     # ------------------------------------------------------------ keys
 
     def generate(self, name: str, email: str, algo: str = "ed25519",

@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 
 from pit.keyring import Keyring
 
-__all__ = ["make_keys", "publish", "signing_time", "KINDS", "DOMAIN"]
+__all__ = ["make_keys", "publish", "signing_time", "subkey", "stop_agents", "KINDS", "DOMAIN"]
 
 DOMAIN = "pit.test"
 DAY = 86400
@@ -71,6 +71,7 @@ def _generate(keyring: Keyring, name: str, algo: str, kind: str) -> dict:
             other = Keyring(Path(tmp) / "h")
             other.set_expire(info["fpr"], "1d", at=past + 3600)
             info["public"] = other.export(info["fpr"])
+            other.stop_agent()
     else:
         info["fpr"] = keyring.generate(name, email, algo)
         if kind == "subkey":
@@ -102,6 +103,7 @@ def make_keys(homedir: str | Path, specs: Iterable[Sequence[str]],
             if cached.exists():
                 shutil.rmtree(cached)
             make_keys(cached, specs)
+            Keyring(cached).stop_agent()
         if home.exists():
             shutil.rmtree(home)
         # Agent sockets are per home and must not be copied.
@@ -147,3 +149,17 @@ def publish(homedir: str | Path, pit_home: str | Path,
         if "revocation" in info:
             keyring.gpg.import_keys(info["revocation"])
     return keyring
+
+
+def stop_agents(root: str | Path) -> int:
+    """Stop the gpg-agents of every GnuPG home at or under ``root``.
+
+    For test teardown: gpg starts one agent per home that signs or makes
+    keys, and they outlive the test otherwise.  Returns how many homes
+    were visited.  O(files under root).
+    """
+    root = Path(root)
+    homes = {p.parent for p in root.rglob("pubring.kbx")} if root.exists() else set()
+    for home in sorted(homes):
+        Keyring(home).stop_agent()
+    return len(homes)

@@ -15,11 +15,18 @@ SPECS = [("alice", "ed25519"), ("bob", "rsa3072"), ("sub", "ed25519", "subkey"),
          ("old", "ed25519", "expired"), ("gone", "ed25519", "revoked")]
 
 
+@pytest.fixture(autouse=True)
+def _no_agents_left(tmp_path):
+    yield
+    testkeys.stop_agents(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory):
     base = tmp_path_factory.mktemp("keyring")
     fprs = testkeys.make_keys(base / "signer", SPECS, cache=base / "cache")
-    return base, fprs
+    yield base, fprs
+    testkeys.stop_agents(base)
 
 
 def test_home_is_private(tmp_path):

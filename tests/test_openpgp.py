@@ -28,6 +28,12 @@ SPECS = [("alice", "ed25519"), ("bob", "rsa3072"), ("sub", "ed25519", "subkey"),
          ("gone", "ed25519", "revoked"), ("stranger", "ed25519")]
 
 
+@pytest.fixture(autouse=True)
+def _no_agents_left(tmp_path):
+    yield
+    testkeys.stop_agents(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("openpgp")
@@ -35,8 +41,9 @@ def world(tmp_path_factory):
     signer = Keyring(base / "signer")
     pit = testkeys.publish(base / "signer", base / "pit",
                            [n for n, *_ in SPECS if n != "stranger"])
-    return {"fprs": fprs, "signer": signer, "pit": pit, "home": base / "signer",
-            "verifier": pit.load_verifier()}
+    yield {"fprs": fprs, "signer": signer, "pit": pit, "home": base / "signer",
+           "verifier": pit.load_verifier()}
+    testkeys.stop_agents(base)
 
 
 # ------------------------------------------------------------ tampering
@@ -339,13 +346,14 @@ _LINE = st.lists(st.sampled_from(list("ab -\t=:.\r\u00e9\u20ac") + ["From ", "- 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(_LINE, min_size=1, max_size=5), mime=st.booleans(), crlf=st.booleans())
 def test_any_text_verifies_the_same_in_process_and_in_gpg(world, lines, mime, crlf):
-    text = ("\n".join(lines) + "\n").replace("\r\n", "\n")
+    raw = "\n".join(lines) + "\n"
+    text = raw.replace("\r\n", "\n")
     if "\r" in text:
         with pytest.raises(ValueError, match="carriage return"):
-            signed.compose_clearsigned(HEADERS, text, world["signer"], world["fprs"]["alice"])
+            signed.compose_clearsigned(HEADERS, raw, world["signer"], world["fprs"]["alice"])
         return
     compose = signed.compose_pgp_mime if mime else signed.compose_clearsigned
-    msg = compose(HEADERS, text, world["signer"], world["fprs"]["alice"])
+    msg = compose(HEADERS, raw, world["signer"], world["fprs"]["alice"])
     if crlf:
         msg = msg.replace(b"\n", b"\r\n")
     content = signed.extract(msg)

@@ -17,12 +17,19 @@ ORDER = "Pit: demo\nAccount: alice\nRef: 1\nOrder: buy 1 ACME at 1\n"
 HEADERS = [("From", "alice@pit.test"), ("To", "demo@pit.test"), ("Subject", "order")]
 
 
+@pytest.fixture(autouse=True)
+def _no_agents_left(tmp_path):
+    yield
+    testkeys.stop_agents(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     home = tmp_path_factory.mktemp("signed") / "home"
     fprs = testkeys.make_keys(home, [("alice", "ed25519"), ("bob", "rsa3072")])
     keyring = Keyring(home)
-    return keyring, fprs, keyring.load_verifier()
+    yield keyring, fprs, keyring.load_verifier()
+    testkeys.stop_agents(home)
 
 
 def test_canonical_cleartext_is_gpgs():
