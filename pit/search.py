@@ -96,16 +96,16 @@ def _unmark(msg: bytes) -> bytes:
 
 def _days(date: str) -> str:
     """``YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``, whole days inclusive, as mairix
-    wants it (its ranges leave out their last day)."""
+    wants it (a mairix range starts at the end of its first day)."""
     from datetime import date as day, timedelta
     first, _, last = date.partition("-")
     last = last or first
     try:
-        end = day(int(last[:4]), int(last[4:6]), int(last[6:8])) + timedelta(days=1)
-        day(int(first[:4]), int(first[4:6]), int(first[6:8]))
+        end = day(int(last[:4]), int(last[4:6]), int(last[6:8]))
+        start = day(int(first[:4]), int(first[4:6]), int(first[6:8])) - timedelta(days=1)
     except ValueError:
         raise SearchError(f"bad date {date!r}: expected YYYYMMDD or YYYYMMDD-YYYYMMDD") from None
-    return f"{first}-{end:%Y%m%d}"
+    return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
 def search(root: str | os.PathLike, expressions: list[str]) -> list[bytes]:

@@ -77,7 +77,9 @@ def test_mairix_finds_by_ticker_account_ref_sender_date(volumes):
     assert everything == list(range(2, 41, 2)) and len({(s - 1) // 10 for s in everything}) == 4
     # a date range: records are a day apart
     day = time.strftime("%Y%m%d", time.gmtime(1_790_000_000 + 5 * 86_400))
-    assert 5 in seqs(search.terms(date=day))
+    assert seqs(search.terms(date=day)) == [5]
+    week = day + "-" + time.strftime("%Y%m%d", time.gmtime(1_790_000_000 + 11 * 86_400))
+    assert seqs(search.terms(date=week)) == list(range(5, 12))
 
 
 @needs
