@@ -1,0 +1,45 @@
+"""make bench: every benchmark, one after the other, each printing its figures.
+
+    python -m bench                 all of them
+    python -m bench core replay     just these
+    python -m bench.core --help     one benchmark with its own options
+
+Each benchmark states its target next to its figure.  They are meant for a
+quiet machine: `uptime` is printed first so a loaded run can be recognised.
+"""
+
+import importlib
+import os
+import sys
+import time
+
+ORDER = ["core", "archive", "verify", "replay", "moderator", "audit", "mailman"]
+
+
+def main(argv=None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or ORDER
+    print(f"pit benchmarks, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores")
+    failed = []
+    for name in names:
+        print(f"\n== bench.{name} ==", flush=True)
+        t = time.monotonic()
+        try:
+            mod = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as e:
+            print(f"(not available: {e})")
+            continue
+        try:
+            rc = mod.main([])
+        except SystemExit as e:
+            rc = e.code
+        if rc:
+            failed.append(name)
+        print(f"(bench.{name}: {time.monotonic() - t:.0f} s)", flush=True)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
