@@ -361,8 +361,8 @@ def stamp(msg: bytes) -> dict[str, str]:
                 if len(_LOWERED) > 256:
                     _LOWERED.clear()
                 lowered = tuple(n.lower() for n in names)
-                if len(set(lowered)) != len(lowered):
-                    lowered = ()                # a name repeated in other case
+                if len(set(lowered)) != len(lowered) or any(":" in n or n[-1:] == " " for n in names):
+                    lowered = ()    # a name repeated in other case, or "Name:x: y"
                 _LOWERED[names] = lowered
             if lowered:
                 return dict(zip(lowered, pairs.values()))

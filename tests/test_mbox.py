@@ -112,3 +112,21 @@ def test_stream_does_not_hold_everything():
     data = b"".join(mbox.format_message(m, "n", 0) for m in msgs)
     assert list(mbox.iter_stream(Chunks(data), chunk_size=4096)) == msgs
     assert Chunks.reads > 40
+
+
+STAMP_LINE = st.tuples(st.sampled_from(["X-Pit-Seq", "X-Pit-Kind", "X-Pit-kind", "X-Pit-Time"]),
+                       st.sampled_from([": ", ":", ":  ", ": \t", "\t:", " : ", " :"]),
+                       st.sampled_from(["1", "order", "a: b", "", " x ", "x\r", "é"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STAMP_LINE, max_size=5), st.sampled_from([b"", b"From: a\n", b"X-Pit-"]))
+def test_stamp_fast_path_agrees_with_strict_reading(lines, rest):
+    msg = "".join(f"{n}{sep}{v}\n" for n, sep, v in lines).encode() + rest
+    try:
+        expected = mbox._stamp_strict(msg)
+    except mbox.MboxError as e:
+        with pytest.raises(mbox.MboxError):
+            mbox.stamp(msg)
+        return
+    assert mbox.stamp(msg) == expected
