@@ -129,7 +129,10 @@ def registry(pit: Pit, at: int | None = None):
     reg = Registry()
     for _, st, _ in _records(pit, at):
         if st.get("x-pit-kind") in ("currency", "instrument", "fees"):
-            reg.apply(st["x-pit-kind"], st.get("x-pit-request", ""))
+            try:
+                reg.apply(st["x-pit-kind"], st.get("x-pit-request", ""))
+            except (message.MessageError, UnitError):
+                pass        # the filters refuse such a definition too: it defines nothing
     return reg
 
 
@@ -303,6 +306,10 @@ def cmd_currency(args) -> int:
 
 
 def cmd_instrument(args) -> int:
+    reg = registry(find_pit(args.pit))
+    if args.currency.upper() not in reg.currencies:
+        known = ", ".join(sorted(reg.currencies)) or "none yet: pit currency add CODE MINOR"
+        raise CliError(f"unknown currency {args.currency} (this pit has {known})", EXIT["usage"])
     value = f"{args.ticker} {args.currency} tick {args.tick} lot {args.lot}"
     if args.maker or args.taker:
         if not (args.maker and args.taker):
@@ -746,7 +753,10 @@ def cmd_replay(args) -> int:
 def cmd_book(args) -> int:
     pit = find_pit(args.pit)
     ticker, _ = _ticker(pit, args.ticker)
-    b = book_levels(specialist_state(pit, ticker, args.at), ticker, args.depth)
+    flt = specialist_state(pit, ticker, args.at)
+    if ticker not in flt.engine.tickers():
+        raise CliError(f"{ticker} is not yet defined at record {args.at}", EXIT["usage"])
+    b = book_levels(flt, ticker, args.depth)
     if args.json:
         print(json.dumps(b, sort_keys=True))
         return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import shutil
 import sys
 import time
@@ -112,7 +113,7 @@ class Demo:
         with ThreadPoolExecutor(8) as pool:
             raws = list(pool.map(lambda t: ops.sign_request(self.pit, t, ring, fpr, sender), texts))
         for (k, v), d in zip(requests, ops.notary(self.pit).notarize(raws)):
-            say(f"  {k}: {v:<40} " + (f"record {d.seq}" if d.accepted else f"REFUSED {d.reason}"))
+            say(f"  {k + ':':<12} {v:<36} " + (f"record {d.seq}" if d.accepted else f"REFUSED {d.reason}"))
 
     # -- signing and sending ------------------------------------------------------------
     def sign(self, item, mime: bool = False) -> bytes:
@@ -278,12 +279,12 @@ class Demo:
         for r in rej:
             say(f"    {r['from']:<22} {r['reason'][:100]}")
         fr = cli.filter_rejections(pit)
-        say(f"  by the specialists: {len(fr)} 'rejected' report lines, e.g.")
-        reasons: dict[str, str] = {}
+        say(f"  by the specialists: {len(fr)} 'rejected' report lines; one of each kind:")
+        kinds: dict[str, str] = {}
         for r in fr:
-            key = r["line"].split(" ", 4)[-1].split(":")[0][:30]
-            reasons.setdefault(key, r["line"])
-        for line in list(reasons.values())[:6]:
+            reason = r["line"].split(" ", 4)[-1]
+            kinds.setdefault(re.sub(r"[0-9.]+|\b(" + "|".join(TRADERS) + r")\b", "#", reason), r["line"])
+        for line in list(kinds.values())[:6]:
             say(f"    {line[:110]}")
         self.rejected = rej
         self.filter_rejected = fr

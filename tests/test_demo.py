@@ -1,0 +1,62 @@
+"""The demo end to end with a small burst: the audit passes, trades happen,
+and every kind of bad message is refused with its reason."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pit import cli
+from pit.demo import MARKER, main
+from pit.pitdir import Pit
+
+pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "pit"
+    code = main([str(root), "--orders", "120"])
+    return root, code
+
+
+def test_demo_ends_in_a_passing_audit(demo):
+    root, code = demo
+    assert code == 0
+    try:
+        from pit.audit import audit
+    except ImportError:
+        pytest.skip("pit/audit.py is not there yet")
+    assert audit(root).ok
+
+
+def test_demo_trades(demo):
+    root, _ = demo
+    pit = Pit(root)
+    trades = cli.trades(pit)
+    assert trades and {t["ticker"] for t in trades} <= {"ACME", "GLOBEX", "BTC"}
+    assert len(cli.positions(pit)) > 10
+
+
+def test_each_bad_kind_is_refused_with_its_reason(demo):
+    root, _ = demo
+    pit = Pit(root)
+    reasons = [r["reason"] for r in cli.rejections(pit)]
+    for expected in ("unsigned:", "bad signature", "replayed: ref bad-1 of alice",
+                     "malformed request: line 4: bad quantity 'ten'", "unknown key"):
+        assert any(r.startswith(expected) for r in reasons), (expected, reasons)
+    lines = [r["line"] for r in cli.filter_rejections(pit)]
+    assert any(" erin bad-5 insufficient funds" in l for l in lines), lines
+
+
+def test_demo_replaces_only_a_previous_demo(demo, tmp_path, capsys):
+    root, _ = demo
+    assert (root / MARKER).exists()
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("not a demo")
+    with pytest.raises(SystemExit) as e:
+        main([str(other), "--orders", "10"])
+    assert "not a previous demo pit" in str(e.value)
+    assert (other / "keep.txt").exists()
