@@ -788,6 +788,43 @@ def cmd_rejects(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from pit import search
+    pit = find_pit(args.pit)
+    try:
+        exprs = search.terms(args.ticker and args.ticker.upper(), args.account, args.ref,
+                             args.sender, args.date, args.expressions)
+        found = search.search(pit.root, exprs)
+    except search.SearchError as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    if args.format == "mbox":
+        for msg in found:
+            _write_mbox(sys.stdout.buffer, 0, msg)
+        sys.stdout.flush()
+    else:
+        for msg in found:
+            st = mbox.stamp(msg)
+            print(f"{st.get('x-pit-seq', '-'):>7} {st.get('x-pit-kind', '')} "
+                  f"{st.get('x-pit-account', '')} {st.get('x-pit-ref', '')}  "
+                  f"{st.get('x-pit-request', '')}")
+    return 0 if found else 1
+
+
+def cmd_mirror(args) -> int:
+    from pit import mirror
+    show = progress("mirror")
+    try:
+        changed = mirror.mirror(args.src, args.dst)
+        show(len(changed))
+        _end_progress()
+        diffs = [] if ":" in args.src.split("/")[0] else mirror.compare(args.src, args.dst)
+    except mirror.MirrorError as e:
+        raise CliError(str(e)) from None
+    print(f"{len(changed)} files brought over; replica {args.dst} "
+          + ("is identical to the source" if not diffs else "DIFFERS: " + "; ".join(diffs)))
+    return 0 if not diffs else 1
+
+
 # -- the parser --------------------------------------------------------------------
 
 def _examples(*lines: str) -> str:
@@ -957,6 +994,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("trades", cmd_trades, "trades reported by the specialists",
              ["pit trades --ticker ACME", "pit trades --json | tail -1"], json_flag=True)
     sp.add_argument("--ticker"); sp.add_argument("--at", type=int, metavar="SEQ")
+    sp = cmd("search", cmd_search, "search the archive with mairix (exit 1: nothing found)",
+             ["pit search --ticker ACME --account alice", "pit search --ref 17 --account alice",
+              "pit search --sender bob@example.org --format mbox | mutt -f /dev/stdin",
+              "pit search s:seal"])
+    sp.add_argument("expressions", nargs="*", help="more mairix expressions (all must match)")
+    sp.add_argument("--ticker"); sp.add_argument("--account"); sp.add_argument("--ref")
+    sp.add_argument("--sender"); sp.add_argument("--date", metavar="YYYYMMDD[-YYYYMMDD]")
+    sp.add_argument("--format", choices=["text", "mbox"], default="text")
+    sp = cmd("mirror", cmd_mirror, "replicate a pit's archive with rsync and compare",
+             ["pit mirror pit-host:/srv/pits/demo ~/mirrors/demo && pit audit ~/mirrors/demo",
+              "pit mirror demo-pit /backup/demo"])
+    sp.add_argument("src"); sp.add_argument("dst")
     return p
 
 

@@ -316,3 +316,21 @@ def test_daemon_notarizes_and_runs(world, capsys, tmp_path):
     assert code == 0 and "stopped" in out
     code, _, err = run(capsys, *P, "stop")
     assert code == 1 and "not running" in err
+
+
+@pytest.mark.skipif(shutil.which("mairix") is None, reason="needs mairix")
+def test_search(world, capsys):
+    code, out, _ = run(capsys, "--pit", world["pit"], "search", "--ticker", "ACME",
+                       "--account", "alice")
+    assert code == 0 and "order alice a1" in out
+    code, out, _ = run(capsys, "--pit", world["pit"], "search", "--account", "nobodyatall")
+    assert code == 1 and out == ""
+    code, _, err = run(capsys, "--pit", world["pit"], "search")
+    assert code == 2 and "nothing to search for" in err
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
+def test_mirror(world, capsys, tmp_path):
+    code, out, _ = run(capsys, "mirror", world["pit"], tmp_path / "copy")
+    assert code == 0 and "identical to the source" in out
+    assert (tmp_path / "copy" / "archives" / "index").exists()
