@@ -133,8 +133,8 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         stamp = mbox.stamp(msg)
         if not started:
             if stamp.get("x-pit-kind") == "checkpoint":
-                text = signed_text(msg)
-                if flt.is_own_checkpoint(text):
+                text = _checkpoint_text(flt, stamp, msg)
+                if text is not None and flt.is_own_checkpoint(text):
                     flt.load_checkpoint(text)
                     own_start = msg
                 else:
@@ -147,6 +147,8 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         if seq_text is None:
             write(msg)                    # not notarized: not acted on
             continue
+        if not seq_text.isdigit():
+            raise FilterError(f"record with X-Pit-Seq {seq_text[:40]!r}: not a sequence number")
         if not flt.feed(int(seq_text), stamp, msg):
             write(msg)
     if not started and own_start is not None:
@@ -160,6 +162,20 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         out.write(mbox.format_message(
             message.filter_output("checkpoint", flt.name, flt.pit, flt.checkpoint_body(), date),
             *_sender(flt, date)))
+
+
+def _checkpoint_text(flt: Filter, stamp: dict, msg: bytes) -> str | None:
+    """The signed text of a leading checkpoint; None for another filter's
+    checkpoint that cannot be read (passed through untouched).  One of our
+    own that cannot be read is a damaged checkpoint: FilterError."""
+    try:
+        return signed_text(msg)
+    except (ValueError, UnicodeError) as e:     # SignedError, MboxError
+        owner = stamp.get("x-pit-request", "").rpartition(" ")[0]
+        if owner == flt.name:
+            raise FilterError(f"damaged checkpoint for {flt.name} (record "
+                              f"{stamp.get('x-pit-seq', '?')}): {e}") from None
+        return None
 
 
 def _envelope(msg: bytes) -> tuple[str, str]:

@@ -160,3 +160,127 @@ def other_kit(template_pits, keyhome, tmp_path) -> Kit:
     """A fresh copy of pit "other" for one test."""
     _HOMES.append(tmp_path)
     return Kit(copy_pit(template_pits[1], tmp_path / OTHER), keyhome)
+
+
+# -- synthetic records for in-process filter tests (no gpg) ----------------------
+
+def body_of(msg: bytes) -> str:
+    """The text after the header block of a message (or of a record)."""
+    _, original = mbox.split_stamp(msg)
+    return original.partition(b"\n\n")[2].decode("utf-8")
+
+
+def plain_or_signed_text(msg: bytes) -> str:
+    """pit.filter.signed_text for synthetic records: the plain body when the
+    original carries no signature, else the signed text."""
+    _, original = mbox.split_stamp(msg)
+    if b"-----BEGIN PGP SIGNED MESSAGE-----" in original or b"multipart/signed" in original:
+        return signed.extract(original).text
+    return body_of(msg)
+
+
+@pytest.fixture
+def plain_records(monkeypatch):
+    """Let the filters read reports and checkpoints of synthetic records."""
+    import filters.positions
+    import filters.specialist
+    import filters.transfers
+    import pit.filter
+    for mod in (pit.filter, filters.specialist, filters.transfers, filters.positions):
+        monkeypatch.setattr(mod, "signed_text", plain_or_signed_text)
+
+
+class Tape:
+    """Notarized-looking records (stamp block + a plain message) numbered
+    from 1, with notary times one millisecond apart."""
+
+    def __init__(self, pit: str = PIT):
+        self.pit, self.seq, self.msgs = pit, 0, []
+
+    def record(self, kind: str, account: str, request: str, ref: str | None = None,
+               ticker: str | None = None, body: str | None = None, seq: int | None = None) -> bytes:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        stamp = [("Seq", str(seq)), ("Time", f"2026-11-22T00:00:{seq // 1000 % 60:02d}.{seq % 1000:03d}000Z"),
+                 ("Prev", "0" * 64), ("Digest", "0" * 64), ("Signer", "F" * 40), ("Pit", self.pit),
+                 ("Kind", kind), ("Account", account), ("Ref", ref or f"r{seq}")]
+        if ticker:
+            stamp.append(("Ticker", ticker))
+        stamp.append(("Request", request))
+        head = "".join(f"X-Pit-{k}: {v}\n" for k, v in stamp)
+        text = body if body is not None else f"Pit: {self.pit}\nAccount: {account}\n{kind}: {request}\n"
+        msg = (head + f"From: {account.replace(':', '-')}@pit.test\nSubject: {kind}\n\n" + text).encode()
+        self.msgs.append(msg)
+        return msg
+
+    def op(self, kind: str, request: str) -> bytes:
+        ticker = request.split(" ")[0] if kind == "instrument" else None
+        return self.record(kind, "operator", request, ticker=ticker)
+
+    def order(self, account: str, ref: str, request: str, ticker: str | None = None) -> bytes:
+        w = request.split(" ")
+        return self.record("order", account, request, ref=ref,
+                           ticker=ticker or (w[2] if w[0] in ("buy", "sell") else None))
+
+    def transfer(self, account: str, ref: str, request: str) -> bytes:
+        return self.record("transfer", account, request, ref=ref)
+
+    def report(self, name: str, pit: str, first: int, last: int, lines: list[str]) -> bytes:
+        body = "\n".join([f"Report: {name}", f"Pit: {pit}", f"From-Seq: {first}",
+                          f"To-Seq: {last}", ""] + lines) + "\n"
+        return self.record("report", name.replace(" ", ":"), f"{name} {first}-{last}",
+                           ref=f"report-{last}", body=body)
+
+    def checkpoint_of(self, output_msg: bytes, name: str, covered: int) -> bytes:
+        """A filter's unstamped checkpoint output as a record (as `pit post` would make it)."""
+        return self.record("checkpoint", name.replace(" ", ":"), f"{name} {covered}",
+                           ref=f"checkpoint-{covered}", body=body_of(output_msg))
+
+
+class Exchange:
+    """The filters of a pit run in process over a Tape, each report fed back
+    in as a record (what `pit post` does): transfers, one specialist per
+    ticker, positions."""
+
+    def __init__(self, tickers=("ACME", "BTC"), tape: Tape | None = None):
+        from filters.positions import Positions
+        from filters.specialist import Specialist
+        from filters.transfers import Transfers
+        self.tape = tape or Tape()
+        self.filters = [Transfers()] + [Specialist([t]) for t in tickers] + [Positions()]
+        self.posted = {id(f): 0 for f in self.filters}
+
+    @property
+    def transfers(self):
+        return self.filters[0]
+
+    @property
+    def positions(self):
+        return self.filters[-1]
+
+    def specialist(self, ticker: str):
+        return next(f for f in self.filters[1:-1] if ticker in f.tickers)
+
+    def feed(self, msg: bytes) -> None:
+        st = mbox.stamp(msg)
+        seq = int(st["x-pit-seq"])
+        for f in self.filters:
+            f.feed(seq, st, msg)
+
+    def add(self, msg: bytes) -> None:
+        """Feed one record, then post and feed every filter's new report
+        lines until nothing new is said."""
+        self.feed(msg)
+        busy = True
+        while busy:
+            busy = False
+            for f in self.filters[:-1]:
+                new = f.lines[self.posted[id(f)]:]
+                if new:
+                    self.posted[id(f)] = len(f.lines)
+                    self.feed(self.tape.report(f.name, f.pit, f.first_seq, f.seq, new))
+                    busy = True
+
+    def lines(self) -> list[str]:
+        return [ln for f in self.filters for ln in f.lines]
