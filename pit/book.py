@@ -462,13 +462,14 @@ class Engine:
             half, sign = book.bids, -1
         heap, levels, mside = half.heap, half.levels, half.side
         capped = False
+        budget = cap              # what is left of the cap (cap itself says "capped")
         while qty and heap:
             price = heap[0] * sign
             if limit and (price > limit if sign == 1 else price < limit):
                 break
             want = qty
             if cap:
-                room = cap // price
+                room = budget // price
                 if room < want:
                     want = room
                     if not want:
@@ -507,11 +508,14 @@ class Engine:
                 book.last = price
                 qty -= took
                 if cap:
-                    cap -= took * price
+                    budget -= took * price
             if not lv[1]:
                 q.clear()
                 heappop(heap)
                 del levels[price]
+                # keep the top live: empty levels left by cancels surface here
+                while heap and not levels[heap[0] * sign][1]:
+                    del levels[heappop(heap) * sign]
             elif qty:
                 # the level still has orders yet we stopped: the cap ran out here
                 capped = True

@@ -117,6 +117,7 @@ class RefEngine:
 
     def take(self, seq, oid, owner, ticker, side, qty, limit, cap):
         book = self.books[ticker]
+        budget = cap
         while qty:
             makers = [o for o in book["orders"] if o["side"] != side]
             if not makers:
@@ -132,7 +133,7 @@ class RefEngine:
             p = m["price"]
             room = qty
             if cap:
-                room = min(qty, cap // p)
+                room = min(qty, budget // p)
                 if room == 0:
                     return qty, True
             if m["owner"] == owner:
@@ -145,8 +146,7 @@ class RefEngine:
             if not m["qty"]:
                 book["orders"].remove(m)
             qty -= fill
-            if cap:
-                cap -= fill * p
+            budget -= fill * p
             book["last"] = p
             self.events.append(("trade", seq, ticker, p, fill, m["oid"], oid, m["owner"], owner, side))
         return 0, False

@@ -31,7 +31,9 @@ SETTINGS = settings(max_examples=150, deadline=None,
 def streams(draw, max_len=50):
     n = draw(st.integers(1, max_len))
     out = []
+    placed = [1]                # cancels and modifies mostly name orders placed before
     price = st.integers(95, 105)
+    target = lambda seq: draw(st.sampled_from(placed)) if draw(st.integers(0, 7)) else draw(st.integers(1, seq))
     for seq in range(1, n + 1):
         op = draw(st.sampled_from([NEW] * 6 + [CANCEL] * 2 + [MODIFY]))
         owner = draw(st.sampled_from(OWNERS))
@@ -49,10 +51,12 @@ def streams(draw, max_len=50):
             if draw(st.integers(0, 30)) == 0:   # now and then something invalid
                 qty, p = draw(st.sampled_from([(0, p), (qty, -1), (qty, 0)]))
             out.append((NEW, seq, oid, owner, ticker, side, kind, qty, p, stop, cap))
+            placed.append(oid)
         elif op == CANCEL:
-            out.append((CANCEL, seq, draw(st.integers(1, seq)), owner))
+            out.append((CANCEL, seq, target(seq), owner))
         else:
-            msg = (MODIFY, seq, draw(st.integers(1, seq)), owner, draw(st.integers(0, 6)), draw(price))
+            qty = draw(st.integers(1, 6)) if draw(st.integers(0, 15)) else 0
+            msg = (MODIFY, seq, target(seq), owner, qty, draw(price))
             if draw(st.integers(0, 4)) == 0:
                 msg += (draw(st.integers(0, 106)),)
             out.append(msg)
