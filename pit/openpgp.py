@@ -73,6 +73,12 @@ HASHES = {
 
 _LINE_END = re.compile(rb"\r?\n")
 
+# Subpacket types gpg 2.2 understands when marked critical (parse-packet.c,
+# can_handle_critical); a critical subpacket of any other type, hashed or
+# not, makes gpg call the signature BAD, and so does this module.
+CRITICAL_OK = frozenset({2, 3, 4, 5, 6, 7, 9, 11, 12, 16, 21, 22, 24, 25, 26, 27,
+                         29, 30, 32, 33, 34})
+
 SUB_CREATED = 2
 SUB_SIG_EXPIRES = 3
 SUB_ISSUER = 16
@@ -297,6 +303,7 @@ class Signature:
     issuer_keyid: str | None      # 16 upper-case hex digits
     issuer_fpr: str | None        # 40 upper-case hex digits
     packet: bytes                 # the whole packet, header included
+    unknown_critical: int | None = None   # first critical subpacket type we do not know
 
     @property
     def sig_id(self) -> str:
@@ -328,10 +335,12 @@ def parse_signature(body: bytes, packet: bytes | None = None) -> Signature:
     unhashed_end = hashed_end + 2 + unhashed_len
     if unhashed_end + 2 > len(body):
         raise OpenPGPError("signature unhashed subpackets are truncated")
-    created = expires_after = keyid = fpr = None
+    created = expires_after = keyid = fpr = unknown_critical = None
     for area, hashed in ((body[6:hashed_end], True),
                          (body[hashed_end + 2:unhashed_end], False)):
-        for kind, _critical, value in _subpackets(area):
+        for kind, critical, value in _subpackets(area):
+            if critical and kind not in CRITICAL_OK and unknown_critical is None:
+                unknown_critical = kind
             if kind == SUB_CREATED and hashed and len(value) == 4:
                 created = int.from_bytes(value, "big")
             elif kind == SUB_SIG_EXPIRES and hashed and len(value) == 4:
@@ -349,7 +358,7 @@ def parse_signature(body: bytes, packet: bytes | None = None) -> Signature:
         keyid = fpr[-16:]
     return Signature(sig_type, pubkey_algo, hash_algo, body[:hashed_end], left16,
                      tuple(values), created, expires_after, keyid, fpr,
-                     packet if packet is not None else body)
+                     packet if packet is not None else body, unknown_critical)
 
 
 def signature_packet(data: bytes) -> Signature:
@@ -495,6 +504,8 @@ class Verifier:
         if sig.pubkey_algo != key.algo:
             # gpg calls a signature that does not fit its issuer's key bad.
             return Verdict.failed("bad", f"BAD signature: algorithm {sig.pubkey_algo} does not match key {key.keyid}", **known)
+        if sig.unknown_critical is not None:
+            return Verdict.failed("bad", f"BAD signature: unknown critical subpacket {sig.unknown_critical} (key {key.keyid})", **known)
         if key.material is None:
             return Verdict.failed("malformed", f"key {key.keyid} algorithm {key.algo} / signature algorithm {sig.pubkey_algo} is not supported", **known)
         if sig.sig_type == 0x01 and b"\n" in data:

@@ -164,6 +164,8 @@ def _decode(data: bytes, charset: str, what: str) -> str:
         raise SignedError("malformed", f"{what}: unknown charset {charset!r}") from None
     except UnicodeDecodeError as exc:
         raise SignedError("malformed", f"{what}: bytes are not valid {charset} ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:                 # some codecs refuse input their own way
+        raise SignedError("malformed", f"{what}: not decodable as {charset} ({exc})") from None
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -314,8 +316,8 @@ def extract(msg: bytes) -> Signed:
             if part.get_content_type() == "text/plain":
                 payload = part.get_payload(decode=True) or b""
                 return _clearsigned(payload, part.get_content_charset() or "utf-8",
-                                    f"{mtype.decode()} first text part")
-        raise SignedError("unsigned", f"{mtype.decode()} message has no text/plain part")
+                                    f"{mtype.decode('ascii', 'replace')} first text part")
+        raise SignedError("unsigned", f"{mtype.decode('ascii', 'replace')} message has no text/plain part")
     raise SignedError("unsigned", f"a {mtype.decode('ascii', 'replace')} message carries no OpenPGP signature")
 
 

@@ -362,3 +362,33 @@ def test_any_text_verifies_the_same_in_process_and_in_gpg(world, lines, mime, cr
     if not mime:                    # cleartext signatures do not cover trailing whitespace
         text = "\n".join(line.rstrip(" \t\r") for line in text.split("\n"))
     assert content.text.rstrip("\n") == text.rstrip("\n")
+
+
+def _with_subpacket(packet: bytes, sub: bytes, hashed: bool) -> bytes:
+    """Add one subpacket (length, type, data) to a signature packet."""
+    sig = openpgp.signature_packet(packet)
+    body = packet[_body_offset(packet):]
+    h = len(sig.hashed_prefix)
+    ulen = int.from_bytes(body[h:h + 2], "big")
+    if hashed:
+        new = (body[:4] + (h - 6 + len(sub)).to_bytes(2, "big") + body[6:h] + sub + body[h:])
+    else:
+        new = body[:h] + (ulen + len(sub)).to_bytes(2, "big") + body[h + 2:h + 2 + ulen] + sub + body[h + 2 + ulen:]
+    assert len(new) < 192
+    return bytes([0xC2, len(new)]) + new
+
+
+@pytest.mark.parametrize("sub, hashed", [
+    (bytes([3, 0x80 | 100, 1, 2]), False),      # unknown critical, unhashed: gpg says BAD
+    (bytes([3, 100, 1, 2]), False),             # unknown, not critical: ignored
+    (bytes([5, 0x80 | 2, 0, 0, 0, 1]), False),  # known critical (creation time)
+    (bytes([2, 0x80 | 30, 1]), False),          # known critical (features)
+    (bytes([3, 0x80 | 101, 1, 2]), True),       # unknown critical, hashed (breaks the hash too)
+])
+def test_critical_subpackets_like_gpg(world, sub, hashed):
+    content = signed.extract(signed.compose_clearsigned(HEADERS, ORDER, world["signer"], world["fprs"]["alice"]))
+    packet = _with_subpacket(content.signature, sub, hashed)
+    block = content.gpg_input.replace(_sig_block(content.gpg_input)[0],
+                                      openpgp.armor("SIGNATURE", packet).encode())
+    again = signed.extract(b"\n" + block)
+    assert _key(again.verify(world["verifier"])) == _key(again.verify_gpg(world["pit"]))
