@@ -274,6 +274,8 @@ def _subpackets(area: bytes) -> Iterator[tuple[int, bool, bytes]]:
         if first < 192:
             length, pos = first, pos + 1
         elif first < 255:
+            if pos + 1 >= n:
+                raise OpenPGPError("signature subpacket length is truncated")
             length = ((first - 192) << 8) + area[pos + 1] + 192
             pos += 2
         else:
@@ -441,7 +443,11 @@ def parse_keys(data: bytes) -> list[PublicKey]:
             raise OpenPGPError("public subkey packet before any primary key")
         created = int.from_bytes(body[1:5], "big")
         algo = body[5]
-        keys.append(PublicKey(fpr, primary, algo, created, _key_material(algo, body, 6)))
+        try:
+            material = _key_material(algo, body, 6)
+        except (IndexError, ValueError) as exc:    # truncated or impossible numbers
+            raise OpenPGPError(f"public key {fpr}: unreadable key material ({exc})") from None
+        keys.append(PublicKey(fpr, primary, algo, created, material))
     return keys
 
 

@@ -392,3 +392,42 @@ def test_critical_subpackets_like_gpg(world, sub, hashed):
                                       openpgp.armor("SIGNATURE", packet).encode())
     again = signed.extract(b"\n" + block)
     assert _key(again.verify(world["verifier"])) == _key(again.verify_gpg(world["pit"]))
+
+
+def test_mutated_signatures_never_raise(world):
+    """Seeded mutations of real signature packets: every one gets a verdict."""
+    import random
+    rng = random.Random(20261122)
+    samples = [signed.extract(signed.compose_clearsigned(HEADERS, ORDER, world["signer"], world["fprs"][n]))
+               for n in ("alice", "bob")]
+    seen = set()
+    for _ in range(3000):
+        content = rng.choice(samples)
+        packet = bytearray(content.signature)
+        for _ in range(rng.randint(1, 3)):
+            if not packet:
+                break
+            pos = rng.randrange(len(packet))
+            choice = rng.random()
+            if choice < 0.6:
+                packet[pos] = rng.randrange(256)
+            elif choice < 0.8:
+                del packet[pos:pos + rng.randint(1, 10)]
+            else:
+                del packet[pos:]
+        seen.add(world["verifier"].verify(content.signed_bytes, bytes(packet)).status)
+    assert {"malformed", "bad"} <= seen
+
+
+def test_mutated_keys_never_raise_anything_but_openpgp_error(world):
+    import random
+    rng = random.Random(7)
+    exported = openpgp.dearmor(world["signer"].export(world["fprs"]["bob"]))[1]
+    for _ in range(500):
+        data = bytearray(exported)
+        pos = rng.randrange(len(data))
+        data[pos:pos + rng.randint(0, 4)] = bytes([rng.randrange(256)])
+        try:
+            openpgp.parse_keys(bytes(data))
+        except openpgp.OpenPGPError:
+            pass
