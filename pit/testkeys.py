@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 
 from pit.keyring import Keyring
 
-__all__ = ["make_keys", "publish", "signing_time", "subkey", "stop_agents", "KINDS", "DOMAIN"]
+__all__ = ["make_keys", "publish", "info", "signing_time", "subkey", "stop_agents", "KINDS", "DOMAIN"]
 
 DOMAIN = "pit.test"
 DAY = 86400
@@ -121,6 +121,13 @@ def _meta(home: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{home} was not made by pit.testkeys.make_keys (no {_META})")
     return json.loads(path.read_text())
+
+
+def info(homedir: str | Path) -> dict[str, dict]:
+    """Everything ``make_keys`` recorded, by name: ``fpr``, ``algo``,
+    ``kind``, ``sign_at``, ``public`` (the published armoured key),
+    ``revocation`` (revoked kind), ``subkey`` (subkey kind)."""
+    return _meta(Path(homedir))
 
 
 def signing_time(homedir: str | Path, name: str) -> int | None:
