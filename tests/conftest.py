@@ -7,7 +7,9 @@ session starts is stopped at its end, so nothing is left running.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -37,10 +39,26 @@ _HOMES: list[Path] = []
 
 
 def _stop_agents(base: Path) -> None:
-    """Stop the gpg-agent of every GnuPG home under *base* (ours only)."""
+    """Stop the gpg-agent of every GnuPG home under *base* (ours only),
+    including homes already deleted (pit.ops.add_member's tmp.gnupg)."""
     for home in {p.parent for p in base.rglob("pubring.kbx")}:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
                        capture_output=True, check=False)
+    prefix = str(base) + "/"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gpg-agent") and b"--homedir" in argv:
+            home = argv[argv.index(b"--homedir") + 1].decode(errors="replace")
+            if home.startswith(prefix):
+                try:
+                    os.kill(int(proc.name), signal.SIGTERM)
+                except OSError:
+                    pass
 
 
 @pytest.fixture(scope="session", autouse=True)
