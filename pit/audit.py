@@ -143,6 +143,7 @@ class _Keys:
         return fprs
 
     def close(self):
+        self.ring.stop_agent()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -104,11 +104,12 @@ def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool 
 def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
     """Record a member: its key and the accounts it owns (a signed operator
     request carrying the key block)."""
+    import shutil
     tmp = Keyring(pit.root / "tmp.gnupg")
     try:
         fpr = tmp.import_key(armored_key)
     finally:
-        import shutil
+        tmp.stop_agent()
         shutil.rmtree(tmp.home, ignore_errors=True)
     value = f"add {fpr} accounts {', '.join(sorted(accounts))}"
     return fpr, operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
