@@ -237,12 +237,13 @@ class Engine:
         else as ``new``.
         """
         rec = self._orders.get(oid)
-        reason = self._modify_problem(oid, owner, qty, price, limit, rec)
-        if reason:
-            self.events.append(("rejected", seq, oid, reason))
-            return None
-        if rec is None:
-            return self._modify_stop(seq, oid, qty, price, limit)
+        if rec is None or rec[2] != owner or limit or not qty > 0 or not price > 0:
+            reason = self._modify_problem(oid, owner, qty, price, limit, rec)
+            if reason:
+                self.events.append(("rejected", seq, oid, reason))
+                return None
+            if rec is None:
+                return self._modify_stop(seq, oid, qty, price, limit)
         half = rec[4]
         book = self._books[half.ticker]
         old_qty, old_price = rec[0], rec[3]
@@ -294,8 +295,8 @@ class Engine:
 
     def _run(self, batch):
         append = self.events.append
-        books, orders = self._books, self._orders
-        take, fire, clean = self._take, self._fire, _clean
+        books, orders, stops = self._books, self._orders, self._stops
+        fire, clean = self._fire, _clean
         new_checked, cancel_other, modify = self._new_checked, self._cancel_other, self.modify
         last_oid = self._last_oid
         try:
@@ -324,8 +325,51 @@ class Engine:
                     last_oid = oid
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
                     if crosses:
+                        # _take inlined for a limit price and no cap (see _take)
                         last = book.last
-                        qty = take(seq, oid, owner, book, side, qty, price, 0)[0]
+                        if side == BUY:
+                            ohalf, sign, bound = book.asks, 1, price
+                        else:
+                            ohalf, sign, bound = book.bids, -1, -price
+                        oheap, olevels, mside = ohalf.heap, ohalf.levels, ohalf.side
+                        while qty and oheap and oheap[0] <= bound:
+                            lp = oheap[0] * sign
+                            lv = olevels[lp]
+                            q = lv[2]
+                            while q and qty:
+                                rec = q[0]
+                                rq = rec[0]
+                                if not rq:
+                                    q.popleft()
+                                    continue
+                                mown = rec[2]
+                                if mown == owner:
+                                    q.popleft()
+                                    rec[0] = 0
+                                    del orders[rec[1]]
+                                    lv[0] -= rq
+                                    lv[1] -= 1
+                                    append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, lp))
+                                    continue
+                                if rq <= qty:
+                                    q.popleft()
+                                    rec[0] = 0
+                                    del orders[rec[1]]
+                                    lv[1] -= 1
+                                    fill = rq
+                                else:
+                                    rec[0] = rq - qty
+                                    fill = qty
+                                lv[0] -= fill
+                                qty -= fill
+                                book.last = lp
+                                append(("trade", seq, ticker, lp, fill, rec[1], oid, mown, owner, side))
+                            if not lv[1]:
+                                q.clear()
+                                heappop(oheap)
+                                del olevels[lp]
+                                while oheap and not olevels[oheap[0] * sign][1]:
+                                    del olevels[heappop(oheap) * sign]
                         firing = book.last != last and (book.up or book.down)
                     else:
                         firing = False
@@ -363,6 +407,8 @@ class Engine:
                         elif len(q) > 2 * count + 16:
                             lv[2] = deque([r for r in q if r[0]])   # compact dead orders
                         append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+                    elif rec is None and oid not in stops:
+                        append(("rejected", seq, oid, f"order {oid} is not resting"))
                     else:
                         cancel_other(seq, oid, owner, rec)
                 elif op == MODIFY:
@@ -450,7 +496,14 @@ class Engine:
 
     def _limit(self, seq, oid, owner, book, side, qty, price):
         """Match a limit order, then rest what is left.  O(F + L + log L)."""
-        qty = self._take(seq, oid, owner, book, side, qty, price, 0)[0]
+        if side == BUY:
+            opp = book.asks.heap
+            crosses = opp and opp[0] <= price
+        else:
+            opp = book.bids.heap
+            crosses = opp and -opp[0] >= price
+        if crosses:
+            qty = self._take(seq, oid, owner, book, side, qty, price, 0)[0]
         if qty:
             self._rest(oid, owner, book, side, qty, price)
 
