@@ -23,6 +23,7 @@ Three small pieces, each usable on its own:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -43,7 +44,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 
 __all__ = [
-    "MailError", "MailSink", "lmtp_send", "mboxrd_entry", "PitRoute",
+    "MailError", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
     "NotaryLMTPServer", "Notarize", "APPROVE_HEADER", "approved", "free_port",
 ]
 
@@ -213,51 +214,104 @@ class MailSink:
                     log.exception("delivery callback for %s failed", rcpt)
 
 
+class LMTPClient:
+    """An LMTP connection kept open across messages (one LHLO, then RSET-free
+    transactions), reopened once if the server dropped it.  Not thread-safe:
+    one client per thread, or a lock around ``send``."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0):
+        self.host, self.port, self.timeout = host, port, timeout
+        self._lmtp: smtplib.LMTP | None = None
+
+    def _connect(self) -> smtplib.LMTP:
+        lmtp = smtplib.LMTP(self.host, self.port, timeout=self.timeout)
+        code, text = lmtp.ehlo()  # smtplib sends LHLO for LMTP
+        if code != 250:
+            lmtp.close()
+            raise MailError(f"LMTP {self.host}:{self.port} LHLO refused: {code} {text!r}")
+        return lmtp
+
+    def close(self) -> None:
+        if self._lmtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._lmtp.quit()
+            with contextlib.suppress(OSError):
+                self._lmtp.close()
+            self._lmtp = None
+
+    def __enter__(self) -> "LMTPClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, msg_bytes: bytes, mail_from: str, rcpts: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """Send one message; return ``{rcpt: (code, text)}`` for every recipient.
+
+        A refused RCPT gets its RCPT reply; an accepted one gets its own reply
+        after DATA (LMTP gives one per accepted recipient).  Raises MailError
+        if the server cannot be reached or refuses the transaction as a whole.
+        O(len(msg_bytes)) plus one round trip per recipient.
+        """
+        rcpts = list(rcpts)
+        if not rcpts:
+            raise MailError("an LMTP transaction needs at least one recipient")
+        for attempt in (1, 2):
+            fresh = self._lmtp is None
+            try:
+                if self._lmtp is None:
+                    self._lmtp = self._connect()
+                return self._transaction(self._lmtp, msg_bytes, mail_from, rcpts)
+            except (OSError, smtplib.SMTPServerDisconnected) as error:
+                self.close()
+                # A kept connection may have been closed by the server while
+                # idle: retry once on a new one.  A new one that fails is final.
+                if fresh or attempt == 2:
+                    raise MailError(f"LMTP {self.host}:{self.port}: {error}") from error
+            except smtplib.SMTPException as error:
+                self.close()
+                raise MailError(f"LMTP {self.host}:{self.port}: {error}") from error
+            except MailError:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def _transaction(self, lmtp: smtplib.LMTP, msg_bytes: bytes, mail_from: str,
+                     rcpts: list[str]) -> dict[str, tuple[int, str]]:
+        where = f"LMTP {self.host}:{self.port}"
+        status: dict[str, tuple[int, str]] = {}
+        code, text = lmtp.mail(mail_from)
+        if code != 250:
+            raise MailError(f"{where} MAIL FROM:<{mail_from}> refused: {code} {text!r}")
+        accepted = []
+        for rcpt in rcpts:
+            code, text = lmtp.rcpt(rcpt)
+            if code in (250, 251):
+                accepted.append(rcpt)
+            else:
+                status[rcpt] = (code, text.decode("utf-8", "replace"))
+        if not accepted:
+            lmtp.rset()
+            return status
+        code, text = lmtp.docmd("DATA")
+        if code != 354:
+            raise MailError(f"{where} DATA refused: {code} {text!r}")
+        data = _lf(msg_bytes).replace(b"\n", b"\r\n")
+        data = re.sub(rb"(?m)^\.", b"..", data)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        lmtp.send(data + b".\r\n")
+        for rcpt in accepted:
+            code, text = lmtp.getreply()
+            status[rcpt] = (code, text.decode("utf-8", "replace"))
+        return status
+
+
 def lmtp_send(host: str, port: int, msg_bytes: bytes, mail_from: str,
               rcpts: Iterable[str], timeout: float = 30.0) -> dict[str, tuple[int, str]]:
-    """Send one message over LMTP; return ``{rcpt: (code, text)}`` for every recipient.
-
-    A refused RCPT gets its RCPT reply; an accepted one gets its own reply
-    after DATA (LMTP gives one per accepted recipient).  Raises MailError if
-    the server cannot be reached or refuses the transaction as a whole.
-    O(len(msg_bytes)) plus one round trip per recipient.
-    """
-    rcpts = list(rcpts)
-    if not rcpts:
-        raise MailError("lmtp_send needs at least one recipient")
-    status: dict[str, tuple[int, str]] = {}
-    try:
-        with smtplib.LMTP(host, port, timeout=timeout) as lmtp:
-            code, text = lmtp.ehlo()  # smtplib sends LHLO for LMTP
-            if code != 250:
-                raise MailError(f"LMTP {host}:{port} LHLO refused: {code} {text!r}")
-            code, text = lmtp.mail(mail_from)
-            if code != 250:
-                raise MailError(f"LMTP {host}:{port} MAIL FROM:<{mail_from}> refused: {code} {text!r}")
-            accepted = []
-            for rcpt in rcpts:
-                code, text = lmtp.rcpt(rcpt)
-                if code in (250, 251):
-                    accepted.append(rcpt)
-                else:
-                    status[rcpt] = (code, text.decode("utf-8", "replace"))
-            if not accepted:
-                lmtp.rset()
-                return status
-            code, text = lmtp.docmd("DATA")
-            if code != 354:
-                raise MailError(f"LMTP {host}:{port} DATA refused: {code} {text!r}")
-            data = smtplib._fix_eols(_lf(msg_bytes).decode("latin-1")).encode("latin-1")
-            data = re.sub(rb"(?m)^\.", b"..", data)
-            if not data.endswith(b"\r\n"):
-                data += b"\r\n"
-            lmtp.send(data + b".\r\n")
-            for rcpt in accepted:
-                code, text = lmtp.getreply()
-                status[rcpt] = (code, text.decode("utf-8", "replace"))
-    except (OSError, smtplib.SMTPException) as error:
-        raise MailError(f"LMTP {host}:{port}: {error}") from error
-    return status
+    """Send one message on a new LMTP connection; see LMTPClient.send."""
+    with LMTPClient(host, port, timeout) as client:
+        return client.send(msg_bytes, mail_from, rcpts)
 
 
 @dataclass(frozen=True)
@@ -335,6 +389,11 @@ class NotaryLMTPServer:
         self._port = port
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self._spool_lock = threading.Lock()
+        # One lock per pit: the notary numbers messages in the order it sees
+        # them, so they must reach the list in that order too; and one kept
+        # connection to Mailman per pit, used under that lock.
+        self._pit_locks = {address: threading.Lock() for address in self.routes}
+        self._clients: dict[str, LMTPClient] = {}
         self._controller: Controller | None = None
 
     @property
@@ -353,6 +412,9 @@ class NotaryLMTPServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+        for _, client in sorted(self._clients.items()):
+            client.close()
+        self._clients.clear()
 
     def __enter__(self) -> "NotaryLMTPServer":
         return self.start()
@@ -361,13 +423,25 @@ class NotaryLMTPServer:
         self.stop()
 
     def deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
-        """Notarize one message for one pit and inject the result; return the LMTP reply line."""
+        """Notarize one message for one pit and inject the result; return the LMTP reply line.
+
+        Messages for one pit are handled one at a time, in arrival order.
+        """
+        with self._pit_locks[rcpt.lower()]:
+            return self._deliver(rcpt, msg_bytes, envelope_sender)
+
+    def _deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
         route = self.routes[rcpt.lower()]
         try:
             outgoing = route.notarize(_lf(msg_bytes), envelope_sender)
         except Exception as error:
             log.exception("notary for %s failed", rcpt)
             return f"451 4.3.0 <{rcpt}>: notary failed, try again later ({type(error).__name__})"
+        if self._has_spooled(route) and not self._flush_pit(rcpt.lower(), route)[1]:
+            # Older notarized messages still wait: these go behind them.
+            for pending in outgoing:
+                self._spool(route, pending)
+            return f"250 2.0.0 <{rcpt}>: notarized, spooled for the list"
         for index, notarized in enumerate(outgoing):
             try:
                 self.inject(route, notarized)
@@ -381,10 +455,18 @@ class NotaryLMTPServer:
         return f"250 2.0.0 <{rcpt}>: notarized"
 
     def inject(self, route: PitRoute, notarized: bytes) -> None:
-        """Post one notarized message to the list through Mailman's LMTP runner."""
-        host, port = self.mailman_lmtp
-        status = lmtp_send(host, port, approved(notarized, route.approval_secret),
-                           route.notary_address, [route.list_address])
+        """Post one notarized message to the list through Mailman's LMTP runner.
+
+        Call with the pit's lock held (deliver and flush_spool do).
+        """
+        key = route.list_address.lower()
+        client = self._clients.get(key)
+        if client is None or (client.host, client.port) != tuple(self.mailman_lmtp):
+            if client is not None:
+                client.close()
+            client = self._clients[key] = LMTPClient(*self.mailman_lmtp)
+        status = client.send(approved(notarized, route.approval_secret),
+                             route.notary_address, [route.list_address])
         code, text = status[route.list_address]
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
@@ -402,25 +484,39 @@ class NotaryLMTPServer:
             tmp.write_bytes(notarized)
             os.replace(tmp, path)
 
+    def _has_spooled(self, route: PitRoute) -> bool:
+        if self.spool_dir is None:
+            return False
+        directory = self.spool_dir / route.list_address.lower()
+        return directory.is_dir() and any(directory.glob("*.eml"))
+
+    def _flush_pit(self, address: str, route: PitRoute) -> tuple[int, bool]:
+        """Inject one pit's spool in order (pit lock held): (how many, all of them?)."""
+        assert self.spool_dir is not None
+        sent = 0
+        with self._spool_lock:
+            directory = self.spool_dir / route.list_address.lower()
+            for path in sorted(directory.glob("*.eml")) if directory.is_dir() else []:
+                try:
+                    self.inject(route, path.read_bytes())
+                except MailError as error:
+                    log.error("spool flush for %s stopped: %s", address, error)
+                    return sent, False
+                path.unlink()
+                sent += 1
+        return sent, True
+
     def flush_spool(self) -> int:
         """Inject every spooled message, oldest first; return how many went out.
 
-        Stops at the first failure of a pit (order matters within a pit).
+        A pit's flush stops at its first failure (order matters within a
+        pit); new messages for that pit are spooled behind the old ones
+        until a flush gets through.
         """
-        if self.spool_dir is None or not self.spool_dir.exists():
+        if self.spool_dir is None:
             return 0
         sent = 0
-        with self._spool_lock:
-            for address, route in sorted(self.routes.items()):
-                directory = self.spool_dir / route.list_address.lower()
-                if not directory.is_dir():
-                    continue
-                for path in sorted(directory.glob("*.eml")):
-                    try:
-                        self.inject(route, path.read_bytes())
-                    except MailError as error:
-                        log.error("spool flush for %s stopped: %s", address, error)
-                        break
-                    path.unlink()
-                    sent += 1
+        for address, route in sorted(self.routes.items()):
+            with self._pit_locks[address]:
+                sent += self._flush_pit(address, route)[0]
         return sent

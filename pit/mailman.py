@@ -262,6 +262,15 @@ def provision_pit(client: MailmanClient, pit_name: str, domain: str,
         client.post("lists", {"fqdn_listname": address})
     client.patch(f"lists/{list_id}/config", dict(PIT_LIST_SETTINGS))
     client.patch(f"lists/{list_id}/uris", dict(PIT_TEMPLATES))
+    # Mailman creates a list's archiver rows on first use; two runners using
+    # a new list at once can both create them, and every later post to the
+    # list then fails ("Multiple rows were found").  Creating them here,
+    # through the one REST process, avoids that race; and the pit keeps its
+    # own archive, so Mailman's archivers are all off.
+    archivers = client.get(f"lists/{list_id}/archivers") or {}
+    names = {name: False for name in archivers if not name.startswith(("self_link", "http_etag"))}
+    if names:
+        client.patch(f"lists/{list_id}/archivers", names)
     # Exactly one header match on a pit's list: ours.
     client.delete(f"lists/{list_id}/header-matches")
     client.post(f"lists/{list_id}/header-matches", {
@@ -310,6 +319,10 @@ def check_pit(client: MailmanClient, pit: PitList, expected_members: Iterable[st
     if matches != [wanted_match]:
         shown = [(h, "<secret>" if p == wanted_match[1] else p, a) for h, p, a in matches]
         problems.append(f"header matches are {shown}, pit needs only the notary's approval")
+    archivers = client.get(f"lists/{pit.list_id}/archivers") or {}
+    for name, enabled in sorted(archivers.items()):
+        if name not in ("self_link", "http_etag") and enabled:
+            problems.append(f"Mailman archiver {name} is on: the pit keeps its own archive")
     if pit.notary_address not in list_members(client, pit.list_id, "moderator"):
         problems.append(f"the notary {pit.notary_address} is not a moderator")
     roster = client.get(f"lists/{pit.list_id}/roster/member") or {}
