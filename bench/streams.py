@@ -55,7 +55,7 @@ def make_stream(n: int, seed: int = 1, ticker: str = "ACME", mid: int = 10_000) 
             qty = 1 + randrange(20)
             append((NEW, seq, seq, owner, ticker, side, IOC, qty, price, 0, 0))
         elif r < 0.93 and live:
-            # cancel a live order, more often a recent one (as traders do)
+            # cancel a live order, more often a recent one (some have filled meanwhile)
             i = len(live) - 1 - min(int(rng.expovariate(1 / 400)), len(live) - 1)
             live[i], live[-1] = live[-1], live[i]
             oid, own, _, _, _ = live.pop()

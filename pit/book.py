@@ -324,55 +324,68 @@ class Engine:
                         continue
                     last_oid = oid
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
-                    if crosses:
-                        # _take inlined for a limit price and no cap (see _take)
-                        last = book.last
-                        if side == BUY:
-                            ohalf, sign, bound = book.asks, 1, price
+                    if not crosses:
+                        # the common case: nothing to match
+                        if kind == IOC:
+                            append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
+                            continue
+                        rec = [qty, oid, owner, price, half]
+                        orders[oid] = rec
+                        lv = half.levels.get(price)
+                        if lv is None:
+                            half.levels[price] = [qty, 1, deque((rec,))]
+                            heappush(half.heap, -price if side == BUY else price)
                         else:
-                            ohalf, sign, bound = book.bids, -1, -price
-                        oheap, olevels, mside = ohalf.heap, ohalf.levels, ohalf.side
-                        while qty and oheap and oheap[0] <= bound:
-                            lp = oheap[0] * sign
-                            lv = olevels[lp]
-                            q = lv[2]
-                            while q and qty:
-                                rec = q[0]
-                                rq = rec[0]
-                                if not rq:
-                                    q.popleft()
-                                    continue
-                                mown = rec[2]
-                                if mown == owner:
-                                    q.popleft()
-                                    rec[0] = 0
-                                    del orders[rec[1]]
-                                    lv[0] -= rq
-                                    lv[1] -= 1
-                                    append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, lp))
-                                    continue
-                                if rq <= qty:
-                                    q.popleft()
-                                    rec[0] = 0
-                                    del orders[rec[1]]
-                                    lv[1] -= 1
-                                    fill = rq
-                                else:
-                                    rec[0] = rq - qty
-                                    fill = qty
-                                lv[0] -= fill
-                                qty -= fill
-                                book.last = lp
-                                append(("trade", seq, ticker, lp, fill, rec[1], oid, mown, owner, side))
-                            if not lv[1]:
-                                q.clear()
-                                heappop(oheap)
-                                del olevels[lp]
-                                while oheap and not olevels[oheap[0] * sign][1]:
-                                    del olevels[heappop(oheap) * sign]
-                        firing = book.last != last and (book.up or book.down)
+                            lv[0] += qty
+                            lv[1] += 1
+                            lv[2].append(rec)
+                        continue
+                    # _take inlined for a limit price and no cap (see _take)
+                    last = book.last
+                    if side == BUY:
+                        ohalf, sign, bound = book.asks, 1, price
                     else:
-                        firing = False
+                        ohalf, sign, bound = book.bids, -1, -price
+                    oheap, olevels, mside = ohalf.heap, ohalf.levels, ohalf.side
+                    while qty and oheap and oheap[0] <= bound:
+                        lp = oheap[0] * sign
+                        lv = olevels[lp]
+                        q = lv[2]
+                        while q and qty:
+                            rec = q[0]
+                            rq = rec[0]
+                            if not rq:
+                                q.popleft()
+                                continue
+                            mown = rec[2]
+                            if mown == owner:
+                                q.popleft()
+                                rec[0] = 0
+                                del orders[rec[1]]
+                                lv[0] -= rq
+                                lv[1] -= 1
+                                append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, lp))
+                                continue
+                            if rq <= qty:
+                                q.popleft()
+                                rec[0] = 0
+                                del orders[rec[1]]
+                                lv[1] -= 1
+                                fill = rq
+                            else:
+                                rec[0] = rq - qty
+                                fill = qty
+                            lv[0] -= fill
+                            qty -= fill
+                            book.last = lp
+                            append(("trade", seq, ticker, lp, fill, rec[1], oid, mown, owner, side))
+                        if not lv[1]:
+                            q.clear()
+                            heappop(oheap)
+                            del olevels[lp]
+                            while oheap and not olevels[oheap[0] * sign][1]:
+                                del olevels[heappop(oheap) * sign]
+                    firing = book.last != last and (book.up or book.down)
                     if qty:
                         if kind == IOC:
                             append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
@@ -395,7 +408,7 @@ class Engine:
                     rec = orders.get(oid)
                     if rec is not None and rec[2] == owner:
                         del orders[oid]
-                        qty, price, half = rec[0], rec[3], rec[4]
+                        qty, _, _, price, half = rec
                         rec[0] = 0
                         lv = half.levels[price]
                         lv[0] -= qty
