@@ -276,6 +276,27 @@ def test_direct_posts_never_reach_the_members(mailman_server, notary, demo):
             assert headers["to"] == [BOB]
 
 
+@pytest.mark.e2e
+def test_what_mailman_does_to_list_copies(mailman_server, notary, demo):
+    """Facts the archive design rests on (docs/mailman.md): Mailman's outgoing
+    SMTP quotes body lines starting "From " and refolds long headers, and
+    appends its own headers after the original ones.  So list copies keep a
+    clearsigned or RFC 3156 signature valid, but are not the record's bytes:
+    the notary writes the archive from its own bytes."""
+    server, _ = notary
+    before = mailman_server.sink.count(ARCHIVE)
+    long_subject = "long " * 30
+    msg = _message(ALICE, demo.address, long_subject.strip(), b"From the floor\nplain\n")
+    code, _ = _send_to_notary(server, msg, ALICE, demo.address)
+    assert code == 250
+    got = mailman_server.wait_for(ARCHIVE, before + 1, WAIT)[before]
+    head, body = _split(got)
+    assert body == b">From the floor\nplain\n"
+    assert b"Subject: " + long_subject.strip().encode() + b"\n" not in head   # refolded
+    assert head.startswith(b"X-Pit-Seq: ")                                   # stamp still first
+    assert b"\nX-Mailman-Version: " in head
+
+
 # -- plumbing without Mailman ---------------------------------------------------
 
 def test_sink_stores_per_recipient_and_calls_back(tmp_path):
@@ -305,5 +326,7 @@ def _signed_body(tmp_path) -> bytes | None:
         return None
     keyring = Keyring(tmp_path / "gnupg")
     fpr = keyring.generate("alice", ALICE)
-    text = "Pit: demo\nAccount: alice\nRef: 1\nOrder: buy 100 ACME at 12.50\n"
+    # gpg dash-escapes the "From " line ("- From "), so Mailman's From-quoting
+    # of list copies cannot touch the signed text.
+    text = "Pit: demo\nAccount: alice\nRef: 1\nOrder: buy 100 ACME at 12.50\nFrom here on\n"
     return keyring.clearsign(text, fpr).replace("\r\n", "\n").encode("utf-8")
