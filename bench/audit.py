@@ -26,6 +26,7 @@ from pit.pitdir import Pit
 
 TARGET = 2_000
 BATCH = 1_000
+MAX_MESSAGE = 16 << 20
 
 
 def _load() -> str:
@@ -42,7 +43,11 @@ def build(n: int, algo: str, every: int, rebuild: bool = False) -> Pit:
     if done.exists():
         done.unlink()
     t = time.perf_counter()
-    pit = fresh_pit(root)
+    # A specialist's report of 10,000 orders is ~0.7 MB and its checkpoint
+    # passes 256 KiB (the default max_message_size) at ~30,000 orders of this
+    # stream; a refused report makes the next one longer still.  The limit is
+    # raised here so that the archive holds every filter output.
+    pit = fresh_pit(root, max_message_size=str(MAX_MESSAGE))
     raws = signed_orders(pit, n, algo)
     print(f"  fixtures: {n} signed orders ({algo}) in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()

@@ -27,13 +27,17 @@ record (notary and operator) and the member records.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import shutil
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pit import mbox, message, signed
+from pit import mbox, message, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH, record_hash
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring
@@ -43,6 +47,14 @@ __all__ = ["audit", "AuditResult", "AuditFailure"]
 OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
 STAMP_FIELDS = ("x-pit-pit", "x-pit-kind", "x-pit-account", "x-pit-ref", "x-pit-ticker",
                 "x-pit-request")
+# Signature checks (extract + verify) are half the audit's work and each
+# record's is independent, so on large archives worker processes do them
+# ahead of the sequential pass (see _Prefetch).  Below this many records the
+# pool costs more than it saves.
+PARALLEL_MIN_RECORDS = 4_000
+PREFETCH_CHUNK = 1_000         # records a worker checks per task
+PREFETCH_DEPTH = 4             # tasks in flight
+PREFETCH_SETTLE = 50           # records without a key change before tasks are sent
 
 
 class AuditFailure(Exception):
@@ -127,6 +139,8 @@ class _Keys:
         self.dir = tempfile.mkdtemp(prefix="pit-audit-gnupg-")
         self.ring = Keyring(self.dir)
         self.verifier = None
+        self.generation = 0        # bumped whenever the verifier changes
+        self._portable = None
 
     def add(self, armored: str) -> list[str]:
         fprs = []
@@ -140,7 +154,16 @@ class _Keys:
             fprs.append(self.ring.import_key(block))
             i = b + 1
         self.verifier = self.ring.load_verifier()
+        self.generation += 1
+        self._portable = None
         return fprs
+
+    def portable(self):
+        """The current verifier's keys as plain data a worker process can
+        rebuild the same verifier from (cryptography keys do not pickle)."""
+        if self._portable is None and self.verifier is not None:
+            self._portable = _portable_keys(self.verifier)
+        return self._portable
 
     def close(self):
         self.ring.stop_agent()
@@ -188,7 +211,13 @@ class _Audit:
     def plan(self) -> None:
         from pit.ops import filter_class
         self.points: dict[str, set[int]] = {}
+        self.n_records = 0
         for seq, msg in self.arch.read():
+            self.n_records += 1
+            # A report or checkpoint stamp holds one of these words; most
+            # records hold neither, and a byte search is cheaper than a stamp.
+            if b"report" not in msg and b"checkpoint" not in msg:
+                continue
             st = mbox.stamp(msg)
             kind = st.get("x-pit-kind")
             if kind in ("report", "checkpoint"):
@@ -207,9 +236,21 @@ class _Audit:
     # -- pass 2 ------------------------------------------------------------------
     def run(self) -> None:
         self.plan()
+        self.prefetch = None
+        workers = min(4, os.cpu_count() or 1)
+        if (self.n_records >= PARALLEL_MIN_RECORDS and workers > 1
+                and "fork" in multiprocessing.get_all_start_methods()):
+            self.prefetch = _Prefetch(self.arch.read(), self.keys, workers)
+        try:
+            self._run(self.prefetch if self.prefetch else self.arch.read())
+        finally:
+            if self.prefetch:
+                self.prefetch.close()
+
+    def _run(self, records) -> None:
         expected_seq, prev, last_time = 1, ZERO_HASH, ""
         res = self.res
-        for seq, msg in self.arch.read():
+        for seq, msg in records:
             st = mbox.stamp(msg)
             if seq != expected_seq:
                 raise AuditFailure(seq, "sequence numbers are not gapless and in order",
@@ -304,9 +345,14 @@ class _Audit:
             raise AuditFailure(seq, f"the original message has no readable signature: {e}")
 
     def signed_record(self, seq: int, st: dict, original: bytes) -> None:
-        s = self._extract(seq, original)
-        now = _epoch(st["x-pit-time"])
-        v = s.verify(self.keys.verifier, now=now)
+        checked = self.prefetch.result(seq) if self.prefetch else None
+        if checked is not None:
+            text, v = checked                 # a good signature, checked ahead
+        else:
+            s = self._extract(seq, original)
+            now = _epoch(st["x-pit-time"])
+            v = s.verify(self.keys.verifier, now=now)
+            text = s.text
         if not v.ok:
             raise AuditFailure(seq, "the sender's signature does not verify",
                                "good", f"{v.status}: {v.detail}")
@@ -318,7 +364,7 @@ class _Audit:
             raise AuditFailure(seq, "signed by a key that was not a member then", "a member key",
                                v.fingerprint or "")
         self.res.signatures += 1
-        fields = self.expected_fields(seq, st, s.text, accounts)
+        fields = self.expected_fields(seq, st, text, accounts)
         found = [(k, st[k]) for k in STAMP_FIELDS if k in st]
         if fields != found:
             diff = next((i for i, (a, b) in enumerate(zip(fields, found)) if a != b),
@@ -435,6 +481,174 @@ class _Audit:
         return "\n".join(head + lines) + "\n"
 
 
+_last_epoch: tuple[str, int] = ("", 0)
+
+
 def _epoch(iso: str) -> int:
+    """Whole seconds of a notary time.  Records come a thousand a second, so
+    the last answer is kept: strptime was 5% of an audit."""
+    global _last_epoch
+    key = iso[:19]
+    if _last_epoch[0] == key:
+        return _last_epoch[1]
     from datetime import datetime, timezone
-    return int(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    value = int(datetime.strptime(key, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    _last_epoch = (key, value)
+    return value
+
+
+# -- checking signatures ahead, in worker processes --------------------------------
+
+def _portable_keys(verifier: openpgp.Verifier) -> list[tuple]:
+    out = []
+    for k in verifier._by_fpr.values():        # insertion order: the same verifier again
+        m = k.material
+        if m is None:
+            material = None
+        elif k.algo == openpgp.ALGO_EDDSA:
+            material = ("ed25519", m.public_bytes_raw())
+        else:
+            numbers = m.public_numbers()
+            material = ("rsa", numbers.e, numbers.n)
+        out.append((k.fingerprint, k.primary_fingerprint, k.algo, k.created, material,
+                    k.expires, k.revoked, k.can_sign))
+    return out
+
+
+def _verifier_from(portable: list[tuple]) -> openpgp.Verifier:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    keys = []
+    for fpr, primary, algo, created, material, expires, revoked, can_sign in portable:
+        if material is None:
+            m = None
+        elif material[0] == "ed25519":
+            m = Ed25519PublicKey.from_public_bytes(material[1])
+        else:
+            m = rsa.RSAPublicNumbers(material[1], material[2]).public_key()
+        keys.append(openpgp.PublicKey(fpr, primary, algo, created, m, expires, revoked, can_sign))
+    return openpgp.Verifier(keys)
+
+
+def _check_chunk(portable: list[tuple], records: list[tuple[int, bytes]]) -> list:
+    """In a worker: for each record, ``(text, verdict)`` when its signature is
+    good, else None (the audit then checks it itself and reports it)."""
+    verifier = _verifier_from(portable)
+    out = []
+    for seq, msg in records:
+        try:
+            st = mbox.stamp(msg)
+            if seq == 1 or st.get("x-pit-kind") in ("seal", "genesis"):
+                out.append(None)
+                continue
+            s = signed.extract(mbox.split_stamp(msg)[1])
+            v = s.verify(verifier, now=_epoch(st["x-pit-time"]))
+            out.append((s.text, v) if v.ok else None)
+        except Exception:               # anything odd: the sequential pass says what
+            out.append(None)
+    return out
+
+
+class _Chunk:
+    """Records read ahead, and the task checking ``records[offset:]``."""
+
+    __slots__ = ("records", "generation", "future", "results", "offset")
+
+    def __init__(self, records):
+        self.records = records
+        self.generation, self.future, self.results, self.offset = -1, None, None, 0
+
+
+class _Prefetch:
+    """Iterates over the archive's records like ``Archive.read()``, while
+    worker processes extract and verify the signatures of the records ahead.
+
+    A result is used only if it was computed with the verifier the audit
+    holds when it reaches that record (same key generation) and says
+    "good"; everything else is checked in the audit's own pass, so the
+    verdicts, and the first discrepancy reported, are those of a purely
+    sequential audit.  When the keys change (a member record), the records
+    read ahead are sent again with the new keys.  Memory:
+    O(PREFETCH_CHUNK * PREFETCH_DEPTH) records.
+    """
+
+    def __init__(self, records, keys: _Keys, workers: int):
+        self.records = iter(records)
+        self.keys = keys
+        # fork: workers need nothing re-imported, and the caller's main module
+        # (which may have no __main__ guard) is not run again.  Workers are
+        # forked at the first task, before the pool starts its own thread.
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        self.chunks: deque[_Chunk] = deque()
+        self.done = False
+        self.current: tuple[_Chunk, int, int] | None = None
+        self.generation = -1               # of the keys, when last looked at
+        # Records since the keys last changed.  Member records come in runs
+        # (a pit's start); checking ahead with keys about to change again
+        # would only keep the workers busy with work thrown away.
+        self.quiet = 0
+
+    def _read_chunk(self) -> None:
+        batch = []
+        for item in self.records:
+            batch.append(item)
+            if len(batch) >= PREFETCH_CHUNK:
+                break
+        else:
+            self.done = True
+        if batch:
+            chunk = _Chunk(batch)
+            self.chunks.append(chunk)
+            if self.quiet >= PREFETCH_SETTLE:
+                self._submit(chunk, 0)
+
+    def _submit(self, chunk: _Chunk, offset: int) -> None:
+        if chunk.future is not None:
+            chunk.future.cancel()
+        portable = self.keys.portable()
+        chunk.generation, chunk.results, chunk.offset = self.keys.generation, None, offset
+        chunk.future = (self.pool.submit(_check_chunk, portable, chunk.records[offset:])
+                        if portable and offset < len(chunk.records) else None)
+
+    def _refresh(self, index: int) -> None:
+        """The keys have settled: check the records ahead with them."""
+        for n, chunk in enumerate(self.chunks):
+            if chunk.generation != self.generation:
+                self._submit(chunk, index + 1 if n == 0 else 0)
+
+    def __iter__(self):
+        while True:
+            while not self.done and len(self.chunks) < PREFETCH_DEPTH:
+                self._read_chunk()
+            if not self.chunks:
+                return
+            chunk = self.chunks[0]
+            for i, (seq, msg) in enumerate(chunk.records):
+                if self.keys.generation != self.generation:
+                    self.generation, self.quiet = self.keys.generation, 0
+                else:
+                    self.quiet += 1
+                    if self.quiet == PREFETCH_SETTLE:
+                        self._refresh(i - 1)
+                self.current = (chunk, i, seq)
+                yield seq, msg
+            self.chunks.popleft()
+            self.current = None
+
+    def result(self, seq: int):
+        """``(text, verdict)`` checked ahead for record *seq*, or None."""
+        if self.current is None or self.current[2] != seq:
+            return None
+        chunk, i, _ = self.current
+        if chunk.future is None or chunk.generation != self.keys.generation or i < chunk.offset:
+            return None
+        if chunk.results is None:
+            try:
+                chunk.results = chunk.future.result()
+            except Exception:
+                chunk.future = None           # a broken worker: check inline
+                return None
+        return chunk.results[i - chunk.offset]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
