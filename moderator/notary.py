@@ -327,11 +327,23 @@ class Notary:
             records.append(self._seal_record())
         if records:
             self.archive.append(records)
+            self._note_checkpoints(records)
         if rejects:
             _append_durably(self.rejects_path, rejects)
         if notices:
             _append_durably(self.notices_path, notices)
         return out
+
+    def _note_checkpoints(self, records) -> None:
+        """Keep ``checkpoints/index`` (which record holds each filter's newest
+        checkpoint) in step with the archive, so replay seeks straight to it.
+        The index is a cache: a reader that finds it behind scans the archive."""
+        from pit.ops import note_checkpoint
+        for rec, _, _ in records:
+            st = mbox.stamp(rec)
+            if st.get("x-pit-kind") == "checkpoint":
+                name, _, covered = st["x-pit-request"].rpartition(" ")
+                note_checkpoint(self.pit, name, int(st["x-pit-seq"]), int(covered))
 
     def genesis(self, body: str, now: float) -> None:
         """Record 1: the notary's clearsigned statement of its own key and the

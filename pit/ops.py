@@ -19,6 +19,7 @@ from pit.pitdir import Pit, PitError
 
 __all__ = ["init", "operator_request", "add_member", "filter_key", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
+           "filter_position", "note_checkpoint",
            "filter_class", "FILTERS", "notary"]
 
 
@@ -151,25 +152,40 @@ def filter_class(kind: str):
     return getattr(importlib.import_module(mod), cls)
 
 
-def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
-    """``(record seq, covered seq)`` of the newest archived checkpoint of
-    filter *name*, from ``checkpoints/index`` or, failing that, a scan of the
-    archive's stamps."""
+def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
+    """Where filter *name* stands in the archive: ``((record, covered), last)``
+    with the record holding its newest checkpoint and the ``Seq`` that
+    covers (or None), and the ``To-Seq`` of its newest report.
+    ``checkpoints/index`` says where to start; the archive after that record
+    is scanned (stamps only), so the answer is exact even if the index is
+    behind.  O(records after the indexed checkpoint)."""
+    ck = None
     idx = pit.checkpoints / "index"
     if idx.exists():
         for line in idx.read_text().splitlines():
             w = line.split(" ")
             if len(w) == 3 and w[0] == _slug(name):
-                return int(w[1]), int(w[2])
-    best = None
-    for seq, msg in Archive(pit.root).read():
+                ck = (int(w[1]), int(w[2]))
+    last = 0
+    for seq, msg in Archive(pit.root).read(ck[0] + 1 if ck else 1):
         st = mbox.stamp(msg)
-        if st.get("x-pit-kind") == "checkpoint" and st.get("x-pit-request", "").rpartition(" ")[0] == name:
-            best = (seq, int(st["x-pit-request"].rpartition(" ")[2]))
-    return best
+        kind = st.get("x-pit-kind")
+        if kind in ("checkpoint", "report"):
+            who, _, span = st.get("x-pit-request", "").rpartition(" ")
+            if who == name:
+                if kind == "checkpoint":
+                    ck = (seq, int(span))
+                else:
+                    last = int(span.rpartition("-")[2])
+    return ck, last
 
 
-def _note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
+def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
+    """``(record seq, covered seq)`` of filter *name*'s newest archived checkpoint."""
+    return filter_position(pit, name)[0]
+
+
+def note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
     idx = pit.checkpoints / "index"
     lines = [ln for ln in (idx.read_text().splitlines() if idx.exists() else [])
              if ln.split(" ")[0] != _slug(name)]
@@ -179,35 +195,52 @@ def _note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
     os.replace(tmp, idx)
 
 
-def replay(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[bytes]:
+def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,
+           checkpoint: tuple[int, int] | None | bool = True) -> Iterator[bytes]:
     """The filter's input: its newest checkpoint, then every later record
-    that concerns it.  Seeks through the archive index: O(new records)."""
+    (up to *upto*) that concerns it.  Seeks through the archive index:
+    O(new records)."""
     arch = Archive(pit.root)
     start = 1
-    ck = None if from_start else latest_checkpoint(pit, flt.name)
-    if ck:
-        rec, covered = ck
+    if checkpoint is True:
+        checkpoint = None if from_start else latest_checkpoint(pit, flt.name)
+    if checkpoint:
+        rec, covered = checkpoint
         for _, msg in arch.read(rec, rec):
             yield msg
         start = covered + 1
     wants = flt.wants
     stamp = mbox.stamp
-    for _, msg in arch.read(start):
+    for _, msg in arch.read(start, upto):
         if wants(stamp(msg)):
             yield msg
 
 
 def run_filter(pit: Pit, kind: str, args: list[str], post_output: bool = True):
     """Replay, run and (by default) post one filter.  Returns
-    ``(filter, decisions)``."""
+    ``(filter, decisions)``.
+
+    Nothing is posted twice: if the filter's last report reached the
+    archive but its checkpoint did not (a crash between the two), the run
+    first rebuilds the state as of that report and posts only the
+    checkpoint, then goes on from there."""
     import io
     cls = filter_class(kind)
+    name = cls(args).name
+    decisions = []
+    ck, reported = filter_position(pit, name)
+    if post_output and reported > (ck[1] if ck else 0):
+        flt = cls(args)
+        out = io.BytesIO()
+        run_filter_stream(flt, replay(pit, cls(args), upto=reported, checkpoint=ck), out)
+        last = list(mbox.iter_messages(out.getvalue()))[-1]      # the final checkpoint
+        decisions += post(pit, name, [last])
+        ck = latest_checkpoint(pit, name)
     flt = cls(args)
     out = io.BytesIO()
-    run_filter_stream(flt, replay(pit, cls(args)), out)
-    decisions = []
+    run_filter_stream(flt, replay(pit, cls(args), checkpoint=ck), out)
     if post_output and flt.lines:
-        decisions = post(pit, flt.name, mbox.iter_messages(out.getvalue()))
+        decisions += post(pit, flt.name, mbox.iter_messages(out.getvalue()))
     return flt, decisions
 
 
@@ -225,11 +258,4 @@ def post(pit: Pit, name: str, messages: Iterable[bytes]):
         raws.append(signed.compose_clearsigned(headers, body.decode("utf-8"), ring, fpr))
     if not raws:
         return []
-    n = notary(pit)
-    decisions = n.notarize(raws)
-    for raw, d in zip(raws, decisions):
-        if d.accepted and b"\nSubject: " in raw and b"checkpoint " in raw.split(b"\n\n", 1)[0]:
-            text = signed.extract(raw).text
-            covered = int(text.split("\n")[2].partition(": ")[2])
-            _note_checkpoint(pit, name, d.seq, covered)
-    return decisions
+    return notary(pit).notarize(raws)      # the notary notes checkpoints in checkpoints/index

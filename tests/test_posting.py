@@ -1,0 +1,83 @@
+"""Running and posting filters: nothing is posted twice, even when a crash
+separated a run's report from its checkpoint; the audit agrees throughout."""
+
+import io
+
+import pytest
+
+from pit import mbox, ops
+from pit.audit import audit
+from pit.filter import run as run_stream
+from pit.keyring import Keyring
+
+
+@pytest.fixture
+def pit(tmp_path):
+    p = ops.init(tmp_path / "demo", "demo")
+    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
+        assert ops.operator_request(p, k, v).accepted
+    traders = {}
+    for name in ("alice", "bob"):
+        ring = Keyring(tmp_path / name)
+        fpr = ring.generate(name, f"{name}@example.org")
+        assert ops.add_member(p, ring.export(fpr), [name])[1].accepted
+        traders[name] = (ring, fpr)
+    assert ops.operator_request(p, "Deposit", "10000.00 USD to alice").accepted
+    assert ops.operator_request(p, "Deposit", "500 ACME to bob").accepted
+
+    def send(name, ref, key, value):
+        ring, fpr = traders[name]
+        ops.send_local(p, ops.sign_request(p, ops.request_text("demo", name, ref, key, value),
+                                           ring, fpr, f"{name}@example.org"))
+    p.send = send
+    send("alice", "t", "Transfer", "5000.00 USD to alice:ACME")
+    send("bob", "t", "Transfer", "500 ACME to bob:ACME")
+    assert all(d.accepted for d in ops.notary(p).run_maildir())
+    ops.run_filter(p, "transfers", [])
+    return p
+
+
+def reports(p, name):
+    out = []
+    from pit.archive import Archive
+    for seq, msg in Archive(p.root).read():
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") in ("report", "checkpoint") and \
+                st["x-pit-request"].rpartition(" ")[0] == name:
+            out.append((st["x-pit-kind"], st["x-pit-request"].rpartition(" ")[2]))
+    return out
+
+
+def test_nothing_new_posts_nothing(pit):
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    _, first = ops.run_filter(pit, "specialist", ["ACME"])
+    assert [d.accepted for d in first] == [True, True]
+    flt, again = ops.run_filter(pit, "specialist", ["ACME"])
+    assert again == [] and flt.lines == []
+    assert audit(pit.root).ok
+
+
+def test_report_without_its_checkpoint_is_not_posted_again(pit):
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    # a run whose report reached the archive, and then the crash
+    from filters.specialist import Specialist
+    flt = Specialist(["ACME"])
+    out = io.BytesIO()
+    run_stream(flt, ops.replay(pit, Specialist(["ACME"])), out)
+    report = [m for m in mbox.iter_messages(out.getvalue()) if b"\nSubject: ACME report" in m]
+    assert [d.accepted for d in ops.post(pit, "specialist ACME", report)] == [True]
+    # more orders, then the filter runs again
+    pit.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    _, ds = ops.run_filter(pit, "specialist", ["ACME"])
+    assert all(d.accepted for d in ds)
+    kinds = reports(pit, "specialist ACME")
+    assert [k for k, _ in kinds] == ["report", "checkpoint", "report", "checkpoint"]
+    assert kinds[1][1] == kinds[0][1].rpartition("-")[2]     # the checkpoint the crash lost
+    r = audit(pit.root)
+    assert r.ok, r.problem
+    assert r.reports == 3 and r.checkpoints == 3          # with the transfers run
