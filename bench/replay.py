@@ -126,9 +126,8 @@ def build(n: int, root: Path):
     return pit
 
 
-REPLAY = ("import sys; from pit import ops, mbox; from pit.pitdir import Pit; "
-          "from filters.specialist import Specialist; p = Pit(sys.argv[1]); out = sys.stdout.buffer\n"
-          "for m in ops.replay(p, Specialist(['ACME'])): mbox.write_message(out, m, 'notary', 0)")
+REPLAY = ("import sys; from pit.cli import main; sys.exit(main(['--pit', sys.argv[1], 'replay', "
+          "'specialist', 'ACME']))")
 
 
 def pipeline(pit) -> tuple[float, bytes]:

@@ -738,8 +738,8 @@ def cmd_replay(args) -> int:
     show = progress("replay")
     n = 0
     try:
-        for msg in ops.replay(pit, flt, from_start=args.from_start):
-            _write_mbox(out, 0, msg)
+        for entry in ops.replay_entries(pit, flt, from_start=args.from_start):
+            out.write(entry)
             n += 1
             if n % 1000 == 0:
                 show(n)

@@ -268,11 +268,40 @@ def iter_stream_entries(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterato
             chunk_size = len(buf)
 
 
+def _shifted(e: MboxError, base: int) -> MboxError:
+    """The same error with its byte offsets counted from the start of the input."""
+    return MboxError(re.sub(r"byte (\d+)", lambda m: f"byte {int(m.group(1)) + base}", str(e)))
+
+
 def iter_stream(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """The messages of an mbox read from *fileobj* in chunks (see
-    :func:`iter_stream_entries`).  What filters read stdin with."""
-    for entry in iter_stream_entries(fileobj, chunk_size):
-        yield entry.message
+    """The messages of an mbox read from *fileobj* in chunks: what filters
+    read stdin with.  Each chunk's complete entries go through
+    :func:`iter_messages` in one piece (the hot path); the incomplete tail
+    waits for the next chunk.  Memory is bounded by the chunk plus the
+    largest message.  O(input size)."""
+    buf = b""
+    consumed = 0
+    while True:
+        chunk = fileobj.read(chunk_size)
+        if not chunk:
+            if buf:
+                try:
+                    yield from iter_messages(buf)
+                except MboxError as e:
+                    raise _shifted(e, consumed) from None
+            return
+        buf = buf + chunk if buf else chunk
+        cut = buf.rfind(_SEP)
+        if cut <= 0:
+            if len(buf) > 2 * chunk_size:
+                chunk_size = len(buf)    # one entry larger than a chunk: stay linear
+            continue
+        try:
+            yield from iter_messages(buf, 0, cut + 1)
+        except MboxError as e:
+            raise _shifted(e, consumed) from None
+        buf = buf[cut + 1:]
+        consumed += cut + 1
 
 
 # -- header-only reads ---------------------------------------------------------
@@ -344,29 +373,33 @@ def stamp(msg: bytes) -> dict[str, str]:
     # reading (white space around a value other than the one space after the
     # colon) sends the block to the strict reader.  Plain `in` tests: a
     # regex search here cost more than all the rest.
-    if not (b" \n" in block or b":  " in block or b"\t" in block or b"\r" in block
+    if (b" \n" in block or b":  " in block or b"\t" in block or b"\r" in block
             or msg.startswith(_STAMP_PREFIX, len(block))):
-        # Fast path for the canonical form the notary writes (all C calls):
-        # "X-Pit-Name: value\n" lines, each name once.
-        try:
-            lines = block.decode("utf-8").split("\n")
-            lines.pop()
-            pairs = dict(map(str.split, lines, repeat(": "), repeat(1)))
-        except (UnicodeDecodeError, ValueError):
-            return _stamp_strict(msg)
-        if len(pairs) == len(lines):
-            names = tuple(pairs)
-            lowered = _LOWERED.get(names)
-            if lowered is None:
-                if len(_LOWERED) > 256:
-                    _LOWERED.clear()
-                lowered = tuple(n.lower() for n in names)
-                if len(set(lowered)) != len(lowered) or any(":" in n or n[-1:] == " " for n in names):
-                    lowered = ()    # a name repeated in other case, or "Name:x: y"
-                _LOWERED[names] = lowered
-            if lowered:
-                return dict(zip(lowered, pairs.values()))
-    return _stamp_strict(msg)
+        return _stamp_strict(msg)
+    # Fast path for the canonical form the notary writes (all C calls):
+    # "X-Pit-Name: value\n" lines, each name once.
+    try:
+        lines = block[6:-1].decode("utf-8").split("\nX-Pit-")
+        pairs = dict(map(str.split, lines, repeat(": "), repeat(1)))
+    except (UnicodeDecodeError, ValueError):
+        return _stamp_strict(msg)
+    if len(pairs) != len(lines):
+        return _stamp_strict(msg)               # a name repeated
+    keys = _KEYS
+    try:
+        return {keys[k]: v for k, v in pairs.items()}
+    except KeyError:
+        pass
+    for k in pairs:
+        if k not in keys:
+            if len(keys) > 1024 or not k or k != k.strip() or " " in k or ":" in k:
+                return _stamp_strict(msg)
+            keys[k] = "x-pit-" + k.lower()
+    out = {keys[k]: v for k, v in pairs.items()}
+    return out if len(out) == len(pairs) else _stamp_strict(msg)
+
+
+_KEYS: dict[str, str] = {}      # stamp names as written ("Seq") -> "x-pit-seq"
 
 
 def _stamp_strict(msg: bytes) -> dict[str, str]:

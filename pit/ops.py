@@ -168,6 +168,9 @@ def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
                 ck = (int(w[1]), int(w[2]))
     last = 0
     for seq, msg in Archive(pit.root).read(ck[0] + 1 if ck else 1):
+        head = msg[:msg.find(b"\nX-Pit-Request: ")]        # the stamp up to the request
+        if b"\nX-Pit-Kind: report\n" not in head and b"\nX-Pit-Kind: checkpoint\n" not in head:
+            continue                                     # most records: no stamp parse
         st = mbox.stamp(msg)
         kind = st.get("x-pit-kind")
         if kind in ("checkpoint", "report"):
@@ -214,6 +217,24 @@ def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = N
     for _, msg in arch.read(start, upto):
         if wants(stamp(msg)):
             yield msg
+
+
+def replay_entries(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[bytes]:
+    """:func:`replay` as mbox entries copied byte for byte from the archive
+    (``From `` line and mboxrd quoting as stored): what ``pit replay``
+    writes.  O(new records)."""
+    arch = Archive(pit.root)
+    start = 1
+    ck = None if from_start else latest_checkpoint(pit, flt.name)
+    if ck:
+        rec, covered = ck
+        for _, entry, _ in arch.read_entries(rec, rec):
+            yield entry
+        start = covered + 1
+    wants, stamp = flt.wants, mbox.stamp
+    for _, entry, body in arch.read_entries(start):
+        if wants(stamp(entry[body:])):
+            yield entry
 
 
 def run_filter(pit: Pit, kind: str, args: list[str], post_output: bool = True):

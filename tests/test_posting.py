@@ -81,3 +81,16 @@ def test_report_without_its_checkpoint_is_not_posted_again(pit):
     r = audit(pit.root)
     assert r.ok, r.problem
     assert r.reports == 3 and r.checkpoints == 3          # with the transfers run
+
+
+def test_replay_entries_are_the_records_as_stored(pit):
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    ops.run_filter(pit, "specialist", ["ACME"])
+    pit.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    from filters.specialist import Specialist
+    raw = b"".join(ops.replay_entries(pit, Specialist(["ACME"])))
+    assert list(mbox.iter_messages(raw)) == list(ops.replay(pit, Specialist(["ACME"])))
+    assert raw.startswith(b"From notary ")
