@@ -52,8 +52,8 @@ STAMP_FIELDS = ("x-pit-pit", "x-pit-kind", "x-pit-account", "x-pit-ref", "x-pit-
 # ahead of the sequential pass (see _Prefetch).  Below this many records the
 # pool costs more than it saves.
 PARALLEL_MIN_RECORDS = 4_000
-PREFETCH_CHUNK = 1_000         # records a worker checks per task
-PREFETCH_DEPTH = 4             # tasks in flight
+PREFETCH_CHUNK = 250           # records a worker checks per task
+PREFETCH_DEPTH = 8             # tasks in flight
 PREFETCH_SETTLE = 50           # records without a key change before tasks are sent
 
 
@@ -178,16 +178,17 @@ def audit(path: str | Path, progress=None) -> AuditResult:
     keys = None
     try:
         arch = _archive_of(path)
-        problems = arch.check()
-        if problems:
-            raise AuditFailure(0, "the archive's volumes and index disagree: " + "; ".join(problems))
         keys = _Keys()
-        _Audit(arch, keys, res, progress).run()
+        _Audit(arch, keys, res, progress).run()        # names the first bad record
+        problems = arch.check()                        # and then what lies around them
+        if problems:
+            raise AuditFailure(res.records, "the archive's volumes and index disagree: "
+                               + "; ".join(problems))
         res.ok = True
     except AuditFailure as e:
         res.problem = str(e)
     except (ArchiveError, OSError) as e:
-        res.problem = f"cannot read the archive: {e}"
+        res.problem = f"after record {res.records}: the archive cannot be read: {e}"
     finally:
         if keys:
             keys.close()
@@ -568,7 +569,11 @@ class _Prefetch:
     "good"; everything else is checked in the audit's own pass, so the
     verdicts, and the first discrepancy reported, are those of a purely
     sequential audit.  When the keys change (a member record), the records
-    read ahead are sent again with the new keys.  Memory:
+    read ahead are sent again with the new keys.  The audit never waits
+    for a worker: a record whose result is not ready is checked in the
+    audit's own pass, and a task not yet started when the audit reaches it
+    is cancelled (on a busy machine the workers fall behind, and waiting
+    for them would make the audit slower than doing without).  Memory:
     O(PREFETCH_CHUNK * PREFETCH_DEPTH) records.
     """
 
@@ -623,6 +628,8 @@ class _Prefetch:
             if not self.chunks:
                 return
             chunk = self.chunks[0]
+            if chunk.future is not None and chunk.future.cancel():
+                chunk.future = None           # not started yet: the workers are behind
             for i, (seq, msg) in enumerate(chunk.records):
                 if self.keys.generation != self.generation:
                     self.generation, self.quiet = self.keys.generation, 0
@@ -643,6 +650,8 @@ class _Prefetch:
         if chunk.future is None or chunk.generation != self.keys.generation or i < chunk.offset:
             return None
         if chunk.results is None:
+            if not chunk.future.done():
+                return None                   # not ready: checked inline, not waited for
             try:
                 chunk.results = chunk.future.result()
             except Exception:
