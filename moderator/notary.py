@@ -261,6 +261,14 @@ class Notary:
                                       ticker=target_ticker)
             except (message.MessageError, UnitError, KeyError) as e:
                 raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
+        elif req.kind == "instrument":
+            if ins.currency not in self.currencies:
+                raise Refused(f"instrument {ins.ticker}: unknown currency {ins.currency}; "
+                              f"define it first (Currency: {ins.currency} 0.01)", req.line)
+            try:
+                ins.instrument(self.currencies, self.fees)
+            except UnitError as e:
+                raise Refused(f"instrument {ins.ticker}: {e}", req.line) from None
         fields = message.stamp_fields(req)
         return [("X-Pit-Pit", req.pit)] + fields
 

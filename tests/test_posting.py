@@ -94,3 +94,13 @@ def test_replay_entries_are_the_records_as_stored(pit):
     raw = b"".join(ops.replay_entries(pit, Specialist(["ACME"])))
     assert list(mbox.iter_messages(raw)) == list(ops.replay(pit, Specialist(["ACME"])))
     assert raw.startswith(b"From notary ")
+
+
+def test_the_notary_refuses_an_instrument_it_cannot_price(pit):
+    d = ops.operator_request(pit, "Instrument", "BTC EUR tick 0.5 lot 0.1")
+    assert not d.accepted and "unknown currency EUR" in d.reason
+    assert ops.operator_request(pit, "Currency", "EUR 0.01").accepted
+    d = ops.operator_request(pit, "Instrument", "BTC EUR tick 0.5 lot 0.01")
+    assert not d.accepted and "not a whole number of EUR minor units" in d.reason
+    assert ops.operator_request(pit, "Instrument", "BTC EUR tick 0.5 lot 0.1").accepted
+    assert audit(pit.root).ok
