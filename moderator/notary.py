@@ -274,31 +274,19 @@ class Notary:
 
     def _filter_output(self, text: str, accounts) -> list[tuple[str, str]]:
         try:
-            if text.startswith("Report: "):
-                r = message.parse_report(text)
-                kind, name, ref, what = "report", r.filter, f"report-{r.to_seq}", \
-                    f"{r.filter} {r.from_seq}-{r.to_seq}"
-            else:
-                c = message.parse_checkpoint(text)
-                kind, name, ref, what = "checkpoint", c.filter, f"checkpoint-{c.seq}", \
-                    f"{c.filter} {c.seq}"
-            pit = r.pit if kind == "report" else c.pit
+            fs = message.filter_stamp(text)
         except message.MessageError as e:
             raise Refused(f"malformed {text.split(':')[0].lower()}: {e}",
                           getattr(e, "line", None)) from None
-        if pit != self.pit.name:
-            raise Refused(f"the {kind} is for pit {pit}, this is pit {self.pit.name}")
-        words = name.split(" ")
-        needed = [f"{words[0]}:{t}" for t in words[1:]] or [name]
-        account = needed[0]
-        for a in needed:
+        if fs.pit != self.pit.name:
+            raise Refused(f"the {fs.kind} is for pit {fs.pit}, this is pit {self.pit.name}")
+        for a in fs.accounts:
             if a not in accounts:
                 raise Refused(f"the signing key does not own filter account {a}")
-        if (account, ref) in self.refs:
-            raise Refused(f"replayed: {kind} {ref} of {account} was used by record "
-                          f"{self.refs[account, ref][0]}")
-        return [("X-Pit-Pit", pit), ("X-Pit-Kind", kind), ("X-Pit-Account", account),
-                ("X-Pit-Ref", ref), ("X-Pit-Request", what)]
+        if (fs.accounts[0], fs.ref) in self.refs:
+            raise Refused(f"replayed: {fs.kind} {fs.ref} of {fs.accounts[0]} was used by record "
+                          f"{self.refs[fs.accounts[0], fs.ref][0]}")
+        return fs.fields()
 
     # -- notarizing a batch -----------------------------------------------------
     def notarize(self, raws: list[bytes], seal: bool = True) -> list[Decision]:
@@ -463,8 +451,8 @@ class Notary:
             chunk = names[i:i + batch]
             for n in chunk:
                 os.rename(new / n, cur / n)
-            _fsync_dir(cur)
-            _fsync_dir(new)
+            archive_mod.fsync_dir(cur)
+            archive_mod.fsync_dir(new)
             out += self._run_claimed(cur, chunk)
         return out
 
@@ -473,7 +461,7 @@ class Notary:
         out = self.notarize(raws)
         for n in names:
             os.unlink(cur / n)
-        _fsync_dir(cur)
+        archive_mod.fsync_dir(cur)
         return out
 
 
@@ -536,25 +524,8 @@ def _us(iso: str) -> int:
 
 
 def _append_durably(path: Path, entries: list[bytes]) -> None:
-    """Append mbox entries under the archive's lock discipline and fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = archive_mod._VolumeLock(path, 60.0)
-    lock.acquire()
-    try:
-        with open(path, "ab") as f:
-            f.write(b"".join(entries))
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        lock.release()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    archive_mod.append_locked(path, b"".join(entries))
 
 
 def main(argv=None) -> int:

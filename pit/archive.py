@@ -43,7 +43,7 @@ from pit import mbox
 
 __all__ = [
     "ArchiveError", "SequenceError", "LockTimeout", "Volume", "Archive",
-    "record_hash", "VOLUME_LIMIT", "ZERO_HASH",
+    "record_hash", "VOLUME_LIMIT", "ZERO_HASH", "fsync_dir", "append_locked",
 ]
 
 VOLUME_LIMIT = 50_000          # mairix refuses mboxes of more than 65,536 messages
@@ -94,7 +94,8 @@ def _crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a created or renamed file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -145,7 +146,7 @@ class _VolumeLock:
         created = not self.path.exists()
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         while True:      # the dotlock keeps out mail tools; fcntl keeps out NFS-less races
             try:
                 fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,6 +203,21 @@ class _VolumeLock:
                 self.dot.unlink()
         except FileNotFoundError:
             pass
+
+
+def append_locked(path: Path, data: bytes, timeout: float = 60.0) -> None:
+    """Append *data* to a plain mbox file (the reject record, a mailbox) under
+    the same dotlock and fcntl lock as a volume, and fsync it before
+    returning."""
+    lock = _VolumeLock(Path(path), timeout)
+    lock.acquire()
+    try:
+        with open(path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
 
 
 class Archive:
@@ -398,7 +414,7 @@ class Archive:
         _crash_point("after-index-temp")
         os.replace(tmp, self.dir / INDEX)
         _crash_point("after-index-rename")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def _volume_files(self) -> list[str]:
         try:
@@ -441,7 +457,7 @@ class Archive:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(qdir)
+        fsync_dir(qdir)
         return path
 
     def _cut(self, name: str, offset: int, why: str, actions: list[str]) -> None:

@@ -380,25 +380,14 @@ class _Audit:
         pit = self.res.pit
         if text.startswith(("Report: ", "Checkpoint: ")):
             try:
-                if text.startswith("Report: "):
-                    r = message.parse_report(text)
-                    kind, name, ref, what = "report", r.filter, f"report-{r.to_seq}", \
-                        f"{r.filter} {r.from_seq}-{r.to_seq}"
-                else:
-                    c = message.parse_checkpoint(text)
-                    kind, name, ref, what = "checkpoint", c.filter, f"checkpoint-{c.seq}", \
-                        f"{c.filter} {c.seq}"
+                fs = message.filter_stamp(text)
             except message.MessageError as e:
                 raise AuditFailure(seq, f"unreadable filter output: {e}")
-            words = name.split(" ")
-            needed = [f"{words[0]}:{t}" for t in words[1:]] or [name]
-            if any(a not in accounts for a in needed):
+            if any(a not in accounts for a in fs.accounts):
                 raise AuditFailure(seq, "filter output signed by a key that does not own the filter",
-                                   needed[0], ",".join(accounts))
-            out = [("x-pit-pit", pit), ("x-pit-kind", kind), ("x-pit-account", needed[0]),
-                   ("x-pit-ref", ref), ("x-pit-request", what)]
-            self.refs[needed[0], ref] = ""
-            return out
+                                   fs.accounts[0], ",".join(accounts))
+            self.refs[fs.accounts[0], fs.ref] = ""
+            return [(k.lower(), v) for k, v in fs.fields()]
         i = text.find("-----BEGIN PGP PUBLIC KEY BLOCK-----")
         body, key_block = (text, "") if i < 0 else (text[:i].rstrip("\n") + "\n", text[i:])
         try:

@@ -52,6 +52,7 @@ __all__ = [
     "report_text", "checkpoint_text", "seal_text", "rejection_text",
     "parse_report", "parse_checkpoint", "parse_seal", "parse_rejection",
     "write_message", "read_message", "filter_output", "kind_of", "kind_of_text",
+    "FilterStamp", "filter_stamp",
     "KINDS",
 ]
 
@@ -1339,6 +1340,44 @@ def filter_output(kind: str, name: str, pit: str, body: str, time: str,
                 ("Content-Type", f"text/plain; charset={'us-ascii' if plain else 'utf-8'}"),
                 ("Content-Transfer-Encoding", "7bit" if plain else "8bit")]
     return ("".join(f"{k}: {v}\n" for k, v in headers) + "\n" + body).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterStamp:
+    """What the notary stamps on a filter's report or checkpoint, derived
+    from its signed text alone (so the audit derives the same)."""
+    kind: str                      # "report" | "checkpoint"
+    filter: str                    # "specialist ACME"
+    pit: str
+    ref: str                       # "report-TO" | "checkpoint-SEQ": replayed ones are refused
+    summary: str                   # X-Pit-Request: "specialist ACME 12-40" | "specialist ACME 40"
+    accounts: tuple[str, ...]      # the accounts its signer must own
+
+    def fields(self) -> list[tuple[str, str]]:
+        """``X-Pit-Pit`` .. ``X-Pit-Request``, in stamp order."""
+        return [("X-Pit-Pit", self.pit), ("X-Pit-Kind", self.kind),
+                ("X-Pit-Account", self.accounts[0]), ("X-Pit-Ref", self.ref),
+                ("X-Pit-Request", self.summary)]
+
+
+def filter_stamp(text: str) -> FilterStamp:
+    """The stamp of a report or checkpoint *text* (its signed body).  A
+    filter ``specialist ACME BTC`` acts as ``specialist:ACME`` and
+    ``specialist:BTC``; ``transfers`` as ``transfers``.  Raises MessageError.
+    O(len(text))."""
+    if text.startswith("Report: "):
+        r = parse_report(text)
+        kind, name, pit, ref, summary = ("report", r.filter, r.pit, f"report-{r.to_seq}",
+                                         f"{r.filter} {r.from_seq}-{r.to_seq}")
+    elif text.startswith("Checkpoint: "):
+        c = parse_checkpoint(text)
+        kind, name, pit, ref, summary = ("checkpoint", c.filter, c.pit, f"checkpoint-{c.seq}",
+                                         f"{c.filter} {c.seq}")
+    else:
+        raise MessageError(1, "expected 'Report: ...' or 'Checkpoint: ...'")
+    words = name.split(" ")
+    accounts = tuple(f"{words[0]}:{t}" for t in words[1:]) or (name,)
+    return FilterStamp(kind, name, pit, ref, summary, accounts)
 
 
 # -- kinds -------------------------------------------------------------------
