@@ -165,3 +165,30 @@ def test_secret_export_parses_every_key(kit):
     keys = secret_keys(openpgp.dearmor(ring.export_secret(fpr))[1])
     assert [k.fingerprint for k in keys] == [fpr, testkeys.subkey(kit["signing"], "sub")]
     assert all(k.primary_fingerprint == fpr for k in keys)
+
+
+def test_bench_fixture_requests_are_valid_and_deterministic():
+    """bench.fixtures' request stream (what the benchmarks sign in bulk):
+    every request parses and resolves, cancels and modifies name an earlier
+    order of the same account, and the same arguments give the same texts."""
+    from bench.fixtures import order_texts
+    from pit import message
+    from pit.units import Currency, Instrument
+
+    usd = Currency("USD", "0.01")
+    acme = Instrument("ACME", usd, tick="0.01", lot="1")
+    texts = order_texts("bench", 2_000, traders=3, seed=5)
+    assert texts == order_texts("bench", 2_000, traders=3, seed=5)
+    assert len(texts) == 2_000
+    placed: set[tuple[str, str]] = set()
+    kinds = set()
+    for account, text in texts:
+        req = message.parse_request(text, pit="bench")
+        assert req.account == account
+        ins = req.instruction
+        if isinstance(ins, (message.Cancel, message.Modify)):
+            assert (account, ins.ref) in placed, text
+            kinds.add(type(ins).__name__)
+        message.resolve(req, {"ACME": acme}, {"USD": usd}, ticker="ACME")
+        placed.add((account, req.ref))
+    assert kinds == {"Cancel", "Modify"}
