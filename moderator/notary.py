@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -54,7 +55,11 @@ from pit.keyring import Keyring
 from pit.pitdir import Pit
 from pit.units import UnitError
 
-__all__ = ["Notary", "Decision", "main", "stamp_time"]
+__all__ = ["Notary", "Decision", "MailOutcome", "main", "stamp_time"]
+
+# Mailman's approval headers (pit/mailman.py): refused on the way in, so only
+# the notary ever approves a post.  Header names only, at the start of a line.
+_APPROVAL_HEADER = re.compile(rb"\n((?:x-)?approved?)[ \t]*:", re.IGNORECASE)
 
 OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
 RECENT = 20_000       # digests remembered for crash recovery: more than any batch
@@ -69,6 +74,22 @@ class Decision:
     digest: str = ""
     line: int | None = None        # the line of the signed text at fault
     sender: str = ""               # where the notice goes
+
+
+@dataclass
+class MailOutcome:
+    """What :meth:`Notary.notarize_mail` did with one message."""
+    decision: Decision
+    records: list[bytes]           # appended to the archive, in order, as stored
+    notices: list[bytes]           # notices for the sender (also in outbox/notices.mbox)
+    duplicate: bool = False        # the same bytes were handled before: nothing done
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def stamp_time(us: int) -> str:
@@ -189,6 +210,12 @@ class Notary:
         head = raw[:raw.find(b"\n\n")] if b"\n\n" in raw else raw
         if b"\nX-Pit-" in b"\n" + head or b"\nx-pit-" in (b"\n" + head).lower():
             raise Refused("the message carries X-Pit- headers; only the notary writes those")
+        approval = _APPROVAL_HEADER.search(b"\n" + head)
+        if approval:
+            # On Mailman the notary's own posts carry the pit's approval secret
+            # in this header family; a sender's copy is a guess at the door.
+            raise Refused(f"the message carries an {approval.group(1).decode('ascii', 'replace')} "
+                          "header; only the notary approves posts to the list")
         try:
             s = signed.extract(raw)
         except signed.SignedError as e:
@@ -364,6 +391,54 @@ class Notary:
         """Seal whatever is unsealed now (the daemon's timer calls this)."""
         if self.unsealed:
             self.archive.append([self._seal_record()])
+
+    # -- the mail path (pit/daemon.py: NotaryService) ---------------------------
+    def notarize_mail(self, raw: bytes) -> "MailOutcome":
+        """Notarize one message that came by mail, without sealing it (a seal
+        costs a gpg run; the mail path seals on a timer with
+        :meth:`seal_mail`).  Returns the records exactly as appended (the
+        stamped message and any seal ``seal_every`` forced) and the notices
+        written to the outbox for the sender.
+
+        Idempotent for redelivery: an MTA may deliver the same bytes again
+        after a crash; if the digest is among the recent records or
+        rejections, nothing is done (``duplicate``), so the message is
+        neither archived twice nor recorded as a replay of itself.
+        O(len(raw)) plus the bytes appended."""
+        raw = raw.replace(b"\r\n", b"\n")
+        digest = hashlib.sha256(raw).hexdigest()
+        self._follow_archive()
+        if digest in self.recent_set:
+            return MailOutcome(Decision(False, "duplicate delivery", digest=digest), [], [], True)
+        first = self.seq + 1
+        notices_at = _size(self.notices_path)
+        decision = self.notarize([raw], seal=False)[0]
+        return MailOutcome(decision, self._records_from(first), self._notices_from(notices_at))
+
+    def seal_mail(self) -> list[bytes]:
+        """Seal whatever is unsealed; return the seal record as appended
+        ([] when nothing was unsealed).  One gpg run."""
+        self._follow_archive()
+        first = self.seq + 1
+        self.seal()
+        return self._records_from(first)
+
+    def _follow_archive(self) -> None:
+        """Reload the state if something else appended to the archive since
+        (an operator's local request): the chain must go on from the real
+        head.  O(volumes) when nothing changed."""
+        if self.archive.last_seq() != self.seq:
+            self._load()
+
+    def _records_from(self, first: int) -> list[bytes]:
+        return [msg for _, msg in self.archive.read(first)] if self.seq >= first else []
+
+    def _notices_from(self, offset: int) -> list[bytes]:
+        if _size(self.notices_path) <= offset:
+            return []
+        with open(self.notices_path, "rb") as f:
+            f.seek(offset)
+            return list(mbox.iter_messages(f.read()))
 
     def _now(self) -> int:
         us = int(self.clock() * 1_000_000)

@@ -430,6 +430,16 @@ class NotaryLMTPServer:
         with self._pit_locks[rcpt.lower()]:
             return self._deliver(rcpt, msg_bytes, envelope_sender)
 
+    def post(self, address: str, produce: Callable[[], list]) -> str:
+        """Call ``produce()`` with the pit's lock held and inject what it
+        returns, exactly like a delivery's notarized messages (spooled if the
+        list is unreachable).  For messages the notary makes on its own, such
+        as a seal on a timer: they take their place in the pit's order.
+        Returns the LMTP-style reply line; exceptions of ``produce`` propagate."""
+        address = address.lower()
+        with self._pit_locks[address]:
+            return self._inject_all(address, self.routes[address], produce())
+
     def _deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
         route = self.routes[rcpt.lower()]
         try:
@@ -437,6 +447,10 @@ class NotaryLMTPServer:
         except Exception as error:
             log.exception("notary for %s failed", rcpt)
             return f"451 4.3.0 <{rcpt}>: notary failed, try again later ({type(error).__name__})"
+        return self._inject_all(rcpt, route, outgoing)
+
+    def _inject_all(self, rcpt: str, route: PitRoute, outgoing: list) -> str:
+        """Inject notarized messages in order (pit lock held); spool the rest on failure."""
         if self._has_spooled(route) and not self._flush_pit(rcpt.lower(), route)[1]:
             # Older notarized messages still wait: these go behind them.
             for pending in outgoing:
