@@ -10,6 +10,7 @@ and an exit status (see docs/pit.1.md):
     3  pit not found, or not a pit
     4  key problem: no such key, no secret key, gpg refused
     5  refused by the notary (the reason is printed)
+   75  pit mailman deliver: try again later (EX_TEMPFAIL, for the MTA)
 
 The pit is ``--pit DIR``, else ``$PIT_DIR``, else the current directory.
 Queries print one line a row, or one JSON object a line with ``--json``.
@@ -827,6 +828,105 @@ def cmd_mirror(args) -> int:
 
 # -- the parser --------------------------------------------------------------------
 
+# -- mailman ---------------------------------------------------------------------
+
+def _hostport(text: str, what: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"{what} {text!r}: give HOST:PORT", EXIT["usage"])
+    return host, int(port)
+
+
+def cmd_mailman_provision(args) -> int:
+    from pit.mailman import MailmanClient, MailmanError, provision_local_pit
+    pit = find_pit(args.pit)
+    try:
+        listed = provision_local_pit(MailmanClient(args.rest, args.user, args.password),
+                                     pit.root, args.domain)
+    except MailmanError as e:
+        raise CliError(str(e).replace("\n", ";")) from None
+    print(f"{listed.address}: provisioned (archive {listed.archive_address}, "
+          f"notary {listed.notary_address}); secret stored in {pit.conf_path}")
+    return 0
+
+
+def _mailman_conf(pit: Pit) -> tuple[str, str]:
+    address, secret = pit.get("mailman_list"), pit.get("mailman_secret")
+    if not address or not secret:
+        raise CliError(f"{pit.root} is not on Mailman yet: run 'pit mailman provision' first")
+    return address, secret
+
+
+def cmd_mailman_serve(args) -> int:
+    """The notary's LMTP server for the pit, in the foreground, until SIGTERM/SIGINT."""
+    from pit.daemon import NotaryService
+    from pit.mailhost import NotaryLMTPServer, PitRoute
+    pit = find_pit(args.pit)
+    address, secret = _mailman_conf(pit)
+    host, port = _hostport(args.listen, "--listen")
+    service = NotaryService(pit, smtp=_hostport(args.smtp, "--smtp"))
+    route = PitRoute(address, pit.notary_address, service, secret)
+    server = NotaryLMTPServer({address: route}, _hostport(args.mailman, "--mailman"),
+                              host=host, port=port,
+                              spool_dir=args.spool or pit.root / "spool")
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    with server:
+        service.attach(server, address)
+        service.start()
+        print(f"notary for {address} on {host}:{server.port}", flush=True)
+        try:
+            while not stop:
+                time.sleep(0.2)
+                if server.spool_dir and not stop:
+                    server.flush_spool()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            service.stop()
+    return 0
+
+
+def _filter_daemon(args):
+    from pit.daemon import DaemonError, FilterDaemon
+    pit = find_pit(args.pit)
+    try:
+        return FilterDaemon(pit, args.filter, args.args, _hostport(args.lmtp, "--lmtp"))
+    except (DaemonError, PitError) as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+
+
+def cmd_mailman_daemon(args) -> int:
+    """A filter daemon in the foreground: catch up, then run when the archive grows."""
+    daemon = _filter_daemon(args)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    daemon.start(poll=args.poll)
+    print(f"{daemon.name}: running, posting to {daemon.address}", flush=True)
+    try:
+        while not stop:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    daemon.stop()
+    return 0
+
+
+def cmd_mailman_deliver(args) -> int:
+    """The MTA's delivery program for a filter's address: one run now (or ask
+    the run in progress for one more); the message itself is not needed, the
+    archive is the input."""
+    from pit.daemon import DaemonError
+    from pit.mailhost import MailError
+    daemon = _filter_daemon(args)
+    sys.stdin.buffer.read()
+    try:
+        daemon.kick()
+    except (DaemonError, MailError) as e:
+        raise CliError(str(e), 75) from None        # EX_TEMPFAIL: the MTA retries
+    return 0
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join("  " + l for l in lines)
 
@@ -1006,6 +1106,38 @@ def build_parser() -> argparse.ArgumentParser:
              ["pit mirror pit-host:/srv/pits/demo ~/mirrors/demo && pit audit ~/mirrors/demo",
               "pit mirror demo-pit /backup/demo"])
     sp.add_argument("src"); sp.add_argument("dst")
+    sp = cmd("mailman", None, "a pit on GNU Mailman 3: provisioning, the notary's server, filter daemons")
+    ms = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd("provision", cmd_mailman_provision,
+            "create or repair the pit's list; subscribe members, the archive and the filters",
+            ["pit mailman provision --rest http://127.0.0.1:8001/3.1 --user restadmin "
+             "--password $PW --domain pits.example"], ms)
+    c.add_argument("--rest", required=True, metavar="URL", help="Mailman's REST API")
+    c.add_argument("--user", required=True); c.add_argument("--password", required=True)
+    c.add_argument("--domain", required=True, help="the mail domain of the pit's list")
+    c = cmd("serve", cmd_mailman_serve,
+            "the notary's LMTP server for the pit's address (foreground)",
+            ["pit mailman serve --listen 127.0.0.1:8025 --mailman 127.0.0.1:8024 "
+             "--smtp 127.0.0.1:25"], ms)
+    c.add_argument("--listen", default="127.0.0.1:8025", metavar="HOST:PORT")
+    c.add_argument("--mailman", default="127.0.0.1:8024", metavar="HOST:PORT",
+                   help="Mailman's LMTP runner")
+    c.add_argument("--smtp", default="127.0.0.1:25", metavar="HOST:PORT",
+                   help="where rejection notices are mailed")
+    c.add_argument("--spool", metavar="DIR", help="notarized mail waiting for Mailman "
+                   "(default PIT/spool)")
+    for name, func, text in (
+            ("daemon", cmd_mailman_daemon, "run a filter whenever the archive grows, "
+             "posting its output through the notary (foreground)"),
+            ("deliver", cmd_mailman_deliver, "the MTA's delivery program for a filter's "
+             "address: one run (exit 75: try again later)")):
+        c = cmd(name, func, text, [f"pit mailman {name} specialist ACME --lmtp 127.0.0.1:8025"], ms)
+        c.add_argument("filter", choices=sorted(ops.FILTERS)); c.add_argument("args", nargs="*")
+        c.add_argument("--lmtp", default="127.0.0.1:8025", metavar="HOST:PORT",
+                       help="the notary's LMTP server")
+        if name == "daemon":
+            c.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
+                           help="how often to look at the archive")
     return p
 
 

@@ -335,3 +335,70 @@ def check_pit(client: MailmanClient, pit: PitList, expected_members: Iterable[st
             problems.append(f"{address} gets {entry['delivery_mode']}, pit needs regular delivery")
     if problems:
         raise MailmanError(f"list {pit.address} is not set up as a pit:\n  " + "\n  ".join(problems))
+
+
+# -- a local pit directory on Mailman (the notary's host) ---------------------------
+
+def member_addresses(pit_dir) -> list[str]:
+    """The email addresses of the pit's members: the user ids of the keys the
+    archive made members (Member records), lower case, sorted.  Keys without
+    an email user id are skipped (they cannot receive mail).  One gpg run
+    plus O(archive) for the member records."""
+    from email.utils import parseaddr
+
+    from moderator.notary import Notary
+    notary = Notary(pit_dir)
+    members = {fpr for fpr, accounts in notary.members.items()
+               if "operator" not in accounts and not any(a.partition(":")[0] in
+                                                          ("specialist", "transfers", "positions")
+                                                          for a in accounts)}
+    found = set()
+    for key in notary.keyring.keys():
+        if key.fingerprint in members and not key.revoked:
+            for uid in key.uids:
+                address = parseaddr(uid)[1]
+                if address.count("@") == 1:
+                    found.add(address.lower())
+                    break
+    return sorted(found)
+
+
+def filter_jobs(pit_dir) -> list[list[str]]:
+    """The filters a pit runs: transfers and one specialist per instrument."""
+    from moderator.notary import Notary
+    return [["transfers"]] + [["specialist", t] for t in sorted(Notary(pit_dir).registry_instruments)]
+
+
+def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
+    """Put the local pit at ``pit_dir`` on Mailman as ``<name>@<domain>``.
+
+    Sets the pit's domain, makes the filters' keys (transfers and one
+    specialist per instrument; a notarized request each, so run this while
+    the notary's server is stopped), provisions the list with the archive
+    address ``<name>-archive@<domain>``, the filters' addresses and the
+    members' addresses (from their keys), and stores the list address and
+    the approval secret (kept across runs) in pit.conf (mode 0600: it holds
+    the secret).  Returns the PitList.
+    """
+    import os
+
+    from pit import ops
+    from pit.pitdir import Pit
+    pit = Pit(pit_dir)
+    _check_names(pit.name, domain)
+    if pit.domain != domain:
+        pit.set(domain=domain)
+    specialists = []
+    for job in filter_jobs(pit.root):
+        name = ops.filter_class(job[0])(job[1:]).name
+        ops.filter_key(pit, name)
+        specialists.append(f"{ops._slug(name)}@{domain}")
+    pit = Pit(pit.root)
+    listed = provision_pit(client, pit.name, domain, pit.notary_address,
+                           f"{pit.name}-archive@{domain}", specialists=specialists,
+                           members=member_addresses(pit.root),
+                           approval_secret=pit.get("mailman_secret") or None)
+    pit.set(mailman_list=listed.address, mailman_secret=listed.approval_secret,
+            mailman_archive=listed.archive_address)
+    os.chmod(pit.conf_path, 0o600)
+    return listed

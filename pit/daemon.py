@@ -1,0 +1,420 @@
+"""The long-running pieces of a pit on Mailman: the notary's mail service and
+the filter daemons.
+
+``NotaryService`` is the ``notarize`` of a pit's route in
+``pit.mailhost.NotaryLMTPServer``: it wraps ``moderator.notary.Notary`` for
+one local pit directory (the notary host's master archive).  Per message:
+
+* accepted: the records exactly as appended (the stamped message, and a
+  seal if ``seal_every`` forced one) are returned, to be posted to the list;
+* refused: the notary has written the reject record and the notice (kept in
+  ``outbox/notices.mbox`` as before); the service also *mails* the notice to
+  the sender (SMTP to the outgoing mail host) and returns nothing;
+* the same bytes again (an MTA redelivering after a crash): nothing at all.
+
+Sealing every message would cost a gpg run each; the service notarizes with
+``seal=False`` and a timer seals within ``seal_seconds`` of the oldest
+unsealed record (and on stop), posting the seal through the server in the
+pit's order.
+
+``FilterDaemon`` runs one filter (a specialist, transfers, positions) over
+the pit's archive whenever mail arrives for it, signs its report and
+checkpoint with the filter's key and posts them to the pit's address by LMTP
+(to the notary's server, so they are notarized and reach every member).
+Runs are serialised by a lock file, deliveries during a run coalesce into
+one next run (a pending flag file), and nothing is posted twice: a run
+starts from where the *archive* says the filter stands
+(``pit.ops.filter_position``), posts only a checkpoint when its last report
+is archived without one, and after posting waits until its checkpoint is in
+the archive before the next run.  docs/mailman.md has the picture.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import logging
+import os
+import smtplib
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from pit import mbox, message, ops, signed
+from pit.archive import Archive
+from pit.filter import run as run_filter_stream
+from pit.keyring import Keyring
+from pit.mailhost import LMTPClient, MailError
+from pit.pitdir import Pit, PitError
+
+__all__ = ["DaemonError", "NotaryService", "FilterDaemon", "filter_address"]
+
+log = logging.getLogger("pit.daemon")
+
+
+class DaemonError(RuntimeError):
+    """A daemon that cannot do its job as configured, with the reason."""
+
+
+def filter_address(pit: Pit, name: str) -> str:
+    """The list address of filter ``name`` (``specialist-acme@<domain>``):
+    the address of its key and its subscription."""
+    return f"{ops._slug(name)}@{pit.domain}"
+
+
+# -- the notary ------------------------------------------------------------------
+
+class NotaryService:
+    """The real notary behind a pit's LMTP route.
+
+    ``smtp`` is the outgoing mail host ``(host, port)`` for rejection notices
+    (None: notices stay in the outbox only).  ``seal_seconds`` defaults to
+    the pit's setting.  Call :meth:`attach` with the running server so timed
+    seals reach the list, :meth:`start` to run the timer and :meth:`stop` to
+    seal what is left and end it.  Thread-safe.
+    """
+
+    def __init__(self, pit: Pit | str | os.PathLike, smtp: tuple[str, int] | None = None,
+                 seal_seconds: float | None = None, clock=time.time):
+        from moderator.notary import Notary
+        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
+        self.notary = Notary(self.pit, clock=clock)
+        self.smtp = smtp
+        self.seal_seconds = float(self.pit.get("seal_seconds") if seal_seconds is None
+                                  else seal_seconds)
+        # Seal a little before the limit: the seal's own time must still be
+        # within seal_seconds of the oldest record it covers.
+        self._margin = min(0.5, self.seal_seconds / 4)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._deadline: float | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._post: Callable[[Callable[[], list]], object] | None = None
+        self.unsent: list[bytes] = []      # notices the mail host refused (also in the outbox)
+
+    # -- wiring ------------------------------------------------------------------
+    def attach(self, server, address: str | None = None) -> None:
+        """Post timed seals through ``server`` (a NotaryLMTPServer) for the
+        pit's address, in the pit's order."""
+        address = (address or self.pit.address).lower()
+        self._post = lambda produce: server.post(address, produce)
+
+    def start(self) -> "NotaryService":
+        """Start the seal timer; a tail left unsealed by a crash is sealed at once."""
+        with self._lock:
+            if self.notary.unsealed:
+                self._deadline = time.monotonic()
+            self._stopping = False
+        self._thread = threading.Thread(target=self._timer, name=f"seal-{self.pit.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Seal whatever is unsealed (posting the seal) and end the timer."""
+        with self._lock:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._seal_and_post()
+
+    # -- the route's notarize ----------------------------------------------------
+    def __call__(self, msg_bytes: bytes, envelope_sender: str) -> list[bytes]:
+        """``notarize(msg_bytes, envelope_sender) -> records to post``.  O(len(msg))."""
+        with self._lock:
+            outcome = self.notary.notarize_mail(msg_bytes)
+            self._arm()
+        if outcome.duplicate:
+            log.info("%s: duplicate delivery from %s ignored", self.pit.name, envelope_sender)
+        for notice in outcome.notices:
+            self.mail_notice(notice)
+        return outcome.records
+
+    def mail_notice(self, notice: bytes) -> None:
+        """Send one rejection notice to the address in its To: header.
+
+        The envelope sender is empty (RFC 3834: an automatic reply must not
+        draw another).  A notice the mail host refuses stays in the outbox
+        (and in ``unsent``) and is logged: the refused message's record is
+        already on disk either way."""
+        if self.smtp is None:
+            return
+        to = mbox.headers(notice, ["to"]).get("to", "")
+        try:
+            with smtplib.SMTP(*self.smtp, timeout=30) as smtp:
+                smtp.sendmail("", [to], notice.replace(b"\n", b"\r\n"))
+        except (OSError, smtplib.SMTPException) as error:
+            log.error("%s: notice to %s not sent (%s); it is in the outbox",
+                      self.pit.name, to, error)
+            self.unsent.append(notice)
+
+    # -- seals -------------------------------------------------------------------
+    def seal_records(self) -> list[bytes]:
+        """Seal what is unsealed now; return the seal record (or [])."""
+        with self._lock:
+            records = self.notary.seal_mail()
+            self._arm()
+            return records
+
+    def _arm(self) -> None:
+        """Keep the timer's deadline in step with the oldest unsealed record (lock held)."""
+        if not self.notary.unsealed:
+            self._deadline = None
+        elif self._deadline is None:
+            self._deadline = time.monotonic() + max(0.0, self.seal_seconds - self._margin)
+            self._wake.notify_all()
+
+    def _seal_and_post(self) -> None:
+        try:
+            if self._post is not None:
+                self._post(self.seal_records)
+            else:
+                self.seal_records()
+        except Exception:           # the timer must outlive a bad moment; it retries
+            log.exception("%s: sealing failed", self.pit.name)
+
+    def _timer(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopping and (self._deadline is None
+                                              or self._deadline > time.monotonic()):
+                    wait = None if self._deadline is None else self._deadline - time.monotonic()
+                    self._wake.wait(wait)
+                if self._stopping:
+                    return
+            self._seal_and_post()
+            with self._lock:
+                if self.notary.unsealed and self._deadline is not None \
+                        and self._deadline <= time.monotonic():
+                    self._deadline = time.monotonic() + 0.5     # failed: try again soon
+
+
+# -- the filters -------------------------------------------------------------------
+
+class FilterDaemon:
+    """Runs filter ``kind args`` of the local pit ``pit`` and posts its output by mail.
+
+    ``lmtp`` is the notary's LMTP server ``(host, port)``; posts go to the
+    pit's address (``address``, default the pit's) from the filter's own
+    address.  ``sync`` (optional) is called before each look at the archive:
+    on a host other than the notary's it brings the replica up to date
+    (``pit.mirror.mirror``).  The filter's key must exist already
+    (``pit mailman provision`` makes it): making one is a notarized request,
+    which only the notary's host may do.
+
+    Trigger it with :meth:`notify` (a delivery), or run :meth:`start` with
+    ``poll`` seconds to look at the archive on its own.  :meth:`kick` is one
+    delivery handled synchronously (``pit mailman deliver``).
+    """
+
+    def __init__(self, pit: Pit | str | os.PathLike, kind: str, args: list[str],
+                 lmtp: tuple[str, int], address: str | None = None,
+                 sync: Callable[[], object] | None = None,
+                 wait_seconds: float = 60.0, retry_seconds: float = 2.0):
+        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
+        self.cls = ops.filter_class(kind)
+        self.args = list(args)
+        try:
+            self.name = self.cls(self.args).name
+        except ValueError as error:
+            raise DaemonError(f"{kind}: {error}") from None
+        self.slug = ops._slug(self.name)
+        fpr = self.pit.get(f"filter.{self.slug}")
+        if not fpr:
+            raise DaemonError(f"filter {self.name!r} has no key in {self.pit.root}; "
+                              "make it with 'pit mailman provision' (or 'pit run') first")
+        self.fpr = fpr
+        self.ring = Keyring(self.pit.filters_gnupg)
+        self.lmtp = lmtp
+        self.address = (address or self.pit.address).lower()
+        self.sender = filter_address(self.pit, self.name)
+        self.sync = sync
+        self.wait_seconds = wait_seconds
+        self.retry_seconds = retry_seconds
+        self.lock_path = self.pit.root / f"daemon-{self.slug}.lock"
+        self.pending_path = self.pit.root / f"daemon-{self.slug}.pending"
+        self.runs = 0                      # runs that posted something (for tests and logs)
+        self._event = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._poll: float | None = None
+        self._client: LMTPClient | None = None
+
+    # -- triggers ----------------------------------------------------------------
+    def notify(self, msg_bytes: bytes = b"", envelope_sender: str = "") -> None:
+        """A delivery to the filter's address (a MailSink callback, say):
+        schedule a run unless the record is plainly none of its business.
+        Returns at once; runs happen in the daemon's thread."""
+        if msg_bytes:
+            try:
+                stamp = mbox.stamp(msg_bytes)
+                if stamp and not self.cls(self.args).wants(stamp):
+                    return
+            except (mbox.MboxError, ValueError):
+                pass                        # cannot tell: run and see
+        self._mark_pending()
+        self._event.set()
+
+    def start(self, poll: float | None = None) -> "FilterDaemon":
+        """Run in a thread: catch up now, then on each notify (and every
+        ``poll`` seconds if the archive grew)."""
+        self._poll = poll
+        self._stop.clear()
+        self._mark_pending()
+        self._event.set()
+        self._thread = threading.Thread(target=self._loop, name=f"daemon-{self.slug}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the thread after the run in progress (if any)."""
+        self._stop.set()
+        self._event.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def kick(self) -> bool:
+        """Handle one delivery now: run (again and again while deliveries
+        arrived meanwhile) unless another process or thread holds the run
+        lock, whose holder then runs once more.  Returns True if this call
+        ran.  Raises what the run raised."""
+        self._mark_pending()
+        ran = False
+        while self.pending_path.exists() and not self._stop.is_set():
+            with open(self.lock_path, "a+b") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return ran              # the holder sees the pending flag
+                try:
+                    while self.pending_path.exists() and not self._stop.is_set():
+                        self.pending_path.unlink(missing_ok=True)
+                        try:
+                            self.run_once()
+                        except BaseException:
+                            self._mark_pending()      # not done: the next try runs it
+                            raise
+                        ran = True
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+            # A delivery that came between the last look and the unlock set
+            # the flag and found the lock held: look again.
+        return ran
+
+    def _mark_pending(self) -> None:
+        with open(self.pending_path, "ab"):
+            pass
+
+    def _loop(self) -> None:
+        seen = -1
+        while not self._stop.is_set():
+            self._event.wait(self._poll)
+            self._event.clear()
+            if self._stop.is_set():
+                return
+            if self._poll is not None and not self.pending_path.exists():
+                self._call_sync()
+                last = Archive(self.pit.root).last_seq()
+                if last == seen:
+                    continue
+                seen = last
+                self._mark_pending()
+            try:
+                self.kick()
+            except Exception:
+                log.exception("%s: run failed; retrying in %s s", self.name, self.retry_seconds)
+                if self._stop.wait(self.retry_seconds):
+                    return
+                self._event.set()
+
+    # -- one run -----------------------------------------------------------------
+    def run_once(self) -> int:
+        """Catch up with the archive once; return how many messages were posted.
+
+        If the filter's last report is archived without its checkpoint (a
+        crash between the two), only that checkpoint is posted first, rebuilt
+        as of the report.  Then the filter replays its checkpoint plus the
+        newer records and posts its report and checkpoint if it had anything
+        to say, waiting until the checkpoint is archived.  O(new records)."""
+        self._call_sync()
+        posted = 0
+        ck, reported = ops.filter_position(self.pit, self.name)
+        if reported > (ck[1] if ck else 0):
+            out = self._replay(upto=reported, checkpoint=ck)[1]
+            posted += self._post([out[-1]])
+            ck = self._await_checkpoint(reported)
+        flt, out = self._replay(checkpoint=ck)
+        if flt.lines:
+            posted += self._post(out)
+            self._await_checkpoint(_covered(out[-1]))
+            self.runs += 1
+        return posted
+
+    def _replay(self, upto: int | None = None, checkpoint=None):
+        flt, buffer = self.cls(self.args), io.BytesIO()
+        run_filter_stream(flt, ops.replay(self.pit, self.cls(self.args), upto=upto,
+                                          checkpoint=checkpoint), buffer)
+        # Only the new messages (report, checkpoint); the rest are records already.
+        new = [m for m in mbox.iter_messages(buffer.getvalue()) if not mbox.stamp(m)]
+        return flt, new
+
+    def _post(self, messages: list[bytes]) -> int:
+        """Sign each message with the filter's key and post it; stop at the first refusal."""
+        for msg in messages:
+            raw = self._sign(msg)
+            if self._client is None:
+                self._client = LMTPClient(*self.lmtp)
+            try:
+                code, text = self._client.send(raw, self.sender, [self.address])[self.address]
+            except MailError as error:
+                raise DaemonError(f"{self.name}: cannot post to {self.address}: {error}") from None
+            if code != 250:
+                raise DaemonError(f"{self.name}: the notary at {self.lmtp[0]}:{self.lmtp[1]} "
+                                  f"answered {code} {text}")
+        return len(messages)
+
+    def _sign(self, msg: bytes) -> bytes:
+        """The filter's unsigned message, clearsigned by its key (as pit.ops.post does)."""
+        head, _, body = msg.partition(b"\n\n")
+        headers = [tuple(h.split(": ", 1)) for h in head.decode("ascii").split("\n")
+                   if not h.lower().startswith(("mime-version", "content-type",
+                                                "content-transfer-encoding"))]
+        return signed.compose_clearsigned(headers, body.decode("utf-8"), self.ring, self.fpr)
+
+    def _await_checkpoint(self, covered: int):
+        """Wait until the archive holds this filter's checkpoint covering
+        ``covered``; return its position.  Never run on without it: a second
+        report over the same records would count them twice."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            ck = ops.filter_position(self.pit, self.name)[0]
+            if ck and ck[1] >= covered:
+                return ck
+            if time.monotonic() > deadline:
+                raise DaemonError(f"{self.name}: its checkpoint for record {covered} is not "
+                                  f"in the archive after {self.wait_seconds:.0f} s")
+            if self._stop.wait(0.05):
+                raise DaemonError(f"{self.name}: stopped while waiting for its checkpoint")
+            self._call_sync()
+
+    def _call_sync(self) -> None:
+        if self.sync is not None:
+            self.sync()
+
+
+def _covered(checkpoint_msg: bytes) -> int:
+    """The ``Seq`` a filter's (unsigned) checkpoint message covers."""
+    body = checkpoint_msg.partition(b"\n\n")[2].decode("utf-8")
+    try:
+        return message.parse_checkpoint(body).seq
+    except message.MessageError as error:
+        raise PitError(f"the filter wrote an unreadable checkpoint: {error}") from None
