@@ -20,7 +20,7 @@ import time
 
 from bench.fixtures import OUT, fresh_pit, signed_orders
 from moderator.notary import Notary
-from pit import ops
+from pit import ops, testkeys
 from pit.audit import audit
 from pit.pitdir import Pit
 
@@ -78,10 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.every % BATCH:
         parser.error(f"--every must be a multiple of {BATCH}")
     print(f"audit throughput, {args.n} signed orders ({args.algo}) ({_load()})")
-    pit = build(args.n, args.algo, args.every, args.rebuild)
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = audit(pit.root)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    try:
+        pit = build(args.n, args.algo, args.every, args.rebuild)
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = audit(pit.root)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        testkeys.stop_agents(OUT / "pits")     # the pits' gpg-agents (seals, filter posts)
     print(result.summary(), end="")
     if not result.ok:
         return 1

@@ -21,6 +21,7 @@ import time
 
 from bench.fixtures import OUT, fresh_pit, signed_orders
 from moderator.notary import Notary, deliver
+from pit import testkeys
 
 TARGET = 1_000
 
@@ -88,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"notary throughput, {args.n} signed orders per key kind ({_load()})")
     low = False
-    for algo in args.algo:
-        print(f"{algo} members:")
-        low |= bench_notarize(algo, args.n, args.batch) < TARGET
-        if not args.no_maildir:
-            low |= bench_maildir(algo, args.n, args.batch) < TARGET
+    try:
+        for algo in args.algo:
+            print(f"{algo} members:")
+            low |= bench_notarize(algo, args.n, args.batch) < TARGET
+            if not args.no_maildir:
+                low |= bench_maildir(algo, args.n, args.batch) < TARGET
+    finally:
+        testkeys.stop_agents(OUT / "pits")     # the pits' gpg-agents (seals, key making)
     print(f"done ({_load()})")
     return 1 if low else 0
 
