@@ -27,6 +27,7 @@ import sys
 
 from filters.common import Accounts, Registry, amount_text, instruction, parse_transferred, report_owns, reporter
 from pit import book, message
+from pit.message import MessageError, parse_canonical_order
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
 from pit.ledger import Insufficient, Ledger
@@ -35,8 +36,71 @@ from pit.units import PPM, UnitError, fee
 __all__ = ["Specialist", "main"]
 
 STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market buy
+_LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
+_CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
 
 
+class _Units:
+    """An instrument's figures the hot path needs, looked up once, and
+    caches of the decimal text it reads and writes again and again (the
+    same prices and quantities recur).  Only successful conversions are
+    cached, so results and errors are exactly those of :mod:`pit.units`;
+    each cache stops growing at ``_CACHE_LIMIT`` entries."""
+
+    __slots__ = ("inst", "cur", "multiplier", "maker", "taker", "rate",
+                 "prices", "qtys", "price_texts", "qty_texts", "amount_texts")
+
+    def __init__(self, inst):
+        self.inst = inst
+        self.cur = inst.currency.code
+        self.multiplier = inst.multiplier
+        self.maker, self.taker = inst.maker_ppm, inst.taker_ppm
+        self.rate = max(inst.maker_ppm, inst.taker_ppm)
+        self.prices: dict[str, int] = {}
+        self.qtys: dict[str, int] = {}
+        self.price_texts: dict[int, str] = {}
+        self.qty_texts: dict[int, str] = {}
+        self.amount_texts: dict[int, str] = {}
+
+    def price(self, text: str) -> int:
+        n = self.prices.get(text)
+        if n is None:
+            n = self.inst.price(text)
+            if len(self.prices) < _CACHE_LIMIT:
+                self.prices[text] = n
+        return n
+
+    def qty(self, text: str) -> int:
+        n = self.qtys.get(text)
+        if n is None:
+            n = self.inst.qty(text)
+            if len(self.qtys) < _CACHE_LIMIT:
+                self.qtys[text] = n
+        return n
+
+    def price_text(self, n: int) -> str:
+        t = self.price_texts.get(n)
+        if t is None:
+            t = self.inst.price_text(n)
+            if len(self.price_texts) < _CACHE_LIMIT:
+                self.price_texts[n] = t
+        return t
+
+    def qty_text(self, n: int) -> str:
+        t = self.qty_texts.get(n)
+        if t is None:
+            t = self.inst.qty_text(n)
+            if len(self.qty_texts) < _CACHE_LIMIT:
+                self.qty_texts[n] = t
+        return t
+
+    def amount_text(self, n: int) -> str:
+        t = self.amount_texts.get(n)
+        if t is None:
+            t = self.inst.currency.amount_text(n)
+            if len(self.amount_texts) < _CACHE_LIMIT:
+                self.amount_texts[n] = t
+        return t
 
 
 class Order:
@@ -77,6 +141,13 @@ class Specialist(Filter):
         self.refs: dict[tuple[str, str], int] = {}
         self._pending = None      # (oid, new hold, new unit, extra held) during a modify
         self._text = ""           # canonical text of the order being placed
+        self._units: dict[str, _Units] = {}   # tickers with an instrument and a book
+
+    def _refresh_units(self) -> None:
+        """Rebuild the hot path's view of the instruments after the registry
+        or the books changed (operator records, a restore: rare)."""
+        books = set(self.engine.tickers())
+        self._units = {t: _Units(i) for t, i in self.registry.instruments.items() if t in books}
 
     @property
     def account(self) -> str:
@@ -109,48 +180,67 @@ class Specialist(Filter):
         elif kind == "member":
             self.accounts.apply(stamp["x-pit-request"])
         else:
-            added = self.registry.apply(kind, stamp["x-pit-request"])
-            if added is not None and added.ticker in self.tickers \
-                    and added.ticker not in self.engine.tickers():
-                self.engine.add_book(added.ticker)
+            try:
+                added = self.registry.apply(kind, stamp["x-pit-request"])
+                if added is not None and added.ticker in self.tickers \
+                        and added.ticker not in self.engine.tickers():
+                    self.engine.add_book(added.ticker)
+            finally:
+                self._refresh_units()
 
     # -- orders -----------------------------------------------------------------
     def order(self, seq: int, account: str, ref: str, text: str) -> None:
+        """Place, cancel or modify one order.  The hot path: O(1) plus the
+        core's work; about as many dict lookups as the order has fields."""
         try:
-            o = message.parse_canonical_order(text)
-        except message.MessageError as e:
+            o = parse_canonical_order(text)
+        except MessageError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
-        if o[0] == "cancel":
+        verb = o[0]
+        if verb == "cancel":
             return self.cancel(seq, account, ref, o[1])
-        if o[0] == "modify":
+        if verb == "modify":
             return self.modify(seq, account, ref, *o[1:])
         side_text, qty_text, ticker, kind, price_text, stop_text = o
-        inst = self.registry.instruments.get(ticker)
-        if inst is None or ticker not in self.engine.tickers():
+        u = self._units.get(ticker)
+        if u is None:
             return self.say(f"rejected {seq} {account} {ref} unknown ticker {ticker}")
-        if (account, ref) in self.refs:
+        refs = self.refs
+        if (account, ref) in refs:
             return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
-                            f"order {self.refs[account, ref]} is open")
-        side = BUY if side_text == "buy" else SELL
+                            f"order {refs[account, ref]} is open")
         try:
-            qty = inst.qty(qty_text)
-            price = inst.price(price_text) if price_text else 0
-            stop = inst.price(stop_text) if stop_text else 0
+            qty = u.qty(qty_text)
+            price = u.price(price_text) if price_text else 0
+            stop = u.price(stop_text) if stop_text else 0
         except UnitError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
         acct = f"{account}:{ticker}"
-        asset = inst.currency.code if side == BUY else ticker
+        if side_text == "buy":
+            side, asset = BUY, u.cur
+            if kind in _LIMIT_TYPES:            # funding() inlined for the common case
+                n = price * u.multiplier
+                unit = n - (-n * u.rate // PPM)
+                hold, cap = qty * unit, 0
+            else:
+                try:
+                    hold, unit, cap = self.funding(acct, u.inst, side, kind, qty, price, stop)
+                except Insufficient as e:
+                    return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
+        else:
+            side, asset, hold, unit, cap = SELL, ticker, qty, 1, 0
         try:
-            hold, unit, cap = self.funding(acct, inst, side, kind, qty, price, stop)
             self.ledger.hold(acct, asset, hold)
         except Insufficient as e:
             return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
-        self.orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit)
-        self.refs[account, ref] = seq
+        orders = self.orders
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit)
+        refs[account, ref] = seq
         self._text = text
-        self.engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
+        engine = self.engine
+        engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
         self.events()
-        if seq in self.orders and self.engine.order(seq) is None:
+        if seq in orders and engine.order(seq) is None:
             self._close(seq)          # a market order's unspent pool
 
     def funding(self, acct, inst, side, kind, qty, price, stop):
@@ -392,6 +482,7 @@ class Specialist(Filter):
         if i == n:
             raise ValueError("no 'book' section")
         self.engine = Engine.restore("\n".join(lines[i + 1:]) + "\n")
+        self._refresh_units()
 
 
 def main(argv=None) -> int:
