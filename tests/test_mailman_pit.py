@@ -416,3 +416,14 @@ def test_notary_service_seals_on_its_timer_and_on_stop(kit):
     finally:
         service.stop()
     assert mbox.stamp(kit.records()[-1][1])["x-pit-kind"] == "seal"
+
+
+def test_cli_mailman_commands_need_a_provisioned_pit_and_a_filter_key(kit, capsys):
+    from pit.cli import main
+    assert main(["--pit", str(kit.root), "mailman", "serve"]) == 1
+    assert "run 'pit mailman provision' first" in capsys.readouterr().err
+    assert main(["--pit", str(kit.root), "mailman", "daemon", "specialist", "ACME"]) == 2
+    assert "has no key" in capsys.readouterr().err
+    assert main(["--pit", str(kit.root), "mailman", "deliver", "specialist", "ACME",
+                 "--lmtp", "nowhere"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
