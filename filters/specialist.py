@@ -331,92 +331,100 @@ class Specialist(Filter):
 
     # -- events from the core ---------------------------------------------------
     def events(self) -> None:
-        """Turn the core's events into report lines and settle them."""
+        """Turn the core's events into report lines and settle them.  O(events)."""
         ev = self.engine.events
+        if not ev:
+            return
+        orders = self.orders
+        say = self.lines.append
         for e in ev:
             k = e[0]
             if k == "trade":
                 self.trade(e)
                 continue
             oid = e[2]
-            od = self.orders.get(oid)
+            od = orders.get(oid)
             if od is None:                        # cannot happen: every oid is ours
-                self.say(f"{k} {e[1]} - - order {oid}")
+                say(f"{k} {e[1]} - - order {oid}")
                 continue
-            inst = self.registry.instruments[od.ticker]
-            head = f"{k} {e[1]} {od.account} "
             if k == "accepted":
-                self.say(f"{head}{od.ref} {self._text}")
-            elif k == "cancelled":
-                self.say(f"{head}{od.ref} {inst.qty_text(e[3])} {e[4]}")
+                say(f"accepted {e[1]} {od.account} {od.ref} {self._text}")
+                continue
+            u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
+            head = f"{k} {e[1]} {od.account} "
+            if k == "cancelled":
+                say(f"{head}{od.ref} {u.qty_text(e[3])} {e[4]}")
                 self._close(oid)
             elif k == "rejected":
                 if oid == e[1]:                   # a new order: nothing of it stays
-                    self.say(f"{head}{od.ref} {e[3]}")
+                    say(f"{head}{od.ref} {e[3]}")
                     self._close(oid)
                 else:                             # a cancel or modify of order oid
-                    self.say(f"{head}{od.ref} {e[3]}")
+                    say(f"{head}{od.ref} {e[3]}")
                     if self._pending and self._pending[0] == oid and self._pending[3]:
-                        asset = inst.currency.code if od.side == BUY else od.ticker
+                        asset = u.cur if od.side == BUY else od.ticker
                         self.ledger.release(f"{od.account}:{od.ticker}", asset, self._pending[3])
             elif k == "triggered":
-                self.say(f"{head}{od.ref} stop {inst.price_text(e[3])} last {inst.price_text(e[4])}")
+                say(f"{head}{od.ref} stop {u.price_text(e[3])} last {u.price_text(e[4])}")
             elif k == "modified":
                 _, seq, _, qty, price, stop, kept = e[:7]
                 od.rem = qty
                 if self._pending and self._pending[0] == oid:
                     _, new_hold, unit, _ = self._pending
                     if new_hold < od.hold:
-                        asset = inst.currency.code if od.side == BUY else od.ticker
+                        asset = u.cur if od.side == BUY else od.ticker
                         self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold - new_hold)
                     od.hold, od.unit = new_hold, unit
                     self._pending = None
-                what = f"qty {inst.qty_text(qty)}"
+                what = f"qty {u.qty_text(qty)}"
                 if price:
-                    what += f" price {inst.price_text(price)}"
+                    what += f" price {u.price_text(price)}"
                 if stop:
-                    what += f" stop {inst.price_text(stop)}"
-                self.say(f"{head}{od.ref} {what} priority {'kept' if kept else 'lost'}")
+                    what += f" stop {u.price_text(stop)}"
+                say(f"{head}{od.ref} {what} priority {'kept' if kept else 'lost'}")
         del ev[:]
 
     def trade(self, e) -> None:
+        """Settle one fill: the buyer pays notional and fee out of its hold,
+        the seller delivers out of its hold, the fees go to ``fees:TICKER``.  O(1)."""
         _, seq, ticker, price, qty, maker, taker, maker_owner, taker_owner, taker_side = e[:10]
-        inst = self.registry.instruments[ticker]
-        cur = inst.currency.code
-        n = inst.notional(price, qty)
-        maker_fee, taker_fee = fee(n, inst.maker_ppm), fee(n, inst.taker_ppm)
+        u = self._units.get(ticker) or _Units(self.registry.instruments[ticker])
+        cur = u.cur
+        n = price * qty * u.multiplier
+        maker_fee, taker_fee = -(-n * u.maker // PPM), -(-n * u.taker // PPM)
         if taker_side == BUY:
             buy, sell, buy_fee, sell_fee = taker, maker, taker_fee, maker_fee
         else:
             buy, sell, buy_fee, sell_fee = maker, taker, maker_fee, taker_fee
-        b, s = self.orders[buy], self.orders[sell]
-        led = self.ledger
+        orders = self.orders
+        b, s = orders[buy], orders[sell]
         bacct, sacct = f"{b.account}:{ticker}", f"{s.account}:{ticker}"
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
-        led.spend_held(bacct, cur, part, cost)
+        self.ledger.settle(bacct, sacct, f"fees:{ticker}", cur, ticker, qty, part, cost,
+                           n - sell_fee, buy_fee + sell_fee)
         b.hold -= part
-        led.credit(bacct, ticker, qty)
-        led.spend_held(sacct, ticker, qty, qty)
         s.hold -= qty
-        led.credit(sacct, cur, n - sell_fee)
-        led.credit(f"fees:{ticker}", cur, buy_fee + sell_fee)
-        self.say(f"trade {seq} {ticker} {inst.qty_text(qty)} at {inst.price_text(price)} {cur} "
-                 f"buyer {b.account} {b.ref} seller {s.account} {s.ref} "
-                 f"maker {'sell' if taker_side == BUY else 'buy'} "
-                 f"fees {inst.currency.amount_text(buy_fee)} {inst.currency.amount_text(sell_fee)}")
-        for oid, od in ((buy, b), (sell, s)):
-            od.rem -= qty
-            if od.rem == 0:
-                self._close(oid)
+        qty_text = u.qty_text(qty)
+        self.lines.append(
+            f"trade {seq} {ticker} {qty_text} at {u.price_text(price)} {cur} "
+            f"buyer {b.account} {b.ref} seller {s.account} {s.ref} "
+            f"maker {'sell' if taker_side == BUY else 'buy'} "
+            f"fees {u.amount_text(buy_fee)} {u.amount_text(sell_fee)}")
+        b.rem -= qty
+        if b.rem == 0:
+            self._close(buy)
+        s.rem -= qty
+        if s.rem == 0:
+            self._close(sell)
 
     def _close(self, oid: int) -> None:
-        """The order has left the book: give back what it did not spend."""
+        """The order has left the book: give back what it did not spend.  O(1)."""
         od = self.orders.pop(oid)
         self.refs.pop((od.account, od.ref), None)
         if od.hold:
-            inst = self.registry.instruments[od.ticker]
-            asset = inst.currency.code if od.side == BUY else od.ticker
+            asset = (self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])).cur \
+                if od.side == BUY else od.ticker
             self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold)
 
     # -- transfers --------------------------------------------------------------

@@ -125,34 +125,35 @@ def _pit_of(stamp: dict, msg: bytes) -> str:
 def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> None:
     """Run *flt* over *messages* (mbox message bytes), writing the protocol's
     output to *out* (if given).  The filter's report lines stay in
-    ``flt.lines`` and its final state in the filter.  O(messages)."""
-    write = (lambda m: mbox.write_message(out, m, *_envelope(m))) if out else (lambda m: None)
-    started = False
+    ``flt.lines`` and its final state in the filter.  O(messages): per
+    record one stamp read and what the filter does with it."""
+    if out is not None:
+        def write(m: bytes, st: dict) -> None:
+            out.write(mbox.format_message(m, "notary", st.get("x-pit-time", "")))
+    else:
+        def write(m: bytes, st: dict) -> None:
+            pass
+    stamp_of = mbox.stamp
+    messages = iter(messages)
     own_start = None
-    for msg in messages:
-        stamp = mbox.stamp(msg)
-        if not started:
-            if stamp.get("x-pit-kind") == "checkpoint":
-                text = _checkpoint_text(flt, stamp, msg)
-                if text is not None and flt.is_own_checkpoint(text):
-                    flt.load_checkpoint(text)
-                    own_start = msg
-                else:
-                    write(msg)
-                continue
-            started = True
-            if own_start is not None:
-                write(own_start)
-        seq_text = stamp.get("x-pit-seq")
-        if seq_text is None:
-            write(msg)                    # not notarized: not acted on
+    started = False
+    for msg in messages:                  # the leading checkpoints
+        stamp = stamp_of(msg)
+        if stamp.get("x-pit-kind") == "checkpoint":
+            text = _checkpoint_text(flt, stamp, msg)
+            if text is not None and flt.is_own_checkpoint(text):
+                flt.load_checkpoint(text)
+                own_start = msg
+            else:
+                write(msg, stamp)
             continue
-        if not seq_text.isdigit():
-            raise FilterError(f"record with X-Pit-Seq {seq_text[:40]!r}: not a sequence number")
-        if not flt.feed(int(seq_text), stamp, msg):
-            write(msg)
+        started = True
+        if own_start is not None:
+            write(own_start, stamp_of(own_start))
+        _records(flt, _chain(stamp, msg, messages), write)
+        break
     if not started and own_start is not None:
-        write(own_start)
+        write(own_start, stamp_of(own_start))
     if out is not None:
         date = flt.time
         if flt.lines:
@@ -162,6 +163,49 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         out.write(mbox.format_message(
             message.filter_output("checkpoint", flt.name, flt.pit, flt.checkpoint_body(), date),
             *_sender(flt, date)))
+
+
+def _chain(stamp: dict, msg: bytes, messages: Iterator[bytes]) -> Iterator[tuple[dict, bytes]]:
+    """``(stamp, msg)`` of the first record (already read) and all the rest."""
+    yield stamp, msg
+    stamp_of = mbox.stamp
+    for msg in messages:
+        yield stamp_of(msg), msg
+
+
+def _records(flt: Filter, records: Iterable[tuple[dict, bytes]], write) -> None:
+    """The records after the leading checkpoints: :meth:`Filter.feed` on
+    each, written through when not the filter's.  The hot loop: feed is
+    inlined here for filters that keep the base class's (same steps, same
+    order), with the bound methods looked up once."""
+    feed = flt.feed
+    inline = type(flt).feed is Filter.feed
+    wants, apply = flt.wants, flt.apply
+    for stamp, msg in records:
+        seq_text = stamp.get("x-pit-seq")
+        if seq_text is None:
+            write(msg, stamp)             # not notarized: not acted on
+            continue
+        if not seq_text.isdigit():
+            raise FilterError(f"record with X-Pit-Seq {seq_text[:40]!r}: not a sequence number")
+        seq = int(seq_text)
+        if not inline:
+            if not feed(seq, stamp, msg):
+                write(msg, stamp)
+            continue
+        if seq <= flt.seq:                # already covered by the checkpoint
+            if not wants(stamp):
+                write(msg, stamp)
+            continue
+        flt.time = stamp.get("x-pit-time", flt.time)
+        if not flt.pit:
+            flt.pit = _pit_of(stamp, msg)
+        if wants(stamp):
+            apply(seq, stamp, msg)
+            flt.seq = seq
+        else:
+            flt.seq = seq
+            write(msg, stamp)
 
 
 def _checkpoint_text(flt: Filter, stamp: dict, msg: bytes) -> str | None:

@@ -91,6 +91,44 @@ class Ledger:
         k = (account, asset)
         self.balance[k] = self.balance.get(k, 0) - spent
 
+    def settle(self, buyer: str, seller: str, fees_account: str, currency: str, asset: str,
+               qty: int, held: int, cost: int, proceeds: int, fees: int) -> None:
+        """Settle one trade: *held* comes off the buyer's holds of *currency*
+        and *cost* off its balance, it receives *qty* of *asset*; the seller's
+        hold and balance of *asset* lose *qty* and it receives *proceeds*;
+        *fees_account* receives *fees*.  Exactly ``spend_held``, ``credit``,
+        ``spend_held``, ``credit``, ``credit`` in that order, in one call (the
+        specialist's hot path).  O(1)."""
+        if cost > held:
+            raise ValueError(f"{buyer} spends {cost} {currency} of a hold of {held}")
+        if qty < 0 or proceeds < 0 or fees < 0:
+            raise ValueError("credit of a negative amount")
+        balance, holds = self.balance, self.held
+        k = (buyer, currency)
+        left = holds.get(k, 0) - held
+        if left < 0:
+            raise ValueError(f"release of {held} {currency} from {buyer} exceeds its holds")
+        if left:
+            holds[k] = left
+        else:
+            holds.pop(k, None)
+        balance[k] = balance.get(k, 0) - cost
+        k = (buyer, asset)
+        balance[k] = balance.get(k, 0) + qty
+        k = (seller, asset)
+        left = holds.get(k, 0) - qty
+        if left < 0:
+            raise ValueError(f"release of {qty} {asset} from {seller} exceeds its holds")
+        if left:
+            holds[k] = left
+        else:
+            holds.pop(k, None)
+        balance[k] = balance.get(k, 0) - qty
+        k = (seller, currency)
+        balance[k] = balance.get(k, 0) + proceeds
+        k = (fees_account, currency)
+        balance[k] = balance.get(k, 0) + fees
+
     def accounts(self) -> list[tuple[str, str, int, int]]:
         """``(account, asset, balance, held)`` for every non-zero entry, sorted."""
         keys = set(self.balance) | set(self.held)
