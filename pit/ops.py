@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pit import mbox, message, signed
+from pit import mbox, message
 from pit.archive import Archive
 from pit.filter import Filter, run as run_filter_stream
 from pit.keyring import Keyring
@@ -81,6 +81,7 @@ def sign_request(pit: Pit, text: str, ring: Keyring, fpr: str, sender: str,
     headers = [("From", sender), ("To", pit.address), ("Subject", first[:120]),
                ("Date", time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())),
                ("Message-ID", f"<{time.time_ns()}.{os.getpid()}@{sender.partition('@')[2] or 'pit'}>")]
+    from pit import signed          # here, not at the top: `pit replay` starts without email/crypto
     compose = signed.compose_pgp_mime if mime else signed.compose_clearsigned
     return compose(headers, text, ring, fpr)
 
@@ -324,6 +325,7 @@ def run_filter(pit: Pit, kind: str, args: list[str], post_output: bool = True):
 
 def post(pit: Pit, name: str, messages: Iterable[bytes]):
     """Sign a filter's new (unstamped) messages with its key and notarize them."""
+    from pit import signed
     ring, fpr = filter_key(pit, name)
     raws = []
     for msg in messages:
