@@ -19,7 +19,7 @@ import time
 import tracemalloc
 
 from bench.streams import make_stream, resting_orders
-from pit.book import CANCEL, NEW, Engine
+from pit.book import BUY, CANCEL, NEW, SELL, Engine
 
 CHUNK = 10_000
 
@@ -69,8 +69,7 @@ def bench_memory(n):
     gc.collect()
     held, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    resting = sum(lv[1] for h in (eng._books["ACME"].bids, eng._books["ACME"].asks)
-                  for lv in h.levels.values())
+    resting = sum(count for side in (BUY, SELL) for _, _, count in eng.depth("ACME", side, n))
     assert resting == n, (resting, n)
     return held / n, peak / n
 

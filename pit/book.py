@@ -7,14 +7,16 @@ integers (``pit.units``) and prints decimals from the event tuples.
 
 Data layout (chosen for speed; see docs/pit-book.md and ``python -m bench.core``):
 
-* a resting order is one small list ``[qty, oid, owner, price, half]``;
-* a price level is ``[total qty, live order count, deque of order lists]``;
-  a cancelled order is marked dead (``qty = 0``) and left in its deque until it
-  reaches the front or the deque is compacted (lazy cancel, O(1));
+* a resting order is one small list ``[qty, oid, owner, price, half]``, found
+  by id in ``Engine._orders``;
+* a price level is a deque of those lists in time priority, nothing more: no
+  running totals to keep up to date on every fill and cancel;
+* a cancelled order is marked dead (``qty = 0``) and left where it is (lazy
+  cancel, O(1)); dead orders are dropped when they reach the front of their
+  level, and all of them at once when they outnumber the live ones;
 * each half-book (bids or asks) keeps ``{price: level}`` plus a heap of level
-  keys (``-price`` for bids) whose top is always a non-empty level, so the best
-  price is O(1).  Empty levels away from the top stay in the heap until they
-  surface (their deque is cleared at once, so they cost a few dozen bytes).
+  keys (``-price`` for bids).  A level whose orders are all dead stays in the
+  heap until it reaches the top, where matching or a market-data query drops it.
 
 Every operation appends event tuples to ``Engine.events`` (a plain list the
 caller drains); ``format_event`` gives each one canonical text line.
@@ -43,6 +45,9 @@ _PRICED = (LIMIT, IOC, FOK)                 # kinds that need a limit price and 
 _STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
 _CAPPED = (MARKET, STOP_LOSS, TAKE_PROFIT)  # market-type kinds: a buy may carry a cap
 _CHECKPOINT_MAGIC = "pit-book checkpoint 1"
+# Dead (cancelled) orders may exceed the live ones by this many before all
+# levels are compacted: bounds memory, and keeps compaction amortised O(1).
+_DEAD_SLACK = 50_000
 
 
 class CheckpointError(ValueError):
@@ -50,13 +55,13 @@ class CheckpointError(ValueError):
 
 
 class _Half:
-    """One side of one book: ``{price: [qty, count, deque]}`` and a heap of keys."""
+    """One side of one book: ``{price: deque of orders}`` and a heap of keys."""
 
     __slots__ = ("levels", "heap", "side", "ticker", "is_bid")
 
     def __init__(self, ticker: str, side: str):
         self.levels: dict = {}
-        self.heap: list = []          # bids: -price, asks: price; top = best live level
+        self.heap: list = []          # bids: -price, asks: price; one key per level
         self.side = side
         self.ticker = ticker
         self.is_bid = side == BUY
@@ -76,15 +81,76 @@ class _Book:
         self.down: list = []          # (-stop, prio, oid): fires when last <= stop
 
 
-def _clean(half: _Half) -> None:
-    """Pop empty levels off the top of *half*'s heap.  Amortised O(log L) per level."""
+def _top(half: _Half):
+    """Best price of *half* with a live order, or None; drops the dead orders and
+    levels it passes on the way.  Amortised O(log L)."""
     heap, levels = half.heap, half.levels
-    if half.is_bid:
-        while heap and not levels[-heap[0]][1]:
-            del levels[-heappop(heap)]
+    sign = -1 if half.is_bid else 1
+    while heap:
+        price = heap[0] * sign
+        q = levels[price]
+        while q and not q[0][0]:
+            q.popleft()
+        if q:
+            return price
+        heappop(heap)
+        del levels[price]
+    return None
+
+
+def _add_level(half: _Half, price: int, rec: list) -> None:
+    """Open the level at *price* with its first order.  O(log L)."""
+    half.levels[price] = deque((rec,))
+    heappush(half.heap, -price if half.is_bid else price)
+
+
+def _match(append, orders, book, side, seq, oid, owner, qty, price):
+    """Fill up to *qty* lots of an order limited at *price* against the opposite
+    side: best price first, FIFO in a level, at the maker's price.  An own resting
+    order met on the way is cancelled (self-trade) and matching goes on.  Returns
+    the unfilled qty.  O(F + L log L) for F makers passed over L levels.
+
+    This is the hot path of every crossing limit or IOC order, so it is a plain
+    function of its arguments (no attribute look-ups on the engine)."""
+    ticker = book.ticker
+    if side == BUY:
+        ohalf, sign, bound = book.asks, 1, price
     else:
-        while heap and not levels[heap[0]][1]:
-            del levels[heappop(heap)]
+        ohalf, sign, bound = book.bids, -1, -price
+    heap, levels = ohalf.heap, ohalf.levels
+    while heap and heap[0] <= bound:
+        lp = heap[0] * sign
+        q = levels[lp]
+        while q:
+            rec = q[0]
+            rq = rec[0]
+            if not rq:                            # cancelled earlier: drop it now
+                q.popleft()
+                continue
+            mown = rec[2]
+            if mown == owner:
+                q.popleft()
+                rec[0] = 0
+                del orders[rec[1]]
+                append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, ohalf.side, lp))
+                continue
+            book.last = lp
+            if rq > qty:
+                rec[0] = rq - qty
+                append(("trade", seq, ticker, lp, qty, rec[1], oid, mown, owner, side))
+                return 0
+            q.popleft()
+            del orders[rec[1]]
+            append(("trade", seq, ticker, lp, rq, rec[1], oid, mown, owner, side))
+            qty -= rq
+            if not qty:
+                break
+        if not q:
+            heappop(heap)
+            del levels[lp]
+        if not qty:
+            return 0
+    return qty
 
 
 def _fires_up(side: str, kind: str) -> bool:
@@ -101,6 +167,7 @@ class Engine:
         self._orders: dict = {}       # oid -> resting order list [qty, oid, owner, price, half]
         self._stops: dict = {}        # oid -> [qty, oid, owner, stop, book, side, kind, limit, cap, prio]
         self._last_oid = 0            # order ids must increase: they are sequence numbers
+        self._dead = 0                # cancelled orders still sitting in a level
 
     # ------------------------------------------------------------------ books
     def add_book(self, ticker: str) -> None:
@@ -117,26 +184,24 @@ class Engine:
 
     # ------------------------------------------------------------ market data
     def best_bid(self, ticker: str):
-        """Best bid price in ticks, or None.  O(1)."""
-        heap = self._books[ticker].bids.heap
-        return -heap[0] if heap else None
+        """Best bid price in ticks, or None.  Amortised O(1) (drops dead levels at the top)."""
+        return _top(self._books[ticker].bids)
 
     def best_ask(self, ticker: str):
-        """Best ask price in ticks, or None.  O(1)."""
-        heap = self._books[ticker].asks.heap
-        return heap[0] if heap else None
+        """Best ask price in ticks, or None.  Amortised O(1) (drops dead levels at the top)."""
+        return _top(self._books[ticker].asks)
 
     def level_qty(self, ticker: str, side: str, price: int) -> int:
-        """Total resting lots on *side* at *price*.  O(1)."""
+        """Total resting lots on *side* at *price*.  O(orders at that price)."""
         book = self._books[ticker]
-        lv = (book.bids if side == BUY else book.asks).levels.get(price)
-        return lv[0] if lv else 0
+        q = (book.bids if side == BUY else book.asks).levels.get(price)
+        return sum([rec[0] for rec in q]) if q else 0
 
     def depth(self, ticker: str, side: str, n: int) -> list:
         """[(price, qty, order_count), ...] for the *n* best levels, best first.
 
-        O(n log n): walks the heap tree best first (plus any empty levels it
-        passes, which are few: they are dropped when they reach the top).
+        O(n log n + orders on those levels): walks the heap tree best first,
+        skipping levels whose orders are all cancelled.
         """
         book = self._books[ticker]
         half = book.bids if side == BUY else book.asks
@@ -144,9 +209,9 @@ class Engine:
         out, frontier = [], ([(heap[0], 0)] if heap else [])
         while frontier and len(out) < n:
             key, i = heappop(frontier)
-            lv = levels[key * sign]
-            if lv[1]:
-                out.append((key * sign, lv[0], lv[1]))
+            live = [rec[0] for rec in levels[key * sign] if rec[0]]
+            if live:
+                out.append((key * sign, sum(live), len(live)))
             for j in (2 * i + 1, 2 * i + 2):
                 if j < len(heap):
                     heappush(frontier, (heap[j], j))
@@ -172,37 +237,39 @@ class Engine:
     # ------------------------------------------------------------- operations
     def new(self, seq, oid, owner, ticker, side, kind, qty, price=0, stop=0, cap=0):
         """Place an order.  O(1) if it rests without crossing (O(log L) if it opens a
-        level); O(F + L) if it fills F makers across L levels; stops add
+        level); O(F + L log L) if it fills F makers across L levels; stops add
         O(S log S) for the S stops they trigger.  FOK adds O(crossed orders)."""
         book = self._books.get(ticker)
         if ((kind == LIMIT or kind == IOC) and oid > self._last_oid and book is not None
                 and qty > 0 and price > 0 and not stop and not cap and (side == BUY or side == SELL)):
             # Fast path: a valid limit or IOC order.  Same effect as _new_checked (tested).
             self._last_oid = oid
-            self.events.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+            append = self.events.append
+            append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
             if side == BUY:
                 opp = book.asks.heap
-                if opp and opp[0] <= price:
-                    return self._cross(seq, oid, owner, book, side, kind, qty, price)
+                crosses = opp and opp[0] <= price
                 half = book.bids
             else:
                 opp = book.bids.heap
-                if opp and -opp[0] >= price:
-                    return self._cross(seq, oid, owner, book, side, kind, qty, price)
+                crosses = opp and -opp[0] >= price
                 half = book.asks
-            if kind == IOC:
-                self.events.append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
-                return None
-            rec = [qty, oid, owner, price, half]
-            self._orders[oid] = rec
-            lv = half.levels.get(price)
-            if lv is None:
-                half.levels[price] = [qty, 1, deque((rec,))]
-                heappush(half.heap, -price if side == BUY else price)
-            else:
-                lv[0] += qty
-                lv[1] += 1
-                lv[2].append(rec)
+            if crosses:
+                last = book.last
+                qty = _match(append, self._orders, book, side, seq, oid, owner, qty, price)
+            if qty:
+                if kind == IOC:
+                    append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
+                else:
+                    rec = [qty, oid, owner, price, half]
+                    self._orders[oid] = rec
+                    q = half.levels.get(price)
+                    if q is None:
+                        _add_level(half, price, rec)
+                    else:
+                        q.append(rec)
+            if crosses and book.last != last and (book.up or book.down):
+                self._fire(book, seq)
             return None
         return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
 
@@ -211,18 +278,12 @@ class Engine:
         rec = self._orders.get(oid)
         if rec is not None and rec[2] == owner:
             del self._orders[oid]
-            qty, price, half = rec[0], rec[3], rec[4]
+            half = rec[4]
+            self.events.append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
             rec[0] = 0
-            lv = half.levels[price]
-            lv[0] -= qty
-            count = lv[1] = lv[1] - 1
-            q = lv[2]
-            if not count:
-                q.clear()
-                _clean(half)
-            elif len(q) > 2 * count + 16:
-                lv[2] = deque([r for r in q if r[0]])   # compact: dead orders pile up
-            self.events.append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+            self._dead += 1
+            if self._dead > len(self._orders) + _DEAD_SLACK:
+                self._compact()
             return None
         return self._cancel_other(seq, oid, owner, rec)
 
@@ -245,27 +306,22 @@ class Engine:
             if rec is None:
                 return self._modify_stop(seq, oid, qty, price, limit)
         half = rec[4]
-        book = self._books[half.ticker]
-        old_qty, old_price = rec[0], rec[3]
-        lv = half.levels[old_price]
-        if price == old_price and qty <= old_qty:
+        if price == rec[3] and qty <= rec[0]:
             rec[0] = qty
-            lv[0] -= old_qty - qty
             self.events.append(("modified", seq, oid, qty, price, 0, True, owner, half.ticker, half.side))
             return None
-        # loses priority: remove, then place again under the same id
+        # loses priority: the old entry dies in place, a new one goes to the back
         del self._orders[oid]
         rec[0] = 0
-        lv[0] -= old_qty
-        lv[1] -= 1
-        if not lv[1]:
-            lv[2].clear()
-            _clean(half)
+        self._dead += 1
         self.events.append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, half.side))
+        book = self._books[half.ticker]
         last = book.last
         self._limit(seq, oid, owner, book, half.side, qty, price)
         if book.last != last:
             self._fire(book, seq)
+        if self._dead > len(self._orders) + _DEAD_SLACK:
+            self._compact()
         return None
 
     def run(self, batch) -> None:
@@ -275,11 +331,6 @@ class Engine:
         ``(CANCEL, seq, oid, owner)``, ``(MODIFY, seq, oid, owner, qty, price)``
         or ``(MODIFY, seq, oid, owner, qty, price, limit)``.  O(total work).
         """
-        # The common cases (a limit order that rests, an IOC or crossing limit
-        # order, a cancel by the owner) are inlined here with everything bound
-        # to locals: this loop is the hot path of every replay.  Everything
-        # else goes through the same methods as one-at-a-time calls, and the
-        # tests check that both give the same events.
         # The engine makes no reference cycles (every dead order is freed by
         # reference counting), so the cyclic garbage collector has nothing to
         # find here; with a million resting orders its full passes would cost
@@ -294,11 +345,18 @@ class Engine:
                 gc.enable()
 
     def _run(self, batch):
+        # The common cases (a valid limit or IOC order, a cancel by the owner)
+        # are inlined here with everything bound to locals: this loop is the
+        # hot path of every replay.  Everything else goes through the same
+        # methods as one-at-a-time calls, and the tests check that both give
+        # the same events.
         append = self.events.append
         books, orders, stops = self._books, self._orders, self._stops
-        fire, clean = self._fire, _clean
+        fire, match = self._fire, _match
         new_checked, cancel_other, modify = self._new_checked, self._cancel_other, self.modify
         last_oid = self._last_oid
+        dead = self._dead
+        dead_limit = len(orders) + _DEAD_SLACK
         try:
             for m in batch:
                 op = m[0]
@@ -324,114 +382,71 @@ class Engine:
                         continue
                     last_oid = oid
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
-                    if not crosses:
-                        # the common case: nothing to match
-                        if kind == IOC:
-                            append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
-                            continue
-                        rec = [qty, oid, owner, price, half]
-                        orders[oid] = rec
-                        lv = half.levels.get(price)
-                        if lv is None:
-                            half.levels[price] = [qty, 1, deque((rec,))]
-                            heappush(half.heap, -price if side == BUY else price)
-                        else:
-                            lv[0] += qty
-                            lv[1] += 1
-                            lv[2].append(rec)
-                        continue
-                    # _take inlined for a limit price and no cap (see _take)
-                    last = book.last
-                    if side == BUY:
-                        ohalf, sign, bound = book.asks, 1, price
-                    else:
-                        ohalf, sign, bound = book.bids, -1, -price
-                    oheap, olevels, mside = ohalf.heap, ohalf.levels, ohalf.side
-                    while qty and oheap and oheap[0] <= bound:
-                        lp = oheap[0] * sign
-                        lv = olevels[lp]
-                        q = lv[2]
-                        while q and qty:
-                            rec = q[0]
-                            rq = rec[0]
-                            if not rq:
-                                q.popleft()
-                                continue
-                            mown = rec[2]
-                            if mown == owner:
-                                q.popleft()
-                                rec[0] = 0
-                                del orders[rec[1]]
-                                lv[0] -= rq
-                                lv[1] -= 1
-                                append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, lp))
-                                continue
-                            if rq <= qty:
-                                q.popleft()
-                                rec[0] = 0
-                                del orders[rec[1]]
-                                lv[1] -= 1
-                                fill = rq
-                            else:
-                                rec[0] = rq - qty
-                                fill = qty
-                            lv[0] -= fill
-                            qty -= fill
-                            book.last = lp
-                            append(("trade", seq, ticker, lp, fill, rec[1], oid, mown, owner, side))
-                        if not lv[1]:
-                            q.clear()
-                            heappop(oheap)
-                            del olevels[lp]
-                            while oheap and not olevels[oheap[0] * sign][1]:
-                                del olevels[heappop(oheap) * sign]
-                    firing = book.last != last and (book.up or book.down)
+                    if crosses:
+                        last = book.last
+                        qty = match(append, orders, book, side, seq, oid, owner, qty, price)
                     if qty:
                         if kind == IOC:
                             append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
                         else:
                             rec = [qty, oid, owner, price, half]
                             orders[oid] = rec
-                            levels = half.levels
-                            lv = levels.get(price)
-                            if lv is None:
-                                levels[price] = [qty, 1, deque((rec,))]
-                                heappush(half.heap, -price if side == BUY else price)
+                            q = half.levels.get(price)
+                            if q is None:
+                                _add_level(half, price, rec)
                             else:
-                                lv[0] += qty
-                                lv[1] += 1
-                                lv[2].append(rec)
-                    if firing:
+                                q.append(rec)
+                    if crosses and book.last != last and (book.up or book.down):
                         fire(book, seq)
                 elif op == CANCEL:
                     _, seq, oid, owner = m
                     rec = orders.get(oid)
                     if rec is not None and rec[2] == owner:
                         del orders[oid]
-                        qty, _, _, price, half = rec
+                        half = rec[4]
+                        append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
                         rec[0] = 0
-                        lv = half.levels[price]
-                        lv[0] -= qty
-                        count = lv[1] = lv[1] - 1
-                        q = lv[2]
-                        if not count:
-                            q.clear()
-                            clean(half)
-                        elif len(q) > 2 * count + 16:
-                            lv[2] = deque([r for r in q if r[0]])   # compact dead orders
-                        append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+                        dead += 1
+                        if dead > dead_limit:
+                            self._compact()
+                            dead, dead_limit = 0, len(orders) + _DEAD_SLACK
                     elif rec is None and oid not in stops:
                         append(("rejected", seq, oid, f"order {oid} is not resting"))
                     else:
                         cancel_other(seq, oid, owner, rec)
                 elif op == MODIFY:
+                    self._dead = dead
                     modify(*m[1:])
+                    dead = self._dead
                 else:
                     raise ValueError(f"unknown operation {op!r} in batch message {m!r}")
         finally:
             self._last_oid = last_oid
+            self._dead = dead
+        if dead > len(orders) + _DEAD_SLACK:
+            self._compact()
 
     # -------------------------------------------------------------- internals
+    def _compact(self) -> None:
+        """Drop every dead order and every empty level.  O(N + L log L); run when
+        dead orders outnumber live ones by _DEAD_SLACK, so amortised O(1) per cancel.
+        Mutates the level dicts and heaps in place (the batch loop holds them)."""
+        for book in self._books.values():
+            for half in (book.bids, book.asks):
+                levels = half.levels
+                for price in list(levels):
+                    q = levels[price]
+                    live = [rec for rec in q if rec[0]]
+                    if not live:
+                        del levels[price]
+                    elif len(live) < len(q):
+                        q.clear()
+                        q.extend(live)
+                heap = half.heap
+                heap[:] = [-p for p in levels] if half.is_bid else list(levels)
+                heapify(heap)
+        self._dead = 0
+
     def _new_checked(self, seq, oid, owner, ticker, side, kind, qty, price, stop, cap):
         """Every order kind, with a reason for each refusal."""
         ev = self.events
@@ -494,52 +509,26 @@ class Engine:
             self._fire(book, seq)
         return None
 
-    def _cross(self, seq, oid, owner, book, side, kind, qty, price):
-        """A limit or IOC order that crosses on arrival: match, then rest (limit) or
-        cancel (IOC) what is left, then fire the stops its trades triggered."""
-        last = book.last
-        qty = self._take(seq, oid, owner, book, side, qty, price, 0)[0]
-        if qty:
-            if kind == IOC:
-                self.events.append(("cancelled", seq, oid, qty, IOC, owner, book.ticker, side, price))
-            else:
-                self._rest(oid, owner, book, side, qty, price)
-        if book.last != last:
-            self._fire(book, seq)
 
     def _limit(self, seq, oid, owner, book, side, qty, price):
-        """Match a limit order, then rest what is left.  O(F + L + log L)."""
-        if side == BUY:
-            opp = book.asks.heap
-            crosses = opp and opp[0] <= price
-        else:
-            opp = book.bids.heap
-            crosses = opp and -opp[0] >= price
-        if crosses:
-            qty = self._take(seq, oid, owner, book, side, qty, price, 0)[0]
+        """Match a limit order, then rest what is left.  O(F + L log L)."""
+        qty = _match(self.events.append, self._orders, book, side, seq, oid, owner, qty, price)
         if qty:
-            self._rest(oid, owner, book, side, qty, price)
-
-    def _rest(self, oid, owner, book, side, qty, price):
-        """Put an order at the back of its level.  O(1), O(log L) for a new level."""
-        half = book.bids if side == BUY else book.asks
-        rec = [qty, oid, owner, price, half]
-        self._orders[oid] = rec
-        lv = half.levels.get(price)
-        if lv is None:
-            half.levels[price] = [qty, 1, deque((rec,))]
-            heappush(half.heap, -price if side == BUY else price)
-        else:
-            lv[0] += qty
-            lv[1] += 1
-            lv[2].append(rec)
+            half = book.bids if side == BUY else book.asks
+            rec = [qty, oid, owner, price, half]
+            self._orders[oid] = rec
+            q = half.levels.get(price)
+            if q is None:
+                _add_level(half, price, rec)
+            else:
+                q.append(rec)
 
     def _take(self, seq, oid, owner, book, side, qty, limit, cap):
         """Fill up to *qty* against the opposite side, best price first, FIFO in a
         level, at the maker's price; *limit* 0 means no limit (market).  An own
         resting order met on the way is cancelled (self-trade) and matching goes
         on.  With *cap*, stop before sum(price*qty) would exceed it.
-        Returns (unfilled qty, stopped by cap).  O(F + L) for F makers, L levels."""
+        Returns (unfilled qty, stopped by cap).  O(F + L log L) for F makers, L levels."""
         append = self.events.append
         orders = self._orders
         ticker = book.ticker
@@ -562,8 +551,7 @@ class Engine:
                     if not want:
                         capped = True
                         break
-            lv = levels[price]
-            q = lv[2]
+            q = levels[price]
             took = 0
             while q and took < want:
                 rec = q[0]
@@ -575,20 +563,15 @@ class Engine:
                     q.popleft()
                     rec[0] = 0
                     del orders[rec[1]]
-                    lv[0] -= rq
-                    lv[1] -= 1
                     append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, price))
                     continue
                 fill = want - took
                 if rq <= fill:
                     fill = rq
                     q.popleft()
-                    rec[0] = 0
                     del orders[rec[1]]
-                    lv[1] -= 1
                 else:
                     rec[0] = rq - fill
-                lv[0] -= fill
                 took += fill
                 append(("trade", seq, ticker, price, fill, rec[1], oid, rec[2], owner, side))
             if took:
@@ -596,15 +579,12 @@ class Engine:
                 qty -= took
                 if cap:
                     budget -= took * price
-            if not lv[1]:
-                q.clear()
+            if not q:
                 heappop(heap)
                 del levels[price]
-                # keep the top live: empty levels left by cancels surface here
-                while heap and not levels[heap[0] * sign][1]:
-                    del levels[heappop(heap) * sign]
             elif qty:
-                # the level still has orders yet we stopped: the cap ran out here
+                # orders are left at this price yet we stopped: the cap ran out here
+                # (what is left of the budget is below this price, let alone a worse one)
                 capped = True
                 break
         return qty, capped
@@ -615,9 +595,9 @@ class Engine:
         *qty*.  O(orders on the crossed levels)."""
         half = book.asks if side == BUY else book.bids
         total = 0
-        for price, lv in half.levels.items():
-            if lv[1] and (price <= limit if side == BUY else price >= limit):
-                for rec in lv[2]:
+        for price, q in half.levels.items():
+            if price <= limit if side == BUY else price >= limit:
+                for rec in q:
                     if rec[0] and rec[2] != owner:
                         total += rec[0]
                 if total >= qty:
@@ -713,7 +693,7 @@ class Engine:
 
     # ------------------------------------------------------------ checkpoints
     def checkpoint(self) -> str:
-        """Canonical text of the whole state.  O(N log L) for N orders, L levels.
+        """Canonical text of the whole state.  O(N + L log L) for N orders, L levels.
 
         ::
 
@@ -734,7 +714,7 @@ class Engine:
             out.append(f"book {ticker} last {'none' if book.last is None else book.last}")
             for half, word, rev in ((book.bids, "bid", True), (book.asks, "ask", False)):
                 for price in sorted(half.levels, reverse=rev):
-                    for rec in half.levels[price][2]:
+                    for rec in half.levels[price]:
                         if rec[0]:
                             out.append(f"{word} {price} oid {rec[1]} {rec[2]} qty {rec[0]}")
             for s in sorted(stops_by_book.get(ticker, ()), key=lambda s: (s[9], s[1])):
@@ -779,13 +759,11 @@ class Engine:
                         raise ValueError(f"order {oid} appears twice")
                     rec = [qty, oid, sys.intern(w[4]), price, half]
                     eng._orders[oid] = rec
-                    lv = half.levels.get(price)
-                    if lv is None:
-                        half.levels[price] = [qty, 1, deque((rec,))]
+                    q = half.levels.get(price)
+                    if q is None:
+                        half.levels[price] = deque((rec,))
                     else:
-                        lv[0] += qty
-                        lv[1] += 1
-                        lv[2].append(rec)
+                        q.append(rec)
                 elif (w[0] == "stop" and len(w) == 16 and w[1] == "oid" and w[6] == "qty"
                       and w[8] == "stop" and w[10] == "limit" and w[12] == "cap" and w[14] == "prio"):
                     if book is None:

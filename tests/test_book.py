@@ -424,10 +424,72 @@ def test_restore_round_trip_and_continue(eng, seq):
     ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
      "ask 100 oid 2 b qty 1\nend\n", "crossed"),
     ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nend\nbook B last none\n", "line 5: text after 'end'"),
+    ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
+     "bid 99 oid 1 b qty 1\nend\n", "line 5: order 1 appears twice"),
+    ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 0100 oid 1 a qty 1\nend\n",
+     "line 4: '0100' is not a canonical whole number"),
+    ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a b qty 1\nend\n",
+     "line 4: unexpected line"),
+    ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nend\nbid 100 oid 1 a qty 1\n",
+     "line 5: text after 'end'"),
 ])
 def test_restore_refuses_bad_text(text, where):
     with pytest.raises(CheckpointError, match=where):
         Engine.restore(text)
+
+
+def test_restore_keeps_level_order_when_a_level_comes_back():
+    text = ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
+            "bid 99 oid 2 b qty 1\nbid 100 oid 3 c qty 1\nend\n")
+    eng = Engine.restore(text)
+    assert eng.depth("A", BUY, 5) == [(100, 2, 2), (99, 1, 1)]
+    assert "bid 100 oid 1 a qty 1\nbid 100 oid 3 c qty 1\nbid 99" in eng.checkpoint()
+
+
+# ------------------------------------------------------------- lazy cancel
+def test_cancelled_best_level_is_skipped(eng, seq):
+    a, _ = place(eng, seq, "alice", BUY, LIMIT, 5, 101)
+    place(eng, seq, "bob", BUY, LIMIT, 7, 100)
+    eng.cancel(seq(), a, "alice")
+    assert eng.depth("ACME", BUY, 5) == [(100, 7, 1)] and eng.level_qty("ACME", BUY, 101) == 0
+    assert eng.best_bid("ACME") == 100
+    # a sell at 101 meets only the dead level: no trade, it rests
+    s, ev = place(eng, seq, "carol", SELL, LIMIT, 3, 101)
+    assert len(ev) == 1 and eng.best_ask("ACME") == 101 and eng.best_bid("ACME") == 100
+
+
+def test_dead_level_hit_by_crossing_order_before_any_query(eng, seq):
+    a, _ = place(eng, seq, "alice", SELL, LIMIT, 5, 100)
+    place(eng, seq, "bob", SELL, LIMIT, 7, 102)
+    eng.cancel(seq(), a, "alice")
+    t, ev = place(eng, seq, "carol", BUY, IOC, 10, 102)
+    assert ev[1:] == ["trade 4 ACME qty 7 price 102 maker 2 bob taker 4 carol buy",
+                      "cancelled 4 oid 4 qty 3 ioc carol ACME buy price 102"]
+
+
+def test_compaction_changes_nothing_observable(monkeypatch):
+    import pit.book
+    from bench.streams import make_stream
+    stream = make_stream(6000, seed=3)
+
+    def play(slack):
+        monkeypatch.setattr(pit.book, "_DEAD_SLACK", slack)
+        batch, single = Engine(), Engine()
+        for e in (batch, single):
+            e.add_book("ACME")
+        for i in range(0, len(stream), 500):
+            batch.run(stream[i:i + 500])
+        for m in stream:
+            getattr(single, m[0])(*m[1:])
+        assert batch.events == single.events
+        return batch
+
+    lazy, eager = play(10**9), play(0)
+    assert lazy._dead > 1000 and eager._dead <= len(eager._orders)
+    assert eager.events == lazy.events and eager.checkpoint() == lazy.checkpoint()
+    assert eager.depth("ACME", BUY, 50) == lazy.depth("ACME", BUY, 50)
+    assert sum(len(q) for q in eager._books["ACME"].bids.levels.values()) < \
+        sum(len(q) for q in lazy._books["ACME"].bids.levels.values())
 
 
 # ---------------------------------------------------------------- batch, text
