@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from itertools import chain
 from typing import BinaryIO, Iterable, Iterator
 
 from pit import mbox, message
@@ -151,7 +152,7 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         started = True
         if own_start is not None:
             write(own_start, stamp_of(own_start))
-        _records(flt, _chain(stamp, msg, messages), write)
+        _records(flt, chain((msg,), messages), write)   # its stamp is read once more: one record
         break
     if not started and own_start is not None:
         write(own_start, stamp_of(own_start))
@@ -166,15 +167,7 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
             *_sender(flt, date)))
 
 
-def _chain(stamp: dict, msg: bytes, messages: Iterator[bytes]) -> Iterator[tuple[dict, bytes]]:
-    """``(stamp, msg)`` of the first record (already read) and all the rest."""
-    yield stamp, msg
-    stamp_of = mbox.stamp
-    for msg in messages:
-        yield stamp_of(msg), msg
-
-
-def _records(flt: Filter, records: Iterable[tuple[dict, bytes]], write) -> None:
+def _records(flt: Filter, messages: Iterable[bytes], write) -> None:
     """The records after the leading checkpoints: :meth:`Filter.feed` on
     each, written through when not the filter's.  The hot loop: feed is
     inlined here for filters that keep the base class's (same steps, same
@@ -182,7 +175,9 @@ def _records(flt: Filter, records: Iterable[tuple[dict, bytes]], write) -> None:
     feed = flt.feed
     inline = type(flt).feed is Filter.feed
     wants, apply = flt.wants, flt.apply
-    for stamp, msg in records:
+    stamp_of = mbox.stamp
+    for msg in messages:
+        stamp = stamp_of(msg)
         seq_text = stamp.get("x-pit-seq")
         if seq_text is None:
             write(msg, stamp)             # not notarized: not acted on

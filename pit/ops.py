@@ -291,7 +291,7 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[
         start = covered + 1
     wants, stamp = flt.wants, mbox.stamp
     for _, entry, body in arch.read_entries(start):
-        if wants(stamp(entry[body:])):
+        if wants(stamp(entry, body)):
             yield entry
 
 
