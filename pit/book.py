@@ -25,6 +25,7 @@ caller drains); ``format_event`` gives each one canonical text line.
 from __future__ import annotations
 
 import gc
+import re
 import sys
 from collections import deque
 from heapq import heapify, heappop, heappush
@@ -45,6 +46,9 @@ _PRICED = (LIMIT, IOC, FOK)                 # kinds that need a limit price and 
 _STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
 _CAPPED = (MARKET, STOP_LOSS, TAKE_PROFIT)  # market-type kinds: a buy may carry a cap
 _CHECKPOINT_MAGIC = "pit-book checkpoint 1"
+# A well-formed resting-order line of a checkpoint: side, price, oid, owner, qty
+# (positive canonical numbers; the owner is any word without a space).
+_ORDER_LINE = re.compile(r"(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ ]*) qty ([1-9][0-9]*)\Z")
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
@@ -713,10 +717,10 @@ class Engine:
             book = self._books[ticker]
             out.append(f"book {ticker} last {'none' if book.last is None else book.last}")
             for half, word, rev in ((book.bids, "bid", True), (book.asks, "ask", False)):
-                for price in sorted(half.levels, reverse=rev):
-                    for rec in half.levels[price]:
-                        if rec[0]:
-                            out.append(f"{word} {price} oid {rec[1]} {rec[2]} qty {rec[0]}")
+                levels = half.levels
+                for price in sorted(levels, reverse=rev):
+                    head = f"{word} {price} oid "
+                    out += [f"{head}{rec[1]} {rec[2]} qty {rec[0]}" for rec in levels[price] if rec[0]]
             for s in sorted(stops_by_book.get(ticker, ()), key=lambda s: (s[9], s[1])):
                 out.append(f"stop oid {s[1]} {s[2]} {s[5]} {s[6]} qty {s[0]} stop {s[3]} "
                            f"limit {s[7]} cap {s[8]} prio {s[9]}")
@@ -728,13 +732,48 @@ class Engine:
         """Rebuild an engine from ``checkpoint()`` text.  O(N + L log L).
 
         Raises CheckpointError naming the line for anything malformed."""
+        # A million resting orders are a million new lists: the cyclic gc would
+        # scan them over and over while they are built (see run()).
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return cls._restore(text)
+        finally:
+            if paused:
+                gc.enable()
+
+    @classmethod
+    def _restore(cls, text: str) -> "Engine":
         eng = cls()
+        orders, stops = eng._orders, eng._stops
+        order_line, intern = _ORDER_LINE.match, sys.intern
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         book = None
         seen_end = False
+        level_text = level_word = level_book = None     # the level the last order joined
         for no, line in enumerate(lines, 1):
+            m = order_line(line)
+            if m is not None and book is not None and not seen_end:
+                # the common line, well formed (the pattern is what the general
+                # branch below accepts): parsed in one step
+                word, price_text, oid, owner, qty = m.groups()
+                oid = int(oid)
+                if oid in orders or oid in stops:
+                    raise CheckpointError(f"checkpoint line {no}: order {oid} appears twice")
+                if price_text != level_text or word != level_word or book is not level_book:
+                    # first order of a level (or a level met again out of order)
+                    level_text, level_word, level_book = price_text, word, book
+                    price = int(price_text)
+                    half = book.bids if word == "bid" else book.asks
+                    q = half.levels.get(price)
+                    if q is None:
+                        q = half.levels[price] = deque()
+                rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
+                q.append(rec)
+                continue
             w = line.split(" ")
             try:
                 if seen_end:
@@ -753,17 +792,10 @@ class Engine:
                 elif w[0] in ("bid", "ask") and len(w) == 7 and w[2] == "oid" and w[5] == "qty":
                     if book is None:
                         raise ValueError("order before any 'book' line")
-                    price, oid, qty = _pos(w[1]), _pos(w[3]), _pos(w[6])
-                    half = book.bids if w[0] == "bid" else book.asks
-                    if oid in eng._orders or oid in eng._stops:
-                        raise ValueError(f"order {oid} appears twice")
-                    rec = [qty, oid, sys.intern(w[4]), price, half]
-                    eng._orders[oid] = rec
-                    q = half.levels.get(price)
-                    if q is None:
-                        half.levels[price] = deque((rec,))
-                    else:
-                        q.append(rec)
+                    # well-formed order lines were taken by the fast branch above,
+                    # so one of these numbers is what is wrong
+                    _pos(w[1]), _pos(w[3]), _pos(w[6])
+                    raise ValueError(f"unexpected line {line!r}")
                 elif (w[0] == "stop" and len(w) == 16 and w[1] == "oid" and w[6] == "qty"
                       and w[8] == "stop" and w[10] == "limit" and w[12] == "cap" and w[14] == "prio"):
                     if book is None:
