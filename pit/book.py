@@ -243,39 +243,42 @@ class Engine:
         """Place an order.  O(1) if it rests without crossing (O(log L) if it opens a
         level); O(F + L log L) if it fills F makers across L levels; stops add
         O(S log S) for the S stops they trigger.  FOK adds O(crossed orders)."""
-        book = self._books.get(ticker)
-        if ((kind == LIMIT or kind == IOC) and oid > self._last_oid and book is not None
-                and qty > 0 and price > 0 and not stop and not cap and (side == BUY or side == SELL)):
-            # Fast path: a valid limit or IOC order.  Same effect as _new_checked (tested).
-            self._last_oid = oid
-            append = self.events.append
-            append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
-            if side == BUY:
-                opp = book.asks.heap
-                crosses = opp and opp[0] <= price
-                half = book.bids
+        if ((kind == LIMIT or kind == IOC) and oid > self._last_oid and qty > 0 and price > 0
+                and not stop and not cap):
+            book = self._books.get(ticker)
+        else:
+            book = None
+        # Fast path: a valid limit or IOC order.  Same effect as _new_checked (tested).
+        if book is not None and side == BUY:
+            opp = book.asks.heap
+            crosses = opp and opp[0] <= price
+            half = book.bids
+        elif book is not None and side == SELL:
+            opp = book.bids.heap
+            crosses = opp and -opp[0] >= price
+            half = book.asks
+        else:
+            return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
+        self._last_oid = oid
+        append = self.events.append
+        append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+        if crosses:
+            last = book.last
+            qty = _match(append, self._orders, book, side, seq, oid, owner, qty, price)
+        if qty:
+            if kind == IOC:
+                append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
             else:
-                opp = book.bids.heap
-                crosses = opp and -opp[0] >= price
-                half = book.asks
-            if crosses:
-                last = book.last
-                qty = _match(append, self._orders, book, side, seq, oid, owner, qty, price)
-            if qty:
-                if kind == IOC:
-                    append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
+                rec = [qty, oid, owner, price, half]
+                self._orders[oid] = rec
+                q = half.levels.get(price)
+                if q is None:
+                    _add_level(half, price, rec)
                 else:
-                    rec = [qty, oid, owner, price, half]
-                    self._orders[oid] = rec
-                    q = half.levels.get(price)
-                    if q is None:
-                        _add_level(half, price, rec)
-                    else:
-                        q.append(rec)
-            if crosses and book.last != last and (book.up or book.down):
-                self._fire(book, seq)
-            return None
-        return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
+                    q.append(rec)
+        if crosses and book.last != last and (book.up or book.down):
+            self._fire(book, seq)
+        return None
 
     def cancel(self, seq, oid, owner):
         """Cancel a resting or untriggered order.  O(1) amortised (lazy removal)."""
