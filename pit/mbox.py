@@ -422,7 +422,10 @@ def stamp(msg: bytes, start: int = 0) -> dict[str, str]:
         return _stamp_strict(msg)               # a name repeated
     keys = _KEYS
     try:
-        return {keys[k]: v for k, v in pairs.items()}
+        out = {keys[k]: v for k, v in pairs.items()}
+        if len(out) == len(pairs):
+            return out
+        return _stamp_strict(msg)               # names differing only in case
     except KeyError:
         pass
     for k in pairs:
