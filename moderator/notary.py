@@ -125,6 +125,7 @@ class Notary:
         self.archive = archive_mod.Archive(self.pit.root)
         self.keyring = Keyring(self.pit.gnupg)
         self.max_size = self.pit.getint("max_message_size")
+        self.max_filter_size = max(self.max_size, self.pit.getint("max_filter_message_size"))
         self.rate_limit = self.pit.getint("rate_limit")
         self.rate_interval = self.pit.getint("rate_interval") * 1_000_000
         self.seal_every = self.pit.getint("seal_every")
@@ -205,8 +206,13 @@ class Notary:
     def judge(self, raw: bytes, now_us: int):
         """Check one message.  Returns the stamp fields of the accepted record
         (without sequence, time, hashes) or raises Refused.  O(len(raw))."""
-        if len(raw) > self.max_size:
-            raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
+        # A filter's report or checkpoint may be far larger than any order (a
+        # checkpoint holds the whole book): it has a limit of its own, and is
+        # refused below unless its signer owns the filter's account.
+        if len(raw) > self.max_filter_size or (
+                len(raw) > self.max_size and not _looks_like_filter_output(raw)):
+            limit = self.max_filter_size if len(raw) > self.max_filter_size else self.max_size
+            raise Refused(f"too large: {len(raw)} bytes, the limit is {limit}")
         head = raw[:raw.find(b"\n\n")] if b"\n\n" in raw else raw
         if b"\nX-Pit-" in b"\n" + head or b"\nx-pit-" in (b"\n" + head).lower():
             raise Refused("the message carries X-Pit- headers; only the notary writes those")
@@ -237,6 +243,8 @@ class Notary:
         text = s.text
         if text.startswith(("Report: ", "Checkpoint: ")):
             fields = self._filter_output(text, accounts)
+        elif len(raw) > self.max_size:
+            raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
         else:
             fields = self._request(text, accounts)
         if self.rate_limit:
@@ -568,6 +576,15 @@ def _reject_digest(entry: bytes) -> str:
         if line.startswith(b"X-Pit-Digest: "):
             return line[14:].strip().decode("ascii", "replace")
     return ""
+
+
+def _looks_like_filter_output(raw: bytes) -> bool:
+    """A clearsigned report or checkpoint (the larger limit applies)?"""
+    i = raw.find(b"-----BEGIN PGP SIGNED MESSAGE-----\n", 0, 1 << 16)
+    if i < 0:
+        return False
+    j = raw.find(b"\n\n", i)
+    return raw.startswith((b"Report: ", b"Checkpoint: "), j + 2)
 
 
 def _split_key_block(text: str) -> tuple[str, str]:

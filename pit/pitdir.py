@@ -21,6 +21,7 @@ __all__ = ["Pit", "PitError", "DEFAULTS"]
 
 DEFAULTS = {
     "max_message_size": "262144",   # bytes; a signed order is about 1 KB
+    "max_filter_message_size": "268435456",   # a filter's report or checkpoint: 256 MiB
     "rate_limit": "1000",           # accepted messages per member per interval
     "rate_interval": "60",          # seconds
     "seal_every": "1000",           # records per seal at most

@@ -104,3 +104,21 @@ def test_the_notary_refuses_an_instrument_it_cannot_price(pit):
     assert not d.accepted and "not a whole number of EUR minor units" in d.reason
     assert ops.operator_request(pit, "Instrument", "BTC EUR tick 0.5 lot 0.1").accepted
     assert audit(pit.root).ok
+
+
+def test_filter_output_has_a_larger_size_limit_than_orders(pit):
+    """A checkpoint holds the whole book: it may exceed the limit for orders,
+    but only a filter's own key may send one that large."""
+    pit.set(max_message_size="1300")        # a signed order is about 1 KB
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    assert all(d.accepted for d in ops.notary(pit).run_maildir())
+    _, ds = ops.run_filter(pit, "specialist", ["ACME"])
+    sizes = [len(m) for _, m in __import__("pit.archive", fromlist=["Archive"]).Archive(pit.root).read()
+             if mbox.stamp(m).get("x-pit-kind") == "checkpoint"]
+    assert all(d.accepted for d in ds) and max(sizes) > 1300
+    # a trader padding an order past the limit is still refused
+    pit.send("alice", "o2", "Order", "buy 1 ACME at 12.50\n#" + "x" * 5000)
+    (d,) = ops.notary(pit).run_maildir()
+    assert not d.accepted and d.reason.startswith("too large")
+    assert audit(pit.root).ok
