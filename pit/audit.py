@@ -491,7 +491,7 @@ def _epoch(iso: str) -> int:
 
 def _portable_keys(verifier: openpgp.Verifier) -> list[tuple]:
     out = []
-    for k in verifier._by_fpr.values():        # insertion order: the same verifier again
+    for k in verifier.keys():                  # in order: the same verifier again
         m = k.material
         if m is None:
             material = None

@@ -471,6 +471,10 @@ class Verifier:
     def __len__(self) -> int:
         return len(self._by_fpr)
 
+    def keys(self) -> list["PublicKey"]:
+        """The keys, in the order given: ``Verifier(v.keys())`` is the same verifier."""
+        return list(self._by_fpr.values())
+
     def key(self, keyid_or_fpr: str) -> PublicKey | None:
         """The key with this key id (16 hex) or fingerprint (40 hex)."""
         k = keyid_or_fpr.upper()
