@@ -73,7 +73,7 @@ class Decision:
     seq: int = 0                   # its sequence number, when accepted
     digest: str = ""
     line: int | None = None        # the line of the signed text at fault
-    sender: str = ""               # where the notice goes
+    sender: str = ""               # where the notice of a refusal goes
 
 
 @dataclass
@@ -163,10 +163,13 @@ class Notary:
         self.recent.append(digest)
         self.recent_set.add(digest)
 
-    def _remember(self, seq: int, st: dict, h: str) -> None:
-        """Fold one record into the notary's state.  O(1)."""
+    def _remember(self, seq: int, st: dict, h: str, us: int | None = None) -> None:
+        """Fold one record into the notary's state (*us*: its time, when the
+        caller has it as a number already).  O(1)."""
         self.seq, self.head = seq, h
-        self.last_us = max(self.last_us, _us(st.get("x-pit-time", "")))
+        if us is None:
+            us = _us(st.get("x-pit-time", ""))
+        self.last_us = max(self.last_us, us)
         kind = st.get("x-pit-kind", "")
         acct, ref = st.get("x-pit-account", ""), st.get("x-pit-ref", "")
         if ref:
@@ -176,9 +179,8 @@ class Notary:
         if self.rate_limit and signer and kind not in ("seal", "genesis"):
             # the rate limit counts records, so it holds across runs and restarts
             q = self.sent.setdefault(signer, deque())
-            t = _us(st.get("x-pit-time", ""))
-            q.append(t)
-            while q[0] <= t - self.rate_interval:
+            q.append(us)
+            while q[0] <= us - self.rate_interval:
                 q.popleft()
         if kind == "seal":
             self.unsealed = []
@@ -339,11 +341,10 @@ class Notary:
             # is refused (and recorded) for its reused (account, ref).
             # Crash recovery of the maildir is run_maildir's job (cur/).
             now = self._now()
-            sender = _sender_of(raw)
             try:
                 fpr, fields, _ = self.judge(raw, now)
             except Refused as e:
-                d = Decision(False, e.reason, digest=digest, line=e.line, sender=sender)
+                d = Decision(False, e.reason, digest=digest, line=e.line, sender=_sender_of(raw))
                 rejects.append(self._reject_entry(raw, d, now))
                 notices.append(self._notice(raw, d, now))
                 self._recent(digest)
@@ -351,7 +352,7 @@ class Notary:
                 continue
             rec = self._stamp(raw, digest, fpr, fields, now)
             records.append((rec, "notary", stamp_time(now)))
-            out.append(Decision(True, seq=self.seq, digest=digest, sender=sender))
+            out.append(Decision(True, seq=self.seq, digest=digest))
             if self.seal_every and len(self.unsealed) >= self.seal_every:
                 records.append(self._seal_record())
         if seal and self.unsealed:
@@ -463,7 +464,7 @@ class Notary:
         stamp = "".join(f"{k}: {v}\n" for k, v in head + fields).encode("ascii")
         rec = stamp + original
         st = {k.lower(): v for k, v in head + fields}
-        self._remember(seq, st, archive_mod.record_hash(rec))
+        self._remember(seq, st, archive_mod.record_hash(rec), now)
         return rec
 
     def _seal_record(self) -> tuple[bytes, str, str]:
