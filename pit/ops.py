@@ -5,9 +5,11 @@ requests, run the filters and post their output, replay.  The command line
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -120,21 +122,22 @@ def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
 def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
     """The signing key of the pit's filter *name*, made and made a member on first use."""
     ring = Keyring(pit.filters_gnupg)
-    slug = _slug(name)
-    fpr = pit.get(f"filter.{slug}")
+    key = slug(name)
+    fpr = pit.get(f"filter.{key}")
     if fpr:
         return ring, fpr
-    fpr = ring.generate(name, f"{slug}@{pit.domain}", algo="ed25519")
+    fpr = ring.generate(name, f"{key}@{pit.domain}", algo="ed25519")
     words = name.split(" ")
     accounts = [f"{words[0]}:{t}" for t in words[1:]] or [name]
     _, d = add_member(pit, ring.export(fpr), accounts)
     if not d.accepted:
         raise PitError(f"could not make {name} a member: {d.reason}")
-    pit.set(**{f"filter.{slug}": fpr})
+    pit.set(**{f"filter.{key}": fpr})
     return ring, fpr
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A filter name as a file and address part: "specialist ACME" -> "specialist-acme"."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -165,7 +168,7 @@ def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
     if idx.exists():
         for line in idx.read_text().splitlines():
             w = line.split(" ")
-            if len(w) == 3 and w[0] == _slug(name):
+            if len(w) == 3 and w[0] == slug(name):
                 ck = (int(w[1]), int(w[2]))
     last = 0
     for seq, msg in _reports_and_checkpoints(Archive(pit.root), ck[0] + 1 if ck else 1):
@@ -194,16 +197,9 @@ def _reports_and_checkpoints(arch: Archive, from_seq: int) -> Iterator[tuple[int
     for vol in arch.volumes():
         if vol.last < from_seq:
             continue
-        data = _volume_bytes(arch, vol)
+        data, seq = _volume_tail(arch, vol, from_seq)
         find = data.find
-        pos, seq = 0, vol.first
-        while seq < from_seq:                       # quoting leaves "\nFrom " only between entries
-            pos = find(b"\nFrom ", pos) + 1
-            if not pos:
-                from pit.archive import ArchiveError
-                raise ArchiveError(f"{arch.dir / vol.name}: fewer entries than the "
-                                   f"{vol.count} the index says")
-            seq += 1
+        pos = 0
         hits = []
         for needle in _KIND_NEEDLES:
             h = find(needle, pos)
@@ -226,19 +222,84 @@ def _reports_and_checkpoints(arch: Archive, from_seq: int) -> Iterator[tuple[int
                 yield seq, msg
 
 
-def _volume_bytes(arch: Archive, vol) -> bytes:
-    """The committed bytes of one volume (as many as the index says)."""
+@contextmanager
+def _volume_map(arch: Archive, vol):
+    """The volume's file mapped read-only (as many bytes as the index says
+    are committed: callers stop at ``vol.bytes``).  Mapping rather than
+    reading means an incremental run touches only the pages it needs."""
     from pit.archive import ArchiveError
     path = arch.dir / vol.name
     try:
-        with open(path, "rb") as f:
-            data = f.read(vol.bytes)
+        f = open(path, "rb")
     except FileNotFoundError:
         raise ArchiveError(f"{path}: missing (the index lists it)") from None
-    if len(data) < vol.bytes:
-        raise ArchiveError(f"{path}: truncated at byte {len(data)}; the index says "
-                           f"{vol.bytes} bytes (an incomplete copy?)")
-    return data
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size < vol.bytes:
+            raise ArchiveError(f"{path}: truncated at byte {size}; the index says "
+                               f"{vol.bytes} bytes (an incomplete copy?)")
+        if not vol.bytes:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            yield mm
+
+
+def _entry_offset(arch: Archive, vol, mm, from_seq: int) -> tuple[int, int]:
+    """``(byte offset, seq)`` of the entry of record max(*from_seq*, first)
+    in the mapped volume *mm*.  Found by walking back from the end (quoting
+    leaves ``\\nFrom `` only between entries), so reaching the newest
+    records never scans the older ones, however large.  O(bytes walked)."""
+    skip = min(max(from_seq - vol.first, 0), vol.count)
+    if not skip:
+        return 0, vol.first
+    pos = vol.bytes
+    for _ in range(vol.count - skip):
+        pos = mm.rfind(b"\nFrom ", 0, pos)
+        if pos < 0:
+            from pit.archive import ArchiveError
+            raise ArchiveError(f"{arch.dir / vol.name}: fewer entries than the {vol.count} "
+                               "the index says")
+    return (pos + 1 if skip < vol.count else vol.bytes), vol.first + skip
+
+
+def _volume_tail(arch: Archive, vol, from_seq: int) -> tuple[bytes, int]:
+    """``(data, seq)``: the committed bytes of *vol* from the entry of
+    record *seq* = max(*from_seq*, first) on.  O(bytes returned + walked)."""
+    with _volume_map(arch, vol) as mm:
+        offset, seq = _entry_offset(arch, vol, mm, from_seq)
+        return mm[offset:vol.bytes], seq
+
+
+def _entries(arch: Archive, from_seq: int = 1, to_seq: int | None = None
+             ) -> Iterator[tuple[int, bytes, int]]:
+    """:meth:`Archive.read_entries` (``(seq, entry as stored, body offset)``,
+    each record's X-Pit-Seq checked against its place), over mapped volumes
+    from the first entry wanted on: only the entries yielded are copied.
+    O(bytes of the records from *from_seq* on)."""
+    from pit.archive import ArchiveError
+    for vol in arch.volumes():
+        if vol.last < from_seq:
+            continue
+        if to_seq is not None and vol.first > to_seq:
+            return
+        with _volume_map(arch, vol) as mm:
+            pos, seq = _entry_offset(arch, vol, mm, from_seq)
+            find, end = mm.find, vol.bytes
+            while pos < end:
+                if to_seq is not None and seq > to_seq:
+                    return
+                body = find(b"\n", pos, end) + 1
+                nxt = find(b"\nFrom ", body, end) + 1 or end
+                want = b"X-Pit-Seq: %d\n" % seq
+                if mm[body:body + len(want)] != want:
+                    raise ArchiveError(f"{arch.dir / vol.name}: record at byte {pos} is not "
+                                       f"X-Pit-Seq {seq}")
+                yield seq, mm[pos:nxt], body - pos
+                pos, seq = nxt, seq + 1
+        if seq - 1 != vol.last:
+            raise ArchiveError(f"{arch.dir / vol.name}: holds records to {seq - 1}; "
+                               f"the index says {vol.last}")
 
 
 def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
@@ -249,8 +310,8 @@ def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
 def note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
     idx = pit.checkpoints / "index"
     lines = [ln for ln in (idx.read_text().splitlines() if idx.exists() else [])
-             if ln.split(" ")[0] != _slug(name)]
-    lines.append(f"{_slug(name)} {record} {covered}")
+             if ln.split(" ")[0] != slug(name)]
+    lines.append(f"{slug(name)} {record} {covered}")
     tmp = idx.with_suffix(".tmp")
     tmp.write_text("\n".join(sorted(lines)) + "\n")
     os.replace(tmp, idx)
@@ -286,11 +347,11 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[
     ck = None if from_start else latest_checkpoint(pit, flt.name)
     if ck:
         rec, covered = ck
-        for _, entry, _ in arch.read_entries(rec, rec):
+        for _, entry, _ in _entries(arch, rec, rec):
             yield entry
         start = covered + 1
     wants, stamp = flt.wants, mbox.stamp
-    for _, entry, body in arch.read_entries(start):
+    for _, entry, body in _entries(arch, start):
         if wants(stamp(entry, body)):
             yield entry
 
