@@ -209,10 +209,10 @@ class Specialist(Filter):
         if (account, ref) in refs:
             return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
                             f"order {refs[account, ref]} is open")
-        try:
-            qty = u.qty(qty_text)
-            price = u.price(price_text) if price_text else 0
-            stop = u.price(stop_text) if stop_text else 0
+        try:                          # cached values are positive, so `or` means "not cached"
+            qty = u.qtys.get(qty_text) or u.qty(qty_text)
+            price = (u.prices.get(price_text) or u.price(price_text)) if price_text else 0
+            stop = (u.prices.get(stop_text) or u.price(stop_text)) if stop_text else 0
         except UnitError as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
         acct = f"{account}:{ticker}"
