@@ -245,14 +245,18 @@ def _volume_map(arch: Archive, vol):
             yield mm
 
 
-def _entry_offset(arch: Archive, vol, mm, from_seq: int) -> tuple[int, int]:
-    """``(byte offset, seq)`` of the entry of record max(*from_seq*, first)
-    in the mapped volume *mm*.  Found by walking back from the end (quoting
+def _entry_starts(arch: Archive, vol, mm, from_seq: int) -> tuple[list[int], int]:
+    """``(starts, seq)``: the byte offsets of the entries of the mapped
+    volume *mm* from record *seq* = max(*from_seq*, first) to the last, and
+    ``vol.bytes`` after them.  Found by walking back from the end (quoting
     leaves ``\\nFrom `` only between entries), so reaching the newest
-    records never scans the older ones, however large.  O(bytes walked)."""
+    records never scans the older ones, however large; ``[0]`` when the
+    walk would start at the first entry (the caller then reads forward).
+    O(bytes walked)."""
     skip = min(max(from_seq - vol.first, 0), vol.count)
     if not skip:
-        return 0, vol.first
+        return [0], vol.first
+    starts = [vol.bytes]
     pos = vol.bytes
     for _ in range(vol.count - skip):
         pos = mm.rfind(b"\nFrom ", 0, pos)
@@ -260,15 +264,19 @@ def _entry_offset(arch: Archive, vol, mm, from_seq: int) -> tuple[int, int]:
             from pit.archive import ArchiveError
             raise ArchiveError(f"{arch.dir / vol.name}: fewer entries than the {vol.count} "
                                "the index says")
-    return (pos + 1 if skip < vol.count else vol.bytes), vol.first + skip
+        pos += 1
+        starts.append(pos)
+        pos -= 1
+    starts.reverse()
+    return starts, vol.first + skip
 
 
 def _volume_tail(arch: Archive, vol, from_seq: int) -> tuple[bytes, int]:
     """``(data, seq)``: the committed bytes of *vol* from the entry of
     record *seq* = max(*from_seq*, first) on.  O(bytes returned + walked)."""
     with _volume_map(arch, vol) as mm:
-        offset, seq = _entry_offset(arch, vol, mm, from_seq)
-        return mm[offset:vol.bytes], seq
+        starts, seq = _entry_starts(arch, vol, mm, from_seq)
+        return mm[starts[0]:vol.bytes], seq
 
 
 def _entries(arch: Archive, from_seq: int = 1, to_seq: int | None = None
@@ -284,13 +292,15 @@ def _entries(arch: Archive, from_seq: int = 1, to_seq: int | None = None
         if to_seq is not None and vol.first > to_seq:
             return
         with _volume_map(arch, vol) as mm:
-            pos, seq = _entry_offset(arch, vol, mm, from_seq)
+            starts, seq = _entry_starts(arch, vol, mm, from_seq)
+            known = iter(starts[1:]) if len(starts) > 1 else None   # entry ends from the walk
+            pos = starts[0]
             find, end = mm.find, vol.bytes
             while pos < end:
                 if to_seq is not None and seq > to_seq:
                     return
                 body = find(b"\n", pos, end) + 1
-                nxt = find(b"\nFrom ", body, end) + 1 or end
+                nxt = next(known) if known is not None else (find(b"\nFrom ", body, end) + 1 or end)
                 want = b"X-Pit-Seq: %d\n" % seq
                 if mm[body:body + len(want)] != want:
                     raise ArchiveError(f"{arch.dir / vol.name}: record at byte {pos} is not "
