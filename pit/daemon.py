@@ -59,7 +59,7 @@ class DaemonError(RuntimeError):
 def filter_address(pit: Pit, name: str) -> str:
     """The list address of filter ``name`` (``specialist-acme@<domain>``):
     the address of its key and its subscription."""
-    return f"{ops._slug(name)}@{pit.domain}"
+    return f"{ops.slug(name)}@{pit.domain}"
 
 
 # -- the notary ------------------------------------------------------------------
@@ -225,7 +225,7 @@ class FilterDaemon:
             self.name = self.cls(self.args).name
         except ValueError as error:
             raise DaemonError(f"{kind}: {error}") from None
-        self.slug = ops._slug(self.name)
+        self.slug = ops.slug(self.name)
         fpr = self.pit.get(f"filter.{self.slug}")
         if not fpr:
             raise DaemonError(f"filter {self.name!r} has no key in {self.pit.root}; "

@@ -392,7 +392,7 @@ def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
     for job in filter_jobs(pit.root):
         name = ops.filter_class(job[0])(job[1:]).name
         ops.filter_key(pit, name)
-        specialists.append(f"{ops._slug(name)}@{domain}")
+        specialists.append(f"{ops.slug(name)}@{domain}")
     pit = Pit(pit.root)
     listed = provision_pit(client, pit.name, domain, pit.notary_address,
                            f"{pit.name}-archive@{domain}", specialists=specialists,
