@@ -260,24 +260,20 @@ class Engine:
         else:
             return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
         self._last_oid = oid
-        append = self.events.append
-        append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+        self.events.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
         if crosses:
-            last = book.last
-            qty = _match(append, self._orders, book, side, seq, oid, owner, qty, price)
-        if qty:
-            if kind == IOC:
-                append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
-            else:
-                rec = [qty, oid, owner, price, half]
-                self._orders[oid] = rec
-                q = half.levels.get(price)
-                if q is None:
-                    _add_level(half, price, rec)
-                else:
-                    q.append(rec)
-        if crosses and book.last != last and (book.up or book.down):
-            self._fire(book, seq)
+            return self._cross(seq, oid, owner, book, side, kind, qty, price)
+        # the common case, straight through: nothing to match
+        if kind == IOC:
+            self.events.append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
+            return None
+        rec = [qty, oid, owner, price, half]
+        self._orders[oid] = rec
+        q = half.levels.get(price)
+        if q is None:
+            _add_level(half, price, rec)
+        else:
+            q.append(rec)
         return None
 
     def cancel(self, seq, oid, owner):
@@ -288,8 +284,8 @@ class Engine:
             half = rec[4]
             self.events.append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
             rec[0] = 0
-            self._dead += 1
-            if self._dead > len(self._orders) + _DEAD_SLACK:
+            dead = self._dead = self._dead + 1
+            if dead > _DEAD_SLACK and dead > len(self._orders) + _DEAD_SLACK:
                 self._compact()
             return None
         return self._cancel_other(seq, oid, owner, rec)
@@ -517,18 +513,35 @@ class Engine:
         return None
 
 
+    def _cross(self, seq, oid, owner, book, side, kind, qty, price):
+        """A limit or IOC order that crosses on arrival: match, then rest (limit) or
+        cancel (IOC) what is left, then fire the stops its trades triggered."""
+        last = book.last
+        qty = _match(self.events.append, self._orders, book, side, seq, oid, owner, qty, price)
+        if qty:
+            if kind == IOC:
+                self.events.append(("cancelled", seq, oid, qty, IOC, owner, book.ticker, side, price))
+            else:
+                self._rest(book.bids if side == BUY else book.asks, oid, owner, qty, price)
+        if book.last != last and (book.up or book.down):
+            self._fire(book, seq)
+        return None
+
     def _limit(self, seq, oid, owner, book, side, qty, price):
         """Match a limit order, then rest what is left.  O(F + L log L)."""
         qty = _match(self.events.append, self._orders, book, side, seq, oid, owner, qty, price)
         if qty:
-            half = book.bids if side == BUY else book.asks
-            rec = [qty, oid, owner, price, half]
-            self._orders[oid] = rec
-            q = half.levels.get(price)
-            if q is None:
-                _add_level(half, price, rec)
-            else:
-                q.append(rec)
+            self._rest(book.bids if side == BUY else book.asks, oid, owner, qty, price)
+
+    def _rest(self, half, oid, owner, qty, price):
+        """Put an order at the back of its level.  O(1), O(log L) for a new level."""
+        rec = [qty, oid, owner, price, half]
+        self._orders[oid] = rec
+        q = half.levels.get(price)
+        if q is None:
+            _add_level(half, price, rec)
+        else:
+            q.append(rec)
 
     def _take(self, seq, oid, owner, book, side, qty, limit, cap):
         """Fill up to *qty* against the opposite side, best price first, FIFO in a
