@@ -5,11 +5,9 @@ requests, run the filters and post their output, replay.  The command line
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -171,7 +169,8 @@ def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
             if len(w) == 3 and w[0] == slug(name):
                 ck = (int(w[1]), int(w[2]))
     last = 0
-    for seq, msg in _reports_and_checkpoints(Archive(pit.root), ck[0] + 1 if ck else 1):
+    for seq, msg in Archive(pit.root).records_of_kind(ck[0] + 1 if ck else 1,
+                                                      ("report", "checkpoint")):
         st = mbox.stamp(msg)
         kind = st.get("x-pit-kind")
         if kind in ("checkpoint", "report"):
@@ -182,134 +181,6 @@ def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
                 else:
                     last = int(span.rpartition("-")[2])
     return ck, last
-
-
-_KIND_NEEDLES = (b"\nX-Pit-Kind: report\n", b"\nX-Pit-Kind: checkpoint\n")
-
-
-def _reports_and_checkpoints(arch: Archive, from_seq: int) -> Iterator[tuple[int, bytes]]:
-    """``(seq, message)`` of the records from *from_seq* on whose stamp (up
-    to ``X-Pit-Request``) has an ``X-Pit-Kind: report`` or ``checkpoint``
-    line, in order.  Most records are orders, so each volume is searched
-    whole for those two lines (C speed) and only the records holding a hit
-    are cut out and unquoted; nothing else is split or parsed.  O(bytes of
-    the volumes read)."""
-    for vol in arch.volumes():
-        if vol.last < from_seq:
-            continue
-        data, seq = _volume_tail(arch, vol, from_seq)
-        find = data.find
-        pos = 0
-        hits = []
-        for needle in _KIND_NEEDLES:
-            h = find(needle, pos)
-            while h >= 0:
-                hits.append(h)
-                h = find(needle, h + 1)
-        done = -1                                   # entry of the last record yielded
-        for h in sorted(hits):
-            entry = max(data.rfind(b"\nFrom ", pos, h) + 1, pos)
-            if entry == done:
-                continue                            # both lines in one record
-            seq += data.count(b"\nFrom ", pos, entry + 5)    # the separator ending at entry + 5
-            pos = done = entry
-            body = find(b"\n", entry) + 1
-            sep = find(b"\nFrom ", body)
-            msg = mbox.unquote(data[body:sep if sep >= 0 else len(data) - 1])
-            # The same test as on every record: the kind line before the request line.
-            head = msg[:msg.find(b"\nX-Pit-Request: ")]
-            if _KIND_NEEDLES[0] in head or _KIND_NEEDLES[1] in head:
-                yield seq, msg
-
-
-@contextmanager
-def _volume_map(arch: Archive, vol):
-    """The volume's file mapped read-only (as many bytes as the index says
-    are committed: callers stop at ``vol.bytes``).  Mapping rather than
-    reading means an incremental run touches only the pages it needs."""
-    from pit.archive import ArchiveError
-    path = arch.dir / vol.name
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ArchiveError(f"{path}: missing (the index lists it)") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        if size < vol.bytes:
-            raise ArchiveError(f"{path}: truncated at byte {size}; the index says "
-                               f"{vol.bytes} bytes (an incomplete copy?)")
-        if not vol.bytes:
-            yield b""
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            yield mm
-
-
-def _entry_starts(arch: Archive, vol, mm, from_seq: int) -> tuple[list[int], int]:
-    """``(starts, seq)``: the byte offsets of the entries of the mapped
-    volume *mm* from record *seq* = max(*from_seq*, first) to the last, and
-    ``vol.bytes`` after them.  Found by walking back from the end (quoting
-    leaves ``\\nFrom `` only between entries), so reaching the newest
-    records never scans the older ones, however large; ``[0]`` when the
-    walk would start at the first entry (the caller then reads forward).
-    O(bytes walked)."""
-    skip = min(max(from_seq - vol.first, 0), vol.count)
-    if not skip:
-        return [0], vol.first
-    starts = [vol.bytes]
-    pos = vol.bytes
-    for _ in range(vol.count - skip):
-        pos = mm.rfind(b"\nFrom ", 0, pos)
-        if pos < 0:
-            from pit.archive import ArchiveError
-            raise ArchiveError(f"{arch.dir / vol.name}: fewer entries than the {vol.count} "
-                               "the index says")
-        pos += 1
-        starts.append(pos)
-        pos -= 1
-    starts.reverse()
-    return starts, vol.first + skip
-
-
-def _volume_tail(arch: Archive, vol, from_seq: int) -> tuple[bytes, int]:
-    """``(data, seq)``: the committed bytes of *vol* from the entry of
-    record *seq* = max(*from_seq*, first) on.  O(bytes returned + walked)."""
-    with _volume_map(arch, vol) as mm:
-        starts, seq = _entry_starts(arch, vol, mm, from_seq)
-        return mm[starts[0]:vol.bytes], seq
-
-
-def _entries(arch: Archive, from_seq: int = 1, to_seq: int | None = None
-             ) -> Iterator[tuple[int, bytes, int]]:
-    """:meth:`Archive.read_entries` (``(seq, entry as stored, body offset)``,
-    each record's X-Pit-Seq checked against its place), over mapped volumes
-    from the first entry wanted on: only the entries yielded are copied.
-    O(bytes of the records from *from_seq* on)."""
-    from pit.archive import ArchiveError
-    for vol in arch.volumes():
-        if vol.last < from_seq:
-            continue
-        if to_seq is not None and vol.first > to_seq:
-            return
-        with _volume_map(arch, vol) as mm:
-            starts, seq = _entry_starts(arch, vol, mm, from_seq)
-            known = iter(starts[1:]) if len(starts) > 1 else None   # entry ends from the walk
-            pos = starts[0]
-            find, end = mm.find, vol.bytes
-            while pos < end:
-                if to_seq is not None and seq > to_seq:
-                    return
-                body = find(b"\n", pos, end) + 1
-                nxt = next(known) if known is not None else (find(b"\nFrom ", body, end) + 1 or end)
-                want = b"X-Pit-Seq: %d\n" % seq
-                if mm[body:body + len(want)] != want:
-                    raise ArchiveError(f"{arch.dir / vol.name}: record at byte {pos} is not "
-                                       f"X-Pit-Seq {seq}")
-                yield seq, mm[pos:nxt], body - pos
-                pos, seq = nxt, seq + 1
-        if seq - 1 != vol.last:
-            raise ArchiveError(f"{arch.dir / vol.name}: holds records to {seq - 1}; "
-                               f"the index says {vol.last}")
 
 
 def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
@@ -357,11 +228,11 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[
     ck = None if from_start else latest_checkpoint(pit, flt.name)
     if ck:
         rec, covered = ck
-        for _, entry, _ in _entries(arch, rec, rec):
+        for _, entry, _ in arch.read_entries(rec, rec):
             yield entry
         start = covered + 1
     wants, stamp = flt.wants, mbox.stamp
-    for _, entry, body in _entries(arch, start):
+    for _, entry, body in arch.read_entries(start):
         if wants(stamp(entry, body)):
             yield entry
 
