@@ -410,3 +410,17 @@ def test_notary_program_runs_the_maildir(kit):
     assert p.returncode == 0, p.stderr
     assert "1 notarized, 1 rejected" in p.stderr
     assert notary_mod.Notary(kit.root).seq == len(kit.records())
+
+
+def test_removed_member_is_refused_and_the_removal_is_on_record(kit):
+    [d] = submit(kit, kit.request("bob", "1", *ORDER, account="bob"))
+    assert d.accepted
+    removal = kit.operator("Member", f"remove {kit.fpr('bob')}")
+    assert removal.accepted
+    _, rec = kit.records()[removal.seq - 1]
+    st = mbox.stamp(rec)
+    assert st["x-pit-kind"] == "member" and st["x-pit-request"] == f"remove {kit.fpr('bob')}"
+    assert_refused(kit, kit.request("bob", "2", *ORDER, account="bob"), "not a member")
+    from pit.audit import audit
+    r = audit(kit.root)
+    assert r.ok, r.problem
