@@ -132,6 +132,7 @@ class Specialist(Filter):
         if not args:
             raise ValueError("usage: pit-specialist TICKER [TICKER...]")
         self.tickers = tuple(sorted(set(a.upper() for a in args)))
+        self.order_tickers = self.tickers       # wants() and apply() below agree
         self.name = "specialist " + " ".join(self.tickers)
         self.registry = Registry()
         self.accounts = Accounts()
@@ -242,6 +243,8 @@ class Specialist(Filter):
         self.events()
         if seq in orders and engine.order(seq) is None:
             self._close(seq)          # a market order's unspent pool
+
+    apply_order = order             # Filter.apply_order: the driver's fast path
 
     def funding(self, acct, inst, side, kind, qty, price, stop):
         """What a new order holds: ``(hold, unit, cap)``.  O(1)."""
