@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from pit import mbox, ops
 from pit.archive import Archive
 from pit.filter import FilterError, run
 
-BIN = Path("/work/main/.venv/bin")
+BIN = Path(sys.executable).parent          # the environment running the tests
 
 
 # -- a pit with real trades, built once -----------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+from pathlib import Path
+import sys
 
 import pytest
 
@@ -405,7 +407,7 @@ def test_time_never_goes_backwards_with_a_clock_that_does(kit, tmp_path):
 def test_notary_program_runs_the_maildir(kit):
     ops.send_local(kit.pit, kit.request("alice", "p1", *ORDER))
     ops.send_local(kit.pit, b"garbage")
-    p = subprocess.run(["/work/main/.venv/bin/pit-notary", str(kit.root)],
+    p = subprocess.run([str(Path(sys.executable).parent / "pit-notary"), str(kit.root)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "1 notarized, 1 rejected" in p.stderr

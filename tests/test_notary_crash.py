@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,8 @@ from pit import mbox, ops
 from pit.archive import record_hash
 
 from test_notary import check_archive, reject_field
+
+ROOT = Path(__file__).resolve().parents[1]      # the checkout under test
 
 RUNNER = ("import sys; from moderator.notary import Notary; "
           "Notary(sys.argv[1]).run_maildir(batch=int(sys.argv[2]))")
@@ -48,7 +51,7 @@ def _mailbag(kit, n_good: int) -> tuple[list[bytes], list[bytes]]:
 
 
 def _run(kit, batch: int) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH="/work/main")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-c", RUNNER, str(kit.root), str(batch)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -65,9 +68,15 @@ def test_sigkill_at_random_points_loses_nothing(kit, tmp_path):
         deliver(kit.pit, raw, name=f"{i:05d}.crash")
     base_records = len(kit.records())
     kills = 0
+    new = kit.root / "incoming" / "new"
     for attempt in range(8):
+        waiting = len(os.listdir(new))
         proc = _run(kit, batch=rng.choice([5, 17, 40]))
-        time.sleep(rng.uniform(0.15, 1.2))
+        # kill at a random moment of the work itself, not of interpreter start-up
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and len(os.listdir(new)) == waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
@@ -106,12 +115,12 @@ def test_sigkill_at_each_archive_write_step(kit, tmp_path, step):
     mixed = good + bad + replays
     for i, raw in enumerate(mixed):
         deliver(kit.pit, raw, name=f"{i:05d}.step")
-    env = dict(os.environ, PYTHONPATH="/work/main", PIT_ARCHIVE_CRASH_AT=step)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PIT_ARCHIVE_CRASH_AT=step)
     p = subprocess.run([sys.executable, "-c", RUNNER, str(kit.root), "5"], env=env,
                        capture_output=True)
     assert p.returncode == -signal.SIGKILL, p.stderr.decode()
     p = subprocess.run([sys.executable, "-c", RUNNER, str(kit.root), "5"],
-                       env=dict(os.environ, PYTHONPATH="/work/main"), capture_output=True)
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
     assert p.returncode == 0, p.stderr.decode()
     check_archive(kit, tmp_path)
     archived = [mbox.stamp(m)["x-pit-digest"] for _, m in kit.records()]
