@@ -36,6 +36,7 @@ from pit.units import PPM, UnitError, fee
 __all__ = ["Specialist", "main"]
 
 STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market buy
+_LIMIT = book.LIMIT
 _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
 
@@ -108,11 +109,12 @@ class Order:
     which ref, what it holds.  ``unit`` is the hold per lot for limit-type
     buys and sells; 0 for market-type buys, whose hold is a pool."""
 
-    __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit")
+    __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit", "acct")
 
-    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit):
+    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct=None):
         self.account, self.ref, self.ticker, self.side = account, ref, ticker, side
         self.kind, self.rem, self.hold, self.unit = kind, rem, hold, unit
+        self.acct = acct or f"{account}:{ticker}"    # the trading account it holds in
 
     def line(self, oid: int) -> str:
         side = "buy" if self.side == BUY else "sell"
@@ -230,16 +232,28 @@ class Specialist(Filter):
                     return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
         else:
             side, asset, hold, unit, cap = SELL, ticker, qty, 1, 0
-        try:
-            self.ledger.hold(acct, asset, hold)
-        except Insufficient as e:
-            return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
+        # Ledger.hold inlined (same check, same effect)
+        ledger = self.ledger
+        k = (acct, asset)
+        held = ledger.held
+        h = held.get(k, 0)
+        avail = ledger.balance.get(k, 0) - h
+        if hold > avail:
+            return self.say(f"rejected {seq} {account} {ref} "
+                            f"{self._short(Insufficient(acct, asset, hold, avail))}")
+        held[k] = h + hold
         orders = self.orders
-        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit)
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct)
         refs[account, ref] = seq
         self._text = text
         engine = self.engine
+        ev = engine.events
         engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
+        if kind == _LIMIT and len(ev) == 1 and ev[0][0] == "accepted":
+            # The commonest outcome: accepted and resting, nothing else happened.
+            self.lines.append(f"accepted {seq} {account} {ref} {text}")
+            ev.clear()
+            return
         self.events()
         if seq in orders and engine.order(seq) is None:
             self._close(seq)          # a market order's unspent pool
@@ -280,7 +294,24 @@ class Specialist(Filter):
         if oid is None:
             return self.say(f"rejected {seq} {account} {ref} cancel {target}: "
                             f"no open order {target} of {account}")
-        self.engine.cancel(seq, oid, account)
+        engine = self.engine
+        ev = engine.events
+        engine.cancel(seq, oid, account)
+        if len(ev) == 1:
+            e = ev[0]
+            od = self.orders.get(oid)
+            if e[0] == "cancelled" and e[2] == oid and od is not None:
+                # The commonest outcome, as events() would write it and close it.
+                del self.orders[oid]
+                u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
+                q = e[3]
+                self.lines.append(f"cancelled {e[1]} {od.account} {od.ref} "
+                                  f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
+                self.refs.pop((od.account, od.ref), None)
+                if od.hold:
+                    self.ledger.release(od.acct, u.cur if od.side == BUY else od.ticker, od.hold)
+                ev.clear()
+                return
         self.events()
 
     def modify(self, seq, account, ref, target, qty_text, price_text, stop_text):
@@ -343,7 +374,7 @@ class Specialist(Filter):
         for e in ev:
             k = e[0]
             if k == "trade":
-                self.trade(e)
+                self._settle(e, orders, say)
                 continue
             oid = e[2]
             od = orders.get(oid)
@@ -354,11 +385,18 @@ class Specialist(Filter):
                 say(f"accepted {e[1]} {od.account} {od.ref} {self._text}")
                 continue
             u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
-            head = f"{k} {e[1]} {od.account} "
             if k == "cancelled":
-                say(f"{head}{od.ref} {u.qty_text(e[3])} {e[4]}")
-                self._close(oid)
-            elif k == "rejected":
+                q = e[3]
+                say(f"cancelled {e[1]} {od.account} {od.ref} "
+                    f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
+                # _close inlined
+                del orders[oid]
+                self.refs.pop((od.account, od.ref), None)
+                if od.hold:
+                    self.ledger.release(od.acct, u.cur if od.side == BUY else od.ticker, od.hold)
+                continue
+            head = f"{k} {e[1]} {od.account} "
+            if k == "rejected":
                 if oid == e[1]:                   # a new order: nothing of it stays
                     say(f"{head}{od.ref} {e[3]}")
                     self._close(oid)
@@ -366,7 +404,7 @@ class Specialist(Filter):
                     say(f"{head}{od.ref} {e[3]}")
                     if self._pending and self._pending[0] == oid and self._pending[3]:
                         asset = u.cur if od.side == BUY else od.ticker
-                        self.ledger.release(f"{od.account}:{od.ticker}", asset, self._pending[3])
+                        self.ledger.release(od.acct, asset, self._pending[3])
             elif k == "triggered":
                 say(f"{head}{od.ref} stop {u.price_text(e[3])} last {u.price_text(e[4])}")
             elif k == "modified":
@@ -376,7 +414,7 @@ class Specialist(Filter):
                     _, new_hold, unit, _ = self._pending
                     if new_hold < od.hold:
                         asset = u.cur if od.side == BUY else od.ticker
-                        self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold - new_hold)
+                        self.ledger.release(od.acct, asset, od.hold - new_hold)
                     od.hold, od.unit = new_hold, unit
                     self._pending = None
                 what = f"qty {u.qty_text(qty)}"
@@ -390,6 +428,10 @@ class Specialist(Filter):
     def trade(self, e) -> None:
         """Settle one fill: the buyer pays notional and fee out of its hold,
         the seller delivers out of its hold, the fees go to ``fees:TICKER``.  O(1)."""
+        self._settle(e, self.orders, self.lines.append)
+
+    def _settle(self, e, orders, say) -> None:
+        """:meth:`trade` with what the events loop already holds."""
         _, seq, ticker, price, qty, maker, taker, maker_owner, taker_owner, taker_side = e[:10]
         u = self._units.get(ticker) or _Units(self.registry.instruments[ticker])
         cur = u.cur
@@ -399,21 +441,21 @@ class Specialist(Filter):
             buy, sell, buy_fee, sell_fee = taker, maker, taker_fee, maker_fee
         else:
             buy, sell, buy_fee, sell_fee = maker, taker, maker_fee, taker_fee
-        orders = self.orders
         b, s = orders[buy], orders[sell]
-        bacct, sacct = f"{b.account}:{ticker}", f"{s.account}:{ticker}"
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
-        self.ledger.settle(bacct, sacct, f"fees:{ticker}", cur, ticker, qty, part, cost,
+        self.ledger.settle(b.acct, s.acct, "fees:" + ticker, cur, ticker, qty, part, cost,
                            n - sell_fee, buy_fee + sell_fee)
         b.hold -= part
         s.hold -= qty
-        qty_text = u.qty_text(qty)
-        self.lines.append(
-            f"trade {seq} {ticker} {qty_text} at {u.price_text(price)} {cur} "
+        amount_texts = u.amount_texts
+        say(
+            f"trade {seq} {ticker} {u.qty_texts.get(qty) or u.qty_text(qty)} at "
+            f"{u.price_texts.get(price) or u.price_text(price)} {cur} "
             f"buyer {b.account} {b.ref} seller {s.account} {s.ref} "
             f"maker {'sell' if taker_side == BUY else 'buy'} "
-            f"fees {u.amount_text(buy_fee)} {u.amount_text(sell_fee)}")
+            f"fees {amount_texts.get(buy_fee) or u.amount_text(buy_fee)} "
+            f"{amount_texts.get(sell_fee) or u.amount_text(sell_fee)}")
         b.rem -= qty
         if b.rem == 0:
             self._close(buy)
@@ -428,7 +470,7 @@ class Specialist(Filter):
         if od.hold:
             asset = (self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])).cur \
                 if od.side == BUY else od.ticker
-            self.ledger.release(f"{od.account}:{od.ticker}", asset, od.hold)
+            self.ledger.release(od.acct, asset, od.hold)
 
     # -- transfers --------------------------------------------------------------
     def transfer_out(self, seq: int, account: str, text: str) -> None:
