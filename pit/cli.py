@@ -19,9 +19,7 @@ Queries print one line a row, or one JSON object a line with ``--json``.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -267,7 +265,11 @@ def filter_rejections(pit: Pit) -> list[dict]:
 def emit(args, rows: Iterable[dict], text) -> None:
     """Rows as JSON lines with --json, else each through *text*."""
     for row in rows:
-        print(json.dumps(row, sort_keys=True) if args.json else text(row))
+        if args.json:
+            import json         # only for --json: not on every command's start-up path
+            print(json.dumps(row, sort_keys=True))
+        else:
+            print(text(row))
 
 
 def _write_mbox(out, seq: int, msg: bytes) -> None:
@@ -706,7 +708,11 @@ def cmd_export(args) -> int:
     pit = find_pit(args.pit)
     ticker = args.ticker.upper() if args.ticker else None
     out = sys.stdout
-    writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
+    if args.format == "csv":
+        import csv              # only for --format csv
+        writer = csv.writer(out, lineterminator="\n")
+    else:
+        writer = None
     if writer:
         writer.writerow(["seq", "time", "kind", "account", "ref", "ticker", "request", "signer"])
     for seq, st, msg in _records(pit, args.to, args.frm):
@@ -759,6 +765,7 @@ def cmd_book(args) -> int:
         raise CliError(f"{ticker} is not yet defined at record {args.at}", EXIT["usage"])
     b = book_levels(flt, ticker, args.depth)
     if args.json:
+        import json
         print(json.dumps(b, sort_keys=True))
         return 0
     print(f"{ticker} ({b['currency']})  last {b['last'] or '-'}")

@@ -30,7 +30,6 @@ pit.message.MessageError: line 4: unknown key 'Ordr' (expected one of Pit, Accou
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -1235,6 +1234,7 @@ def _headers_for(content, env: Envelope) -> tuple[list[tuple[str, str]], str]:
         body = rejection_text(content)
         reason = "".join(c if " " <= c <= "~" else "?" for c in content.reason)
         subject = "Rejected: " + (reason if len(reason) <= 120 else reason[:117] + "...")
+        import hashlib          # only for a rejection: not on a filter's start-up path
         digest = hashlib.sha256((content.original_id or body).encode()).hexdigest()[:24]
         mid = f"rejected.{content.pit}.{digest}"
         if content.original_id:
