@@ -307,16 +307,19 @@ def iter_stream(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]
 # The head of a whole entry holding a notarized order exactly as the notary
 # writes it: From line, then the stamp lines in the notary's order (see
 # _NOTARY_NAMES below) with Kind "order" and a Ticker, and no further X-Pit-
-# line.  Values are printable ASCII as in _NOTARY_STAMP, so for a match the
-# groups are exactly the values stamp() would give.
-_B_VALUE = rb"([!-~]++(?: ++[!-~]++)*+)"
-_B_SKIP = rb"[!-~]++(?: ++[!-~]++)*+"
+# line.  The values read are printable ASCII (the request's single spaces
+# inside, the others none), so they are exactly what stamp() gives; Prev,
+# Digest and Signer are not read and only need to be printable ASCII, for
+# which stamp() cannot fail either.  Anything else takes the general path.
+_B_WORD = rb"([!-~]++)"
+_B_TEXT = rb"([!-~]++(?: ++[!-~]++)*+)"
+_B_SKIP = rb"[ -~]*+"
 _ORDER_ENTRY = re.compile(
-    rb"From [^\n]*+\nX-Pit-Seq: ([0-9]++)\nX-Pit-Time: " + _B_VALUE +
+    rb"From [^\n]*+\nX-Pit-Seq: ([0-9]++)\nX-Pit-Time: " + _B_WORD +
     rb"\nX-Pit-Prev: " + _B_SKIP + rb"\nX-Pit-Digest: " + _B_SKIP +
-    rb"\nX-Pit-Signer: " + _B_SKIP + rb"\nX-Pit-Pit: " + _B_VALUE +
-    rb"\nX-Pit-Kind: order\nX-Pit-Account: " + _B_VALUE + rb"\nX-Pit-Ref: " + _B_VALUE +
-    rb"\nX-Pit-Ticker: " + _B_VALUE + rb"\nX-Pit-Request: " + _B_VALUE + rb"\n(?!X-Pit-)").match
+    rb"\nX-Pit-Signer: " + _B_SKIP + rb"\nX-Pit-Pit: " + _B_WORD +
+    rb"\nX-Pit-Kind: order\nX-Pit-Account: " + _B_WORD + rb"\nX-Pit-Ref: " + _B_WORD +
+    rb"\nX-Pit-Ticker: " + _B_WORD + rb"\nX-Pit-Request: " + _B_TEXT + rb"\n(?!X-Pit-)").match
 
 
 def iter_stream_orders(fileobj: BinaryIO, tickers: Iterable[str],
