@@ -39,6 +39,8 @@ STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market 
 _LIMIT = book.LIMIT
 _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
+_PARSED_LIMIT = 16384             # parsed new-order texts kept (a few MB at most)
+_SIDES = frozenset(("buy", "sell"))
 
 
 class _Units:
@@ -145,6 +147,7 @@ class Specialist(Filter):
         self._pending = None      # (oid, new hold, new unit, extra held) during a modify
         self._text = ""           # canonical text of the order being placed
         self._units: dict[str, _Units] = {}   # tickers with an instrument and a book
+        self._parsed: dict[str, tuple] = {}   # canonical new-order text -> parse_canonical_order
 
     def _refresh_units(self) -> None:
         """Rebuild the hot path's view of the instruments after the registry
@@ -195,10 +198,15 @@ class Specialist(Filter):
     def order(self, seq: int, account: str, ref: str, text: str) -> None:
         """Place, cancel or modify one order.  The hot path: O(1) plus the
         core's work; about as many dict lookups as the order has fields."""
-        try:
-            o = parse_canonical_order(text)
-        except MessageError as e:
-            return self.say(f"rejected {seq} {account} {ref} {e}")
+        o = self._parsed.get(text)
+        if o is None:
+            try:
+                o = parse_canonical_order(text)
+            except MessageError as e:
+                return self.say(f"rejected {seq} {account} {ref} {e}")
+            # New orders' texts recur (same side, size, price); cancels' never do.
+            if len(self._parsed) < _PARSED_LIMIT and o[0] in _SIDES:
+                self._parsed[text] = o
         verb = o[0]
         if verb == "cancel":
             return self.cancel(seq, account, ref, o[1])
@@ -249,12 +257,18 @@ class Specialist(Filter):
         engine = self.engine
         ev = engine.events
         engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
-        if kind == _LIMIT and len(ev) == 1 and ev[0][0] == "accepted":
-            # The commonest outcome: accepted and resting, nothing else happened.
-            self.lines.append(f"accepted {seq} {account} {ref} {text}")
-            ev.clear()
-            return
-        self.events()
+        e = ev[0] if ev else ("",)
+        if e[0] == "accepted" and e[2] == seq:
+            self.lines.append(f"accepted {e[1]} {account} {ref} {text}")
+            if len(ev) == 1:
+                ev.clear()
+                if kind == _LIMIT:
+                    return    # the commonest outcome: accepted and resting
+            else:
+                del ev[0]
+                self.events()
+        else:
+            self.events()
         if seq in orders and engine.order(seq) is None:
             self._close(seq)          # a market order's unspent pool
 
