@@ -273,35 +273,46 @@ def _shifted(e: MboxError, base: int) -> MboxError:
     return MboxError(re.sub(r"byte (\d+)", lambda m: f"byte {int(m.group(1)) + base}", str(e)))
 
 
+def _complete_chunks(fileobj: BinaryIO, chunk_size: int):
+    """``(buf, end, base)`` for each run of complete entries ``buf[:end]``
+    read from *fileobj* (*base*: input offset of ``buf[0]``); the last one
+    is whatever remains at end of input.  Reads what is there (``read1``,
+    when the file has it) rather than waiting for a full chunk, so a filter
+    works while the program writing into its pipe goes on writing; an entry
+    longer than a chunk is read in doubling blocks, so the repeated search
+    for its end stays linear overall."""
+    read1 = getattr(fileobj, "read1", None) or fileobj.read
+    buf = b""
+    consumed = 0
+    big = False                        # inside an entry longer than a chunk
+    while True:
+        chunk = fileobj.read(len(buf)) if big else read1(chunk_size)
+        if not chunk:
+            if buf:
+                yield buf, len(buf), consumed
+            return
+        buf = buf + chunk if buf else chunk
+        cut = buf.rfind(_SEP)
+        if cut <= 0:
+            big = len(buf) >= chunk_size
+            continue
+        big = False
+        yield buf, cut + 1, consumed
+        buf = buf[cut + 1:]
+        consumed += cut + 1
+
+
 def iter_stream(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """The messages of an mbox read from *fileobj* in chunks: what filters
     read stdin with.  Each chunk's complete entries go through
     :func:`iter_messages` in one piece (the hot path); the incomplete tail
     waits for the next chunk.  Memory is bounded by the chunk plus the
     largest message.  O(input size)."""
-    buf = b""
-    consumed = 0
-    while True:
-        chunk = fileobj.read(chunk_size)
-        if not chunk:
-            if buf:
-                try:
-                    yield from iter_messages(buf)
-                except MboxError as e:
-                    raise _shifted(e, consumed) from None
-            return
-        buf = buf + chunk if buf else chunk
-        cut = buf.rfind(_SEP)
-        if cut <= 0:
-            if len(buf) > 2 * chunk_size:
-                chunk_size = len(buf)    # one entry larger than a chunk: stay linear
-            continue
+    for buf, end, base in _complete_chunks(fileobj, chunk_size):
         try:
-            yield from iter_messages(buf, 0, cut + 1)
+            yield from iter_messages(buf, 0, end)
         except MboxError as e:
-            raise _shifted(e, consumed) from None
-        buf = buf[cut + 1:]
-        consumed += cut + 1
+            raise _shifted(e, base) from None
 
 
 # The head of a whole entry holding a notarized order exactly as the notary
@@ -333,24 +344,8 @@ def iter_stream_orders(fileobj: BinaryIO, tickers: Iterable[str],
     those of :func:`iter_stream`.  O(input size); no copy of an order's
     message is made (what a filter's replay spends most entries on)."""
     wanted = frozenset(t.encode("ascii") for t in tickers if t.isascii())
-    match = _ORDER_ENTRY
-    buf = b""
-    consumed = 0
-    while True:
-        chunk = fileobj.read(chunk_size)
-        if not chunk:
-            if buf:
-                yield from _orders_in(buf, len(buf), consumed, wanted, match)
-            return
-        buf = buf + chunk if buf else chunk
-        cut = buf.rfind(_SEP)
-        if cut <= 0:
-            if len(buf) > 2 * chunk_size:
-                chunk_size = len(buf)    # one entry larger than a chunk: stay linear
-            continue
-        yield from _orders_in(buf, cut + 1, consumed, wanted, match)
-        buf = buf[cut + 1:]
-        consumed += cut + 1
+    for buf, end, base in _complete_chunks(fileobj, chunk_size):
+        yield from _orders_in(buf, end, base, wanted, _ORDER_ENTRY)
 
 
 def _orders_in(buf: bytes, end: int, base: int, wanted: frozenset, match):
