@@ -530,27 +530,33 @@ class Specialist(Filter):
         return lines
 
     def restore(self, lines: list[str]) -> None:
-        i = 0
-        n = len(lines)
-        while i < n and lines[i] != "book":
-            w = lines[i].split(" ")
-            if w[0] == "balance":
-                self.ledger.balance[w[1], w[2]] = int(w[3])
-                if int(w[4]):
-                    self.ledger.held[w[1], w[2]] = int(w[4])
-            elif w[0] == "order":
+        """Inverse of :meth:`state`.  O(lines); the order lines (nearly all of
+        them) take a loop of their own with everything bound to locals."""
+        orders, refs = self.orders, self.refs
+        balance, held = self.ledger.balance, self.ledger.held
+        book_at = None
+        for i, line in enumerate(lines):
+            if line == "book":
+                book_at = i
+                break
+            w = line.split(" ")
+            kind = w[0]
+            if kind == "order":
                 oid = int(w[1])
-                self.orders[oid] = Order(w[2], w[3], w[4], BUY if w[5] == "buy" else SELL,
-                                         w[6], int(w[7]), int(w[8]), int(w[9]))
-                self.refs[w[2], w[3]] = oid
-            elif not (self.registry.restore_line(lines[i]) or self.accounts.restore_line(lines[i])):
-                raise ValueError(f"line {i + 5}: unexpected {lines[i][:40]!r}")
-            i += 1
-        if i == n:
+                account, ref = w[2], w[3]
+                orders[oid] = Order(account, ref, w[4], BUY if w[5] == "buy" else SELL,
+                                    w[6], int(w[7]), int(w[8]), int(w[9]))
+                refs[account, ref] = oid
+            elif kind == "balance":
+                balance[w[1], w[2]] = int(w[3])
+                if int(w[4]):
+                    held[w[1], w[2]] = int(w[4])
+            elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
+                raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
+        if book_at is None:
             raise ValueError("no 'book' section")
-        self.engine = Engine.restore("\n".join(lines[i + 1:]) + "\n")
+        self.engine = Engine.restore("\n".join(lines[book_at + 1:]) + "\n")
         self._refresh_units()
-
 
 def main(argv=None) -> int:
     return filter_main(Specialist, argv)
