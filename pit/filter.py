@@ -270,6 +270,10 @@ def main(cls, argv: list[str] | None = None) -> int:
     except (FilterError, mbox.MboxError) as e:
         print(f"{flt.name}: {e}", file=sys.stderr)
         return 1
+    except message.MessageError as e:     # e.g. no record on input: no pit name to write
+        print(f"{flt.name}: cannot write the output{'' if flt.pit else ' (no notarized record on input)'}: {e}",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
     finally:
