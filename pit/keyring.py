@@ -24,8 +24,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gnupg
-
 from pit import openpgp
 from pit.openpgp import Verdict
 
@@ -94,7 +92,9 @@ class Keyring:
         self._options = ["--trust-model", "always"]
         self.gpg = self._gpg()
 
-    def _gpg(self, at: int | None = None) -> gnupg.GPG:
+    def _gpg(self, at: int | None = None) -> "gnupg.GPG":
+        import gnupg                      # here, not at the top: commands that never
+                                          # touch gpg start faster without it
         options = list(self._options)
         if at is not None:
             options += ["--faked-system-time", f"{int(at)}!"]

@@ -34,11 +34,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+# ``cryptography`` is imported where keys are built and signatures checked,
+# not here: reading a signed text (a filter reading its own checkpoint)
+# needs only the packet parser, and the import costs ~25 ms at start-up.
 
 __all__ = [
     "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",
@@ -62,13 +60,13 @@ TAG_PUBLIC_KEY = 6
 TAG_USER_ID = 13
 TAG_PUBLIC_SUBKEY = 14
 
-# OpenPGP hash algorithm ids -> (name as in micalg, cryptography class)
+# OpenPGP hash algorithm ids -> (name as in micalg and hashlib, cryptography class name)
 HASHES = {
-    2: ("sha1", hashes.SHA1),
-    8: ("sha256", hashes.SHA256),
-    9: ("sha384", hashes.SHA384),
-    10: ("sha512", hashes.SHA512),
-    11: ("sha224", hashes.SHA224),
+    2: ("sha1", "SHA1"),
+    8: ("sha256", "SHA256"),
+    9: ("sha384", "SHA384"),
+    10: ("sha512", "SHA512"),
+    11: ("sha224", "SHA224"),
 }
 
 _LINE_END = re.compile(rb"\r?\n")
@@ -406,6 +404,7 @@ def _key_material(algo: int, body: bytes, pos: int):
     if algo in (ALGO_RSA, ALGO_RSA_SIGN):
         n, pos = _mpi(body, pos)
         e, pos = _mpi(body, pos)
+        from cryptography.hazmat.primitives.asymmetric import rsa
         return rsa.RSAPublicNumbers(int.from_bytes(e, "big"),
                                     int.from_bytes(n, "big")).public_key()
     if algo == ALGO_EDDSA:
@@ -416,6 +415,7 @@ def _key_material(algo: int, body: bytes, pos: int):
             return None
         if len(point) != 33 or point[0] != 0x40:
             raise OpenPGPError("ed25519 public key point is not in native 0x40 form")
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         return Ed25519PublicKey.from_public_bytes(point[1:])
     return None
 
@@ -542,6 +542,7 @@ class Verifier:
 
 
 def _check(key: PublicKey, sig: Signature, digest: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
     try:
         if key.algo == ALGO_EDDSA:
             if len(sig.values) != 2 or any(len(v) > 32 for v in sig.values):
@@ -554,8 +555,11 @@ def _check(key: PublicKey, sig: Signature, digest: bytes) -> bool:
             size = (key.material.key_size + 7) // 8
             if len(sig.values[0]) > size:
                 return False
-            key.material.verify(sig.values[0].rjust(size, b"\0"), digest,
-                                padding.PKCS1v15(), Prehashed(HASHES[sig.hash_algo][1]()))
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import padding
+            from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+            key.material.verify(sig.values[0].rjust(size, b"\0"), digest, padding.PKCS1v15(),
+                                Prehashed(getattr(hashes, HASHES[sig.hash_algo][1])()))
     except InvalidSignature:
         return False
     return True

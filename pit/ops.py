@@ -9,13 +9,16 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pit import mbox, message
 from pit.archive import Archive
 from pit.filter import Filter, run as run_filter_stream
-from pit.keyring import Keyring
 from pit.pitdir import Pit, PitError
+
+if TYPE_CHECKING:      # imported where used: `pit replay` never needs gpg
+    from pit.keyring import Keyring
+
 
 __all__ = ["init", "operator_request", "add_member", "filter_key", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
@@ -36,6 +39,7 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
     """Create a pit: directories, the notary's key pair, the operator's key
     (made in ``<pit>/operator.gnupg`` unless one is given) and record 1, the
     genesis record, which publishes both keys."""
+    from pit.keyring import Keyring
     if not message.PIT_RE.fullmatch(name):
         raise PitError(f"bad pit name {name!r}: lower-case letters, digits and '-', "
                        "starting with a letter")
@@ -62,6 +66,7 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
 
 
 def _operator(pit: Pit) -> tuple[Keyring, str]:
+    from pit.keyring import Keyring
     home = pit.get("operator_home")
     if not home:
         raise PitError(f"{pit.root}: no operator key configured")
@@ -106,6 +111,7 @@ def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool 
 def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
     """Record a member: its key and the accounts it owns (a signed operator
     request carrying the key block)."""
+    from pit.keyring import Keyring
     import shutil
     tmp = Keyring(pit.root / "tmp.gnupg")
     try:
@@ -119,6 +125,7 @@ def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
 
 def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
     """The signing key of the pit's filter *name*, made and made a member on first use."""
+    from pit.keyring import Keyring
     ring = Keyring(pit.filters_gnupg)
     key = slug(name)
     fpr = pit.get(f"filter.{key}")
