@@ -745,7 +745,7 @@ def cmd_replay(args) -> int:
     show = progress("replay")
     n = 0
     try:
-        for entry in ops.replay_entries(pit, flt, from_start=args.from_start):
+        for entry, _ in ops.replay_entries(pit, flt, from_start=args.from_start):
             out.write(entry)
             n += 1
             if n % 1000 == 0:

@@ -205,43 +205,35 @@ def note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
     os.replace(tmp, idx)
 
 
-def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,
-           checkpoint: tuple[int, int] | None | bool = True) -> Iterator[bytes]:
-    """The filter's input: its newest checkpoint, then every later record
-    (up to *upto*) that concerns it.  Seeks through the archive index:
-    O(new records)."""
+def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,
+                   checkpoint: tuple[int, int] | None | bool = True
+                   ) -> Iterator[tuple[bytes, int]]:
+    """The filter's input: its newest checkpoint (*checkpoint* True: look it
+    up; None or a ``(record, covered)`` pair: as given), then every later
+    record up to *upto* that concerns it, as ``(entry, body_start)``: mbox
+    entries copied byte for byte from the archive (``From `` line and mboxrd
+    quoting as stored), what ``pit replay`` writes.  O(new records)."""
     arch = Archive(pit.root)
     start = 1
     if checkpoint is True:
         checkpoint = None if from_start else latest_checkpoint(pit, flt.name)
     if checkpoint:
         rec, covered = checkpoint
-        for _, msg in arch.read(rec, rec):
-            yield msg
-        start = covered + 1
-    wants = flt.wants
-    stamp = mbox.stamp
-    for _, msg in arch.read(start, upto):
-        if wants(stamp(msg)):
-            yield msg
-
-
-def replay_entries(pit: Pit, flt: Filter, from_start: bool = False) -> Iterator[bytes]:
-    """:func:`replay` as mbox entries copied byte for byte from the archive
-    (``From `` line and mboxrd quoting as stored): what ``pit replay``
-    writes.  O(new records)."""
-    arch = Archive(pit.root)
-    start = 1
-    ck = None if from_start else latest_checkpoint(pit, flt.name)
-    if ck:
-        rec, covered = ck
-        for _, entry, _ in arch.read_entries(rec, rec):
-            yield entry
+        for _, entry, body in arch.read_entries(rec, rec):
+            yield entry, body
         start = covered + 1
     wants, stamp = flt.wants, mbox.stamp
-    for _, entry, body in arch.read_entries(start):
+    for _, entry, body in arch.read_entries(start, upto):
         if wants(stamp(entry, body)):
-            yield entry
+            yield entry, body
+
+
+def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,
+           checkpoint: tuple[int, int] | None | bool = True) -> Iterator[bytes]:
+    """:func:`replay_entries` as message bytes, for running a filter in process."""
+    unquote = mbox.unquote
+    for entry, body in replay_entries(pit, flt, from_start, upto, checkpoint):
+        yield unquote(entry[body:-1])      # without the separating newline
 
 
 def run_filter(pit: Pit, kind: str, args: list[str], post_output: bool = True):

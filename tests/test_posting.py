@@ -91,7 +91,7 @@ def test_replay_entries_are_the_records_as_stored(pit):
     pit.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
     ops.notary(pit).run_maildir()
     from filters.specialist import Specialist
-    raw = b"".join(ops.replay_entries(pit, Specialist(["ACME"])))
+    raw = b"".join(e for e, _ in ops.replay_entries(pit, Specialist(["ACME"])))
     assert list(mbox.iter_messages(raw)) == list(ops.replay(pit, Specialist(["ACME"])))
     assert raw.startswith(b"From notary ")
 
