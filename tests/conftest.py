@@ -160,6 +160,37 @@ def template_pits(tmp_path_factory, keyhome) -> tuple[Path, Path]:
     return demo, other
 
 
+def funded_pit(base: Path) -> Pit:
+    """Pit ``demo`` in *base*/pit trading ACME in USD: alice and bob (real
+    keys in *base*/NAME) are members, funded (10000.00 USD, 500 ACME), and
+    have moved the funds into their ACME trading accounts (the transfers
+    filter has run).  ``pit.keys`` is {name: (keyring, fpr)};
+    ``pit.send(name, ref, key, value)`` signs a request and delivers it."""
+    _HOMES.append(base)
+    p = ops.init(base / "pit", PIT)
+    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
+        assert ops.operator_request(p, k, v).accepted
+    keys = {}
+    for name in ("alice", "bob"):
+        ring = Keyring(base / name)
+        fpr = ring.generate(name, f"{name}@example.org")
+        assert ops.add_member(p, ring.export(fpr), [name])[1].accepted
+        keys[name] = (ring, fpr)
+    assert ops.operator_request(p, "Deposit", "10000.00 USD to alice").accepted
+    assert ops.operator_request(p, "Deposit", "500 ACME to bob").accepted
+
+    def send(name, ref, key, value):
+        ring, fpr = keys[name]
+        ops.send_local(p, ops.sign_request(p, ops.request_text(PIT, name, ref, key, value),
+                                           ring, fpr, f"{name}@example.org"))
+    p.keys, p.send = keys, send
+    send("alice", "t", "Transfer", "5000.00 USD to alice:ACME")
+    send("bob", "t", "Transfer", "500 ACME to bob:ACME")
+    assert all(d.accepted for d in ops.notary(p).run_maildir())
+    ops.run_filter(p, "transfers", [])
+    return p
+
+
 def copy_pit(src: Path, dst: Path) -> Path:
     # agent sockets belong to the source home and must not be copied
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("S.*", "*.lock"))

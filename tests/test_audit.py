@@ -11,40 +11,23 @@ from pit.archive import Archive, record_hash
 from pit.audit import audit
 from pit.keyring import Keyring
 
+from conftest import funded_pit
+
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
-    p = ops.init(base / "pit", "demo")
-    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
-        assert ops.operator_request(p, k, v).accepted
-    keys = {}
-    for name in ("alice", "bob"):
-        ring = Keyring(base / name)
-        fpr = ring.generate(name, f"{name}@example.org")
-        assert ops.add_member(p, ring.export(fpr), [name])[1].accepted
-        keys[name] = (ring, fpr)
-    assert ops.operator_request(p, "Deposit", "10000.00 USD to alice").accepted
-    assert ops.operator_request(p, "Deposit", "500 ACME to bob").accepted
-
-    def send(name, ref, key, value):
-        ring, fpr = keys[name]
-        ops.send_local(p, ops.sign_request(p, ops.request_text("demo", name, ref, key, value),
-                                           ring, fpr, f"{name}@example.org"))
-    send("alice", "t", "Transfer", "5000.00 USD to alice:ACME")
-    send("bob", "t", "Transfer", "500 ACME to bob:ACME")
-    ops.notary(p).run_maildir()
-    ops.run_filter(p, "transfers", [])
-    send("alice", "o1", "Order", "buy 10 ACME at 12.50")
-    send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    p = funded_pit(base)
+    p.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    p.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
     ops.notary(p).run_maildir()
     ops.run_filter(p, "specialist", ["ACME"])
-    send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    p.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
     ops.notary(p).run_maildir()
     ops.run_filter(p, "specialist", ["ACME"])
-    for ring, _ in keys.values():
+    for ring, _ in p.keys.values():
         ring.stop_agent()
-    return base, keys
+    return base, p.keys
 
 
 @pytest.fixture

@@ -8,33 +8,13 @@ import pytest
 from pit import mbox, ops
 from pit.audit import audit
 from pit.filter import run as run_stream
-from pit.keyring import Keyring
+
+from conftest import funded_pit
 
 
 @pytest.fixture
 def pit(tmp_path):
-    p = ops.init(tmp_path / "demo", "demo")
-    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
-        assert ops.operator_request(p, k, v).accepted
-    traders = {}
-    for name in ("alice", "bob"):
-        ring = Keyring(tmp_path / name)
-        fpr = ring.generate(name, f"{name}@example.org")
-        assert ops.add_member(p, ring.export(fpr), [name])[1].accepted
-        traders[name] = (ring, fpr)
-    assert ops.operator_request(p, "Deposit", "10000.00 USD to alice").accepted
-    assert ops.operator_request(p, "Deposit", "500 ACME to bob").accepted
-
-    def send(name, ref, key, value):
-        ring, fpr = traders[name]
-        ops.send_local(p, ops.sign_request(p, ops.request_text("demo", name, ref, key, value),
-                                           ring, fpr, f"{name}@example.org"))
-    p.send = send
-    send("alice", "t", "Transfer", "5000.00 USD to alice:ACME")
-    send("bob", "t", "Transfer", "500 ACME to bob:ACME")
-    assert all(d.accepted for d in ops.notary(p).run_maildir())
-    ops.run_filter(p, "transfers", [])
-    return p
+    return funded_pit(tmp_path)
 
 
 def reports(p, name):
