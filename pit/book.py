@@ -29,6 +29,7 @@ import re
 import sys
 from collections import deque
 from heapq import heapify, heappop, heappush
+from operator import itemgetter
 
 __all__ = [
     "Engine", "CheckpointError", "format_event",
@@ -155,6 +156,10 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
         if not qty:
             return 0
     return qty
+
+
+# A triggered stop's place in line: the seq that placed or last repriced it, then its id.
+_trigger_priority = itemgetter(9, 1)
 
 
 def _fires_up(side: str, kind: str) -> bool:
@@ -348,11 +353,12 @@ class Engine:
                 gc.enable()
 
     def _run(self, batch):
-        # The common cases (a valid limit or IOC order, a cancel by the owner)
-        # are inlined here with everything bound to locals: this loop is the
-        # hot path of every replay.  Everything else goes through the same
-        # methods as one-at-a-time calls, and the tests check that both give
-        # the same events.
+        # The common cases (a valid limit or IOC order, a cancel by the owner,
+        # a modify of a resting order) are inlined here with everything bound
+        # to locals: this loop is the hot path of every replay.  A new order and
+        # a modify that loses priority share the placing code at the bottom of
+        # the loop.  Everything else goes through the same methods as
+        # one-at-a-time calls, and the tests check that both give the same events.
         append = self.events.append
         books, orders, stops = self._books, self._orders, self._stops
         fire, match = self._fire, _match
@@ -366,41 +372,17 @@ class Engine:
                 if op == NEW:
                     _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = m
                     if ((kind == LIMIT or kind == IOC) and oid > last_oid and qty > 0 and price > 0
-                            and not stop and not cap):
+                            and not stop and not cap and (side == BUY or side == SELL)):
                         book = books.get(ticker)
                     else:
                         book = None
-                    if book is not None and side == BUY:
-                        opp = book.asks.heap
-                        crosses = opp and opp[0] <= price
-                        half = book.bids
-                    elif book is not None and side == SELL:
-                        opp = book.bids.heap
-                        crosses = opp and -opp[0] >= price
-                        half = book.asks
-                    else:
+                    if book is None:
                         self._last_oid = last_oid
                         new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
                         last_oid = self._last_oid
                         continue
                     last_oid = oid
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
-                    if crosses:
-                        last = book.last
-                        qty = match(append, orders, book, side, seq, oid, owner, qty, price)
-                    if qty:
-                        if kind == IOC:
-                            append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
-                        else:
-                            rec = [qty, oid, owner, price, half]
-                            orders[oid] = rec
-                            q = half.levels.get(price)
-                            if q is None:
-                                _add_level(half, price, rec)
-                            else:
-                                q.append(rec)
-                    if crosses and book.last != last and (book.up or book.down):
-                        fire(book, seq)
                 elif op == CANCEL:
                     _, seq, oid, owner = m
                     rec = orders.get(oid)
@@ -417,12 +399,64 @@ class Engine:
                         append(("rejected", seq, oid, f"order {oid} is not resting"))
                     else:
                         cancel_other(seq, oid, owner, rec)
+                    continue
                 elif op == MODIFY:
-                    self._dead = dead
-                    modify(*m[1:])
-                    dead = self._dead
+                    if len(m) == 6:
+                        _, seq, oid, owner, qty, price = m
+                        rec = orders.get(oid)
+                    else:
+                        rec = None
+                    if rec is None or rec[2] != owner or not qty > 0 or not price > 0:
+                        self._dead = dead
+                        modify(*m[1:])
+                        dead = self._dead
+                        continue
+                    half = rec[4]
+                    if price == rec[3] and qty <= rec[0]:
+                        rec[0] = qty
+                        append(("modified", seq, oid, qty, price, 0, True, owner, half.ticker, half.side))
+                        continue
+                    # loses priority: the old entry dies in place, the order is placed again
+                    del orders[oid]
+                    rec[0] = 0
+                    dead += 1
+                    side = half.side
+                    append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, side))
+                    book = books[half.ticker]
+                    kind = LIMIT
+                    if dead > dead_limit:
+                        self._compact()
+                        dead, dead_limit = 0, len(orders) + _DEAD_SLACK
                 else:
                     raise ValueError(f"unknown operation {op!r} in batch message {m!r}")
+                # place an accepted limit or IOC order: match what crosses, then rest
+                # (limit) or cancel (IOC) the rest, then fire the stops it triggered
+                if side == BUY:
+                    opp = book.asks.heap
+                    crosses = opp and opp[0] <= price
+                    half = book.bids
+                else:
+                    opp = book.bids.heap
+                    crosses = opp and -opp[0] >= price
+                    half = book.asks
+                if crosses:
+                    last = book.last
+                    qty = match(append, orders, book, side, seq, oid, owner, qty, price)
+                if qty:
+                    if kind == IOC:
+                        append(("cancelled", seq, oid, qty, IOC, owner, book.ticker, side, price))
+                    else:
+                        rec = [qty, oid, owner, price, half]
+                        orders[oid] = rec
+                        q = half.levels.get(price)
+                        if q is None:
+                            _add_level(half, price, rec)
+                        else:
+                            q.append(rec)
+                if crosses and book.last != last:
+                    up, down = book.up, book.down
+                    if up and up[0][0] <= book.last or down and -down[0][0] >= book.last:
+                        fire(book, seq)
         finally:
             self._last_oid = last_oid
             self._dead = dead
@@ -633,11 +667,11 @@ class Engine:
         checked again (cascades), and so on.  O(S log S) for S stops triggered.
         """
         stops, ev = self._stops, self.events
+        up, down = book.up, book.down
         pending = []
         while True:
             last = book.last
             fresh = []
-            up, down = book.up, book.down
             while up and up[0][0] <= last:
                 _, prio, oid = heappop(up)
                 s = stops.get(oid)
@@ -648,11 +682,12 @@ class Engine:
                 s = stops.get(oid)
                 if s is not None and s[9] == prio:
                     fresh.append(s)
-            fresh.sort(key=lambda s: (s[9], s[1]))
-            for s in fresh:
-                del stops[s[1]]
-                ev.append(("triggered", seq, s[1], s[3], last, s[2], book.ticker, s[5], s[6]))
-                heappush(pending, (s[9], s[1], s))
+            if fresh:
+                fresh.sort(key=_trigger_priority)
+                for s in fresh:
+                    del stops[s[1]]
+                    ev.append(("triggered", seq, s[1], s[3], last, s[2], book.ticker, s[5], s[6]))
+                    heappush(pending, (s[9], s[1], s))
             if not pending:
                 return
             qty, oid, owner, _, _, side, kind, limit, cap, _ = heappop(pending)[2]
