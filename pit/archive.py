@@ -44,7 +44,7 @@ from pit import mbox
 
 __all__ = [
     "ArchiveError", "SequenceError", "LockTimeout", "Volume", "Archive",
-    "record_hash", "VOLUME_LIMIT", "ZERO_HASH", "fsync_dir", "append_locked",
+    "record_hash", "entry_stamp", "VOLUME_LIMIT", "ZERO_HASH", "fsync_dir", "append_locked",
 ]
 
 VOLUME_LIMIT = 50_000          # mairix refuses mboxes of more than 65,536 messages
@@ -74,6 +74,21 @@ def record_hash(msg: bytes) -> str:
     """The record hash: hex SHA-256 of the stored message bytes (stamp and
     original, unquoted, without the ``From `` line).  O(len(msg))."""
     return hashlib.sha256(msg).hexdigest()
+
+
+_HEAD = 1 << 13              # entry_stamp reads this much of a large message first
+
+
+def entry_stamp(buf, body: int, end: int) -> dict[str, str]:
+    """``mbox.stamp`` of the message ``buf[body:end]`` (an entry from
+    :meth:`Archive.entry_spans`), copying only its head when its stamp block
+    ends there: the same dict, the same errors, O(stamp size) for a message
+    of any size."""
+    if end - body > _HEAD:
+        head = buf[body:body + _HEAD]
+        if len(mbox.split_stamp(head)[1]) >= 6:      # the line after the stamp is whole enough
+            return mbox.stamp(head)
+    return mbox.stamp(buf[body:end])
 
 
 @dataclass(frozen=True)
@@ -221,6 +236,25 @@ def append_locked(path: Path, data: bytes, timeout: float = 60.0) -> None:
         lock.release()
 
 
+_WALK_STEP = 1 << 16         # bytes one search of the entry walk looks at
+_WALK_LEAD = 1 << 18         # the walk from the end goes this far before the one from the start
+
+
+class _Walk:
+    """What :meth:`Archive._entry_starts` found in one volume: the starts of
+    its first entries (``fwd``, from byte 0) and of its last ones (``back``,
+    the last first), and where each side's search goes on."""
+
+    __slots__ = ("vol", "fwd", "back", "f_scan", "b_end")
+
+    def __init__(self, vol: Volume):
+        self.vol = vol
+        self.fwd = [0]
+        self.back: list[int] = []
+        self.f_scan = 0          # the forward search starts here
+        self.b_end = vol.bytes   # the backward search ends here (exclusive)
+
+
 class Archive:
     """The archive of the pit whose directory is *pit_dir* (volumes live in
     ``pit_dir/archives``).  *volume_limit* is the most messages a volume
@@ -234,6 +268,7 @@ class Archive:
         self.dir = Path(pit_dir) / "archives"
         self.volume_limit = volume_limit
         self.lock_timeout = lock_timeout
+        self._walks: dict[str, _Walk] = {}     # volume name -> what _entry_starts found
 
     # -- reading (no lock) -------------------------------------------------------
     def volumes(self) -> list[Volume]:
@@ -285,12 +320,25 @@ class Archive:
         mbox entry exactly as stored (``From `` line, mboxrd-quoted message,
         the separating newline), to be copied into another mbox without
         unquoting and quoting again; the message starts at
-        ``entry[body_start:]`` (its stamp is never quoted).  Volumes are
-        memory-mapped and the first entry wanted is found by walking back
-        from the end, so reading the newest records never scans older ones,
-        however large, and only the entries yielded are copied.  Each
-        record's X-Pit-Seq is checked against its place.
+        ``entry[body_start:]`` (its stamp is never quoted).  See
+        :meth:`entry_spans`, which this copies out of.
         O(bytes of the records from *from_seq* on)."""
+        for seq, buf, start, body, end in self.entry_spans(from_seq, to_seq):
+            yield seq, buf[start:end], body - start
+
+    def entry_spans(self, from_seq: int = 1, to_seq: int | None = None
+                    ) -> Iterator[tuple[int, "mmap.mmap", int, int, int]]:
+        """``(seq, buf, start, body, end)`` for every record from *from_seq*
+        to *to_seq*: the record's mbox entry as stored is ``buf[start:end]``
+        and its (quoted) message ``buf[body:end]``, *buf* being the volume
+        memory-mapped and valid until the next item.  Nothing is copied, so a
+        caller that wants only some records (by :func:`entry_stamp`) never
+        copies the others, however large.  The first entry wanted is found
+        by walking back from the end of its volume, and forward from its
+        start when that is shorter (see :meth:`_entry_starts`), so reading
+        the newest records scans neither the older ones nor a large record
+        in between.  Each record's X-Pit-Seq is checked against its place.
+        O(records yielded + bytes walked)."""
         for vol in self.volumes():
             if vol.last < from_seq:
                 continue
@@ -310,7 +358,7 @@ class Archive:
                     want = b"X-Pit-Seq: %d\n" % seq
                     if mm[body:body + len(want)] != want:
                         raise ArchiveError(f"{path}: record at byte {pos} is not X-Pit-Seq {seq}")
-                    yield seq, mm[pos:nxt], body - pos
+                    yield seq, mm, pos, body, nxt
                     pos, seq = nxt, seq + 1
             if seq - 1 != vol.last:
                 raise ArchiveError(f"{path}: holds records to {seq - 1}; the index says {vol.last}")
@@ -375,25 +423,61 @@ class Archive:
     def _entry_starts(self, vol: Volume, mm, from_seq: int) -> tuple[list[int], int]:
         """``(starts, seq)``: the byte offsets of the entries of the mapped
         volume from record *seq* = max(*from_seq*, first) to the last, and
-        ``vol.bytes`` after them, found by walking back from the end (quoting
-        leaves ``\\nFrom `` only between entries); ``[0]`` when the walk would
-        start at the first entry (the caller then reads forward).
-        O(bytes walked)."""
+        ``vol.bytes`` after them; ``[0]`` when that is the first entry (the
+        caller then reads forward).  Quoting leaves ``\\nFrom `` only
+        between entries, so entries are found by searching for it: back
+        from the end of the volume and, once that has searched 256 KiB
+        more than the other side, forward from its start, always on the
+        side that has searched less (a search goes 64 KiB at a time).  The
+        walk ends when the entries found from the end reach *from_seq*, or
+        when the two sides have found as many entries as the index counts:
+        a single entry between them (a large seal, report or checkpoint) is
+        then never searched.  What the walks found is kept with the
+        :class:`Archive`, so a later call for the same volume goes on from
+        there.  O(bytes walked): at most about twice the smaller of the
+        bytes before and after the entry of *from_seq*, plus 256 KiB."""
         skip = min(max(from_seq - vol.first, 0), vol.count)
         if not skip:
             return [0], vol.first
-        starts = [vol.bytes]
-        pos = vol.bytes
-        for _ in range(vol.count - skip):
-            pos = mm.rfind(b"\nFrom ", 0, pos)
-            if pos < 0:
-                raise ArchiveError(f"{self.dir / vol.name}: fewer entries than the "
-                                   f"{vol.count} the index says")
-            pos += 1
-            starts.append(pos)
-            pos -= 1
-        starts.reverse()
+        walk = self._walks.get(vol.name)
+        if walk is None or walk.vol != vol:     # (a volume that has grown: walk again)
+            walk = self._walks[vol.name] = _Walk(vol)
+        fwd, back = walk.fwd, walk.back          # starts from the first on / from the last back
+        count = vol.count
+        while len(back) < count - skip and len(fwd) + len(back) < count:
+            if vol.bytes - walk.b_end <= walk.f_scan + _WALK_LEAD:
+                lo = fwd[-1] - 1 if len(fwd) > 1 else 0
+                a = max(lo, walk.b_end - _WALK_STEP)
+                i = mm.rfind(b"\nFrom ", a, walk.b_end)
+                if i < 0:
+                    if a == lo:
+                        self._too_few(vol)
+                    walk.b_end = a + 5
+                    continue
+                if i + 1 == fwd[-1]:
+                    self._too_few(vol)               # the two walks met early
+                back.append(i + 1)
+                walk.b_end = i
+            else:
+                hi = back[-1] + 5 if back else vol.bytes
+                b = min(hi, walk.f_scan + _WALK_STEP)
+                i = mm.find(b"\nFrom ", walk.f_scan, b)
+                if i < 0:
+                    if b == hi:
+                        self._too_few(vol)
+                    walk.f_scan = b - 5
+                    continue
+                if back and i + 1 == back[-1]:
+                    self._too_few(vol)
+                fwd.append(i + 1)
+                walk.f_scan = i + 1
+        starts = [fwd[r] if r < len(fwd) else back[count - 1 - r] for r in range(skip, count)]
+        starts.append(vol.bytes)
         return starts, vol.first + skip
+
+    def _too_few(self, vol: Volume) -> None:
+        raise ArchiveError(f"{self.dir / vol.name}: fewer entries than the "
+                           f"{vol.count} the index says")
 
     def _volume_bytes(self, vol: Volume) -> bytes:
         path = self.dir / vol.name

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pit import mbox, message
-from pit.archive import Archive
+from pit.archive import Archive, entry_stamp
 from pit.filter import Filter, run as run_filter_stream
 from pit.pitdir import Pit, PitError
 
@@ -161,13 +161,16 @@ def filter_class(kind: str):
     return getattr(importlib.import_module(mod), cls)
 
 
-def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
+def filter_position(pit: Pit, name: str, archive: Archive | None = None
+                    ) -> tuple[tuple[int, int] | None, int]:
     """Where filter *name* stands in the archive: ``((record, covered), last)``
     with the record holding its newest checkpoint and the ``Seq`` that
     covers (or None), and the ``To-Seq`` of its newest report.
     ``checkpoints/index`` says where to start; the archive after that record
     is scanned (stamps only), so the answer is exact even if the index is
-    behind.  O(records after the indexed checkpoint)."""
+    behind.  *archive* is the pit's :class:`Archive` when the caller has
+    one (what it found walking its volumes is kept there).
+    O(records after the indexed checkpoint)."""
     ck = None
     idx = pit.checkpoints / "index"
     if idx.exists():
@@ -176,8 +179,8 @@ def filter_position(pit: Pit, name: str) -> tuple[tuple[int, int] | None, int]:
             if len(w) == 3 and w[0] == slug(name):
                 ck = (int(w[1]), int(w[2]))
     last = 0
-    for seq, msg in Archive(pit.root).records_of_kind(ck[0] + 1 if ck else 1,
-                                                      ("report", "checkpoint")):
+    arch = archive if archive is not None else Archive(pit.root)
+    for seq, msg in arch.records_of_kind(ck[0] + 1 if ck else 1, ("report", "checkpoint")):
         st = mbox.stamp(msg)
         kind = st.get("x-pit-kind")
         if kind in ("checkpoint", "report"):
@@ -212,20 +215,23 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | 
     up; None or a ``(record, covered)`` pair: as given), then every later
     record up to *upto* that concerns it, as ``(entry, body_start)``: mbox
     entries copied byte for byte from the archive (``From `` line and mboxrd
-    quoting as stored), what ``pit replay`` writes.  O(new records)."""
+    quoting as stored), what ``pit replay`` writes.  Only the entries
+    yielded are copied out of the archive (a large record the filter does
+    not want, a seal or another filter's report, is read no further than
+    its stamp).  O(new records)."""
     arch = Archive(pit.root)
     start = 1
     if checkpoint is True:
-        checkpoint = None if from_start else latest_checkpoint(pit, flt.name)
+        checkpoint = None if from_start else filter_position(pit, flt.name, arch)[0]
     if checkpoint:
         rec, covered = checkpoint
         for _, entry, body in arch.read_entries(rec, rec):
             yield entry, body
         start = covered + 1
-    wants, stamp = flt.wants, mbox.stamp
-    for _, entry, body in arch.read_entries(start, upto):
-        if wants(stamp(entry, body)):
-            yield entry, body
+    wants, stamp = flt.wants, entry_stamp
+    for _, buf, pos, body, end in arch.entry_spans(start, upto):
+        if wants(stamp(buf, body, end)):
+            yield buf[pos:end], body - pos
 
 
 def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,

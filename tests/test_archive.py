@@ -180,3 +180,62 @@ def test_two_processes_contend(tmp_path):
         mine = [int(m.rsplit(b" ", 1)[1]) for _, m in arch.read() if m.endswith(b"\n") and
                 m.split(b"\n\n", 1)[1].startswith(who.encode())]
         assert mine == list(range(40))
+
+
+def test_entries_from_any_record_past_large_ones(tmp_path, monkeypatch):
+    """read_entries from any record gives the stored entries, whichever way
+    the walk finds them (small steps make the large records span many), and
+    again from one Archive whose walks go on from what they found."""
+    monkeypatch.setattr(archive, "_WALK_STEP", 64)
+    monkeypatch.setattr(archive, "_WALK_LEAD", 128)
+    arch = Archive(tmp_path, volume_limit=9)
+    sizes = [1, 1, 5000, 1, 1, 1, 20000, 3000, 1, 1, 1, 1, 40000, 1, 1, 1, 1, 1, 1, 9000]
+    stored = []
+    for n in sizes:
+        _, msgs = append_n(arch, 1, body=b"From: a@b\n\n" + b"x" * n + b"\n>From here\n")
+        stored += msgs
+    data = b"".join((tmp_path / "archives" / v.name).read_bytes() for v in arch.volumes())
+    starts = [0] + [i + 1 for i in range(len(data)) if data.startswith(b"\nFrom ", i)]
+    for order in (range(1, 21), range(20, 0, -1)):
+        shared = Archive(tmp_path, volume_limit=9)
+        for s in order:
+            for a in (shared, Archive(tmp_path, volume_limit=9)):
+                got = list(a.read_entries(s))
+                assert [q for q, _, _ in got] == list(range(s, 21))
+                for q, entry, body in got:
+                    assert mbox.unquote(entry[body:-1]) == stored[q - 1]
+                    assert entry.startswith(b"From notary@demo ") and entry.endswith(b"\n\n")
+                assert list(a.read_entries(s, s))[0][1] == got[0][1]
+    assert len(starts) == 20
+
+
+def test_entry_walk_finds_a_short_volume(tmp_path, monkeypatch):
+    arch = Archive(tmp_path, volume_limit=50)
+    append_n(arch, 6)
+    index = tmp_path / "archives" / "index"
+    vol = arch.volumes()[0]
+    index.write_text(archive.INDEX_HEADER + archive.Volume(vol.name, 1, 7, 7, vol.bytes).line())
+    with pytest.raises(ArchiveError, match="fewer entries than the 7 the index says"):
+        list(Archive(tmp_path).read_entries(2))
+    with pytest.raises(ArchiveError, match="record at byte .* is not X-Pit-Seq 4"):
+        list(Archive(tmp_path).read_entries(4))
+    monkeypatch.setattr(archive, "_WALK_STEP", 64)
+    monkeypatch.setattr(archive, "_WALK_LEAD", 0)             # both walks from the start
+    for s in range(2, 8):
+        with pytest.raises(ArchiveError, match="fewer entries than the 7 the index says|is not X-Pit-Seq"):
+            list(Archive(tmp_path).read_entries(s))
+
+
+def test_entry_stamp_reads_the_head_of_a_large_message(tmp_path):
+    big = b"From: a@b\n\n" + b"y" * 100_000 + b"\n"
+    arch = Archive(tmp_path)
+    append_n(arch, 2, body=big)
+    for seq, buf, start, body, end in arch.entry_spans(1):
+        assert archive.entry_stamp(buf, body, end) == mbox.stamp(buf[body:end])
+    long_stamp = b"X-Pit-Seq: 1\n" + b"".join(b"X-Pit-N%d: %s\n" % (i, b"v" * 60) for i in range(200))
+    for msg in (long_stamp + b"\n" + big, long_stamp[:8190] + b"\nX-Pit-Z: 1\n" + big,
+                long_stamp[:8187] + b"\nX-P" + big):
+        assert archive.entry_stamp(msg, 0, len(msg)) == mbox.stamp(msg)
+    bad = b"X-Pit-Seq: 1\n" + b"X-Pit-Q: " + b"q" * 9000 + b"\nX-Pit-Q: 2\n" + big
+    with pytest.raises(mbox.MboxError, match="repeated"):
+        archive.entry_stamp(bad, 0, len(bad))
