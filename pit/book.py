@@ -357,33 +357,40 @@ class Engine:
         # a modify of a resting order) are inlined here with everything bound
         # to locals: this loop is the hot path of every replay.  A new order and
         # a modify that loses priority share the placing code at the bottom of
-        # the loop.  Everything else goes through the same methods as
+        # the loop.  The fast tests are identity tests against the module's
+        # constants (what callers pass); an equal string that is not the same
+        # object, and everything else, goes through the same methods as
         # one-at-a-time calls, and the tests check that both give the same events.
+        # The halves of the last ticker's book are kept in locals: a batch is
+        # mostly one ticker.
         append = self.events.append
         books, orders, stops = self._books, self._orders, self._stops
         fire, match = self._fire, _match
-        new_checked, cancel_other, modify = self._new_checked, self._cancel_other, self.modify
+        new_checked, cancel_other = self._new_checked, self._cancel_other
         last_oid = self._last_oid
         dead = self._dead
         dead_limit = len(orders) + _DEAD_SLACK
+        cur = book = bids = asks = None
         try:
             for m in batch:
                 op = m[0]
-                if op == NEW:
+                if op is NEW:
                     _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = m
-                    if ((kind == LIMIT or kind == IOC) and oid > last_oid and qty > 0 and price > 0
-                            and not stop and not cap and (side == BUY or side == SELL)):
-                        book = books.get(ticker)
+                    if ((kind is LIMIT or kind is IOC) and oid > last_oid and qty > 0 and price > 0
+                            and not stop and not cap and (side is BUY or side is SELL)
+                            and (ticker is cur or ticker in books)):
+                        if ticker is not cur:
+                            cur = ticker
+                            book = books[ticker]
+                            bids, asks = book.bids, book.asks
                     else:
-                        book = None
-                    if book is None:
                         self._last_oid = last_oid
                         new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
                         last_oid = self._last_oid
                         continue
                     last_oid = oid
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
-                elif op == CANCEL:
+                elif op is CANCEL:
                     _, seq, oid, owner = m
                     rec = orders.get(oid)
                     if rec is not None and rec[2] == owner:
@@ -400,15 +407,12 @@ class Engine:
                     else:
                         cancel_other(seq, oid, owner, rec)
                     continue
-                elif op == MODIFY:
-                    if len(m) == 6:
-                        _, seq, oid, owner, qty, price = m
-                        rec = orders.get(oid)
-                    else:
-                        rec = None
+                elif op is MODIFY and len(m) == 6:
+                    _, seq, oid, owner, qty, price = m
+                    rec = orders.get(oid)
                     if rec is None or rec[2] != owner or not qty > 0 or not price > 0:
                         self._dead = dead
-                        modify(*m[1:])
+                        self.modify(seq, oid, owner, qty, price)
                         dead = self._dead
                         continue
                     half = rec[4]
@@ -420,31 +424,35 @@ class Engine:
                     del orders[oid]
                     rec[0] = 0
                     dead += 1
-                    side = half.side
-                    append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, side))
-                    book = books[half.ticker]
+                    side, cur = half.side, half.ticker
+                    append(("modified", seq, oid, qty, price, 0, False, owner, cur, side))
+                    book = books[cur]
+                    bids, asks = book.bids, book.asks
                     kind = LIMIT
                     if dead > dead_limit:
                         self._compact()
                         dead, dead_limit = 0, len(orders) + _DEAD_SLACK
                 else:
-                    raise ValueError(f"unknown operation {op!r} in batch message {m!r}")
+                    self._last_oid, self._dead = last_oid, dead
+                    self._one(m)
+                    last_oid, dead = self._last_oid, self._dead
+                    continue
                 # place an accepted limit or IOC order: match what crosses, then rest
                 # (limit) or cancel (IOC) the rest, then fire the stops it triggered
-                if side == BUY:
-                    opp = book.asks.heap
+                if side is BUY:
+                    opp = asks.heap
                     crosses = opp and opp[0] <= price
-                    half = book.bids
+                    half = bids
                 else:
-                    opp = book.bids.heap
+                    opp = bids.heap
                     crosses = opp and -opp[0] >= price
-                    half = book.asks
+                    half = asks
                 if crosses:
                     last = book.last
                     qty = match(append, orders, book, side, seq, oid, owner, qty, price)
                 if qty:
-                    if kind == IOC:
-                        append(("cancelled", seq, oid, qty, IOC, owner, book.ticker, side, price))
+                    if kind is IOC:
+                        append(("cancelled", seq, oid, qty, IOC, owner, cur, side, price))
                     else:
                         rec = [qty, oid, owner, price, half]
                         orders[oid] = rec
@@ -462,6 +470,20 @@ class Engine:
             self._dead = dead
         if dead > len(orders) + _DEAD_SLACK:
             self._compact()
+
+    def _one(self, m) -> None:
+        """One batch message by the one-at-a-time methods (what the batch loop
+        does not inline: a modify with a new limit, an operation named by an
+        equal string that is not the module's constant, or a bad operation)."""
+        op = m[0]
+        if op == NEW:
+            self.new(*m[1:])
+        elif op == CANCEL:
+            self.cancel(*m[1:])
+        elif op == MODIFY:
+            self.modify(*m[1:])
+        else:
+            raise ValueError(f"unknown operation {op!r} in batch message {m!r}")
 
     # -------------------------------------------------------------- internals
     def _compact(self) -> None:
