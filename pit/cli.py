@@ -19,21 +19,21 @@ Queries print one line a row, or one JSON object a line with ``--json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pit import mbox, message, ops
 from pit.archive import Archive, ArchiveError, record_hash
-from pit.keyring import Keyring, KeyringError
 from pit.pitdir import Pit, PitError
 from pit.units import UnitError
+
+# gpg (pit.keyring), subprocess, signal and tempfile are imported by the
+# commands that use them: `pit replay` starts without them.
+if TYPE_CHECKING:
+    from pit.keyring import Keyring
 
 __all__ = ["main", "CliError", "find_pit", "registry", "specialist_state", "trades",
            "positions", "open_orders", "book_levels", "rejections", "EXIT"]
@@ -69,6 +69,7 @@ def gnupghome(arg: str | None) -> Path:
 
 def secret_keys(home: Path) -> list[str]:
     """Fingerprints of the secret keys in GnuPG home *home* (one gpg run)."""
+    import subprocess
     proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons",
                            "--list-secret-keys"], capture_output=True, text=True)
     fprs, want = [], False
@@ -393,6 +394,7 @@ def _pidfile(pit: Pit) -> Path:
 
 def cmd_daemon(args) -> int:
     """The embedded daemon in the foreground (what 'pit start' runs)."""
+    import signal
     pit = find_pit(args.pit)
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -410,6 +412,7 @@ def cmd_daemon(args) -> int:
 
 
 def cmd_start(args) -> int:
+    import subprocess
     pit = find_pit(args.pit)
     pidfile = _pidfile(pit)
     if pidfile.exists() and _alive(int(pidfile.read_text())):
@@ -433,6 +436,7 @@ def _alive(pid: int) -> bool:
 
 
 def cmd_stop(args) -> int:
+    import signal
     pit = find_pit(args.pit)
     pidfile = _pidfile(pit)
     if not pidfile.exists():
@@ -457,12 +461,14 @@ def cmd_stop(args) -> int:
 # -- trader ----------------------------------------------------------------------
 
 def cmd_key_new(args) -> int:
+    from pit.keyring import Keyring
     home = gnupghome(args.gnupghome)
     print(Keyring(home).generate(args.name, args.email, algo=args.algo))
     return 0
 
 
 def cmd_key_export(args) -> int:
+    from pit.keyring import Keyring
     sys.stdout.write(Keyring(gnupghome(args.gnupghome)).export(args.fpr))
     return 0
 
@@ -483,11 +489,13 @@ def _send(args, pit: Pit, key: str, value: str) -> int:
                        EXIT["usage"])
     text = ops.request_text(pit.name, args.account, ref, key, value)
     sender = args.sender or f"{args.account}@{pit.domain}"
+    from pit.keyring import Keyring
     raw = ops.sign_request(pit, text, Keyring(home), fpr, sender, mime=args.mime)
     if args.send == "stdout":
         sys.stdout.buffer.write(raw)
         return 0
     if args.send == "sendmail":
+        import subprocess
         proc = subprocess.run(["sendmail", "-t", "-oi"], input=raw)
         if proc.returncode:
             raise CliError(f"sendmail exited with status {proc.returncode}")
@@ -582,6 +590,7 @@ def _record(pit: Pit, seq: int) -> bytes:
 
 
 def _gpg_verify(home: Path, files: list[Path]) -> tuple[bool, str]:
+    import subprocess
     proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--trust-model", "always",
                            "--status-fd", "1", "--verify", *map(str, files)],
                           capture_output=True, text=True)
@@ -591,6 +600,8 @@ def _gpg_verify(home: Path, files: list[Path]) -> tuple[bool, str]:
 
 def cmd_verify(args) -> int:
     """Check one record on its own, each step with stock tools."""
+    import hashlib
+    import tempfile
     from pit import signed
     from pit.filter import signed_text
     pit = find_pit(args.pit)
@@ -661,6 +672,7 @@ def cmd_verify(args) -> int:
 
 def _key_owns(pit: Pit, primary: str, gpg_line: str) -> bool:
     """GOODSIG names the signing (sub)key id; accept it when it belongs to *primary*."""
+    from pit.keyring import Keyring
     keyid = gpg_line.split(" ")[0].upper()
     for k in Keyring(pit.gnupg).keys():
         if k.fingerprint == primary and (k.fingerprint.endswith(keyid) or any(
@@ -866,6 +878,7 @@ def _mailman_conf(pit: Pit) -> tuple[str, str]:
 
 def cmd_mailman_serve(args) -> int:
     """The notary's LMTP server for the pit, in the foreground, until SIGTERM/SIGINT."""
+    import signal
     from pit.daemon import NotaryService
     from pit.mailhost import NotaryLMTPServer, PitRoute
     pit = find_pit(args.pit)
@@ -905,6 +918,7 @@ def _filter_daemon(args):
 
 def cmd_mailman_daemon(args) -> int:
     """A filter daemon in the foreground: catch up, then run when the archive grows."""
+    import signal
     daemon = _filter_daemon(args)
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -938,7 +952,44 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join("  " + l for l in lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unbuilt:
+    """Stands in for the parser of a command that is not being run: every
+    call on it does nothing (see :func:`build_parser`)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+
+_UNBUILT = _Unbuilt()
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command word of *argv* when it is plain to see: the first
+    argument, or the one after ``--pit DIR`` or ``--pit=DIR``; None when
+    anything else comes first (an option, ``--help``, an abbreviation)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--pit":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return None
+            i += 2
+        elif word.startswith("--pit="):
+            i += 1
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``pit`` command's parser.  With *only*, the name of a command,
+    the other commands' parsers are not built (a few milliseconds of 40
+    parsers a run): parsing a command line that names *only* gives the
+    same result, the same usage and help text and the same errors.
+    Without it, or if no command is called *only*, every one is built."""
+    built = []
     p = argparse.ArgumentParser(
         prog="pit", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A trading pit whose record is a mailing list archive.",
@@ -951,6 +1002,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name, func, help, examples=(), parent=sub, json_flag=False):
+        if parent is _UNBUILT or (only is not None and parent is sub and name != only):
+            return _UNBUILT
+        if parent is sub:
+            built.append(name)
         sp = parent.add_parser(name, help=help, description=help,
                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                epilog=_examples(*examples) if examples else None)
@@ -1145,11 +1200,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "daemon":
             c.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
                            help="how often to look at the archive")
+    if only is not None and not built:
+        return build_parser()
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_named(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -1164,9 +1221,6 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"pit {args.command}: {e}", file=sys.stderr)
         return e.code
-    except KeyringError as e:
-        print(f"pit {args.command}: key problem: {e}", file=sys.stderr)
-        return EXIT["key"]
     except (message.MessageError, UnitError) as e:
         print(f"pit {args.command}: {e}", file=sys.stderr)
         return EXIT["usage"]
@@ -1180,6 +1234,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RuntimeError as e:
+        keyring = sys.modules.get("pit.keyring")     # imported by the commands that use gpg
+        if keyring is None or not isinstance(e, keyring.KeyringError):
+            raise
+        print(f"pit {args.command}: key problem: {e}", file=sys.stderr)
+        return EXIT["key"]
 
 
 if __name__ == "__main__":
