@@ -410,6 +410,9 @@ class Engine:
                 elif op is MODIFY and len(m) == 6:
                     _, seq, oid, owner, qty, price = m
                     rec = orders.get(oid)
+                    if rec is None and oid not in stops:
+                        append(("rejected", seq, oid, f"order {oid} is not resting"))
+                        continue
                     if rec is None or rec[2] != owner or not qty > 0 or not price > 0:
                         self._dead = dead
                         self.modify(seq, oid, owner, qty, price)
