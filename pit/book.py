@@ -365,6 +365,7 @@ class Engine:
         # mostly one ticker.
         append = self.events.append
         books, orders, stops = self._books, self._orders, self._stops
+        pop = orders.pop
         fire, match = self._fire, _match
         new_checked, cancel_other = self._new_checked, self._cancel_other
         last_oid = self._last_oid
@@ -392,9 +393,8 @@ class Engine:
                     append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
                 elif op is CANCEL:
                     _, seq, oid, owner = m
-                    rec = orders.get(oid)
+                    rec = pop(oid, None)
                     if rec is not None and rec[2] == owner:
-                        del orders[oid]
                         half = rec[4]
                         append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
                         rec[0] = 0
@@ -405,6 +405,8 @@ class Engine:
                     elif rec is None and oid not in stops:
                         append(("rejected", seq, oid, f"order {oid} is not resting"))
                     else:
+                        if rec is not None:
+                            orders[oid] = rec      # not the owner's: it stays
                         cancel_other(seq, oid, owner, rec)
                     continue
                 elif op is MODIFY and len(m) == 6:
