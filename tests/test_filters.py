@@ -181,6 +181,26 @@ def test_nothing_to_do_writes_checkpoint_only(traded):
     assert body_of(out[-1]).startswith("Checkpoint: specialist ACME")
 
 
+@pytest.mark.parametrize("extra", [[], ["From the floor", ">From it", ">>From here"], ["caf\u00e9 42"]])
+def test_report_written_in_pieces_is_the_whole_report(extra):
+    """run() writes a long report a piece at a time: the same bytes as the
+    whole report body through filter_output and format_message."""
+    from pit import message
+    from pit.filter import _REPORT_PIECE, _sender, _write_report
+    flt = Specialist(["ACME"])
+    flt.pit, flt.seq, flt.first_seq = "demo", 9000, 12
+    flt.lines = [f"accepted {i} alice {i} buy 1 ACME limit 1.00" for i in range(2 * _REPORT_PIECE + 7)]
+    flt.lines[_REPORT_PIECE + 1:_REPORT_PIECE + 1] = extra
+    date = "2026-11-22T00:52:38.123456Z"
+    out = io.BytesIO()
+    _write_report(flt, out, date)
+    whole = mbox.format_message(message.filter_output(
+        "report", flt.name, flt.pit, flt.report_body(), date), *_sender(flt, date))
+    assert out.getvalue() == whole
+    assert list(mbox.iter_messages(whole))[0].endswith(
+        ("\n".join(flt.lines) + "\n").encode())
+
+
 # -- bad input --------------------------------------------------------------------
 
 @pytest.fixture
