@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import mmap
 import os
 import re
-import signal
-import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +38,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from pit import mbox
+
+# hashlib (OpenSSL), socket and signal are imported where used: a reader
+# (`pit replay`) starts without them.
 
 __all__ = [
     "ArchiveError", "SequenceError", "LockTimeout", "Volume", "Archive",
@@ -73,7 +73,14 @@ class LockTimeout(ArchiveError):
 def record_hash(msg: bytes) -> str:
     """The record hash: hex SHA-256 of the stored message bytes (stamp and
     original, unquoted, without the ``From `` line).  O(len(msg))."""
-    return hashlib.sha256(msg).hexdigest()
+    return _sha256(msg).hexdigest()
+
+
+def _sha256(data: bytes):
+    # Replaced by hashlib.sha256 itself on first use.
+    global _sha256
+    from hashlib import sha256 as _sha256
+    return _sha256(data)
 
 
 _HEAD = 1 << 13              # entry_stamp reads this much of a large message first
@@ -104,9 +111,15 @@ class Volume:
         return f"{self.name} {self.first} {self.last} {self.count} {self.bytes}\n"
 
 
+def _hostname() -> str:
+    import socket
+    return socket.gethostname()
+
+
 def _crash_point(step: str) -> None:
     # Lets the crash test kill the writer between two exact write steps.
     if os.environ.get(CRASH_ENV) == step:
+        import signal
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -136,7 +149,7 @@ class _VolumeLock:
         self.path = path
         self.dot = path.with_name(path.name + ".lock")
         self.timeout = timeout
-        self.token = f"{os.getpid()} {socket.gethostname()}\n"
+        self.token = f"{os.getpid()} {_hostname()}\n"
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -190,7 +203,7 @@ class _VolumeLock:
             return True                          # released meanwhile: retry
         parts = text.split()
         stale = age > STALE_LOCK_SECONDS
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] == socket.gethostname():
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] == _hostname():
             try:
                 os.kill(int(parts[0]), 0)
                 stale = False                    # holder alive on this host
@@ -734,7 +747,7 @@ class Archive:
                         _, original = mbox.split_stamp(msg)
                         if mbox.stamp_seq(msg) != seq:
                             bad = f"record at byte {tail_at} is not seq {seq}"
-                        elif digest is not None and hashlib.sha256(original).hexdigest() != digest:
+                        elif digest is not None and _sha256(original).hexdigest() != digest:
                             bad = f"record at byte {tail_at} does not match its X-Pit-Digest"
                         else:
                             seq, prev, good_end = seq + 1, record_hash(msg), len(data)

@@ -29,7 +29,6 @@ fast: see ``python -m bench.archive``.
 
 from __future__ import annotations
 
-import calendar
 import io
 import os
 import re
@@ -79,6 +78,7 @@ def _date_text(date: str | int | None) -> str:
         return date
     m = _ISO_UTC.match(date)
     if m:
+        import calendar     # here: a program that only reads mbox starts without it
         return asctime(calendar.timegm(tuple(int(g) for g in m.groups()) + (0, 0, 0)))
     raise MboxError(f"date {date!r}: expected asctime ('Sun Nov 22 00:52:38 2026'), "
                     "ISO 8601 UTC ('2026-11-22T00:52:38Z') or int epoch seconds")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Iterable, Mapping
 
@@ -906,6 +905,7 @@ def _iso_second(text: str) -> str:
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d{1,9})?Z", text)
     if not m:
         raise MessageError(None, f"bad time {_show(text)}: expected UTC like 2026-11-22T00:52:38Z")
+    from datetime import datetime       # here: a program that writes no message starts without it
     try:
         datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
     except ValueError:
@@ -915,6 +915,7 @@ def _iso_second(text: str) -> str:
 
 def _rfc5322_date(iso: str) -> str:
     # Day and month names from our own tables: strftime would follow the locale.
+    from datetime import datetime
     dt = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
     return (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year} "
             f"{dt:%H:%M:%S} +0000")
