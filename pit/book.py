@@ -53,6 +53,9 @@ _ORDER_LINE = re.compile(r"(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ ]*) qty
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
+# What a market buy will pay: above every price.  Only ever compared with prices
+# (an int compares exactly with it); it never reaches an order, a level or an event.
+_ANY_PRICE = float("inf")
 
 
 class CheckpointError(ValueError):
@@ -110,16 +113,18 @@ def _add_level(half: _Half, price: int, rec: list) -> None:
 
 
 def _match(append, orders, book, side, seq, oid, owner, qty, price):
-    """Fill up to *qty* lots of an order limited at *price* against the opposite
-    side: best price first, FIFO in a level, at the maker's price.  An own resting
-    order met on the way is cancelled (self-trade) and matching goes on.  Returns
-    the unfilled qty.  O(F + L log L) for F makers passed over L levels.
+    """Fill up to *qty* lots of an order limited at *price* (0: no limit, a market
+    order) against the opposite side: best price first, FIFO in a level, at the
+    maker's price.  An own resting order met on the way is cancelled (self-trade)
+    and matching goes on.  Returns the unfilled qty.  O(F + L log L) for F makers
+    passed over L levels.
 
-    This is the hot path of every crossing limit or IOC order, so it is a plain
-    function of its arguments (no attribute look-ups on the engine)."""
+    This is the hot path of every crossing order, so it is a plain function of
+    its arguments (no attribute look-ups on the engine).  Only a capped market
+    buy takes another path (``Engine._take_capped``)."""
     ticker = book.ticker
     if side == BUY:
-        ohalf, sign, bound = book.asks, 1, price
+        ohalf, sign, bound = book.asks, 1, price or _ANY_PRICE
     else:
         ohalf, sign, bound = book.bids, -1, -price
     heap, levels = ohalf.heap, ohalf.levels
@@ -377,9 +382,9 @@ class Engine:
                 op = m[0]
                 if op is NEW:
                     _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = m
-                    if ((kind is LIMIT or kind is IOC) and oid > last_oid and qty > 0 and price > 0
-                            and not stop and not cap and (side is BUY or side is SELL)
-                            and (ticker is cur or ticker in books)):
+                    if (((kind is LIMIT or kind is IOC) and price > 0 or kind is MARKET and not price)
+                            and oid > last_oid and qty > 0 and not stop and not cap
+                            and (side is BUY or side is SELL) and (ticker is cur or ticker in books)):
                         if ticker is not cur:
                             cur = ticker
                             book = books[ticker]
@@ -442,11 +447,12 @@ class Engine:
                     self._one(m)
                     last_oid, dead = self._last_oid, self._dead
                     continue
-                # place an accepted limit or IOC order: match what crosses, then rest
-                # (limit) or cancel (IOC) the rest, then fire the stops it triggered
+                # place an accepted limit, IOC or (uncapped) market order: match what
+                # crosses, then rest (limit) or cancel (IOC, market) the rest, then
+                # fire the stops it triggered
                 if side is BUY:
                     opp = asks.heap
-                    crosses = opp and opp[0] <= price
+                    crosses = opp and (opp[0] <= price or not price)
                     half = bids
                 else:
                     opp = bids.heap
@@ -456,8 +462,8 @@ class Engine:
                     last = book.last
                     qty = match(append, orders, book, side, seq, oid, owner, qty, price)
                 if qty:
-                    if kind is IOC:
-                        append(("cancelled", seq, oid, qty, IOC, owner, cur, side, price))
+                    if kind is not LIMIT:
+                        append(("cancelled", seq, oid, qty, kind, owner, cur, side, price))
                     else:
                         rec = [qty, oid, owner, price, half]
                         orders[oid] = rec
@@ -551,12 +557,15 @@ class Engine:
         if kind == LIMIT:
             self._limit(seq, oid, owner, book, side, qty, price)
         elif kind == IOC or kind == MARKET:
-            left, capped = self._take(seq, oid, owner, book, side, qty, price, cap)
+            if cap:
+                left, capped = self._take_capped(seq, oid, owner, book, side, qty, cap)
+            else:
+                left, capped = _match(ev.append, self._orders, book, side, seq, oid, owner, qty, price), False
             if left:
                 ev.append(("cancelled", seq, oid, left, "cap" if capped else kind, owner, ticker, side, price))
         elif kind == FOK:
             if self._available(book, side, owner, price, qty) >= qty:
-                self._take(seq, oid, owner, book, side, qty, price, 0)
+                _match(ev.append, self._orders, book, side, seq, oid, owner, qty, price)
             else:
                 ev.append(("cancelled", seq, oid, qty, "fok", owner, ticker, side, price))
         else:
@@ -604,12 +613,10 @@ class Engine:
         else:
             q.append(rec)
 
-    def _take(self, seq, oid, owner, book, side, qty, limit, cap):
-        """Fill up to *qty* against the opposite side, best price first, FIFO in a
-        level, at the maker's price; *limit* 0 means no limit (market).  An own
-        resting order met on the way is cancelled (self-trade) and matching goes
-        on.  With *cap*, stop before sum(price*qty) would exceed it.
-        Returns (unfilled qty, stopped by cap).  O(F + L log L) for F makers, L levels."""
+    def _take_capped(self, seq, oid, owner, book, side, qty, cap):
+        """A market buy with a cap: as ``_match`` with no limit, but stop before
+        sum(price*qty) would exceed *cap*.  Returns (unfilled qty, stopped by
+        cap).  O(F + L log L) for F makers, L levels."""
         append = self.events.append
         orders = self._orders
         ticker = book.ticker
@@ -622,16 +629,13 @@ class Engine:
         budget = cap              # what is left of the cap (cap itself says "capped")
         while qty and heap:
             price = heap[0] * sign
-            if limit and (price > limit if sign == 1 else price < limit):
-                break
             want = qty
-            if cap:
-                room = budget // price
-                if room < want:
-                    want = room
-                    if not want:
-                        capped = True
-                        break
+            room = budget // price
+            if room < want:
+                want = room
+                if not want:
+                    capped = True
+                    break
             q = levels[price]
             took = 0
             while q and took < want:
@@ -658,8 +662,7 @@ class Engine:
             if took:
                 book.last = price
                 qty -= took
-                if cap:
-                    budget -= took * price
+                budget -= took * price
             if not q:
                 heappop(heap)
                 del levels[price]
@@ -721,7 +724,10 @@ class Engine:
             if kind == STOP_LIMIT:
                 self._limit(seq, oid, owner, book, side, qty, limit)
             else:
-                left, capped = self._take(seq, oid, owner, book, side, qty, 0, cap)
+                if cap:
+                    left, capped = self._take_capped(seq, oid, owner, book, side, qty, cap)
+                else:
+                    left, capped = _match(ev.append, self._orders, book, side, seq, oid, owner, qty, 0), False
                 if left:
                     ev.append(("cancelled", seq, oid, left, "cap" if capped else "market",
                                owner, book.ticker, side, 0))
