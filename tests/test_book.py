@@ -509,6 +509,26 @@ def test_run_equals_one_at_a_time(seq):
     assert one.events == batch.events and one.checkpoint() == batch.checkpoint()
 
 
+def test_run_with_equal_strings_that_are_not_the_constants():
+    """The batch loop's fast path tests identity with the module's constants;
+    equal strings built at run time (as a parser may make them) give the same
+    events through the general path."""
+    from bench.streams import make_stream
+
+    def fresh(word):
+        return "".join(list(word)) if isinstance(word, str) else word
+
+    stream = make_stream(3000, seed=5)
+    copied = [tuple(fresh(x) for x in m) for m in stream]
+    assert copied[0][0] is not NEW and copied[0] == stream[0]
+    a, b = Engine(), Engine()
+    for e in (a, b):
+        e.add_book("ACME")
+    a.run(stream)
+    b.run(copied)
+    assert a.events == b.events and a.checkpoint() == b.checkpoint()
+
+
 def test_format_event_every_kind():
     assert format_event(("rejected", 5, 7, "order 7 is not resting")) == "rejected 5 oid 7 order 7 is not resting"
     assert format_event(("triggered", 5, 7, 98, 97, "a", "ACME", SELL, STOP_LOSS)) == \
