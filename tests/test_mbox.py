@@ -130,3 +130,50 @@ def test_stamp_fast_path_agrees_with_strict_reading(lines, rest):
             mbox.stamp(msg)
         return
     assert mbox.stamp(msg) == expected
+
+
+def _order_stamp(seq, ticker=b"ACME", request=b"buy 5 ACME limit 1.00", signer=b"0" * 40,
+                 extra=b""):
+    return (b"X-Pit-Seq: %d\nX-Pit-Time: 2026-11-22T00:52:38.%06dZ\nX-Pit-Prev: %s\n"
+            b"X-Pit-Digest: %s\nX-Pit-Signer: %s\nX-Pit-Pit: demo\nX-Pit-Kind: order\n"
+            b"X-Pit-Account: alice\nX-Pit-Ref: r%d\nX-Pit-Ticker: %s\nX-Pit-Request: %s\n%s"
+            % (seq, seq, b"a" * 64, b"b" * 64, signer, seq, ticker, request, extra))
+
+
+ORDER_ENTRY = st.one_of(
+    st.builds(lambda t, r: _order_stamp(7, ticker=t, request=r) + b"From: a\n\nbody\n",
+              st.sampled_from([b"ACME", b"BTC", b"ACM", b"ACMEX"]),
+              st.sampled_from([b"buy 5 ACME limit 1.00", b"cancel 3", b"cancel 3 ", b"x"])),
+    st.builds(lambda s, e: _order_stamp(8, signer=s, extra=e) + b"\nFrom x\n>From y\n",
+              st.sampled_from([b"0" * 40, "é".encode(), b"\xff", b" 0"]),
+              st.sampled_from([b"", b"X-Pit-Note: 1\n", b"From: a\n"])),
+    st.just(_order_stamp(9)),
+    st.just(_order_stamp(10)[:-1]),
+    MESSAGE,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ORDER_ENTRY, max_size=8), st.integers(1, 600), st.booleans())
+def test_stream_orders_agree_with_the_general_reading(messages, chunk, torn):
+    """iter_stream_orders gives exactly iter_stream's messages, an order for
+    a wanted ticker in the notary's layout as the values stamp() reads."""
+    data = b"".join(mbox.format_message(m, "notary", i) for i, m in enumerate(messages))
+    if torn and data:
+        data = data[:-1]                  # input ending inside an entry: the same error
+    try:
+        expected = list(mbox.iter_stream(io.BytesIO(data), chunk_size=chunk))
+    except mbox.MboxError as e:
+        with pytest.raises(mbox.MboxError, match=str(e).split(":")[0]):
+            list(mbox.iter_stream_orders(io.BytesIO(data), ["ACME", "BTC"], chunk_size=chunk))
+        return
+    got = list(mbox.iter_stream_orders(io.BytesIO(data), ["ACME", "BTC"], chunk_size=chunk))
+    assert len(got) == len(expected)
+    for item, msg in zip(got, expected):
+        if item.__class__ is tuple:
+            st_ = mbox.stamp(msg)
+            assert st_["x-pit-kind"] == "order" and st_["x-pit-ticker"] in ("ACME", "BTC")
+            assert item == (int(st_["x-pit-seq"]), st_["x-pit-time"], st_["x-pit-pit"],
+                            st_["x-pit-account"], st_["x-pit-ref"], st_["x-pit-request"])
+        else:
+            assert item.__class__ is bytes and item == msg
