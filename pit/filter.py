@@ -291,6 +291,9 @@ def main(cls, argv: list[str] | None = None) -> int:
         return 2
     out = sys.stdout.buffer
     _widen_pipe(sys.stdin)
+    # A run starts with its checkpoint, read with pit.signed: imported now,
+    # while the program that writes the input is still starting up.
+    import pit.signed  # noqa: F401
     # The run builds millions of small objects and no cycles that matter:
     # the cyclic collector would only rescan them (5-10% of a long replay).
     gc.disable()
@@ -306,6 +309,10 @@ def main(cls, argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
+        # The program ends here: what is left is freed with the process.
+        # Frozen, it is not traversed again by the collections that
+        # Python's exit runs (~6 ms after a checkpoint of 8,000 orders).
+        gc.freeze()
         gc.enable()
     out.flush()
     return 0
