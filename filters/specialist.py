@@ -39,8 +39,7 @@ STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market 
 _LIMIT = book.LIMIT
 _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
-_PARSED_LIMIT = 16384             # parsed new-order texts kept (a few MB at most)
-_SIDES = frozenset(("buy", "sell"))
+_FIGURES_LIMIT = 65536            # new-order texts whose figures are kept (about 16 MB at most)
 
 
 class _Units:
@@ -147,13 +146,14 @@ class Specialist(Filter):
         self._pending = None      # (oid, new hold, new unit, extra held) during a modify
         self._text = ""           # canonical text of the order being placed
         self._units: dict[str, _Units] = {}   # tickers with an instrument and a book
-        self._parsed: dict[str, tuple] = {}   # canonical new-order text -> parse_canonical_order
+        self._figures: dict[str, tuple] = {}  # new-order text -> what _new_figures gives for it
 
     def _refresh_units(self) -> None:
         """Rebuild the hot path's view of the instruments after the registry
         or the books changed (operator records, a restore: rare)."""
         books = set(self.engine.tickers())
         self._units = {t: _Units(i) for t, i in self.registry.instruments.items() if t in books}
+        self._figures = {}
 
     @property
     def account(self) -> str:
@@ -197,49 +197,16 @@ class Specialist(Filter):
     # -- orders -----------------------------------------------------------------
     def order(self, seq: int, account: str, ref: str, text: str) -> None:
         """Place, cancel or modify one order.  The hot path: O(1) plus the
-        core's work; about as many dict lookups as the order has fields."""
-        o = self._parsed.get(text)
-        if o is None:
-            try:
-                o = parse_canonical_order(text)
-            except MessageError as e:
-                return self.say(f"rejected {seq} {account} {ref} {e}")
-            # New orders' texts recur (same side, size, price); cancels' never do.
-            if len(self._parsed) < _PARSED_LIMIT and o[0] in _SIDES:
-                self._parsed[text] = o
-        verb = o[0]
-        if verb == "cancel":
-            return self.cancel(seq, account, ref, o[1])
-        if verb == "modify":
-            return self.modify(seq, account, ref, *o[1:])
-        side_text, qty_text, ticker, kind, price_text, stop_text = o
-        u = self._units.get(ticker)
-        if u is None:
-            return self.say(f"rejected {seq} {account} {ref} unknown ticker {ticker}")
-        refs = self.refs
-        if (account, ref) in refs:
-            return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
-                            f"order {refs[account, ref]} is open")
-        try:                          # cached values are positive, so `or` means "not cached"
-            qty = u.qtys.get(qty_text) or u.qty(qty_text)
-            price = (u.prices.get(price_text) or u.price(price_text)) if price_text else 0
-            stop = (u.prices.get(stop_text) or u.price(stop_text)) if stop_text else 0
-        except UnitError as e:
-            return self.say(f"rejected {seq} {account} {ref} {e}")
+        core's work.  A new order's figures are looked up by its text (the
+        same side, size and price recur): everything up to the funds check
+        in one dict lookup."""
+        f = self._figures.get(text)
+        if f is None or (account, ref) in self.refs:
+            f = self._new_figures(seq, account, ref, text)
+            if f is None:
+                return                  # a cancel, a modify or a rejection: done
+        ticker, side, kind, asset, qty, price, stop, hold, unit, cap = f
         acct = f"{account}:{ticker}"
-        if side_text == "buy":
-            side, asset = BUY, u.cur
-            if kind in _LIMIT_TYPES:            # funding() inlined for the common case
-                n = price * u.multiplier
-                unit = n - (-n * u.rate // PPM)
-                hold, cap = qty * unit, 0
-            else:
-                try:
-                    hold, unit, cap = self.funding(acct, u.inst, side, kind, qty, price, stop)
-                except Insufficient as e:
-                    return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
-        else:
-            side, asset, hold, unit, cap = SELL, ticker, qty, 1, 0
         # Ledger.hold inlined (same check, same effect)
         ledger = self.ledger
         k = (acct, asset)
@@ -252,7 +219,7 @@ class Specialist(Filter):
         held[k] = h + hold
         orders = self.orders
         orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct)
-        refs[account, ref] = seq
+        self.refs[account, ref] = seq
         self._text = text
         engine = self.engine
         ev = engine.events
@@ -273,6 +240,55 @@ class Specialist(Filter):
             self._close(seq)          # a market order's unspent pool
 
     apply_order = order             # Filter.apply_order: the driver's fast path
+
+    def _new_figures(self, seq: int, account: str, ref: str, text: str) -> tuple | None:
+        """``(ticker, side, kind, asset, qty, price, stop, hold, unit, cap)``
+        of a new order, checked in this order: canonical text, known ticker,
+        no open order with its ref, units, funding; None when the text is a
+        cancel or a modify (done here) or the order is rejected (said here).
+        Figures that are the same for every account (a sell, a buy with a
+        limit price) are kept for the text; the set is started afresh when
+        full, so it follows prices that drift."""
+        try:
+            o = parse_canonical_order(text)
+        except MessageError as e:
+            return self.say(f"rejected {seq} {account} {ref} {e}")
+        verb = o[0]
+        if verb == "cancel":
+            return self.cancel(seq, account, ref, o[1])
+        if verb == "modify":
+            return self.modify(seq, account, ref, *o[1:])
+        side_text, qty_text, ticker, kind, price_text, stop_text = o
+        u = self._units.get(ticker)
+        if u is None:
+            return self.say(f"rejected {seq} {account} {ref} unknown ticker {ticker}")
+        refs = self.refs
+        if (account, ref) in refs:
+            return self.say(f"rejected {seq} {account} {ref} duplicate ref {ref}: "
+                            f"order {refs[account, ref]} is open")
+        try:
+            qty = u.qty(qty_text)
+            price = u.price(price_text) if price_text else 0
+            stop = u.price(stop_text) if stop_text else 0
+        except UnitError as e:
+            return self.say(f"rejected {seq} {account} {ref} {e}")
+        if side_text == "buy":
+            if kind not in _LIMIT_TYPES:        # the hold depends on the account's funds
+                try:
+                    hold, unit, cap = self.funding(f"{account}:{ticker}", u.inst, BUY, kind,
+                                                   qty, price, stop)
+                except Insufficient as e:
+                    return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
+                return ticker, BUY, kind, u.cur, qty, price, stop, hold, unit, cap
+            n = price * u.multiplier            # funding() for a limit price, inlined
+            unit = n - (-n * u.rate // PPM)
+            f = (ticker, BUY, kind, u.cur, qty, price, stop, qty * unit, unit, 0)
+        else:
+            f = (ticker, SELL, kind, ticker, qty, price, stop, qty, 1, 0)
+        if len(self._figures) >= _FIGURES_LIMIT:
+            self._figures = {}
+        self._figures[text] = f
+        return f
 
     def funding(self, acct, inst, side, kind, qty, price, stop):
         """What a new order holds: ``(hold, unit, cap)``.  O(1)."""

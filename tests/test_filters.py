@@ -271,6 +271,24 @@ def test_modify_of_a_filled_order(exchange):
                     "modify b1", "no open order")
 
 
+def test_a_repeated_order_text_is_checked_like_a_new_one(exchange):
+    """The specialist keeps a new order's figures by its text: a duplicate
+    ref, a changed instrument and the funds are still checked every time."""
+    t = exchange.tape
+    exchange.add(t.order("alice", "r1", "buy 1 ACME limit 1.01"))
+    assert_rejected(exchange, t.order("alice", "r1", "buy 1 ACME limit 1.01"),
+                    "duplicate ref r1", "is open")
+    exchange.add(t.order("alice", "r2", "buy 1 ACME limit 1.01"))
+    assert exchange.lines()[-1].startswith("accepted ") and exchange.lines()[-1].endswith(
+        " alice r2 buy 1 ACME limit 1.01")
+    exchange.add(t.order("alice", "r3", "buy 300 ACME limit 1.01"))
+    assert exchange.lines()[-1].endswith(" alice r3 buy 300 ACME limit 1.01")
+    assert_rejected(exchange, t.order("alice", "r4", "buy 300 ACME limit 1.01"),
+                    "insufficient funds", "alice:ACME")
+    exchange.add(t.op("instrument", "ACME USD tick 0.05 lot 1"))
+    assert_rejected(exchange, t.order("alice", "r5", "buy 1 ACME limit 1.01"), "1.01")
+
+
 def test_buy_more_than_cash(exchange):
     assert_rejected(exchange, exchange.tape.order("alice", "x", "buy 100 ACME limit 5.00"),
                     "insufficient funds", "alice:ACME")
