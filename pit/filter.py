@@ -335,8 +335,11 @@ def main(cls, argv: list[str] | None = None) -> int:
         return 2
     out = sys.stdout.buffer
     _widen_pipe(sys.stdin)
-    # A run starts with its checkpoint, read with pit.signed: imported now,
-    # while the program that writes the input is still starting up.
+    # What every run needs besides its filter's module, imported now, while
+    # the program that writes the input is still starting up: pit.signed
+    # reads the checkpoint, and datetime.strptime (_strptime, ~2 ms on its
+    # first use) reads the dates the output is written with.
+    import _strptime  # noqa: F401
     import pit.signed  # noqa: F401
     # The run builds millions of small objects and no cycles that matter:
     # the cyclic collector would only rescan them (5-10% of a long replay).
