@@ -49,7 +49,7 @@ class _Units:
     cached, so results and errors are exactly those of :mod:`pit.units`;
     each cache stops growing at ``_CACHE_LIMIT`` entries."""
 
-    __slots__ = ("inst", "cur", "multiplier", "maker", "taker", "rate",
+    __slots__ = ("inst", "cur", "multiplier", "maker", "taker", "rate", "fees_key",
                  "prices", "qtys", "price_texts", "qty_texts", "amount_texts")
 
     def __init__(self, inst):
@@ -58,6 +58,7 @@ class _Units:
         self.multiplier = inst.multiplier
         self.maker, self.taker = inst.maker_ppm, inst.taker_ppm
         self.rate = max(inst.maker_ppm, inst.taker_ppm)
+        self.fees_key = ("fees:" + inst.ticker, self.cur)    # the ledger's key of its fees
         self.prices: dict[str, int] = {}
         self.qtys: dict[str, int] = {}
         self.price_texts: dict[int, str] = {}
@@ -110,12 +111,15 @@ class Order:
     which ref, what it holds.  ``unit`` is the hold per lot for limit-type
     buys and sells; 0 for market-type buys, whose hold is a pool."""
 
-    __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit", "acct")
+    __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit", "acct",
+                 "key", "rkey")
 
-    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct=None):
+    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, key, rkey):
         self.account, self.ref, self.ticker, self.side = account, ref, ticker, side
         self.kind, self.rem, self.hold, self.unit = kind, rem, hold, unit
-        self.acct = acct or f"{account}:{ticker}"    # the trading account it holds in
+        self.acct = acct            # the trading account it holds in
+        self.key = key              # the ledger's key of its hold: (acct, currency or ticker)
+        self.rkey = rkey            # (account, ref)
 
     def line(self, oid: int) -> str:
         side = "buy" if self.side == BUY else "sell"
@@ -201,7 +205,8 @@ class Specialist(Filter):
         same side, size and price recur): everything up to the funds check
         in one dict lookup."""
         f = self._figures.get(text)
-        if f is None or (account, ref) in self.refs:
+        rkey = (account, ref)
+        if f is None or rkey in self.refs:
             f = self._new_figures(seq, account, ref, text)
             if f is None:
                 return                  # a cancel, a modify or a rejection: done
@@ -218,8 +223,8 @@ class Specialist(Filter):
                             f"{self._short(Insufficient(acct, asset, hold, avail))}")
         held[k] = h + hold
         orders = self.orders
-        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct)
-        self.refs[account, ref] = seq
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, rkey)
+        self.refs[rkey] = seq
         self._text = text
         engine = self.engine
         ev = engine.events
@@ -329,19 +334,17 @@ class Specialist(Filter):
         engine.cancel(seq, oid, account)
         if len(ev) == 1:
             e = ev[0]
-            od = self.orders.get(oid)
-            if e[0] == "cancelled" and e[2] == oid and od is not None:
-                # The commonest outcome, as events() would write it and close it.
-                del self.orders[oid]
-                u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
-                q = e[3]
-                self.lines.append(f"cancelled {e[1]} {od.account} {od.ref} "
-                                  f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
-                self.refs.pop((od.account, od.ref), None)
-                if od.hold:
-                    self.ledger.release(od.acct, u.cur if od.side == BUY else od.ticker, od.hold)
-                ev.clear()
-                return
+            if e[0] == "cancelled" and e[2] == oid:
+                od = self.orders.pop(oid, None)
+                if od is not None:
+                    # The commonest outcome, as events() would write it and close it.
+                    u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
+                    q = e[3]
+                    self.lines.append(f"cancelled {e[1]} {od.account} {od.ref} "
+                                      f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
+                    self._gone(od)
+                    ev.clear()
+                    return
         self.events()
 
     def modify(self, seq, account, ref, target, qty_text, price_text, stop_text):
@@ -419,11 +422,8 @@ class Specialist(Filter):
                 q = e[3]
                 say(f"cancelled {e[1]} {od.account} {od.ref} "
                     f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
-                # _close inlined
                 del orders[oid]
-                self.refs.pop((od.account, od.ref), None)
-                if od.hold:
-                    self.ledger.release(od.acct, u.cur if od.side == BUY else od.ticker, od.hold)
+                self._gone(od)
                 continue
             head = f"{k} {e[1]} {od.account} "
             if k == "rejected":
@@ -474,8 +474,8 @@ class Specialist(Filter):
         b, s = orders[buy], orders[sell]
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
-        self.ledger.settle(b.acct, s.acct, "fees:" + ticker, cur, ticker, qty, part, cost,
-                           n - sell_fee, buy_fee + sell_fee)
+        self.ledger.settle_keys(b.key, (b.acct, ticker), s.key, (s.acct, cur), u.fees_key,
+                                qty, part, cost, n - sell_fee, buy_fee + sell_fee)
         b.hold -= part
         s.hold -= qty
         amount_texts = u.amount_texts
@@ -488,19 +488,20 @@ class Specialist(Filter):
             f"{amount_texts.get(sell_fee) or u.amount_text(sell_fee)}")
         b.rem -= qty
         if b.rem == 0:
-            self._close(buy)
+            self._gone(orders.pop(buy))
         s.rem -= qty
         if s.rem == 0:
-            self._close(sell)
+            self._gone(orders.pop(sell))
 
     def _close(self, oid: int) -> None:
         """The order has left the book: give back what it did not spend.  O(1)."""
-        od = self.orders.pop(oid)
-        self.refs.pop((od.account, od.ref), None)
+        self._gone(self.orders.pop(oid))
+
+    def _gone(self, od: Order) -> None:
+        """:meth:`_close` of an order already taken out of ``orders``."""
+        self.refs.pop(od.rkey, None)
         if od.hold:
-            asset = (self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])).cur \
-                if od.side == BUY else od.ticker
-            self.ledger.release(od.acct, asset, od.hold)
+            self.ledger.release_key(od.key, od.hold)
 
     # -- transfers --------------------------------------------------------------
     def transfer_out(self, seq: int, account: str, text: str) -> None:
@@ -551,6 +552,7 @@ class Specialist(Filter):
         orders, refs = self.orders, self.refs
         balance, held = self.ledger.balance, self.ledger.held
         book_at = None
+        currency = None           # ticker -> currency code, once the registry is read
         for i, line in enumerate(lines):
             if line == "book":
                 book_at = i
@@ -560,9 +562,14 @@ class Specialist(Filter):
             if kind == "order":
                 oid = int(w[1])
                 account, ref = w[2], w[3]
-                orders[oid] = Order(account, ref, w[4], BUY if w[5] == "buy" else SELL,
-                                    w[6], int(w[7]), int(w[8]), int(w[9]))
-                refs[account, ref] = oid
+                ticker, side = w[4], BUY if w[5] == "buy" else SELL
+                acct = f"{account}:{ticker}"
+                rkey = (account, ref)
+                if currency is None:
+                    currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+                orders[oid] = Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
+                                    acct, (acct, currency.get(ticker) if side == BUY else ticker), rkey)
+                refs[rkey] = oid
             elif kind == "balance":
                 balance[w[1], w[2]] = int(w[3])
                 if int(w[4]):

@@ -74,10 +74,13 @@ class Ledger:
 
     def release(self, account: str, asset: str, n: int) -> None:
         """Give back *n* of what was held."""
-        k = (account, asset)
+        self.release_key((account, asset), n)
+
+    def release_key(self, k: tuple[str, str], n: int) -> None:
+        """:meth:`release` by the key ``(account, asset)``, for a caller that keeps it."""
         h = self.held.get(k, 0) - n
         if h < 0:
-            raise ValueError(f"release of {n} {asset} from {account} exceeds its holds")
+            raise ValueError(f"release of {n} {k[1]} from {k[0]} exceeds its holds")
         if h:
             self.held[k] = h
         else:
@@ -97,36 +100,46 @@ class Ledger:
         and *cost* off its balance, it receives *qty* of *asset*; the seller's
         hold and balance of *asset* lose *qty* and it receives *proceeds*;
         *fees_account* receives *fees*.  Exactly ``spend_held``, ``credit``,
-        ``spend_held``, ``credit``, ``credit`` in that order, in one call (the
-        specialist's hot path).  O(1)."""
+        ``spend_held``, ``credit``, ``credit`` in that order, in one call.  O(1)."""
+        self.settle_keys((buyer, currency), (buyer, asset), (seller, asset), (seller, currency),
+                         (fees_account, currency), qty, held, cost, proceeds, fees)
+
+    def settle_keys(self, buyer_pays: tuple[str, str], buyer_gets: tuple[str, str],
+                    seller_pays: tuple[str, str], seller_gets: tuple[str, str],
+                    fees_get: tuple[str, str], qty: int, held: int, cost: int, proceeds: int,
+                    fees: int) -> None:
+        """:meth:`settle` by the five keys ``(account, asset)`` it touches
+        (buyer and currency, buyer and asset, seller and asset, seller and
+        currency, fees account and currency), for a caller that keeps them:
+        the specialist's hot path.  O(1)."""
         if cost > held:
-            raise ValueError(f"{buyer} spends {cost} {currency} of a hold of {held}")
+            raise ValueError(f"{buyer_pays[0]} spends {cost} {buyer_pays[1]} of a hold of {held}")
         if qty < 0 or proceeds < 0 or fees < 0:
             raise ValueError("credit of a negative amount")
         balance, holds = self.balance, self.held
-        k = (buyer, currency)
+        k = buyer_pays
         left = holds.get(k, 0) - held
         if left < 0:
-            raise ValueError(f"release of {held} {currency} from {buyer} exceeds its holds")
+            raise ValueError(f"release of {held} {k[1]} from {k[0]} exceeds its holds")
         if left:
             holds[k] = left
         else:
             holds.pop(k, None)
         balance[k] = balance.get(k, 0) - cost
-        k = (buyer, asset)
+        k = buyer_gets
         balance[k] = balance.get(k, 0) + qty
-        k = (seller, asset)
+        k = seller_pays
         left = holds.get(k, 0) - qty
         if left < 0:
-            raise ValueError(f"release of {qty} {asset} from {seller} exceeds its holds")
+            raise ValueError(f"release of {qty} {k[1]} from {k[0]} exceeds its holds")
         if left:
             holds[k] = left
         else:
             holds.pop(k, None)
         balance[k] = balance.get(k, 0) - qty
-        k = (seller, currency)
+        k = seller_gets
         balance[k] = balance.get(k, 0) + proceeds
-        k = (fees_account, currency)
+        k = fees_get
         balance[k] = balance.get(k, 0) + fees
 
     def accounts(self) -> list[tuple[str, str, int, int]]:
