@@ -9,14 +9,15 @@ Data layout (chosen for speed; see docs/pit-book.md and ``python -m bench.core``
 
 * a resting order is one small list ``[qty, oid, owner, price, half]``, found
   by id in ``Engine._orders``;
-* a price level is a deque of those lists in time priority, nothing more: no
-  running totals to keep up to date on every fill and cancel;
+* a price level is ``[total, deque of those lists in time priority]``; the
+  total (open lots at that price) is kept up to date by every fill, cancel
+  and modify, so ``level_qty`` is O(1);
 * a cancelled order is marked dead (``qty = 0``) and left where it is (lazy
   cancel, O(1)); dead orders are dropped when they reach the front of their
   level, and all of them at once when they outnumber the live ones;
 * each half-book (bids or asks) keeps ``{price: level}`` plus a heap of level
-  keys (``-price`` for bids).  A level whose orders are all dead stays in the
-  heap until it reaches the top, where matching or a market-data query drops it.
+  keys (``-price`` for bids).  A level whose total is 0 stays in the heap
+  until it reaches the top, where matching or a market-data query drops it.
 
 Every operation appends event tuples to ``Engine.events`` (a plain list the
 caller drains); ``format_event`` gives each one canonical text line.
@@ -63,7 +64,10 @@ class CheckpointError(ValueError):
 
 
 class _Half:
-    """One side of one book: ``{price: deque of orders}`` and a heap of keys."""
+    """One side of one book: ``{price: level}`` and a heap of keys.  A level is
+    ``[total, deque of orders]``: *total* is the open quantity of its orders,
+    kept up to date by every fill, cancel and modify so market data reads it in
+    O(1) (a two-item list: the cheapest mutable pair for CPython to index)."""
 
     __slots__ = ("levels", "heap", "side", "ticker", "is_bid")
 
@@ -90,16 +94,13 @@ class _Book:
 
 
 def _top(half: _Half):
-    """Best price of *half* with a live order, or None; drops the dead orders and
-    levels it passes on the way.  Amortised O(log L)."""
+    """Best price of *half* with a live order, or None; drops the dead levels it
+    passes on the way.  Amortised O(log L)."""
     heap, levels = half.heap, half.levels
     sign = -1 if half.is_bid else 1
     while heap:
         price = heap[0] * sign
-        q = levels[price]
-        while q and not q[0][0]:
-            q.popleft()
-        if q:
+        if levels[price][0]:
             return price
         heappop(heap)
         del levels[price]
@@ -108,7 +109,7 @@ def _top(half: _Half):
 
 def _add_level(half: _Half, price: int, rec: list) -> None:
     """Open the level at *price* with its first order.  O(log L)."""
-    half.levels[price] = deque((rec,))
+    half.levels[price] = [rec[0], deque((rec,))]
     heappush(half.heap, -price if half.is_bid else price)
 
 
@@ -130,8 +131,9 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
     heap, levels = ohalf.heap, ohalf.levels
     while heap and heap[0] <= bound:
         lp = heap[0] * sign
-        q = levels[lp]
-        while q:
+        level = levels[lp]
+        total, q = level
+        while total:                              # so a live order is in q
             rec = q[0]
             rq = rec[0]
             if not rq:                            # cancelled earlier: drop it now
@@ -140,6 +142,7 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
             mown = rec[2]
             if mown == owner:
                 q.popleft()
+                total -= rq
                 rec[0] = 0
                 del orders[rec[1]]
                 append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, ohalf.side, lp))
@@ -147,17 +150,21 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
             book.last = lp
             if rq > qty:
                 rec[0] = rq - qty
+                level[0] = total - qty
                 append(("trade", seq, ticker, lp, qty, rec[1], oid, mown, owner, side))
                 return 0
             q.popleft()
+            total -= rq
             del orders[rec[1]]
             append(("trade", seq, ticker, lp, rq, rec[1], oid, mown, owner, side))
             qty -= rq
             if not qty:
                 break
-        if not q:
-            heappop(heap)
-            del levels[lp]
+        if total:                                 # filled, with lots left at this price
+            level[0] = total
+            return 0
+        heappop(heap)                             # nothing open here: the level goes
+        del levels[lp]
         if not qty:
             return 0
     return qty
@@ -206,16 +213,16 @@ class Engine:
         return _top(self._books[ticker].asks)
 
     def level_qty(self, ticker: str, side: str, price: int) -> int:
-        """Total resting lots on *side* at *price*.  O(orders at that price)."""
+        """Total resting lots on *side* at *price*.  O(1)."""
         book = self._books[ticker]
-        q = (book.bids if side == BUY else book.asks).levels.get(price)
-        return sum([rec[0] for rec in q]) if q else 0
+        level = (book.bids if side == BUY else book.asks).levels.get(price)
+        return level[0] if level is not None else 0
 
     def depth(self, ticker: str, side: str, n: int) -> list:
         """[(price, qty, order_count), ...] for the *n* best levels, best first.
 
-        O(n log n + orders on those levels): walks the heap tree best first,
-        skipping levels whose orders are all cancelled.
+        O(n log n + orders on those levels, for their counts): walks the heap
+        tree best first, skipping levels whose orders are all cancelled.
         """
         book = self._books[ticker]
         half = book.bids if side == BUY else book.asks
@@ -223,9 +230,9 @@ class Engine:
         out, frontier = [], ([(heap[0], 0)] if heap else [])
         while frontier and len(out) < n:
             key, i = heappop(frontier)
-            live = [rec[0] for rec in levels[key * sign] if rec[0]]
-            if live:
-                out.append((key * sign, sum(live), len(live)))
+            total, q = levels[key * sign]
+            if total:
+                out.append((key * sign, total, sum([1 for rec in q if rec[0]])))
             for j in (2 * i + 1, 2 * i + 2):
                 if j < len(heap):
                     heappush(frontier, (heap[j], j))
@@ -279,11 +286,12 @@ class Engine:
             return None
         rec = [qty, oid, owner, price, half]
         self._orders[oid] = rec
-        q = half.levels.get(price)
-        if q is None:
+        level = half.levels.get(price)
+        if level is None:
             _add_level(half, price, rec)
         else:
-            q.append(rec)
+            level[1].append(rec)
+            level[0] += qty
         return None
 
     def cancel(self, seq, oid, owner):
@@ -293,6 +301,7 @@ class Engine:
             del self._orders[oid]
             half = rec[4]
             self.events.append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
+            half.levels[rec[3]][0] -= rec[0]
             rec[0] = 0
             dead = self._dead = self._dead + 1
             if dead > _DEAD_SLACK and dead > len(self._orders) + _DEAD_SLACK:
@@ -320,11 +329,13 @@ class Engine:
                 return self._modify_stop(seq, oid, qty, price, limit)
         half = rec[4]
         if price == rec[3] and qty <= rec[0]:
+            half.levels[price][0] -= rec[0] - qty
             rec[0] = qty
             self.events.append(("modified", seq, oid, qty, price, 0, True, owner, half.ticker, half.side))
             return None
         # loses priority: the old entry dies in place, a new one goes to the back
         del self._orders[oid]
+        half.levels[rec[3]][0] -= rec[0]
         rec[0] = 0
         self._dead += 1
         self.events.append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, half.side))
@@ -400,8 +411,9 @@ class Engine:
                     _, seq, oid, owner = m
                     rec = pop(oid, None)
                     if rec is not None and rec[2] == owner:
-                        half = rec[4]
-                        append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
+                        half, price, qty = rec[4], rec[3], rec[0]
+                        append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+                        half.levels[price][0] -= qty
                         rec[0] = 0
                         dead += 1
                         if dead > dead_limit:
@@ -427,11 +439,13 @@ class Engine:
                         continue
                     half = rec[4]
                     if price == rec[3] and qty <= rec[0]:
+                        half.levels[price][0] -= rec[0] - qty
                         rec[0] = qty
                         append(("modified", seq, oid, qty, price, 0, True, owner, half.ticker, half.side))
                         continue
                     # loses priority: the old entry dies in place, the order is placed again
                     del orders[oid]
+                    half.levels[rec[3]][0] -= rec[0]
                     rec[0] = 0
                     dead += 1
                     side, cur = half.side, half.ticker
@@ -467,11 +481,12 @@ class Engine:
                     else:
                         rec = [qty, oid, owner, price, half]
                         orders[oid] = rec
-                        q = half.levels.get(price)
-                        if q is None:
+                        level = half.levels.get(price)
+                        if level is None:
                             _add_level(half, price, rec)
                         else:
-                            q.append(rec)
+                            level[1].append(rec)
+                            level[0] += qty
                 if crosses and book.last != last:
                     up, down = book.up, book.down
                     if up and up[0][0] <= book.last or down and -down[0][0] >= book.last:
@@ -505,7 +520,7 @@ class Engine:
             for half in (book.bids, book.asks):
                 levels = half.levels
                 for price in list(levels):
-                    q = levels[price]
+                    q = levels[price][1]
                     live = [rec for rec in q if rec[0]]
                     if not live:
                         del levels[price]
@@ -607,11 +622,12 @@ class Engine:
         """Put an order at the back of its level.  O(1), O(log L) for a new level."""
         rec = [qty, oid, owner, price, half]
         self._orders[oid] = rec
-        q = half.levels.get(price)
-        if q is None:
+        level = half.levels.get(price)
+        if level is None:
             _add_level(half, price, rec)
         else:
-            q.append(rec)
+            level[1].append(rec)
+            level[0] += qty
 
     def _take_capped(self, seq, oid, owner, book, side, qty, cap):
         """A market buy with a cap: as ``_match`` with no limit, but stop before
@@ -636,7 +652,8 @@ class Engine:
                 if not want:
                     capped = True
                     break
-            q = levels[price]
+            level = levels[price]
+            q = level[1]
             took = 0
             while q and took < want:
                 rec = q[0]
@@ -646,6 +663,7 @@ class Engine:
                     continue
                 if rec[2] == owner:
                     q.popleft()
+                    level[0] -= rq
                     rec[0] = 0
                     del orders[rec[1]]
                     append(("cancelled", seq, rec[1], rq, "self-trade", owner, ticker, mside, price))
@@ -663,6 +681,7 @@ class Engine:
                 book.last = price
                 qty -= took
                 budget -= took * price
+                level[0] -= took
             if not q:
                 heappop(heap)
                 del levels[price]
@@ -679,7 +698,7 @@ class Engine:
         *qty*.  O(orders on the crossed levels)."""
         half = book.asks if side == BUY else book.bids
         total = 0
-        for price, q in half.levels.items():
+        for price, (_, q) in half.levels.items():
             if price <= limit if side == BUY else price >= limit:
                 for rec in q:
                     if rec[0] and rec[2] != owner:
@@ -804,7 +823,7 @@ class Engine:
                 levels = half.levels
                 for price in sorted(levels, reverse=rev):
                     head = f"{word} {price} oid "
-                    out += [f"{head}{rec[1]} {rec[2]} qty {rec[0]}" for rec in levels[price] if rec[0]]
+                    out += [f"{head}{rec[1]} {rec[2]} qty {rec[0]}" for rec in levels[price][1] if rec[0]]
             for s in sorted(stops_by_book.get(ticker, ()), key=lambda s: (s[9], s[1])):
                 out.append(f"stop oid {s[1]} {s[2]} {s[5]} {s[6]} qty {s[0]} stop {s[3]} "
                            f"limit {s[7]} cap {s[8]} prio {s[9]}")
@@ -852,9 +871,10 @@ class Engine:
                     level_text, level_word, level_book = price_text, word, book
                     price = int(price_text)
                     half = book.bids if word == "bid" else book.asks
-                    q = half.levels.get(price)
-                    if q is None:
-                        q = half.levels[price] = deque()
+                    level = half.levels.get(price)
+                    if level is None:
+                        level = half.levels[price] = [0, deque()]
+                    q = level[1]
                 rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
                 q.append(rec)
                 continue
@@ -907,6 +927,8 @@ class Engine:
             raise CheckpointError(f"checkpoint line {len(lines)}: missing 'end' (truncated?)")
         for book in eng._books.values():
             for half in (book.bids, book.asks):
+                for level in half.levels.values():
+                    level[0] = sum([rec[0] for rec in level[1]])
                 half.heap = [-p if half.is_bid else p for p in half.levels]
                 heapify(half.heap)
             heapify(book.up)

@@ -488,8 +488,8 @@ def test_compaction_changes_nothing_observable(monkeypatch):
     assert lazy._dead > 1000 and eager._dead <= len(eager._orders)
     assert eager.events == lazy.events and eager.checkpoint() == lazy.checkpoint()
     assert eager.depth("ACME", BUY, 50) == lazy.depth("ACME", BUY, 50)
-    assert sum(len(q) for q in eager._books["ACME"].bids.levels.values()) < \
-        sum(len(q) for q in lazy._books["ACME"].bids.levels.values())
+    assert sum(len(q) for _, q in eager._books["ACME"].bids.levels.values()) < \
+        sum(len(q) for _, q in lazy._books["ACME"].bids.levels.values())
 
 
 # ---------------------------------------------------------------- batch, text

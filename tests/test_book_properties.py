@@ -95,6 +95,11 @@ def check_invariants(eng: Engine, events: list):
         open_qty[key] = open_qty.get(key, 0) + rec[0]
     for (t, side, price), q in open_qty.items():
         assert eng.level_qty(t, side, price) == q
+    # every level's running total (what level_qty reads in O(1)) is its open quantity
+    for book in eng._books.values():
+        for half in (book.bids, book.asks):
+            for price, (total, q) in half.levels.items():
+                assert total == sum(rec[0] for rec in q), (book.ticker, half.side, price)
     # no trade-through: a taker's fills never improve for the maker as it sweeps
     prev = None
     for e in events:
