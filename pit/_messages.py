@@ -1,0 +1,1313 @@
+"""The body of :mod:`pit.message`: every message kind, its parser and its
+writer.  ``pit.message`` imports it on first use of any of these names (its
+dataclasses and patterns cost a program ~12 ms to create, and reading the
+archive, as ``pit replay`` does, needs none of them): import them from
+``pit.message``, never from here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Iterable, Mapping
+
+from pit.message import (INSTRUCTION_KEYS, KINDS, MAX_LINE, MessageError, _show,  # noqa: F401
+                         canonical_steps, parse_canonical_order)
+from pit.units import (Currency, Instrument, UnitError, format_rate, format_steps,
+                       parse_rate)
+
+PIT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+REF_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+TICKER_RE = re.compile(r"[A-Z][A-Z0-9.]{0,11}")
+CURRENCY_RE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+ACCOUNT_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}(?::[A-Z][A-Z0-9.]{0,11})?")
+FINGERPRINT_RE = re.compile(r"[0-9A-F]{40}")
+HASH_RE = re.compile(r"[0-9a-f]{64}")
+FILTER_RE = re.compile(r"[a-z][a-z0-9-]{0,31}(?: [A-Z][A-Z0-9.]{0,11})*")
+ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=:-]+@[A-Za-z0-9.-]+")
+# Decimal text as a person writes it: 100, 12.5, .5, 1,000.00 (commas only
+# as thousands separators, so "1,5" is refused rather than read as 15).
+NUMBER_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+")
+RATE_RE = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:%|bp)")
+_KEY_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z-]*)[ \t]*:[ \t]*(.*?)[ \t]*")
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+# ---------------------------------------------------------------------------
+# Request structures.  Numbers are decimal text until resolve() fills the
+# integer fields (and rewrites the text in the instrument's canonical form).
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A new order.  ``price`` is the limit price (limit, ioc, fok,
+    stop-limit); ``stop`` the trigger (stop-loss, stop-limit, take-profit)."""
+    side: str                      # "buy" | "sell"
+    qty: str
+    ticker: str
+    type: str                      # limit ioc fok market stop-loss stop-limit take-profit
+    price: str | None = None
+    stop: str | None = None
+    lots: int | None = None
+    ticks: int | None = None
+    stop_ticks: int | None = None
+
+
+ORDER_TYPES = ("limit", "ioc", "fok", "market", "stop-loss", "stop-limit", "take-profit")
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Modify:
+    """Change a resting order named by its Ref: any of quantity, limit price
+    (``price``) and trigger price (``stop``); ``None`` keeps the old value.
+    ``ticker`` is the referenced order's, given to resolve()."""
+    ref: str
+    qty: str | None = None
+    price: str | None = None
+    stop: str | None = None
+    ticker: str | None = None
+    lots: int | None = None
+    ticks: int | None = None
+    stop_ticks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """From the request's Account to ``to``.  ``asset`` is a currency code
+    (``units`` in minor units) or a ticker (``units`` in lots)."""
+    amount: str
+    asset: str
+    to: str
+    units: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    amount: str
+    asset: str
+    to: str
+    units: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    amount: str
+    asset: str
+    frm: str
+    units: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    action: str                    # "add" | "remove"
+    fingerprint: str               # 40 upper-case hex digits
+    accounts: tuple[str, ...] = ()  # sorted; empty for remove
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyDef:
+    code: str
+    minor: str                     # canonical decimal text
+
+    def currency(self) -> Currency:
+        return Currency(self.code, self.minor)
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentDef:
+    """``maker``/``taker`` are canonical rate text, or both ``None`` for the
+    pit-wide default schedule."""
+    ticker: str
+    currency: str
+    tick: str
+    lot: str
+    maker: str | None = None
+    taker: str | None = None
+
+    def instrument(self, currencies: Mapping[str, Currency],
+                   fees: "Fees | None" = None) -> Instrument:
+        """Build the units.Instrument; fees default to *fees*, then to units' defaults."""
+        cur = currencies[self.currency]
+        if self.maker is not None:
+            rates = {"maker_ppm": parse_rate(self.maker), "taker_ppm": parse_rate(self.taker)}
+        elif fees is not None:
+            rates = {"maker_ppm": fees.maker_ppm, "taker_ppm": fees.taker_ppm}
+        else:
+            rates = {}
+        return Instrument(self.ticker, cur, self.tick, self.lot, **rates)
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    maker: str                     # canonical rate text, e.g. "0.1%"
+    taker: str
+
+    @property
+    def maker_ppm(self) -> int:
+        return parse_rate(self.maker)
+
+    @property
+    def taker_ppm(self) -> int:
+        return parse_rate(self.taker)
+
+
+Instruction = (Order | Cancel | Modify | Transfer | Deposit | Withdrawal | Member
+               | CurrencyDef | InstrumentDef | Fees)
+
+_KIND_OF_INSTRUCTION = {
+    Order: "order", Cancel: "order", Modify: "order", Transfer: "transfer",
+    Deposit: "deposit", Withdrawal: "withdrawal", Member: "member",
+    CurrencyDef: "currency", InstrumentDef: "instrument", Fees: "fees",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A signed request.  ``line`` (the instruction's line in the signed
+    text, for errors found by resolve()) does not take part in equality."""
+    pit: str
+    account: str
+    ref: str
+    instruction: Instruction
+    line: int = field(default=0, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """The ``X-Pit-Kind`` of this request: order, transfer, deposit, ..."""
+        return _KIND_OF_INSTRUCTION[type(self.instruction)]
+
+    @property
+    def ticker(self) -> str | None:
+        """The ticker of an order, a resolved modify, or an instrument definition."""
+        ins = self.instruction
+        if isinstance(ins, (Order, Modify, InstrumentDef)):
+            return ins.ticker
+        return None
+
+    @property
+    def resolved(self) -> bool:
+        """True when every number has been converted (see resolve())."""
+        ins = self.instruction
+        if isinstance(ins, Order):
+            return ins.lots is not None
+        if isinstance(ins, Modify):
+            return ins.ticker is not None
+        if isinstance(ins, (Transfer, Deposit, Withdrawal)):
+            return ins.units is not None
+        return True
+
+
+# ---------------------------------------------------------------------------
+# Parsing requests
+
+def _check_line(raw: str, n: int, allow_utf8: bool = False) -> None:
+    if len(raw) > MAX_LINE:
+        raise MessageError(n, f"line is {len(raw)} characters long; at most {MAX_LINE} allowed")
+    bad = _BAD_CHARS.search(raw)
+    if bad:
+        raise MessageError(n, f"control character {bad.group()!r} at column {bad.start() + 1}")
+    if not allow_utf8 and not raw.isascii():
+        col = next(i for i, c in enumerate(raw) if ord(c) > 127)
+        raise MessageError(n, f"non-ASCII character {raw[col]!r} at column {col + 1}; "
+                              "requests are plain ASCII")
+
+
+def _lines(text: str) -> list[str]:
+    """Split on LF, accepting CRLF; a final newline ends the last line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def parse_request(text: str, pit: str | None = None) -> Request:
+    """Parse the signed text of a request.  Syntax only: numbers stay
+    decimal text until :func:`resolve`.  If *pit* is given, the ``Pit:``
+    key must name it.  O(len(text)).
+
+    Raises :class:`MessageError` naming the line for: empty text, a line
+    that is not ``Key: value``, an unknown or repeated key, a missing key,
+    two instructions, a bad value, control or non-ASCII characters outside
+    comments, lines longer than :data:`MAX_LINE`.
+    """
+    known = {k.lower(): k for k in ("Pit", "Account", "Ref") + INSTRUCTION_KEYS}
+    seen: dict[str, tuple[int, str]] = {}
+    lines = _lines(text)
+    for n, raw in enumerate(lines, 1):
+        stripped = raw.strip(" \t")
+        if stripped.startswith("#"):
+            _check_line(raw, n, allow_utf8=True)
+            continue
+        _check_line(raw, n)
+        if not stripped:
+            continue
+        m = _KEY_LINE.fullmatch(raw)
+        if not m:
+            raise MessageError(n, f"expected 'Key: value', found {_show(stripped)}")
+        key = known.get(m.group(1).lower())
+        if key is None:
+            raise MessageError(n, f"unknown key {m.group(1)!r} (expected one of "
+                                  f"{', '.join(known.values())})")
+        if key in seen:
+            raise MessageError(n, f"key {key} given twice (first on line {seen[key][0]})")
+        if key in INSTRUCTION_KEYS:
+            other = [k for k in seen if k in INSTRUCTION_KEYS]
+            if other:
+                raise MessageError(n, f"second instruction {key}: a request carries exactly one "
+                                      f"(already {other[0]} on line {seen[other[0]][0]})")
+        if not m.group(2):
+            raise MessageError(n, f"key {key} has no value")
+        seen[key] = (n, m.group(2))
+    end = len(lines) + 1
+    if not seen:
+        raise MessageError(1, "empty request: expected Pit, Account, Ref and one instruction")
+    for key in ("Pit", "Account", "Ref"):
+        if key not in seen:
+            raise MessageError(end, f"missing key {key} (end of request)")
+    instr = [k for k in seen if k in INSTRUCTION_KEYS]
+    if not instr:
+        raise MessageError(end, "missing instruction (end of request): expected one of "
+                                + ", ".join(INSTRUCTION_KEYS))
+    n, value = seen["Pit"]
+    pit_name = _pit(value, n)
+    if pit is not None and pit_name != pit:
+        raise MessageError(n, f"request is for pit {pit_name!r}, not this pit {pit!r}")
+    n, value = seen["Account"]
+    account = _account(value, n)
+    n, value = seen["Ref"]
+    ref = _ref(value, n)
+    key = instr[0]
+    n, value = seen[key]
+    instruction = _INSTRUCTION_PARSERS[key](value, n)
+    if isinstance(instruction, Transfer) and instruction.to == account:
+        raise MessageError(n, f"transfer from {account} to itself")
+    return Request(pit_name, account, ref, instruction, n)
+
+
+def _pit(value: str, n: int) -> str:
+    v = value.lower()
+    if not PIT_RE.fullmatch(v):
+        raise MessageError(n, f"bad pit name {_show(value)}: expected a lower-case letter then "
+                              "up to 31 letters, digits or '-'")
+    return v
+
+
+def _ref(value: str, n: int) -> str:
+    if not REF_RE.fullmatch(value):
+        raise MessageError(n, f"bad ref {_show(value)}: expected 1-40 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _account(value: str, n: int) -> str:
+    name, colon, ticker = value.partition(":")
+    v = name.lower() + colon + ticker.upper()
+    if not ACCOUNT_RE.fullmatch(v):
+        raise MessageError(n, f"bad account {_show(value)}: expected a name like 'alice' "
+                              "(a letter, then up to 31 letters, digits, '.', '_', '-'), "
+                              "optionally ':TICKER'")
+    return v
+
+
+def _ticker(value: str, n: int) -> str:
+    v = value.upper()
+    if not TICKER_RE.fullmatch(v):
+        raise MessageError(n, f"bad ticker {_show(value)}: expected 1-12 letters, digits or dots")
+    return v
+
+
+def _number(tok: str | None, n: int, what: str) -> str:
+    if tok is None:
+        raise MessageError(n, f"missing {what}: expected a decimal number")
+    if not NUMBER_RE.fullmatch(tok):
+        raise MessageError(n, f"bad {what} {_show(tok)}: expected a decimal number like 12.50")
+    if not any(c in "123456789" for c in tok):
+        raise MessageError(n, f"{what} {tok} must be positive")
+    return tok
+
+
+def _is_number(tok: str) -> bool:
+    return NUMBER_RE.fullmatch(tok) is not None
+
+
+# -- Order: the forgiving grammar -------------------------------------------
+
+_MARKET = ("market", "mkt")
+_STOP_WORDS = ("stop", "stop-loss", "sl", "stoploss")
+_TP_WORDS = ("take-profit", "tp", "takeprofit")
+
+
+def _merge_words(tokens: list[str]) -> list[str]:
+    """'take profit' -> 'take-profit', 'stop loss' -> 'stop-loss'."""
+    out: list[str] = []
+    for tok in tokens:
+        low = tok.lower()
+        if out and (out[-1].lower(), low) in (("take", "profit"), ("stop", "loss")):
+            out[-1] = out[-1].lower() + "-" + low
+        else:
+            out.append(tok)
+    return out
+
+
+def parse_order(text: str, line: int = 1) -> Order | Cancel | Modify:
+    """Parse the value of an ``Order:`` line, forgiving case and spacing:
+    ``buy 100 ACME at 12.50``, ``ioc sell 50 acme @ 12.55``, ``cancel 17``,
+    ``modify 17 to 90 at 12.45`` ...  *line* is used in errors.  O(len(text))."""
+    tokens = _merge_words(text.replace("@", " @ ").split())
+    if not tokens:
+        raise MessageError(line, "empty order")
+    head = tokens[0].lower()
+    if head == "cancel":
+        if len(tokens) != 2:
+            raise MessageError(line, "expected 'cancel REF'" if len(tokens) < 2 else
+                               f"unexpected {_show(' '.join(tokens[2:]))} after 'cancel REF'")
+        return Cancel(_ref(tokens[1], line))
+    if head == "modify":
+        return _parse_modify(tokens, line)
+    tif = None
+    if head in ("ioc", "fok"):
+        tif = head
+        tokens = tokens[1:]
+        head = tokens[0].lower() if tokens else ""
+    if head not in ("buy", "sell"):
+        raise MessageError(line, f"expected 'buy', 'sell', 'cancel' or 'modify', found "
+                                 f"{_show(tokens[0]) if tokens else 'nothing'}")
+    if len(tokens) < 3:
+        raise MessageError(line, f"expected '{head} QTY TICKER ...'")
+    qty = _number(tokens[1], line, "quantity")
+    ticker = _ticker(tokens[2], line)
+    price = stop = trigger = None
+    market = False
+    stop_limit = False
+    rest = tokens[3:]
+    i = 0
+
+    def take_number(what: str) -> str:
+        nonlocal i
+        tok = rest[i + 1] if i + 1 < len(rest) else None
+        i += 2
+        return _number(tok, line, what)
+
+    def set_price(value: str) -> None:
+        nonlocal price
+        if price is not None:
+            raise MessageError(line, f"two limit prices: {price} and {value}")
+        price = value
+
+    def set_stop(kind: str, value: str) -> None:
+        nonlocal stop, trigger
+        if stop is not None:
+            raise MessageError(line, f"two trigger prices: {stop} and {value}")
+        stop, trigger = value, kind
+
+    while i < len(rest):
+        tok = rest[i]
+        low = tok.lower()
+        nxt = rest[i + 1].lower() if i + 1 < len(rest) else None
+        if low in ("at", "@"):
+            if nxt in _MARKET:
+                market = True
+                i += 2
+            else:
+                set_price(take_number("price"))
+        elif low in ("limit", "lmt"):
+            if nxt is not None and _is_number(nxt):
+                set_price(take_number("limit price"))
+            elif i > 0 and _is_number(rest[i - 1]) and price == rest[i - 1]:
+                i += 1            # "12.50 limit": the price came first
+            else:
+                raise MessageError(line, "expected a price after 'limit'")
+        elif low in _MARKET:
+            market = True
+            i += 1
+        elif low in ("ioc", "fok"):
+            if tif is not None:
+                raise MessageError(line, f"two time-in-force words: {tif} and {low}")
+            tif = low
+            if nxt is not None and _is_number(nxt):
+                set_price(take_number("price"))
+            else:
+                i += 1
+        elif low in _STOP_WORDS:
+            set_stop("stop", take_number("stop price"))
+        elif low == "stop-limit":
+            stop_limit = True
+            set_stop("stop", take_number("stop price"))
+        elif low in _TP_WORDS:
+            set_stop("take-profit", take_number("take-profit price"))
+        elif _is_number(tok):
+            set_price(_number(tok, line, "price"))
+            i += 1
+        else:
+            raise MessageError(line, f"unexpected {_show(tok)} in order (expected 'at PRICE', "
+                                     "'limit PRICE', 'market', 'ioc', 'fok', 'stop PRICE', "
+                                     "'take-profit PRICE')")
+    side = head
+    if market:
+        if price is not None or stop is not None or tif is not None:
+            raise MessageError(line, "a market order takes no price, trigger, ioc or fok")
+        return Order(side, qty, ticker, "market")
+    if trigger == "take-profit":
+        if price is not None or tif is not None:
+            raise MessageError(line, "a take-profit order takes only its trigger price")
+        return Order(side, qty, ticker, "take-profit", stop=stop)
+    if trigger == "stop":
+        if tif is not None:
+            raise MessageError(line, f"a stop order cannot be {tif}")
+        if price is None:
+            if stop_limit:
+                raise MessageError(line, "a stop-limit order needs 'limit PRICE'")
+            return Order(side, qty, ticker, "stop-loss", stop=stop)
+        return Order(side, qty, ticker, "stop-limit", price=price, stop=stop)
+    if price is None:
+        raise MessageError(line, "missing price: write 'at PRICE' or 'market'")
+    return Order(side, qty, ticker, tif or "limit", price=price)
+
+
+def _parse_modify(tokens: list[str], line: int) -> Modify:
+    if len(tokens) < 2:
+        raise MessageError(line, "expected 'modify REF qty Q price P stop S'")
+    ref = _ref(tokens[1], line)
+    fields: dict[str, str] = {}
+    names = {"qty": "qty", "quantity": "qty", "to": "qty", "price": "price", "at": "price",
+             "@": "price", "limit": "price", "lmt": "price", "stop": "stop", "trigger": "stop"}
+    rest = tokens[2:]
+    i = 0
+    while i < len(rest):
+        name = names.get(rest[i].lower())
+        if name is None:
+            raise MessageError(line, f"unexpected {_show(rest[i])} in modify (expected "
+                                     "'qty Q', 'price P' or 'stop S')")
+        if name in fields:
+            raise MessageError(line, f"modify names {name} twice")
+        what = {"qty": "quantity", "price": "price", "stop": "stop price"}[name]
+        fields[name] = _number(rest[i + 1] if i + 1 < len(rest) else None, line, what)
+        i += 2
+    if not fields:
+        raise MessageError(line, "modify needs at least one of 'qty Q', 'price P', 'stop S'")
+    return Modify(ref, **fields)
+
+
+# -- the other instructions ---------------------------------------------------
+
+def _asset(value: str, n: int) -> str:
+    v = value.upper()
+    if not TICKER_RE.fullmatch(v):
+        raise MessageError(n, f"bad asset {_show(value)}: expected a currency code or a ticker")
+    return v
+
+
+def _movement(value: str, n: int, word: str, what: str) -> tuple[str, str, str]:
+    parts = value.split()
+    if len(parts) != 4 or parts[2].lower() != word:
+        raise MessageError(n, f"expected '{what}: AMOUNT ASSET {word} ACCOUNT', found {_show(value)}")
+    return _number(parts[0], n, "amount"), _asset(parts[1], n), _account(parts[3], n)
+
+
+def _parse_transfer(value: str, n: int) -> Transfer:
+    return Transfer(*_movement(value, n, "to", "Transfer"))
+
+
+def _parse_deposit(value: str, n: int) -> Deposit:
+    return Deposit(*_movement(value, n, "to", "Deposit"))
+
+
+def _parse_withdrawal(value: str, n: int) -> Withdrawal:
+    return Withdrawal(*_movement(value, n, "from", "Withdrawal"))
+
+
+def _fingerprint(text: str, n: int) -> str:
+    fpr = text.replace(" ", "").upper()
+    if fpr.startswith("0X"):
+        fpr = fpr[2:]
+    if not FINGERPRINT_RE.fullmatch(fpr):
+        raise MessageError(n, f"bad fingerprint {_show(text, 60)}: expected 40 hex digits")
+    return fpr
+
+
+def _parse_member(value: str, n: int) -> Member:
+    action, _, rest = value.strip().partition(" ")
+    action = action.lower()
+    if action == "remove":
+        return Member("remove", _fingerprint(rest, n))
+    if action != "add":
+        raise MessageError(n, f"expected 'add FINGERPRINT accounts A, B' or 'remove FINGERPRINT', "
+                              f"found {_show(value)}")
+    m = re.fullmatch(r"(.*?)\s+accounts?\s+(.*)", rest, re.IGNORECASE)
+    if not m:
+        raise MessageError(n, "expected 'add FINGERPRINT accounts A, B'")
+    names = [a.strip() for a in m.group(2).split(",")]
+    accounts = [_account(a, n) for a in names if a]
+    if not accounts or len(accounts) != len(names):
+        raise MessageError(n, "expected a comma-separated list of accounts after 'accounts'")
+    if len(set(accounts)) != len(accounts):
+        raise MessageError(n, "an account is listed twice")
+    return Member("add", _fingerprint(m.group(1), n), tuple(sorted(accounts)))
+
+
+def _step_text(text: str, n: int, what: str) -> str:
+    """Canonical decimal text of a positive step such as a tick or minor unit."""
+    tok = _number(text, n, what)
+    return format_steps(1, Fraction(tok.replace(",", "")))
+
+
+def _parse_currency(value: str, n: int) -> CurrencyDef:
+    parts = value.split()
+    if len(parts) != 2:
+        raise MessageError(n, f"expected 'Currency: CODE MINOR-UNIT' such as 'USD 0.01', "
+                              f"found {_show(value)}")
+    code = parts[0].upper()
+    if not CURRENCY_RE.fullmatch(code):
+        raise MessageError(n, f"bad currency code {_show(parts[0])}: expected 2-10 capitals or digits")
+    minor = _step_text(parts[1], n, "minor unit")
+    try:
+        Currency(code, minor)
+    except UnitError as e:
+        raise MessageError(n, str(e)) from None
+    return CurrencyDef(code, minor)
+
+
+def _rates(words: list[str], n: int) -> dict[str, str]:
+    rates: dict[str, str] = {}
+    if len(words) % 2:
+        raise MessageError(n, "expected 'maker RATE taker RATE'")
+    for name, rate in zip(words[::2], words[1::2]):
+        name = name.lower()
+        if name not in ("maker", "taker"):
+            raise MessageError(n, f"unexpected {_show(name)}: expected 'maker' or 'taker'")
+        if name in rates:
+            raise MessageError(n, f"{name} rate given twice")
+        if not RATE_RE.fullmatch(rate.lower()):
+            raise MessageError(n, f"bad {name} rate {_show(rate)}: expected a rate like 0.1% or 10bp")
+        rates[name] = format_rate(parse_rate(rate))
+    if rates and len(rates) != 2:
+        raise MessageError(n, "give both 'maker RATE' and 'taker RATE'")
+    return rates
+
+
+def _parse_fees(value: str, n: int) -> Fees:
+    rates = _rates(value.split(), n)
+    if not rates:
+        raise MessageError(n, "expected 'Fees: maker RATE taker RATE'")
+    return Fees(rates["maker"], rates["taker"])
+
+
+def _parse_instrument(value: str, n: int) -> InstrumentDef:
+    w = value.split()
+    if len(w) < 6 or w[2].lower() != "tick" or w[4].lower() != "lot":
+        raise MessageError(n, "expected 'Instrument: TICKER CURRENCY tick STEP lot STEP "
+                              f"[maker RATE taker RATE]', found {_show(value, 60)}")
+    ticker = _ticker(w[0], n)
+    code = w[1].upper()
+    if not CURRENCY_RE.fullmatch(code):
+        raise MessageError(n, f"bad currency code {_show(w[1])}: expected 2-10 capitals or digits")
+    rates = _rates(w[6:], n)
+    return InstrumentDef(ticker, code, _step_text(w[3], n, "tick"), _step_text(w[5], n, "lot"),
+                         rates.get("maker"), rates.get("taker"))
+
+
+_INSTRUCTION_PARSERS = {
+    "Order": parse_order, "Transfer": _parse_transfer, "Deposit": _parse_deposit,
+    "Withdrawal": _parse_withdrawal, "Member": _parse_member, "Currency": _parse_currency,
+    "Instrument": _parse_instrument, "Fees": _parse_fees,
+}
+
+
+# ---------------------------------------------------------------------------
+# Resolving: decimal text -> integers, against the pit's registry
+
+def resolve(request: Request, instruments: Mapping[str, Instrument],
+            currencies: Mapping[str, Currency] | None = None,
+            ticker: str | None = None) -> Request:
+    """Convert the request's numbers to integers with the pit's
+    *instruments* (and *currencies*, by default those of the instruments)
+    and rewrite its decimal text in canonical form.  A ``modify`` needs
+    *ticker*, the ticker of the order it names.  Errors (unknown ticker or
+    currency, off-tick price, off-lot quantity) name the instruction's
+    line.  O(len(numbers))."""
+    if currencies is None:
+        currencies = {i.currency.code: i.currency for i in instruments.values()}
+    n = request.line or None
+    ins = request.instruction
+    try:
+        if isinstance(ins, Order):
+            inst = _instrument(instruments, ins.ticker, n)
+            lots = inst.qty(ins.qty.replace(",", ""))
+            ticks = inst.price(ins.price.replace(",", "")) if ins.price is not None else None
+            stop = inst.price(ins.stop.replace(",", "")) if ins.stop is not None else None
+            ins = replace(ins, qty=inst.qty_text(lots), lots=lots,
+                          price=inst.price_text(ticks) if ticks is not None else None, ticks=ticks,
+                          stop=inst.price_text(stop) if stop is not None else None, stop_ticks=stop)
+        elif isinstance(ins, Modify):
+            if ticker is None:
+                raise MessageError(n, f"modify {ins.ref}: the ticker of order {ins.ref} is needed "
+                                      "to read its numbers")
+            inst = _instrument(instruments, ticker, n)
+            lots = inst.qty(ins.qty.replace(",", "")) if ins.qty is not None else None
+            ticks = inst.price(ins.price.replace(",", "")) if ins.price is not None else None
+            stop = inst.price(ins.stop.replace(",", "")) if ins.stop is not None else None
+            ins = replace(ins, ticker=inst.ticker,
+                          qty=inst.qty_text(lots) if lots is not None else None, lots=lots,
+                          price=inst.price_text(ticks) if ticks is not None else None, ticks=ticks,
+                          stop=inst.price_text(stop) if stop is not None else None, stop_ticks=stop)
+        elif isinstance(ins, (Transfer, Deposit, Withdrawal)):
+            amount = ins.amount.replace(",", "")
+            if ins.asset in currencies:
+                cur = currencies[ins.asset]
+                units = cur.amount(amount)
+                text = cur.amount_text(units)
+            elif ins.asset in instruments:
+                inst = instruments[ins.asset]
+                units = inst.qty(amount)
+                text = inst.qty_text(units)
+            else:
+                raise MessageError(n, f"unknown asset {ins.asset}: not a currency or ticker of "
+                                      "this pit")
+            if units <= 0:
+                raise MessageError(n, f"amount {ins.amount} must be positive")
+            ins = replace(ins, amount=text, units=units)
+        elif isinstance(ins, InstrumentDef):
+            if ins.currency not in currencies:
+                raise MessageError(n, f"unknown currency {ins.currency}")
+            ins.instrument(currencies)          # checks tick x lot is whole minor units
+    except UnitError as e:
+        raise MessageError(n, str(e)) from None
+    return replace(request, instruction=ins)
+
+
+def _instrument(instruments: Mapping[str, Instrument], ticker: str, n: int | None) -> Instrument:
+    inst = instruments.get(ticker)
+    if inst is None:
+        raise MessageError(n, f"unknown ticker {ticker}" + (
+            f" (this pit trades {', '.join(sorted(instruments))})" if instruments else
+            " (this pit has no instruments yet)"))
+    return inst
+
+
+# ---------------------------------------------------------------------------
+# Writing requests
+
+def instruction_text(request: Request | Instruction) -> str:
+    """The canonical text of the instruction: the value of its key in the
+    request and of the notary's ``X-Pit-Request`` stamp.  Numbers are
+    canonical once the request is resolved; before that they are written
+    as the trader wrote them.  O(1)."""
+    ins = request.instruction if isinstance(request, Request) else request
+    if isinstance(ins, Order):
+        base = f"{ins.side} {ins.qty} {ins.ticker} "
+        t = ins.type
+        if t == "market":
+            return base + "market"
+        if t == "stop-limit":
+            return base + f"stop-limit {ins.stop} limit {ins.price}"
+        if t in ("stop-loss", "take-profit"):
+            return base + f"{t} {ins.stop}"
+        return base + f"{t} {ins.price}"
+    if isinstance(ins, Cancel):
+        return f"cancel {ins.ref}"
+    if isinstance(ins, Modify):
+        parts = [f"modify {ins.ref}"]
+        for name in ("qty", "price", "stop"):
+            value = getattr(ins, name)
+            if value is not None:
+                parts.append(f"{name} {value}")
+        return " ".join(parts)
+    if isinstance(ins, (Transfer, Deposit)):
+        return f"{ins.amount} {ins.asset} to {ins.to}"
+    if isinstance(ins, Withdrawal):
+        return f"{ins.amount} {ins.asset} from {ins.frm}"
+    if isinstance(ins, Member):
+        if ins.action == "remove":
+            return f"remove {ins.fingerprint}"
+        return f"add {ins.fingerprint} accounts {', '.join(ins.accounts)}"
+    if isinstance(ins, CurrencyDef):
+        return f"{ins.code} {ins.minor}"
+    if isinstance(ins, InstrumentDef):
+        text = f"{ins.ticker} {ins.currency} tick {ins.tick} lot {ins.lot}"
+        if ins.maker is not None:
+            text += f" maker {ins.maker} taker {ins.taker}"
+        return text
+    if isinstance(ins, Fees):
+        return f"maker {ins.maker} taker {ins.taker}"
+    raise TypeError(f"not an instruction: {ins!r}")
+
+
+def _instruction_key(request: Request) -> str:
+    return request.kind.capitalize()
+
+
+def request_text(request: Request) -> str:
+    """The canonical request text (what a trader signs):
+    ``Pit``, ``Account``, ``Ref``, then the instruction.  O(1)."""
+    return (f"Pit: {request.pit}\nAccount: {request.account}\nRef: {request.ref}\n"
+            f"{_instruction_key(request)}: {instruction_text(request)}\n")
+
+
+def stamp_fields(request: Request) -> list[tuple[str, str]]:
+    """The request's part of the notary's stamp, in order: ``X-Pit-Kind``,
+    ``X-Pit-Account``, ``X-Pit-Ref``, ``X-Pit-Ticker`` (when there is one)
+    and ``X-Pit-Request``.  The request should be resolved first."""
+    out = [("X-Pit-Kind", request.kind), ("X-Pit-Account", request.account),
+           ("X-Pit-Ref", request.ref)]
+    if request.ticker:
+        out.append(("X-Pit-Ticker", request.ticker))
+    out.append(("X-Pit-Request", instruction_text(request)))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The hot path: canonical order text, as the specialist reads it from the
+# X-Pit-Request stamp.  One anchored regex per shape is quicker in CPython
+# than splitting and checking the tokens one by one.
+
+# ---------------------------------------------------------------------------
+# Messages written by pit programs
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who sends a message, to whom, and when.  ``time`` is UTC in ISO 8601
+    (the notary's ``X-Pit-Time``); it is kept to the second, which is what
+    the ``Date:`` header carries."""
+    sender: str
+    to: str
+    time: str
+
+    def __post_init__(self):
+        for what in ("sender", "to"):
+            addr = getattr(self, what)
+            if not ADDRESS_RE.fullmatch(addr):
+                raise MessageError(None, f"bad {what} address {_show(addr)}: expected local@domain")
+        object.__setattr__(self, "time", _iso_second(self.time))
+
+    @property
+    def domain(self) -> str:
+        return self.sender.rpartition("@")[2]
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _iso_second(text: str) -> str:
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d{1,9})?Z", text)
+    if not m:
+        raise MessageError(None, f"bad time {_show(text)}: expected UTC like 2026-11-22T00:52:38Z")
+    from datetime import datetime       # here: a program that writes no message starts without it
+    try:
+        datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise MessageError(None, f"bad time {_show(text)}: no such date") from None
+    return m.group(1) + "Z"
+
+
+def _rfc5322_date(iso: str) -> str:
+    # Day and month names from our own tables: strftime would follow the locale.
+    from datetime import datetime
+    dt = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+    return (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year} "
+            f"{dt:%H:%M:%S} +0000")
+
+
+def _iso_from_date(value: str) -> str:
+    m = re.fullmatch(r"[A-Z][a-z]{2}, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d:\d\d:\d\d) \+0000", value)
+    if not m or m.group(2) not in _MONTHS:
+        raise MessageError(None, f"bad Date header {_show(value)}")
+    return f"{m.group(3)}-{_MONTHS.index(m.group(2)) + 1:02d}-{m.group(1)}T{m.group(4)}Z"
+
+
+def _check_opaque(line: str, n: int) -> None:
+    """Report event lines and checkpoint state lines: opaque, but printable."""
+    _check_line(line, n, allow_utf8=True)
+    if not line.strip():
+        raise MessageError(n, "blank line among the lines of a report or checkpoint")
+    if line != line.rstrip() or "\t" in line:
+        raise MessageError(n, "trailing whitespace or tab (signing would not preserve it)")
+
+
+def _check_filter_name(name: str, n: int | None = None) -> None:
+    if not FILTER_RE.fullmatch(name):
+        raise MessageError(n, f"bad filter name {_show(name)}: expected e.g. 'specialist ACME'")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A filter's output for one run: what it did with input records
+    ``from_seq`` .. ``to_seq``, one opaque event line each.  ``summary``
+    (e.g. ``3 trades``) only feeds the Subject."""
+    filter: str
+    pit: str
+    from_seq: int
+    to_seq: int
+    lines: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A filter's whole state after input record ``seq``, as opaque lines."""
+    filter: str
+    pit: str
+    seq: int
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """The notary's seal over records ``first`` .. ``first+len(hashes)-1``:
+    their record hashes in order.  The head is the last record's hash."""
+    pit: str
+    first: int
+    hashes: tuple[str, ...]
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.hashes) - 1
+
+    @property
+    def head(self) -> str:
+        return self.hashes[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A notice to the sender of a refused message.  ``line`` is the line
+    of the signed text at fault, if any; ``original_headers`` are quoted."""
+    pit: str
+    reason: str
+    line: int | None = None
+    original_id: str | None = None
+    original_headers: tuple[tuple[str, str], ...] = ()
+
+
+def _short_name(filter_name: str) -> str:
+    """'specialist ACME' -> 'ACME' for Subjects; 'transfers' stays."""
+    return filter_name.split(" ", 1)[1] if " " in filter_name else filter_name
+
+
+def report_text(r: Report) -> str:
+    """Canonical report body.  O(lines)."""
+    _validate_report(r)
+    return _block([f"Report: {r.filter}", f"Pit: {r.pit}", f"From-Seq: {r.from_seq}",
+                   f"To-Seq: {r.to_seq}"], r.lines)
+
+
+def checkpoint_text(c: Checkpoint) -> str:
+    """Canonical checkpoint body.  O(lines)."""
+    _validate_checkpoint(c)
+    return _block([f"Checkpoint: {c.filter}", f"Pit: {c.pit}", f"Seq: {c.seq}"], c.lines)
+
+
+def seal_text(s: Seal) -> str:
+    """Canonical seal body (what the notary clearsigns).  O(records)."""
+    _validate_seal(s)
+    return _block([f"Pit: {s.pit}", f"Seal: {s.first}-{s.last}", f"Head: {s.head}"],
+                  [f"{s.first + i} {h}" for i, h in enumerate(s.hashes)])
+
+
+def rejection_text(r: Rejection) -> str:
+    """Canonical rejection body.  O(headers)."""
+    _validate_rejection(r)
+    head = [f"Rejected: {r.reason}", f"Pit: {r.pit}"]
+    if r.line is not None:
+        head.append(f"Line: {r.line}")
+    if r.original_id is not None:
+        head.append(f"Original-Message-ID: {r.original_id}")
+    quoted = [f"> {k}: {v}" if v else f"> {k}:" for k, v in r.original_headers]
+    return _block(head, quoted)
+
+
+def _block(head: list[str], lines: Iterable[str]) -> str:
+    return "\n".join(head) + "\n\n" + "".join(line + "\n" for line in lines)
+
+
+def _validate_report(r: Report) -> None:
+    _check_filter_name(r.filter)
+    _check_pit(r.pit)
+    if r.from_seq < 1 or r.to_seq < r.from_seq - 1:
+        raise MessageError(None, f"bad report range {r.from_seq}-{r.to_seq}")
+    for i, line in enumerate(r.lines, 6):
+        _check_opaque(line, i)
+    if r.summary:
+        _check_header_text(r.summary, "summary")
+
+
+def _validate_checkpoint(c: Checkpoint) -> None:
+    _check_filter_name(c.filter)
+    _check_pit(c.pit)
+    if c.seq < 0:
+        raise MessageError(None, f"bad checkpoint seq {c.seq}")
+    for i, line in enumerate(c.lines, 5):
+        _check_opaque(line, i)
+
+
+def _validate_seal(s: Seal) -> None:
+    _check_pit(s.pit)
+    if s.first < 1 or not s.hashes:
+        raise MessageError(None, "a seal covers at least one record, from seq 1 on")
+    for i, h in enumerate(s.hashes):
+        if not HASH_RE.fullmatch(h):
+            raise MessageError(5 + i, f"bad record hash {_show(h)}: expected 64 lower-case hex digits")
+
+
+def _validate_rejection(r: Rejection) -> None:
+    _check_pit(r.pit)
+    if not r.reason or r.reason != r.reason.strip():
+        raise MessageError(None, "a rejection needs a reason without surrounding spaces")
+    _check_line(r.reason, 1, allow_utf8=True)
+    if r.line is not None and r.line < 1:
+        raise MessageError(None, f"bad line number {r.line}")
+    if r.original_id is not None and not re.fullmatch(r"<[!-;=?-~]+>", r.original_id):
+        raise MessageError(None, f"bad Message-ID {_show(r.original_id)}")
+    for name, value in r.original_headers:
+        if not re.fullmatch(r"[!-9;-~]+", name):
+            raise MessageError(None, f"bad header name {_show(name)}")
+        _check_line(value, None, allow_utf8=True)
+        if value != value.strip():
+            raise MessageError(None, f"header {name}: value has surrounding spaces")
+
+
+def _check_pit(pit: str) -> None:
+    if not PIT_RE.fullmatch(pit):
+        raise MessageError(None, f"bad pit name {_show(pit)}")
+
+
+def _check_header_text(text: str, what: str) -> None:
+    if not text.isascii() or _BAD_CHARS.search(text) or len(text) > 200 or text != text.strip():
+        raise MessageError(None, f"bad {what} {_show(text)}: one line of at most 200 ASCII characters")
+
+
+# -- parsing bodies -----------------------------------------------------------
+
+def _split_block(text: str, keys: list[str], what: str) -> tuple[list[str], list[str]]:
+    """Exact ``Key: value`` head lines in *keys* order, a blank line, then
+    the rest.  Returns (values, rest lines)."""
+    if not text:
+        raise MessageError(1, f"empty {what}")
+    if not text.endswith("\n"):
+        raise MessageError(None, f"{what} does not end with a newline")
+    lines = text[:-1].split("\n")
+    values = []
+    for n, key in enumerate(keys, 1):
+        if n > len(lines):
+            raise MessageError(n, f"missing '{key}: ...' ({what} ends early)")
+        line = lines[n - 1]
+        _check_line(line, n, allow_utf8=(key == "Rejected"))
+        if not line.startswith(key + ": ") or len(line) == len(key) + 2:
+            raise MessageError(n, f"expected '{key}: ...', found {_show(line)}")
+        values.append(line[len(key) + 2:])
+    n = len(keys) + 1
+    if n > len(lines) or lines[n - 1] != "":
+        raise MessageError(n, f"expected a blank line after the {what} head")
+    return values, lines[n:]
+
+
+def _seq(text: str, n: int, what: str) -> int:
+    if not re.fullmatch(r"0|[1-9][0-9]{0,17}", text):
+        raise MessageError(n, f"bad {what} {_show(text)}: expected a whole number")
+    return int(text)
+
+
+def _filter_of(text: str, n: int) -> str:
+    _check_filter_name(text, n)
+    return text
+
+
+def _pit_line(text: str, n: int) -> str:
+    if not PIT_RE.fullmatch(text):
+        raise MessageError(n, f"bad pit name {_show(text)}")
+    return text
+
+
+def _opaque_lines(lines: list[str], first: int) -> tuple[str, ...]:
+    for i, line in enumerate(lines, first):
+        _check_opaque(line, i)
+    return tuple(lines)
+
+
+def parse_report(text: str, summary: str = "") -> Report:
+    """Parse a report body (strict, canonical form only).  O(len(text))."""
+    (name, pit, a, b), rest = _split_block(text, ["Report", "Pit", "From-Seq", "To-Seq"], "report")
+    r = Report(_filter_of(name, 1), _pit_line(pit, 2), _seq(a, 3, "From-Seq"),
+               _seq(b, 4, "To-Seq"), _opaque_lines(rest, 6), summary)
+    if r.from_seq < 1 or r.to_seq < r.from_seq - 1:
+        raise MessageError(4, f"bad report range {a}-{b}")
+    return r
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    """Parse a checkpoint body (strict, canonical form only).  O(len(text))."""
+    (name, pit, seq), rest = _split_block(text, ["Checkpoint", "Pit", "Seq"], "checkpoint")
+    return Checkpoint(_filter_of(name, 1), _pit_line(pit, 2), _seq(seq, 3, "Seq"),
+                      _opaque_lines(rest, 5))
+
+
+def parse_seal(text: str) -> Seal:
+    """Parse a seal body (strict): records must run gaplessly from FIRST
+    to LAST and Head must be the last record's hash.  O(records)."""
+    (pit, span, head), rest = _split_block(text, ["Pit", "Seal", "Head"], "seal")
+    m = re.fullmatch(r"([1-9][0-9]*)-([1-9][0-9]*)", span)
+    if not m or int(m.group(2)) < int(m.group(1)):
+        raise MessageError(2, f"bad seal range {_show(span)}: expected FIRST-LAST")
+    first, last = int(m.group(1)), int(m.group(2))
+    if not HASH_RE.fullmatch(head):
+        raise MessageError(3, f"bad Head {_show(head)}: expected 64 lower-case hex digits")
+    hashes = []
+    for i, line in enumerate(rest):
+        n = 5 + i
+        seq, _, h = line.partition(" ")
+        if seq != str(first + i):
+            raise MessageError(n, f"expected record {first + i}, found {_show(line)}")
+        if not HASH_RE.fullmatch(h):
+            raise MessageError(n, f"bad record hash {_show(h)}: expected 64 lower-case hex digits")
+        hashes.append(h)
+    if len(hashes) != last - first + 1:
+        raise MessageError(5 + len(hashes), f"seal {span} lists {len(hashes)} records, "
+                                            f"expected {last - first + 1}")
+    if hashes[-1] != head:
+        raise MessageError(3, f"Head is not the hash of record {last}")
+    return Seal(_pit_line(pit, 1), first, tuple(hashes))
+
+
+def parse_rejection(text: str) -> Rejection:
+    """Parse a rejection notice body (strict).  O(len(text))."""
+    lines = text.split("\n")
+    keys = ["Rejected", "Pit"]
+    if len(lines) > 2 and lines[2].startswith("Line: "):
+        keys.append("Line")
+    if len(lines) > len(keys) and lines[len(keys)].startswith("Original-Message-ID: "):
+        keys.append("Original-Message-ID")
+    values, rest = _split_block(text, keys, "rejection")
+    got = dict(zip(keys, values))
+    line = _seq(got["Line"], 3, "Line") if "Line" in got else None
+    headers = []
+    for i, q in enumerate(rest, len(keys) + 2):
+        m = re.fullmatch(r"> ([!-9;-~]+):(?: (.*))?", q)
+        if not m:
+            raise MessageError(i, f"expected a quoted header '> Name: value', found {_show(q)}")
+        headers.append((m.group(1), m.group(2) or ""))
+    r = Rejection(_pit_line(got["Pit"], 2), got["Rejected"], line,
+                  got.get("Original-Message-ID"), tuple(headers))
+    _validate_rejection(r)
+    return r
+
+
+# -- whole messages -----------------------------------------------------------
+
+def _msgid_atom(text: str) -> str:
+    return text.replace(" ", "=").replace(":", "=")
+
+
+def _headers_for(content, env: Envelope) -> tuple[list[tuple[str, str]], str]:
+    """(headers without the MIME ones, body) for *content*."""
+    extra: list[tuple[str, str]] = []
+    if isinstance(content, Request):
+        body = request_text(content)
+        subject = f"{content.pit} {content.kind} {content.ref}: {instruction_text(content)}"
+        mid = f"request.{content.pit}.{_msgid_atom(content.account)}.{content.ref}"
+    elif isinstance(content, Report):
+        body = report_text(content)
+        subject = f"{_short_name(content.filter)} report {content.from_seq}-{content.to_seq}"
+        if content.summary:
+            subject += f": {content.summary}"
+        mid = f"report.{content.pit}.{_msgid_atom(content.filter)}.{content.from_seq}-{content.to_seq}"
+    elif isinstance(content, Checkpoint):
+        body = checkpoint_text(content)
+        subject = f"{_short_name(content.filter)} checkpoint {content.seq}"
+        mid = f"checkpoint.{content.pit}.{_msgid_atom(content.filter)}.{content.seq}"
+    elif isinstance(content, Seal):
+        body = seal_text(content)
+        subject = f"{content.pit} seal {content.first}-{content.last}"
+        mid = f"seal.{content.pit}.{content.first}-{content.last}"
+    elif isinstance(content, Rejection):
+        body = rejection_text(content)
+        reason = "".join(c if " " <= c <= "~" else "?" for c in content.reason)
+        subject = "Rejected: " + (reason if len(reason) <= 120 else reason[:117] + "...")
+        import hashlib          # only for a rejection: not on a filter's start-up path
+        digest = hashlib.sha256((content.original_id or body).encode()).hexdigest()[:24]
+        mid = f"rejected.{content.pit}.{digest}"
+        if content.original_id:
+            extra = [("In-Reply-To", content.original_id), ("References", content.original_id)]
+    else:
+        raise TypeError(f"not a pit message: {content!r}")
+    headers = [("From", env.sender), ("To", env.to), ("Subject", subject),
+               ("Date", _rfc5322_date(env.time)), ("Message-ID", f"<{mid}@{env.domain}>")]
+    return headers + extra, body
+
+
+def write_message(content, env: Envelope) -> bytes:
+    """The full RFC 5322 message for *content* (a Request, Report,
+    Checkpoint, Seal or Rejection) sent as *env*: ASCII headers, Date and
+    Message-ID derived from the inputs (never the clock), a text/plain body
+    (us-ascii/7bit, or utf-8/8bit when the body needs it), LF line endings.
+    Same inputs, same bytes.  O(len(body))."""
+    headers, body = _headers_for(content, env)
+    plain = body.isascii()
+    headers += [("MIME-Version", "1.0"),
+                ("Content-Type", f"text/plain; charset={'us-ascii' if plain else 'utf-8'}"),
+                ("Content-Transfer-Encoding", "7bit" if plain else "8bit")]
+    head = "".join(f"{k}: {v}\n" for k, v in headers)
+    return (head + "\n" + body).encode("utf-8")
+
+
+def read_message(data: bytes, instruments: Mapping[str, Instrument] | None = None):
+    """Parse a message written by :func:`write_message` back into
+    ``(content, envelope)``.  A request is resolved with *instruments* when
+    given (its numbers stay text otherwise).  Strict: the bytes must be
+    exactly what write_message would produce for them (the first
+    difference is named).  Line numbers in errors count from the first
+    body line (a canonical-form difference names the message line).
+    O(len(data))."""
+    head, sep, body_bytes = data.partition(b"\n\n")
+    if not sep:
+        raise MessageError(None, "no blank line between headers and body")
+    try:
+        head_text = head.decode("ascii")
+    except UnicodeDecodeError:
+        raise MessageError(None, "non-ASCII bytes in the headers") from None
+    headers: dict[str, str] = {}
+    for line in head_text.split("\n"):
+        name, colon, value = line.partition(": ")
+        if not colon:
+            raise MessageError(None, f"bad header line {_show(line)}")
+        headers[name.lower()] = value
+    try:
+        body = body_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageError(None, "body is not UTF-8") from None
+    for name in ("from", "to", "date", "subject"):
+        if name not in headers:
+            raise MessageError(None, f"missing header {name.capitalize()}")
+    env = Envelope(headers["from"], headers["to"], _iso_from_date(headers["date"]))
+    kind = kind_of_text(body)
+    if kind == "report":
+        _, _, summary = headers["subject"].partition(": ")
+        content = parse_report(body, summary)
+    elif kind == "checkpoint":
+        content = parse_checkpoint(body)
+    elif kind == "seal":
+        content = parse_seal(body)
+    elif kind == "rejection":
+        content = parse_rejection(body)
+    else:
+        content = parse_request(body)
+        if instruments is not None:
+            content = resolve(content, instruments)
+    again = write_message(content, env)
+    if again != data:
+        a, b = data.split(b"\n"), again.split(b"\n")
+        n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        found = a[n].decode("utf-8", "replace") if n < len(a) else "end of message"
+        wanted = b[n].decode("utf-8", "replace") if n < len(b) else "end of message"
+        raise MessageError(None, f"not in canonical form at message line {n + 1}: found "
+                                 f"{_show(found, 60)}, expected {_show(wanted, 60)}")
+    return content, env
+
+
+def filter_output(kind: str, name: str, pit: str, body: str, time: str,
+                  sender: str | None = None, to: str | None = None) -> bytes:
+    """Convenience for filters: the message for a report or checkpoint
+    *body* already written in canonical form.  Its head is parsed (so a
+    wrong name, pit or range is refused); its lines are the filter's own and
+    are not re-checked one by one: a replay writes millions of them, and the
+    audit compares every one with its own replay.  Addresses default to
+    ``NAME@PIT.pit`` -> ``PIT@PIT.pit`` with the filter's name made an
+    address (``specialist-acme``).  O(len(body))."""
+    head = body.partition("\n\n")[0] + "\n\n"
+    if kind == "report":
+        content = parse_report(head)
+    elif kind == "checkpoint":
+        content = parse_checkpoint(head)
+    else:
+        raise ValueError(f"filter_output writes reports and checkpoints, not {kind!r}")
+    local = name.lower().replace(" ", "-")
+    env = Envelope(sender or f"{local}@{pit}.pit", to or f"{pit}@{pit}.pit",
+                   time or "1970-01-01T00:00:00Z")
+    headers, _ = _headers_for(content, env)
+    plain = body.isascii()
+    headers += [("MIME-Version", "1.0"),
+                ("Content-Type", f"text/plain; charset={'us-ascii' if plain else 'utf-8'}"),
+                ("Content-Transfer-Encoding", "7bit" if plain else "8bit")]
+    return ("".join(f"{k}: {v}\n" for k, v in headers) + "\n" + body).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterStamp:
+    """What the notary stamps on a filter's report or checkpoint, derived
+    from its signed text alone (so the audit derives the same)."""
+    kind: str                      # "report" | "checkpoint"
+    filter: str                    # "specialist ACME"
+    pit: str
+    ref: str                       # "report-TO" | "checkpoint-SEQ": replayed ones are refused
+    summary: str                   # X-Pit-Request: "specialist ACME 12-40" | "specialist ACME 40"
+    accounts: tuple[str, ...]      # the accounts its signer must own
+
+    def fields(self) -> list[tuple[str, str]]:
+        """``X-Pit-Pit`` .. ``X-Pit-Request``, in stamp order."""
+        return [("X-Pit-Pit", self.pit), ("X-Pit-Kind", self.kind),
+                ("X-Pit-Account", self.accounts[0]), ("X-Pit-Ref", self.ref),
+                ("X-Pit-Request", self.summary)]
+
+
+def filter_stamp(text: str) -> FilterStamp:
+    """The stamp of a report or checkpoint *text* (its signed body).  A
+    filter ``specialist ACME BTC`` acts as ``specialist:ACME`` and
+    ``specialist:BTC``; ``transfers`` as ``transfers``.  Raises MessageError.
+    O(len(text))."""
+    if text.startswith("Report: "):
+        r = parse_report(text)
+        kind, name, pit, ref, summary = ("report", r.filter, r.pit, f"report-{r.to_seq}",
+                                         f"{r.filter} {r.from_seq}-{r.to_seq}")
+    elif text.startswith("Checkpoint: "):
+        c = parse_checkpoint(text)
+        kind, name, pit, ref, summary = ("checkpoint", c.filter, c.pit, f"checkpoint-{c.seq}",
+                                         f"{c.filter} {c.seq}")
+    else:
+        raise MessageError(1, "expected 'Report: ...' or 'Checkpoint: ...'")
+    words = name.split(" ")
+    accounts = tuple(f"{words[0]}:{t}" for t in words[1:]) or (name,)
+    return FilterStamp(kind, name, pit, ref, summary, accounts)
+
+
+# -- kinds -------------------------------------------------------------------
+
+def kind_of(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str | None:
+    """The kind of a notarized message from its stamp or headers (any
+    case of ``X-Pit-Kind``); None when there is no stamp.  O(headers)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in items:
+        if name.lower() == "x-pit-kind":
+            value = value.strip()
+            if value not in KINDS:
+                raise MessageError(None, f"unknown X-Pit-Kind {_show(value)}")
+            return value
+    return None
+
+
+def kind_of_text(text: str) -> str:
+    """The kind of a body or signed text from its first line: report,
+    checkpoint, rejection, seal, or a request's kind (order, transfer, ...).
+    Only a glance: parse to check it.  O(len(first lines))."""
+    first = text.split("\n", 1)[0]
+    for key, kind in (("Report: ", "report"), ("Checkpoint: ", "checkpoint"),
+                      ("Rejected: ", "rejection")):
+        if first.startswith(key):
+            return kind
+    lines = text.split("\n", 3)
+    if first.startswith("Pit: ") and len(lines) > 1 and lines[1].startswith("Seal: "):
+        return "seal"
+    for line in _lines(text):
+        m = _KEY_LINE.fullmatch(line)
+        if m and m.group(1).capitalize() in INSTRUCTION_KEYS:
+            return m.group(1).lower()
+    return "request"
+
+
+# Everything defined here belongs to pit.message, which is where it is found.
+for _obj in list(globals().values()):
+    if getattr(_obj, "__module__", None) == __name__ and isinstance(_obj, (type, type(_show))):
+        _obj.__module__ = "pit.message"
+del _obj
