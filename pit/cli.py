@@ -746,6 +746,17 @@ def cmd_export(args) -> int:
 
 # -- member ------------------------------------------------------------------------
 
+def _widen_pipe(f) -> None:
+    """Give the pipe *f* writes to a 1 MiB buffer (Linux; anything else is
+    left as it is), as filter programs do on their side: a checkpoint is
+    written at once, before the filter reading it has finished starting."""
+    try:
+        import fcntl
+        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass                          # not a pipe, not Linux, or not allowed
+
+
 def cmd_replay(args) -> int:
     pit = find_pit(args.pit)
     try:
@@ -754,6 +765,7 @@ def cmd_replay(args) -> int:
     except (PitError, ValueError) as e:
         raise CliError(str(e), EXIT["usage"]) from None
     out = sys.stdout.buffer
+    _widen_pipe(out)
     show = progress("replay")
     n = 0
     try:
