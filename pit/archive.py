@@ -272,7 +272,7 @@ def append_locked(path: Path, data: bytes, timeout: float = 60.0) -> None:
 
 
 _WALK_STEP = 1 << 16         # bytes one search of the entry walk looks at
-_WALK_LEAD = 1 << 18         # the walk from the end goes this far before the one from the start
+_WALK_LEAD = 1 << 18         # how far into one entry the walk from the end goes alone
 
 
 class _Walk:
@@ -460,17 +460,17 @@ class Archive:
         volume from record *seq* = max(*from_seq*, first) to the last, and
         ``vol.bytes`` after them; ``[0]`` when that is the first entry (the
         caller then reads forward).  Quoting leaves ``\\nFrom `` only
-        between entries, so entries are found by searching for it: back
-        from the end of the volume and, once that has searched 256 KiB
-        more than the other side, forward from its start, always on the
-        side that has searched less (a search goes 64 KiB at a time).  The
-        walk ends when the entries found from the end reach *from_seq*, or
-        when the two sides have found as many entries as the index counts:
-        a single entry between them (a large seal, report or checkpoint) is
-        then never searched.  What the walks found is kept with the
-        :class:`Archive`, so a later call for the same volume goes on from
-        there.  O(bytes walked): at most about twice the smaller of the
-        bytes before and after the entry of *from_seq*, plus 256 KiB."""
+        between entries, so entries are found by searching for it, 64 KiB
+        at a time: back from the end of the volume and, while the search
+        back is inside one entry and has gone 256 KiB further into it than
+        the search forward from the start of the volume has gone in all,
+        forward.  The walk ends when the entries found from the end reach
+        *from_seq*, or when the two sides have found as many entries as the
+        index counts: one large entry between them (a seal, a report, a
+        checkpoint of megabytes) is then never read whole.  What the walks
+        found is kept with the :class:`Archive`, so a later call for the
+        same volume goes on from there.  O(bytes walked): the bytes after
+        the entry of *from_seq* at most, and as many again from the start."""
         skip = min(max(from_seq - vol.first, 0), vol.count)
         if not skip:
             return [0], vol.first
@@ -480,7 +480,8 @@ class Archive:
         fwd, back = walk.fwd, walk.back          # starts from the first on / from the last back
         count = vol.count
         while len(back) < count - skip and len(fwd) + len(back) < count:
-            if vol.bytes - walk.b_end <= walk.f_scan + _WALK_LEAD:
+            inside = (back[-1] if back else vol.bytes) - walk.b_end     # of the entry searched back
+            if inside <= walk.f_scan + _WALK_LEAD:
                 lo = fwd[-1] - 1 if len(fwd) > 1 else 0
                 a = max(lo, walk.b_end - _WALK_STEP)
                 i = mm.rfind(b"\nFrom ", a, walk.b_end)
