@@ -291,7 +291,7 @@ def _complete_chunks(fileobj: BinaryIO, chunk_size: int):
         read = getattr(fileobj, "read1", None) or fileobj.read
 
         def readinto(view):
-            data = read(len(view))
+            data = read(len(view)) or b""
             view[:len(data)] = data
             return len(data)
     buf = bytearray(max(chunk_size, 16))
