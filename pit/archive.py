@@ -43,7 +43,7 @@ from pit import mbox
 
 __all__ = [
     "ArchiveError", "SequenceError", "LockTimeout", "Volume", "Archive",
-    "record_hash", "entry_stamp", "VOLUME_LIMIT", "ZERO_HASH", "fsync_dir", "append_locked",
+    "record_hash", "entry_stamp", "ENTRY_HEAD", "VOLUME_LIMIT", "ZERO_HASH", "fsync_dir", "append_locked",
 ]
 
 VOLUME_LIMIT = 50_000          # mairix refuses mboxes of more than 65,536 messages
@@ -82,19 +82,24 @@ def _sha256(data: bytes):
     return _sha256(data)
 
 
-_HEAD = 1 << 13              # entry_stamp reads this much of a large message first
+ENTRY_HEAD = 1 << 13         # entry_stamp copies an entry up to this long whole
 
 
-def entry_stamp(buf, body: int, end: int) -> dict[str, str]:
-    """``mbox.stamp`` of the message ``buf[body:end]`` (an entry from
-    :meth:`Archive.entry_spans`), copying only its head when its stamp block
-    ends there: the same dict, the same errors, O(stamp size) for a message
-    of any size."""
-    if end - body > _HEAD:
-        head = buf[body:body + _HEAD]
-        if len(mbox.split_stamp(head)[1]) >= 6:      # the line after the stamp is whole enough
-            return mbox.stamp(head)
-    return mbox.stamp(buf[body:end])
+def entry_stamp(buf, start: int, body: int, end: int) -> tuple[dict[str, str], bytes | None]:
+    """``(stamp, entry)`` for the entry ``buf[start:end]`` whose message
+    starts at *body* (an item of :meth:`Archive.entry_spans`): ``stamp`` is
+    ``mbox.stamp`` of the message (the same dict, the same errors), and
+    ``entry`` the entry's bytes when reading the stamp copied them (an
+    entry up to 8 KiB), else None: of a larger one only the head is copied
+    when its stamp block ends there.  O(stamp size) for an entry of any size."""
+    if end - body <= ENTRY_HEAD:
+        entry = buf[start:end]
+        return mbox.stamp(entry, body - start), entry
+    head = buf[body:body + ENTRY_HEAD]
+    if len(mbox.split_stamp(head)[1]) >= 6:          # the line after the stamp is whole enough
+        return mbox.stamp(head), None
+    entry = buf[start:end]
+    return mbox.stamp(entry, body - start), entry
 
 
 class Volume:

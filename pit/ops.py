@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pit import mbox, message
-from pit.archive import Archive, entry_stamp
+from pit.archive import ENTRY_HEAD, Archive, entry_stamp
 from pit.filter import Filter, run as run_filter_stream
 from pit.pitdir import Pit, PitError
 
@@ -228,10 +228,16 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | 
         for _, entry, body in arch.read_entries(rec, rec):
             yield entry, body
         start = covered + 1
-    wants, stamp = flt.wants, entry_stamp
+    wants, stamp = flt.wants, mbox.stamp
     for _, buf, pos, body, end in arch.entry_spans(start, upto):
-        if wants(stamp(buf, body, end)):
-            yield buf[pos:end], body - pos
+        if end - body <= ENTRY_HEAD:           # most records: copied whole, as entry_stamp would
+            entry = buf[pos:end]
+            if wants(stamp(entry, body - pos)):
+                yield entry, body - pos
+            continue
+        st, entry = entry_stamp(buf, pos, body, end)
+        if wants(st):
+            yield (buf[pos:end] if entry is None else entry), body - pos
 
 
 def replay(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,

@@ -230,12 +230,17 @@ def test_entry_stamp_reads_the_head_of_a_large_message(tmp_path):
     big = b"From: a@b\n\n" + b"y" * 100_000 + b"\n"
     arch = Archive(tmp_path)
     append_n(arch, 2, body=big)
+    append_n(arch, 1)
     for seq, buf, start, body, end in arch.entry_spans(1):
-        assert archive.entry_stamp(buf, body, end) == mbox.stamp(buf[body:end])
+        st, entry = archive.entry_stamp(buf, start, body, end)
+        assert st == mbox.stamp(buf[body:end]) and st["x-pit-seq"] == str(seq)
+        assert entry == (buf[start:end] if seq == 3 else None)
     long_stamp = b"X-Pit-Seq: 1\n" + b"".join(b"X-Pit-N%d: %s\n" % (i, b"v" * 60) for i in range(200))
     for msg in (long_stamp + b"\n" + big, long_stamp[:8190] + b"\nX-Pit-Z: 1\n" + big,
                 long_stamp[:8187] + b"\nX-P" + big):
-        assert archive.entry_stamp(msg, 0, len(msg)) == mbox.stamp(msg)
+        entry = b"From x\n" + msg
+        st, copied = archive.entry_stamp(entry, 0, 7, len(entry))
+        assert st == mbox.stamp(msg) and copied in (None, entry)
     bad = b"X-Pit-Seq: 1\n" + b"X-Pit-Q: " + b"q" * 9000 + b"\nX-Pit-Q: 2\n" + big
     with pytest.raises(mbox.MboxError, match="repeated"):
-        archive.entry_stamp(bad, 0, len(bad))
+        archive.entry_stamp(bad, 0, 0, len(bad))
