@@ -565,10 +565,17 @@ class Specialist(Filter):
                 ticker, side = w[4], BUY if w[5] == "buy" else SELL
                 acct = f"{account}:{ticker}"
                 rkey = (account, ref)
-                if currency is None:
-                    currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+                if side == BUY:               # it holds the quote currency
+                    if currency is None:
+                        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+                    asset = currency.get(ticker)
+                    if asset is None:
+                        raise ValueError(f"line {i + 5}: order {oid} for {ticker} before "
+                                         f"its instrument")
+                else:
+                    asset = ticker
                 orders[oid] = Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
-                                    acct, (acct, currency.get(ticker) if side == BUY else ticker), rkey)
+                                    acct, (acct, asset), rkey)
                 refs[rkey] = oid
             elif kind == "balance":
                 balance[w[1], w[2]] = int(w[3])

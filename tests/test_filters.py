@@ -345,6 +345,7 @@ def _damaged_checkpoints(good: str) -> list[str]:
     return [good.replace("Seq: ", "Seq: x", 1),
             "\n".join(lines[:4] + ["balance alice:ACME USD notanumber 0"] + lines[4:]),
             "\n".join(lines[:4] + ["frobnicate 1 2 3"] + lines[4:]),
+            "\n".join(lines[:4] + ["order 999 alice x ZZZ buy limit 1 100 100"] + lines[4:]),
             good.split("\nbook\n")[0] + "\n",                 # the book section cut off
             good.replace("Pit: ", "Pt: ", 1)]
 
