@@ -18,9 +18,10 @@ writer (or ``repair()``) moves them to ``quarantine/`` and truncates.
 Nothing an ``append`` reported done can be lost by a crash.
 
 Writers lock the highest-numbered volume file, mail-system style: a dotlock
-``NNNNNN.mbox.lock`` (O_EXCL; a lock whose pid is dead on this host, or older
-than ``STALE_LOCK_SECONDS`` from elsewhere, is stale and broken) and then
-``fcntl.lockf`` on the volume, held for the whole append.  Readers take no
+``NNNNNN.mbox.lock`` (written whole, then linked into place; a lock whose pid
+is dead on this host, or older than ``STALE_LOCK_SECONDS`` from elsewhere, is
+stale and broken) and then ``fcntl.lockf`` on the volume, held for the whole
+append.  Readers take no
 lock: they read what the index covers.
 """
 
@@ -182,10 +183,25 @@ class _VolumeLock:
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
         pause = 0.002
-        while True:
-            try:
-                fd = os.open(self.dot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
+        # The dotlock is whole before it exists under its name, as liblockfile
+        # and procmail make it: the token goes into a private file, which is then
+        # hard-linked to the lock's name (link fails if the name exists).  A
+        # writer killed at any moment leaves no lock or one naming its pid, never
+        # an empty one that nobody could judge stale.
+        mine = self.dot.with_name(f".{self.dot.name}.{os.getpid()}")
+        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, self.token.encode())
+        finally:
+            os.close(fd)
+        try:
+            while True:
+                try:
+                    os.link(mine, self.dot)
+                    _crash_point("after-dotlock")
+                    break
+                except FileExistsError:
+                    pass
                 if self._break_if_stale():
                     continue
                 if time.monotonic() > deadline:
@@ -193,12 +209,8 @@ class _VolumeLock:
                                       f"{self.timeout:g} s") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
-                continue
-            try:
-                os.write(fd, self.token.encode())
-            finally:
-                os.close(fd)
-            break
+        finally:
+            os.unlink(mine)
         created = not self.path.exists()
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:

@@ -83,7 +83,7 @@ def verify(pit, done, use_repair):
     return len(seqs)
 
 
-@pytest.mark.parametrize("step", ["after-lock", "mid-write", "after-rollover-create",
+@pytest.mark.parametrize("step", ["after-dotlock", "after-lock", "mid-write", "after-rollover-create",
                                   "after-data-fsync", "after-index-temp",
                                   "after-index-rename"])
 def test_kill_at_each_write_step(tmp_path, step):
