@@ -12,9 +12,9 @@ a chained hash but a dummy signature block: replay reads stamps only, and
 signing a million messages is the moderator benchmark's business.
 
 Prints messages/s end to end, the core alone on the same stream, the
-incremental run over the last checkpoint plus 1,000 new orders as a share
-of the full replay, and checkpoint write/read speed for 1,000,000 resting
-orders.
+incremental run over the last checkpoint plus 1,000 new orders (the median
+of five) as a share of the full replay, and checkpoint write/read speed for
+1,000,000 resting orders.
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ def compile_programs() -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
+INCREMENTAL_RUNS = 5
+
 REPLAY = ("import sys; from pit.cli import main; sys.exit(main(['--pit', sys.argv[1], 'replay', "
           "'specialist', 'ACME']))")
 
@@ -220,9 +222,16 @@ def main(argv=None) -> None:
     assert ds and ds[0].accepted, [d.reason for d in ds]
     tail = make_stream(args.n + 1000, seed=7)[args.n:]
     append_orders(ipit, tail)
-    inc, out2 = pipeline(ipit)
+    # A run of ~0.1 s is at the mercy of whatever else the machine does for
+    # a moment: five runs (the same bytes every time), the median counted.
+    runs = [pipeline(ipit) for _ in range(INCREMENTAL_RUNS)]
+    out2 = runs[0][1]
+    assert all(out == out2 for _, out in runs), "incremental runs differ"
+    times = sorted(t for t, _ in runs)
+    inc = times[len(times) // 2]
     lines = out2.count(b"\n")
-    print(f"incremental: checkpoint + 1,000 new orders in {inc * 1000:.0f} ms = "
+    print(f"incremental: checkpoint + 1,000 new orders in {inc * 1000:.0f} ms (median of "
+          f"{len(times)} runs, {times[0] * 1000:.0f}-{times[-1] * 1000:.0f}) = "
           f"{100 * inc / full:.2f}% of the full replay (target < 1%); {lines} output lines")
 
     w, r, size = checkpoint_speed(args.ckpt)
