@@ -51,6 +51,10 @@ _CHECKPOINT_MAGIC = "pit-book checkpoint 1"
 # A well-formed resting-order line of a checkpoint: side, price, oid, owner, qty
 # (positive canonical numbers; the owner is any word without a space).
 _ORDER_LINE = re.compile(r"(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ ]*) qty ([1-9][0-9]*)\Z")
+# A well-formed stop line: oid, owner, side, kind, qty, stop, limit, cap, prio.
+_STOP_LINE = re.compile(r"stop oid ([1-9][0-9]*) ([^ ]*) (buy|sell) (stop-loss|stop-limit|take-profit) "
+                        r"qty ([1-9][0-9]*) stop ([1-9][0-9]*) limit (0|[1-9][0-9]*) "
+                        r"cap (0|[1-9][0-9]*) prio ([1-9][0-9]*)\Z")
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
@@ -852,7 +856,7 @@ class Engine:
     def _restore(cls, text: str) -> "Engine":
         eng = cls()
         orders, stops = eng._orders, eng._stops
-        order_line, intern = _ORDER_LINE.match, sys.intern
+        order_line, stop_line, intern = _ORDER_LINE.match, _STOP_LINE.match, sys.intern
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
@@ -880,6 +884,22 @@ class Engine:
                 rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
                 q.append(rec)
                 continue
+            m = stop_line(line) if book is not None and not seen_end else None
+            if m is not None:
+                # a well-formed stop line, read in one step unless the general
+                # branch below must refuse it (a limit price where there is
+                # none, or none where there is one; an oid seen before)
+                oid, owner, side, kind, qty, stop, limit, cap, prio = m.groups()
+                oid = int(oid)
+                if (limit != "0") == (kind == STOP_LIMIT) and oid not in orders and oid not in stops:
+                    stop, prio = int(stop), int(prio)
+                    stops[oid] = [int(qty), oid, intern(owner), stop, book, side, kind, int(limit),
+                                  int(cap), prio]
+                    if _fires_up(side, kind):
+                        book.up.append((stop, prio, oid))
+                    else:
+                        book.down.append((-stop, prio, oid))
+                    continue
             w = line.split(" ")
             try:
                 if seen_end:

@@ -432,6 +432,24 @@ def test_restore_round_trip_and_continue(eng, seq):
      "line 4: unexpected line"),
     ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nend\nbid 100 oid 1 a qty 1\n",
      "line 5: text after 'end'"),
+    ("pit-book checkpoint 1\nlast-oid 5\nbook A last none\n"
+     "stop oid 5 a sell stop-loss qty 1 stop 9 limit 3 cap 0 prio 5\nend\n",
+     "line 4: only a stop-limit order has a limit price"),
+    ("pit-book checkpoint 1\nlast-oid 5\nbook A last none\n"
+     "stop oid 5 a sell stop-limit qty 1 stop 9 limit 0 cap 0 prio 5\nend\n",
+     "line 4: only a stop-limit order has a limit price"),
+    ("pit-book checkpoint 1\nlast-oid 5\nbook A last none\nbid 100 oid 5 a qty 1\n"
+     "stop oid 5 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 5\nend\n",
+     "line 5: order 5 appears twice"),
+    ("pit-book checkpoint 1\nlast-oid 5\nbook A last none\n"
+     "stop oid 5 a sell stop-gain qty 1 stop 9 limit 0 cap 0 prio 5\nend\n",
+     "line 4: bad stop side/kind"),
+    ("pit-book checkpoint 1\nlast-oid 5\nbook A last none\n"
+     "stop oid 5 a sell stop-loss qty 01 stop 9 limit 0 cap 0 prio 5\nend\n",
+     "line 4: '01' is not a canonical whole number"),
+    ("pit-book checkpoint 1\nlast-oid 5\n"
+     "stop oid 5 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 5\nend\n",
+     "line 3: stop before any 'book' line"),
 ])
 def test_restore_refuses_bad_text(text, where):
     with pytest.raises(CheckpointError, match=where):
