@@ -23,6 +23,7 @@ paid in the quote currency to the account ``fees:TICKER``.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from filters.common import Accounts, Registry, amount_text, instruction, parse_transferred, report_owns, reporter
@@ -40,6 +41,12 @@ _LIMIT = book.LIMIT
 _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
 _FIGURES_LIMIT = 65536            # new-order texts whose figures are kept (about 16 MB at most)
+_INT = r"(?:0|-?[1-9][0-9]*)"
+# A checkpoint's order line exactly as Order.line writes it (integers in
+# their canonical form, the side buy or sell, no field holding a space):
+# its oid, account, ref, ticker and side.
+_ORDER_LINE = re.compile(rf"^order ({_INT}) ([^ \n]*) ([^ \n]*) ([^ \n]*) (buy|sell) [^ \n]* "
+                         rf"{_INT} {_INT} {_INT}$", re.M)
 
 
 class _Units:
@@ -147,6 +154,11 @@ class Specialist(Filter):
         self.ledger = Ledger()
         self.orders: dict[int, Order] = {}
         self.refs: dict[tuple[str, str], int] = {}
+        # Open orders read from the checkpoint that this run has not touched,
+        # as their checkpoint lines (see restore); each open order is either
+        # here or in ``orders``.  _open() reads one when it is needed.
+        self._kept: dict[int, str] = {}
+        self._kept_currency: dict[str, str] = {}  # ticker -> currency, as the kept lines were read
         self._pending = None      # (oid, new hold, new unit, extra held) during a modify
         self._text = ""           # canonical text of the order being placed
         self._units: dict[str, _Units] = {}   # tickers with an instrument and a book
@@ -329,6 +341,8 @@ class Specialist(Filter):
         if oid is None:
             return self.say(f"rejected {seq} {account} {ref} cancel {target}: "
                             f"no open order {target} of {account}")
+        if oid in self._kept:
+            self._open(oid)
         engine = self.engine
         ev = engine.events
         engine.cancel(seq, oid, account)
@@ -352,7 +366,7 @@ class Specialist(Filter):
         if oid is None:
             return self.say(f"rejected {seq} {account} {ref} modify {target}: "
                             f"no open order {target} of {account}")
-        od = self.orders[oid]
+        od = self._open(oid)
         inst = self.registry.instruments[od.ticker]
         _, _, live_kind, _, rem, price, stop = self.engine.order(oid)
         resting = live_kind == book.LIMIT
@@ -410,7 +424,7 @@ class Specialist(Filter):
                 self._settle(e, orders, say)
                 continue
             oid = e[2]
-            od = orders.get(oid)
+            od = orders.get(oid) or self._open(oid)
             if od is None:                        # cannot happen: every oid is ours
                 say(f"{k} {e[1]} - - order {oid}")
                 continue
@@ -471,7 +485,10 @@ class Specialist(Filter):
             buy, sell, buy_fee, sell_fee = taker, maker, taker_fee, maker_fee
         else:
             buy, sell, buy_fee, sell_fee = maker, taker, maker_fee, taker_fee
-        b, s = orders[buy], orders[sell]
+        try:
+            b, s = orders[buy], orders[sell]
+        except KeyError:                          # a maker kept as its checkpoint line
+            b, s = self._open(buy), self._open(sell)
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
         self.ledger.settle_keys(b.key, (b.acct, ticker), s.key, (s.acct, cur), u.fees_key,
@@ -492,6 +509,22 @@ class Specialist(Filter):
         s.rem -= qty
         if s.rem == 0:
             self._gone(orders.pop(sell))
+
+    def _open(self, oid: int) -> Order | None:
+        """The open order *oid* (None if there is none), read from its
+        checkpoint line if this run has not touched it yet.  O(1)."""
+        od = self.orders.get(oid)
+        if od is None:
+            line = self._kept.pop(oid, None)
+            if line is not None:
+                od = self.orders[oid] = self._read_order(line.split(" "), self._kept_currency)
+        return od
+
+    def open_orders(self) -> dict[int, Order]:
+        """Every open order by its id.  O(open orders)."""
+        for oid in list(self._kept):
+            self._open(oid)
+        return self.orders
 
     def _close(self, oid: int) -> None:
         """The order has left the book: give back what it did not spend.  O(1)."""
@@ -540,19 +573,25 @@ class Specialist(Filter):
         lines = self.registry.state() + self.accounts.state()
         for acct, asset, bal, held in self.ledger.accounts():
             lines.append(f"balance {acct} {asset} {bal} {held}")
-        for oid in sorted(self.orders):
-            lines.append(self.orders[oid].line(oid))
+        texts = dict(self._kept)              # untouched: the lines they were read from
+        for oid, od in self.orders.items():
+            texts[oid] = od.line(oid)
+        lines += [texts[oid] for oid in sorted(texts)]
         lines.append("book")
         lines.extend(self.engine.checkpoint().rstrip("\n").split("\n"))
         return lines
 
     def restore(self, lines: list[str]) -> None:
-        """Inverse of :meth:`state`.  O(lines); the order lines (nearly all of
-        them) take a loop of their own with everything bound to locals."""
-        orders, refs = self.orders, self.refs
+        """Inverse of :meth:`state`.  O(lines).  The order lines (nearly all
+        of them) are checked with one pattern and kept as they are, each
+        read only when the run touches its order (:meth:`_open`) and
+        written back unchanged by :meth:`state` if it does not: a short run
+        touches a few of thousands.  A checkpoint whose order lines are not
+        all exactly as :meth:`state` writes them is read line by line."""
         balance, held = self.ledger.balance, self.ledger.held
         book_at = None
         currency = None           # ticker -> currency code, once the registry is read
+        kept = False              # the order lines were tried as one block
         for i, line in enumerate(lines):
             if line == "book":
                 book_at = i
@@ -560,23 +599,21 @@ class Specialist(Filter):
             w = line.split(" ")
             kind = w[0]
             if kind == "order":
+                if not kept:
+                    kept = True
+                    book_at = self._keep_orders(lines, i)
+                    if book_at is not None:
+                        break
                 oid = int(w[1])
-                account, ref = w[2], w[3]
-                ticker, side = w[4], BUY if w[5] == "buy" else SELL
-                acct = f"{account}:{ticker}"
-                rkey = (account, ref)
-                if side == BUY:               # it holds the quote currency
-                    if currency is None:
-                        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
-                    asset = currency.get(ticker)
-                    if asset is None:
-                        raise ValueError(f"line {i + 5}: order {oid} for {ticker} before "
-                                         f"its instrument")
-                else:
-                    asset = ticker
-                orders[oid] = Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
-                                    acct, (acct, asset), rkey)
-                refs[rkey] = oid
+                if currency is None and w[5] == "buy":    # it holds the quote currency
+                    currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+                try:
+                    od = self._read_order(w, currency)
+                except KeyError:
+                    raise ValueError(f"line {i + 5}: order {oid} for {w[4]} before "
+                                     f"its instrument") from None
+                self.orders[oid] = od
+                self.refs[od.rkey] = oid
             elif kind == "balance":
                 balance[w[1], w[2]] = int(w[3])
                 if int(w[4]):
@@ -587,6 +624,43 @@ class Specialist(Filter):
             raise ValueError("no 'book' section")
         self.engine = Engine.restore("\n".join(lines[book_at + 1:]) + "\n")
         self._refresh_units()
+
+    @staticmethod
+    def _read_order(w: list[str], currency: dict[str, str] | None) -> Order:
+        """The order of a checkpoint line split into words; a buy holds the
+        currency of its ticker in *currency* (KeyError if none)."""
+        account, ref, ticker = w[2], w[3], w[4]
+        acct = f"{account}:{ticker}"
+        if w[5] == "buy":
+            side, asset = BUY, currency[ticker]
+        else:
+            side, asset = SELL, ticker
+        return Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
+                     acct, (acct, asset), (account, ref))
+
+    def _keep_orders(self, lines: list[str], start: int) -> int | None:
+        """Keep ``lines[start:]`` up to the 'book' line as order lines read
+        later (:meth:`_open`), if every one is exactly what :meth:`state`
+        writes and the registry read so far has the instrument of each:
+        the index of the 'book' line.  Otherwise None, and nothing is kept.
+        O(lines), in a few C loops."""
+        try:
+            end = lines.index("book", start)
+        except ValueError:
+            return None
+        block = lines[start:end]
+        found = _ORDER_LINE.findall("\n".join(block))
+        if len(found) != len(block):
+            return None
+        oids, accounts, refs, tickers, _ = zip(*found)
+        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+        if not currency.keys() >= set(tickers):
+            return None
+        oids = list(map(int, oids))
+        self.refs.update(zip(zip(accounts, refs), oids))
+        self._kept.update(zip(oids, block))
+        self._kept_currency = currency
+        return end
 
 def main(argv=None) -> int:
     return filter_main(Specialist, argv)

@@ -224,8 +224,9 @@ def open_orders(pit: Pit, account: str | None = None) -> list[dict]:
     for t in sorted(registry(pit).instruments):
         flt = specialist_state(pit, t)
         inst = flt.registry.instruments[t]
-        for oid in sorted(flt.orders):
-            od = flt.orders[oid]
+        orders = flt.open_orders()
+        for oid in sorted(orders):
+            od = orders[oid]
             if account and od.account != account:
                 continue
             live = flt.engine.order(oid)

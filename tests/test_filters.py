@@ -150,6 +150,65 @@ def test_checkpoint_restores_the_same_state(traded, plain_records):
     assert again.state() == flt.state() and again.checkpoint_body() == flt.checkpoint_body()
 
 
+def _feed(flt, msgs) -> None:
+    for msg in msgs:
+        st = mbox.stamp(msg)
+        flt.feed(int(st["x-pit-seq"]), st, msg)
+
+
+def test_checkpoint_order_lines_are_read_when_touched(plain_records, monkeypatch):
+    """A checkpoint's order lines, as state() writes them, are kept as they
+    are and read only when the run touches their order (a cancel, a modify,
+    a fill, a stop): the same report and state as the run that never
+    stopped, and as reading them all at once.  A line in any other form is
+    read with the rest, line by line, and written back in the canonical form."""
+    ex = Exchange(tickers=("ACME",))
+    tape = ex.tape
+    for kind, req in [("currency", "USD 0.01"), ("instrument", "ACME USD tick 0.01 lot 1"),
+                      ("member", f"add {'A' * 40} accounts alice"),
+                      ("member", f"add {'B' * 40} accounts bob"),
+                      ("deposit", "5000.00 USD to alice"), ("deposit", "100 ACME to bob")]:
+        ex.add(tape.op(kind, req))
+    ex.add(tape.transfer("alice", "f1", "5000.00 USD to alice:ACME"))
+    ex.add(tape.transfer("bob", "f2", "100 ACME to bob:ACME"))
+    for i in range(6):
+        ex.add(tape.order("alice", f"b{i}", f"buy 5 ACME limit 9.{90 + i}"))
+        ex.add(tape.order("bob", f"s{i}", f"sell 5 ACME limit 10.{10 + i}"))
+    ex.add(tape.order("alice", "st", "buy 2 ACME stop-limit 10.11 limit 10.60"))
+    whole = ex.specialist("ACME")
+    body = whole.checkpoint_body()
+    assert body.count("\norder ") == 13
+
+    kept = Specialist(["ACME"])
+    kept.load_checkpoint(body)
+    assert len(kept._kept) == 13 and not kept.orders
+    assert kept.checkpoint_body() == body
+    with monkeypatch.context() as m:               # every line read at once
+        m.setattr(Specialist, "_keep_orders", lambda self, lines, start: None)
+        eager = Specialist(["ACME"])
+        eager.load_checkpoint(body)
+    assert len(eager.orders) == 13 and not eager._kept and eager.checkpoint_body() == body
+
+    more = [tape.order("alice", "c1", "cancel b1", ticker="ACME"),
+            tape.order("bob", "m1", "modify s2 qty 3", ticker="ACME"),
+            tape.order("bob", "x1", "sell 12 ACME limit 9.92"),       # fills b5, b4, part of b3
+            tape.order("alice", "x2", "buy 8 ACME limit 10.50")]      # fills s0, part of s1: st fires
+    for flt in (whole, kept, eager):
+        flt.lines = []
+        _feed(flt, more)
+    assert any(line.startswith("triggered ") for line in whole.lines)
+    assert kept.lines == eager.lines == whole.lines
+    assert kept.checkpoint_body() == eager.checkpoint_body() == whole.checkpoint_body()
+    assert 0 < len(kept._kept) < 13
+
+    lines = body.split("\n")
+    n = next(i for i, line in enumerate(lines) if line.startswith("order "))
+    lines[n] = lines[n].replace(" limit 5 ", " limit 05 ")    # not as state() writes it
+    odd = Specialist(["ACME"])
+    odd.load_checkpoint("\n".join(lines))
+    assert not odd._kept and len(odd.orders) == 13 and odd.checkpoint_body() == body
+
+
 # -- pass-through -----------------------------------------------------------------
 
 def test_pass_through_in_order_and_checkpoints_first(traded, plain_records):
