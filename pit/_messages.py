@@ -1,19 +1,20 @@
 """The body of :mod:`pit.message`: every message kind, its parser and its
 writer.  ``pit.message`` imports it on first use of any of these names (its
-dataclasses and patterns cost a program ~12 ms to create, and reading the
+classes and patterns cost a program ~2 ms to create, and reading the
 archive, as ``pit replay`` does, needs none of them): import them from
-``pit.message``, never from here.
+``pit.message``, never from here.  The kinds are records (:mod:`pit.record`),
+immutable as frozen dataclasses are.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Iterable, Mapping
 
 from pit.message import (INSTRUCTION_KEYS, KINDS, MAX_LINE, MessageError, _show,  # noqa: F401
                          canonical_steps, parse_canonical_order)
+from pit.record import Record, field, replace
 from pit.units import (Currency, Instrument, UnitError, format_rate, format_steps,
                        parse_rate)
 
@@ -38,8 +39,7 @@ _BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Request structures.  Numbers are decimal text until resolve() fills the
 # integer fields (and rewrites the text in the instrument's canonical form).
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(Record, frozen=True):
     """A new order.  ``price`` is the limit price (limit, ioc, fok,
     stop-limit); ``stop`` the trigger (stop-loss, stop-limit, take-profit)."""
     side: str                      # "buy" | "sell"
@@ -56,13 +56,11 @@ class Order:
 ORDER_TYPES = ("limit", "ioc", "fok", "market", "stop-loss", "stop-limit", "take-profit")
 
 
-@dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(Record, frozen=True):
     ref: str
 
 
-@dataclass(frozen=True, slots=True)
-class Modify:
+class Modify(Record, frozen=True):
     """Change a resting order named by its Ref: any of quantity, limit price
     (``price``) and trigger price (``stop``); ``None`` keeps the old value.
     ``ticker`` is the referenced order's, given to resolve()."""
@@ -76,8 +74,7 @@ class Modify:
     stop_ticks: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(Record, frozen=True):
     """From the request's Account to ``to``.  ``asset`` is a currency code
     (``units`` in minor units) or a ticker (``units`` in lots)."""
     amount: str
@@ -86,31 +83,27 @@ class Transfer:
     units: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Deposit:
+class Deposit(Record, frozen=True):
     amount: str
     asset: str
     to: str
     units: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Withdrawal:
+class Withdrawal(Record, frozen=True):
     amount: str
     asset: str
     frm: str
     units: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(Record, frozen=True):
     action: str                    # "add" | "remove"
     fingerprint: str               # 40 upper-case hex digits
     accounts: tuple[str, ...] = ()  # sorted; empty for remove
 
 
-@dataclass(frozen=True, slots=True)
-class CurrencyDef:
+class CurrencyDef(Record, frozen=True):
     code: str
     minor: str                     # canonical decimal text
 
@@ -118,8 +111,7 @@ class CurrencyDef:
         return Currency(self.code, self.minor)
 
 
-@dataclass(frozen=True, slots=True)
-class InstrumentDef:
+class InstrumentDef(Record, frozen=True):
     """``maker``/``taker`` are canonical rate text, or both ``None`` for the
     pit-wide default schedule."""
     ticker: str
@@ -142,8 +134,7 @@ class InstrumentDef:
         return Instrument(self.ticker, cur, self.tick, self.lot, **rates)
 
 
-@dataclass(frozen=True, slots=True)
-class Fees:
+class Fees(Record, frozen=True):
     maker: str                     # canonical rate text, e.g. "0.1%"
     taker: str
 
@@ -166,8 +157,7 @@ _KIND_OF_INSTRUCTION = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(Record, frozen=True):
     """A signed request.  ``line`` (the instruction's line in the signed
     text, for errors found by resolve()) does not take part in equality."""
     pit: str
@@ -767,8 +757,7 @@ def stamp_fields(request: Request) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------
 # Messages written by pit programs
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(Record, frozen=True):
     """Who sends a message, to whom, and when.  ``time`` is UTC in ISO 8601
     (the notary's ``X-Pit-Time``); it is kept to the second, which is what
     the ``Date:`` header carries."""
@@ -833,8 +822,7 @@ def _check_filter_name(name: str, n: int | None = None) -> None:
         raise MessageError(n, f"bad filter name {_show(name)}: expected e.g. 'specialist ACME'")
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(Record, frozen=True):
     """A filter's output for one run: what it did with input records
     ``from_seq`` .. ``to_seq``, one opaque event line each.  ``summary``
     (e.g. ``3 trades``) only feeds the Subject."""
@@ -846,8 +834,7 @@ class Report:
     summary: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(Record, frozen=True):
     """A filter's whole state after input record ``seq``, as opaque lines."""
     filter: str
     pit: str
@@ -855,8 +842,7 @@ class Checkpoint:
     lines: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Seal:
+class Seal(Record, frozen=True):
     """The notary's seal over records ``first`` .. ``first+len(hashes)-1``:
     their record hashes in order.  The head is the last record's hash."""
     pit: str
@@ -872,8 +858,7 @@ class Seal:
         return self.hashes[-1]
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(Record, frozen=True):
     """A notice to the sender of a refused message.  ``line`` is the line
     of the signed text at fault, if any; ``original_headers`` are quoted."""
     pit: str
@@ -1234,8 +1219,7 @@ def filter_output(kind: str, name: str, pit: str, body: str, time: str,
     return ("".join(f"{k}: {v}\n" for k, v in headers) + "\n" + body).encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class FilterStamp:
+class FilterStamp(Record, frozen=True):
     """What the notary stamps on a filter's report or checkpoint, derived
     from its signed text alone (so the audit derives the same)."""
     kind: str                      # "report" | "checkpoint"

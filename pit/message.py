@@ -124,8 +124,8 @@ def canonical_steps(text: str, step_units: int) -> int:
 
 # The message kinds, their parsers and writers live in pit._messages and are
 # imported on the first use of any of them (a module __getattr__): their
-# dataclasses and patterns cost ~12 ms to create, and a program that only
-# reads the archive (pit replay) needs none of them.  Once imported, every
+# classes and patterns cost ~2 ms to create, and a program that only reads
+# the archive (pit replay) needs none of them.  Once imported, every
 # name is in this module as before.
 
 def _load() -> dict:

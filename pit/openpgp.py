@@ -31,8 +31,9 @@ import binascii
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator
+
+from pit.record import Record, field
 
 # ``cryptography`` is imported where keys are built and signatures checked,
 # not here: reading a signed text (a filter reading its own checkpoint)
@@ -87,8 +88,7 @@ class OpenPGPError(ValueError):
     """Bytes that are not the OpenPGP this module understands (says why)."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Record, frozen=True):
     """The answer to "which key signed this, and is that key good".
 
     ``status`` is one of ``STATUSES``; ``ok`` is true only for "good".
@@ -288,8 +288,7 @@ def _subpackets(area: bytes) -> Iterator[tuple[int, bool, bytes]]:
 
 # ------------------------------------------------------------ signatures
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(Record, frozen=True):
     """One parsed v4 signature packet."""
 
     sig_type: int
@@ -376,8 +375,7 @@ def signature_packet(data: bytes) -> Signature:
 
 # ------------------------------------------------------------------ keys
 
-@dataclass
-class PublicKey:
+class PublicKey(Record):
     """One signing-capable key (primary or subkey) the verifier knows.
 
     ``expires`` (epoch seconds or None) and ``revoked`` are gpg's verdict

@@ -31,7 +31,6 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 # The email package (15-20 ms to import) is imported only where a MIME
@@ -63,6 +62,7 @@ def _lazy(name: str):
 
 from pit import openpgp
 from pit.openpgp import OpenPGPError, Verdict
+from pit.record import Record, field
 
 __all__ = ["Signed", "SignedError", "extract", "compose_clearsigned",
            "compose_pgp_mime", "canonical_cleartext", "canonical_crlf"]
@@ -89,8 +89,7 @@ class SignedError(ValueError):
         return Verdict.failed(self.status, self.reason)
 
 
-@dataclass(frozen=True)
-class Signed:
+class Signed(Record, frozen=True):
     """The signed content of one message.
 
     ``text`` is what the trader signed, decoded, with LF line endings and
