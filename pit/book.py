@@ -51,10 +51,15 @@ _CHECKPOINT_MAGIC = "pit-book checkpoint 1"
 # A well-formed resting-order line of a checkpoint: side, price, oid, owner, qty
 # (positive canonical numbers; the owner is any word without a space).
 _ORDER_LINE = re.compile(r"(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ ]*) qty ([1-9][0-9]*)\Z")
-# A well-formed stop line: oid, owner, side, kind, qty, stop, limit, cap, prio.
-_STOP_LINE = re.compile(r"stop oid ([1-9][0-9]*) ([^ ]*) (buy|sell) (stop-loss|stop-limit|take-profit) "
-                        r"qty ([1-9][0-9]*) stop ([1-9][0-9]*) limit (0|[1-9][0-9]*) "
-                        r"cap (0|[1-9][0-9]*) prio ([1-9][0-9]*)\Z")
+# checkpoint() text as it writes it, read a section at a time (Engine._read):
+# the head, a book line, the book's resting orders, its stops, ... the end.
+_HEAD = re.compile(r"pit-book checkpoint 1\nlast-oid (0|[1-9][0-9]*)\n")
+_BOOK_LINE = re.compile(r"book ([^ \n]+) last (none|[1-9][0-9]*)\n")
+_ORDER_LINES = re.compile(r"^(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ \n]*) qty ([1-9][0-9]*)$",
+                          re.M)
+_STOP_LINES = re.compile(r"^stop oid ([1-9][0-9]*) ([^ \n]*) (buy|sell) (stop-loss|stop-limit|take-profit) "
+                         r"qty ([1-9][0-9]*) stop ([1-9][0-9]*) limit (0|[1-9][0-9]*) "
+                         r"cap (0|[1-9][0-9]*) prio ([1-9][0-9]*)$", re.M)
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
@@ -847,16 +852,85 @@ class Engine:
         if paused:
             gc.disable()
         try:
-            return cls._restore(text)
+            eng = cls._read(text)
+            if eng is None:
+                eng = cls._restore(text)
+            eng._finish()
+            return eng
         finally:
             if paused:
                 gc.enable()
 
     @classmethod
+    def _read(cls, text: str) -> "Engine | None":
+        """The engine of checkpoint text laid out exactly as checkpoint()
+        writes it (each book's resting orders, then its stops), read with one
+        pattern search per section rather than per line; None for any other
+        text, which _restore reads line by line (refusing it, naming the
+        line, if it must).  Not yet finished (see _finish)."""
+        m = _HEAD.match(text)
+        if m is None or not text.endswith("\nend\n"):
+            return None
+        eng = cls()
+        eng._last_oid = int(m.group(1))
+        orders, stops, intern = eng._orders, eng._stops, sys.intern
+        pos, end = m.end(), len(text) - 4              # text[end:] is "end\n"
+        count = 0                                      # order and stop lines read
+        while pos < end:
+            m = _BOOK_LINE.match(text, pos)
+            if m is None:
+                return None
+            ticker, last = m.groups()
+            try:
+                eng.add_book(ticker)
+            except ValueError:
+                return None
+            book = eng._books[ticker]
+            book.last = None if last == "none" else int(last)
+            pos = m.end()
+            nxt = text.find("\nbook ", pos - 1, end) + 1 or end     # the next book line
+            mid = text.find("\nstop ", pos - 1, nxt) + 1 or nxt     # this book's first stop
+            found = _ORDER_LINES.findall(text, pos, mid)
+            if len(found) != text.count("\n", pos, mid):
+                return None                            # a line that is not a resting order
+            level_text = level_word = None
+            for word, price_text, oid, owner, qty in found:
+                if price_text != level_text or word != level_word:
+                    level_text, level_word = price_text, word
+                    price = int(price_text)
+                    half = book.bids if word == "bid" else book.asks
+                    level = half.levels.get(price)
+                    if level is None:
+                        level = half.levels[price] = [0, deque()]
+                    append = level[1].append
+                oid = int(oid)
+                rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
+                append(rec)
+            count += len(found)
+            found = _STOP_LINES.findall(text, mid, nxt)
+            if len(found) != text.count("\n", mid, nxt):
+                return None                            # a line that is not a stop
+            for oid, owner, side, kind, qty, stop, limit, cap, prio in found:
+                if (limit != "0") != (kind == STOP_LIMIT):
+                    return None
+                oid, stop, prio = int(oid), int(stop), int(prio)
+                stops[oid] = [int(qty), oid, intern(owner), stop, book, side, kind, int(limit),
+                              int(cap), prio]
+                if _fires_up(side, kind):
+                    book.up.append((stop, prio, oid))
+                else:
+                    book.down.append((-stop, prio, oid))
+            count += len(found)
+            pos = nxt
+        if len(orders) + len(stops) != count or not stops.keys().isdisjoint(orders):
+            return None                                # an oid met twice
+        return eng
+
+    @classmethod
     def _restore(cls, text: str) -> "Engine":
         eng = cls()
         orders, stops = eng._orders, eng._stops
-        order_line, stop_line, intern = _ORDER_LINE.match, _STOP_LINE.match, sys.intern
+        order_line, intern = _ORDER_LINE.match, sys.intern
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
@@ -884,22 +958,6 @@ class Engine:
                 rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
                 q.append(rec)
                 continue
-            m = stop_line(line) if book is not None and not seen_end else None
-            if m is not None:
-                # a well-formed stop line, read in one step unless the general
-                # branch below must refuse it (a limit price where there is
-                # none, or none where there is one; an oid seen before)
-                oid, owner, side, kind, qty, stop, limit, cap, prio = m.groups()
-                oid = int(oid)
-                if (limit != "0") == (kind == STOP_LIMIT) and oid not in orders and oid not in stops:
-                    stop, prio = int(stop), int(prio)
-                    stops[oid] = [int(qty), oid, intern(owner), stop, book, side, kind, int(limit),
-                                  int(cap), prio]
-                    if _fires_up(side, kind):
-                        book.up.append((stop, prio, oid))
-                    else:
-                        book.down.append((-stop, prio, oid))
-                    continue
             w = line.split(" ")
             try:
                 if seen_end:
@@ -947,7 +1005,13 @@ class Engine:
                 raise CheckpointError(f"checkpoint line {no}: {e}") from None
         if not seen_end:
             raise CheckpointError(f"checkpoint line {len(lines)}: missing 'end' (truncated?)")
-        for book in eng._books.values():
+        return eng
+
+    def _finish(self) -> None:
+        """What a restored engine derives from its orders: each level's
+        total, the heaps of levels and of stops.  CheckpointError if a book
+        is crossed."""
+        for book in self._books.values():
             for half in (book.bids, book.asks):
                 for level in half.levels.values():
                     level[0] = sum([rec[0] for rec in level[1]])
@@ -957,7 +1021,6 @@ class Engine:
             heapify(book.down)
             if book.bids.heap and book.asks.heap and -book.bids.heap[0] >= book.asks.heap[0]:
                 raise CheckpointError(f"checkpoint: book {book.ticker} is crossed")
-        return eng
 
 
 def _pos(word: str) -> int:

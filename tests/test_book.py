@@ -456,6 +456,30 @@ def test_restore_refuses_bad_text(text, where):
         Engine.restore(text)
 
 
+_STOP = "stop oid 5 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 5\n"
+
+
+@pytest.mark.parametrize("text,in_sections", [
+    (f"pit-book checkpoint 1\nlast-oid 9\nbook A last none\n{_STOP}bid 100 oid 1 a qty 1\nend\n", False),
+    (f"pit-book checkpoint 1\nlast-oid 9\nbook A last none\nbid 100 oid 1 a qty 1\n{_STOP}"
+     "bid 99 oid 2 b qty 1\nend\n", False),
+    ("pit-book checkpoint 1\nlast-oid 9\nbook A last none\nbid 100 oid 1 a qty 1\nend", False),
+    ("pit-book checkpoint 1\nlast-oid 9\nbook B last 7\nbid 100 oid 1 a qty 1\nbook A last none\n"
+     f"ask 100 oid 2 b qty 1\nbid 98 oid 3 a qty 2\nbid 99 oid 4 c qty 1\nbid 98 oid 6 c qty 3\n{_STOP}"
+     "end\n", True),
+])
+def test_restore_reads_any_layout_it_accepts_alike(text, in_sections):
+    """restore reads the layout checkpoint() writes a section at a time and
+    anything else line by line: the same engine either way."""
+    assert (Engine._read(text) is not None) == in_sections
+    by_line = Engine._restore(text)
+    by_line._finish()
+    eng = Engine.restore(text)
+    assert eng.checkpoint() == by_line.checkpoint()
+    assert [list(b.bids.levels) + list(b.asks.levels) for b in eng._books.values()] == \
+        [list(b.bids.levels) + list(b.asks.levels) for b in by_line._books.values()]
+
+
 def test_restore_keeps_level_order_when_a_level_comes_back():
     text = ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
             "bid 99 oid 2 b qty 1\nbid 100 oid 3 c qty 1\nend\n")

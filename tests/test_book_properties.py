@@ -141,9 +141,27 @@ def test_restore_then_continue_is_the_same(stream, cut):
     text = first.checkpoint()
     second = Engine.restore(text)
     assert second.checkpoint() == text
+    assert Engine._read(text) is not None              # read a section at a time
+    by_line = Engine._restore(text)                    # what restore falls back on
+    by_line._finish()
+    assert internals(by_line) == internals(second)
     second.run(stream[cut:])
     assert first.events + second.events == whole.events
     assert second.checkpoint() == whole.checkpoint()
+    by_line.run(stream[cut:])
+    assert by_line.events == second.events and by_line.checkpoint() == second.checkpoint()
+
+
+def internals(eng: Engine):
+    """Everything a restored engine holds, in the order it holds it."""
+    def recs(q):
+        return [(r[0], r[1], r[2], r[3], r[4].side) for r in q]
+    books = {t: (b.last, list(b.up), list(b.down),
+                 [(h.side, list(h.heap), [(p, lv[0], recs(lv[1])) for p, lv in h.levels.items()])
+                  for h in (b.bids, b.asks)])
+             for t, b in eng._books.items()}
+    stops = [(oid, s[:4] + [s[4].ticker] + s[5:]) for oid, s in eng._stops.items()]
+    return eng._last_oid, books, list(eng._orders), stops
 
 
 @SETTINGS
