@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import time
 from typing import Iterable, Iterator
@@ -38,6 +37,7 @@ from pit.record import Record, field
 # ``cryptography`` is imported where keys are built and signatures checked,
 # not here: reading a signed text (a filter reading its own checkpoint)
 # needs only the packet parser, and the import costs ~25 ms at start-up.
+# So is ``hashlib`` (OpenSSL, ~2 ms): the packet parser hashes nothing.
 
 __all__ = [
     "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",
@@ -307,6 +307,7 @@ class Signature(Record, frozen=True):
     @property
     def sig_id(self) -> str:
         """SHA-256 hex of the packet: the same for every copy of it."""
+        import hashlib
         return hashlib.sha256(self.packet).hexdigest()
 
     @property
@@ -427,6 +428,7 @@ def parse_keys(data: bytes) -> list[PublicKey]:
     by them is reported as such rather than as an unknown key.
     O(len(data)).
     """
+    import hashlib
     keys: list[PublicKey] = []
     primary = None
     for tag, body, _whole in iter_packets(data):
@@ -520,6 +522,7 @@ class Verifier:
             # Canonical text: gpg hashes every line ending as CRLF (and
             # nothing more: trailing whitespace stays, unlike cleartext).
             data = _LINE_END.sub(b"\r\n", data)
+        import hashlib
         digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
         digest_ctx.update(data)
         digest_ctx.update(sig.trailer())
