@@ -781,13 +781,30 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_ISO_ASCII = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(Z?)")
+
+
+def _strptime(text: str, fmt: str):
+    """``datetime.strptime(text, fmt)`` for the two formats read here,
+    ``%Y-%m-%dT%H:%M:%S`` and the same with a ``Z``.  Text in ASCII digits
+    (what the notary writes) is read by the datetime constructor: the same
+    datetime, and the same ValueError for a date or time that does not
+    exist (tests/test_message.py compares the two), without importing
+    _strptime (with calendar and locale) and compiling its patterns, ~2 ms
+    of a filter program's start-up.  Anything else goes to strptime."""
+    from datetime import datetime       # here: a program that writes no message starts without it
+    m = _ISO_ASCII.fullmatch(text)
+    if m is None or (m.group(7) == "Z") != fmt.endswith("Z"):
+        return datetime.strptime(text, fmt)
+    return datetime(*map(int, m.groups()[:6]))
+
+
 def _iso_second(text: str) -> str:
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d{1,9})?Z", text)
     if not m:
         raise MessageError(None, f"bad time {_show(text)}: expected UTC like 2026-11-22T00:52:38Z")
-    from datetime import datetime       # here: a program that writes no message starts without it
     try:
-        datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+        _strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
     except ValueError:
         raise MessageError(None, f"bad time {_show(text)}: no such date") from None
     return m.group(1) + "Z"
@@ -795,8 +812,7 @@ def _iso_second(text: str) -> str:
 
 def _rfc5322_date(iso: str) -> str:
     # Day and month names from our own tables: strftime would follow the locale.
-    from datetime import datetime
-    dt = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+    dt = _strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
     return (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year} "
             f"{dt:%H:%M:%S} +0000")
 

@@ -338,10 +338,9 @@ def main(cls, argv: list[str] | None = None) -> int:
     # What every run needs besides its filter's module, imported now, while
     # the program that writes the input is still starting up: pit.signed
     # reads the checkpoint, the message kinds (which pit.message imports on
-    # first use) read its registry and write the output, and
-    # datetime.strptime (_strptime, ~2 ms on its first use) reads the dates
-    # the output is written with.
-    import _strptime  # noqa: F401
+    # first use) read its registry and write the output, and datetime
+    # reads the dates the output is written with.
+    import datetime  # noqa: F401
     import pit.signed  # noqa: F401
     from pit.message import filter_output  # noqa: F401
     # The run builds millions of small objects and no cycles that matter:

@@ -61,6 +61,19 @@ def test_from_line_dates():
         mbox.from_line("a", "yesterday")
 
 
+def test_timegm_is_calendar_timegm():
+    import calendar
+    for fields in [(2026, 11, 22, 0, 52, 38), (1970, 1, 1, 0, 0, 0), (1969, 12, 31, 23, 59, 59),
+                   (2024, 2, 29, 12, 0, 0), (2026, 2, 30, 25, 61, 61), (1, 1, 1, 0, 0, 0),
+                   (9999, 12, 31, 23, 59, 59)]:
+        assert mbox._timegm(*fields) == calendar.timegm(fields), fields
+    for fields in [(2026, 13, 1, 0, 0, 0), (2026, 0, 1, 0, 0, 0), (0, 1, 1, 0, 0, 0)]:
+        with pytest.raises(ValueError):
+            calendar.timegm(fields)
+        with pytest.raises(ValueError):
+            mbox._timegm(*fields)
+
+
 @pytest.mark.parametrize("data, where", [
     (b"garbage\n", "byte 0"),
     (b"From a 0\nbody", "byte 13"),
