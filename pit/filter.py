@@ -31,9 +31,9 @@ class FilterError(Exception):
 def signed_text(msg: bytes) -> str:
     """The text a record's signer signed: what reports and checkpoints are read from."""
     from pit import signed
-    _, original = mbox.split_stamp(msg)
-    text = _plain_signed_text(signed, original)
-    return text if text is not None else signed.extract(original).text
+    start = mbox.stamp_end(msg)
+    text = _plain_signed_text(signed, msg, start)
+    return text if text is not None else signed.extract(msg[start:]).text
 
 
 _CLEARSIGN = b"-----BEGIN PGP SIGNED MESSAGE-----\n"
@@ -42,38 +42,45 @@ _DASHED = re.compile(rb"\n- ")               # a dash-escaped line
 _SPACE_END = re.compile(rb" \n")             # a line ending in a space
 
 
-def _plain_signed_text(signed, original: bytes) -> str | None:
-    """``signed.extract(original).text`` for a clearsigned message whose
+def _plain_signed_text(signed, msg: bytes, origin: int = 0) -> str | None:
+    """``signed.extract(msg[origin:]).text`` for a clearsigned message whose
     text needs no canonicalising, as a filter's report or checkpoint is
     posted (text/plain, 7bit or 8bit, us-ascii or UTF-8, no dash-escaped
     line, no trailing space, tab or CR): read with a few byte searches
-    instead of line by line (a checkpoint has tens of thousands of lines).
-    Everything but the text is checked by ``extract`` itself, on the
-    message without its text.  None for any other message, or one that
-    ``extract`` would refuse: the caller then asks ``extract``."""
-    head, body = signed._split_head(original)
+    instead of line by line (a checkpoint has tens of thousands of lines),
+    in place (*origin*: where the message starts in *msg*, after its stamp),
+    without a copy of it.  Everything but the text is checked by
+    ``extract`` itself, on the message without its text.  None for any
+    other message (one starting with a ``From `` line or a blank line
+    among them), or one that ``extract`` would refuse: the caller then
+    asks ``extract``."""
+    if msg.startswith((b"From ", b"\n", b"\r\n"), origin):
+        return None
+    m = signed._BLANK_LINE.search(msg, origin)                 # signed._split_head, in place
+    if m is None:
+        return None
+    head, body = msg[origin:m.start()], m.end()                # body: where it starts
     ctype = signed._header(head, b"content-type")
     cte = signed._header(head, b"content-transfer-encoding")
     if ((ctype is not None and ctype.split(b";")[0].strip().lower() != b"text/plain")
             or (cte is not None and cte.lower() not in (b"7bit", b"8bit", b"binary"))
             or signed._charset(ctype) not in ("us-ascii", "ascii", "utf-8")
-            or not body.startswith(_CLEARSIGN)):
+            or not msg.startswith(_CLEARSIGN, body)):
         return None
-    start = body.find(b"\n\n", len(_CLEARSIGN) - 1) + 2       # after the armour headers
+    start = msg.find(b"\n\n", body + len(_CLEARSIGN) - 1) + 2  # after the armour headers
     if start < 2 or any(not h.startswith(b"Hash:")
-                        for h in body[len(_CLEARSIGN):start - 2].split(b"\n")):
+                        for h in msg[body + len(_CLEARSIGN):start - 2].split(b"\n")):
         return None
-    end = body.find(_SIGNATURE, start - 1)                     # the text is body[start:end]
-    if (end <= start or body.find(b"\r", start, end) >= 0 or body.startswith(b"- ", start)
-            or _DASHED.search(body, start, end) or _SPACE_END.search(body, start, end)
-            or (body.find(b"\t", start, end) >= 0 and body.find(b"\t\n", start, end) >= 0)
-            or body[end - 1] in b" \t"):
+    end = msg.find(_SIGNATURE, start - 1)                      # the text is msg[start:end]
+    if (end <= start or msg.find(b"\r", start, end) >= 0 or msg.startswith(b"- ", start)
+            or _DASHED.search(msg, start, end) or _SPACE_END.search(msg, start, end)
+            or (msg.find(b"\t", start, end) >= 0 and msg.find(b"\t\n", start, end) >= 0)
+            or msg[end - 1] in b" \t"):
         return None
-    cut = len(original) - len(body)                            # where the body starts
     try:
-        if signed.extract(original[:cut + start] + original[cut + end + 1:]).text != "":
+        if signed.extract(msg[origin:start] + msg[end + 1:]).text != "":
             return None
-        return body[start:end + 1].decode("utf-8")             # with its last newline
+        return msg[start:end + 1].decode("utf-8")              # with its last newline
     except ValueError:                                         # SignedError, UnicodeDecodeError
         return None
 

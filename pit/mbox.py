@@ -463,13 +463,20 @@ def headers(msg: bytes, names: Iterable[str] | None = None) -> dict[str, str]:
 def split_stamp(msg: bytes) -> tuple[bytes, bytes]:
     """``(stamp_bytes, original_bytes)``: the leading run of ``X-Pit-`` lines
     (with their newlines) and the rest, byte for byte.  O(stamp size)."""
+    pos = stamp_end(msg)
+    return msg[:pos], msg[pos:]
+
+
+def stamp_end(msg: bytes) -> int:
+    """Where :func:`split_stamp` cuts *msg*, for a caller that reads the
+    original in place rather than copy it.  O(stamp size)."""
     pos = 0
     while msg.startswith(_STAMP_PREFIX, pos):
         nl = msg.find(b"\n", pos)
         if nl < 0:
-            return msg, b""
+            return len(msg)
         pos = nl + 1
-    return msg[:pos], msg[pos:]
+    return pos
 
 
 _STAMP_BLOCK = re.compile(rb"(?:X-Pit-[^\n]*\n)*")
