@@ -42,11 +42,14 @@ _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # 
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
 _FIGURES_LIMIT = 65536            # new-order texts whose figures are kept (about 16 MB at most)
 _INT = r"(?:0|-?[1-9][0-9]*)"
-# A checkpoint's order line exactly as Order.line writes it (integers in
-# their canonical form, the side buy or sell, no field holding a space):
-# its oid, account, ref, ticker and side.
-_ORDER_LINE = re.compile(rf"^order ({_INT}) ([^ \n]*) ([^ \n]*) ([^ \n]*) (buy|sell) [^ \n]* "
-                         rf"{_INT} {_INT} {_INT}$", re.M)
+
+
+def _order_lines(tickers) -> re.Pattern:
+    """A checkpoint's order line for one of *tickers* exactly as Order.line
+    writes it (integers in their canonical form, the side buy or sell, no
+    field holding a space): its oid, account and ref."""
+    return re.compile(rf"^order ({_INT}) ([^ \n]*) ([^ \n]*) (?:{'|'.join(map(re.escape, tickers))}) "
+                      rf"(?:buy|sell) [^ \n]* {_INT} {_INT} {_INT}$", re.M)
 
 
 class _Units:
@@ -147,6 +150,7 @@ class Specialist(Filter):
             raise ValueError("usage: pit-specialist TICKER [TICKER...]")
         self.tickers = tuple(sorted(set(a.upper() for a in args)))
         self.order_tickers = self.tickers       # wants() and apply() below agree
+        self._order_lines = _order_lines(self.tickers)   # compiled before the input comes
         self.name = "specialist " + " ".join(self.tickers)
         self.registry = Registry()
         self.accounts = Accounts()
@@ -641,21 +645,21 @@ class Specialist(Filter):
     def _keep_orders(self, lines: list[str], start: int) -> int | None:
         """Keep ``lines[start:]`` up to the 'book' line as order lines read
         later (:meth:`_open`), if every one is exactly what :meth:`state`
-        writes and the registry read so far has the instrument of each:
-        the index of the 'book' line.  Otherwise None, and nothing is kept.
-        O(lines), in a few C loops."""
+        writes for one of our tickers and the registry read so far has all
+        of their instruments: the index of the 'book' line.  Otherwise None,
+        and nothing is kept.  O(lines), in a few C loops."""
+        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+        if not currency.keys() >= set(self.tickers):
+            return None
         try:
             end = lines.index("book", start)
         except ValueError:
             return None
         block = lines[start:end]
-        found = _ORDER_LINE.findall("\n".join(block))
+        found = self._order_lines.findall("\n".join(block))
         if len(found) != len(block):
             return None
-        oids, accounts, refs, tickers, _ = zip(*found)
-        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
-        if not currency.keys() >= set(tickers):
-            return None
+        oids, accounts, refs = zip(*found)
         oids = list(map(int, oids))
         self.refs.update(zip(zip(accounts, refs), oids))
         self._kept.update(zip(oids, block))
