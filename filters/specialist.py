@@ -586,27 +586,47 @@ class Specialist(Filter):
         return lines
 
     def restore(self, lines: list[str]) -> None:
-        """Inverse of :meth:`state`.  O(lines).  The order lines (nearly all
-        of them) are checked with one pattern and kept as they are, each
-        read only when the run touches its order (:meth:`_open`) and
-        written back unchanged by :meth:`state` if it does not: a short run
-        touches a few of thousands.  A checkpoint whose order lines are not
-        all exactly as :meth:`state` writes them is read line by line."""
+        """Inverse of :meth:`state`.  O(lines)."""
+        try:
+            book_at = lines.index("book")
+        except ValueError:
+            book_at = None
+        self._restore_head(lines if book_at is None else lines[:book_at])
+        if book_at is None:
+            raise ValueError("no 'book' section")
+        self._restore_book("\n".join(lines[book_at + 1:]) + "\n")
+
+    def restore_text(self, text: str) -> None:
+        """:meth:`restore` of the state as one text: the book section (half
+        of it) goes to the matching core as it is, not split into lines
+        and joined again."""
+        if text.startswith("book\n"):
+            head, book = [], text[5:]
+        else:
+            before, sep, book = text.partition("\nbook\n")
+            if not sep:                       # no 'book' line, or only as the last
+                return super().restore_text(text)
+            head = before.split("\n")
+        self._restore_head(head)
+        self._restore_book(book if book.endswith("\n") else book + "\n")
+
+    def _restore_head(self, lines: list[str]) -> None:
+        """The state's lines before its book section.  The order lines
+        (nearly all of them) are checked with one pattern and kept as they
+        are, each read only when the run touches its order (:meth:`_open`)
+        and written back unchanged by :meth:`state` if it does not: a short
+        run touches a few of thousands.  Order lines not all exactly as
+        :meth:`state` writes them are read one by one."""
         balance, held = self.ledger.balance, self.ledger.held
-        book_at = None
         currency = None           # ticker -> currency code, once the registry is read
         kept = False              # the order lines were tried as one block
         for i, line in enumerate(lines):
-            if line == "book":
-                book_at = i
-                break
             w = line.split(" ")
             kind = w[0]
             if kind == "order":
                 if not kept:
                     kept = True
-                    book_at = self._keep_orders(lines, i)
-                    if book_at is not None:
+                    if self._keep_orders(lines, i):
                         break
                 oid = int(w[1])
                 if currency is None and w[5] == "buy":    # it holds the quote currency
@@ -624,9 +644,9 @@ class Specialist(Filter):
                     held[w[1], w[2]] = int(w[4])
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
-        if book_at is None:
-            raise ValueError("no 'book' section")
-        self.engine = Engine.restore("\n".join(lines[book_at + 1:]) + "\n")
+
+    def _restore_book(self, text: str) -> None:
+        self.engine = Engine.restore(text)
         self._refresh_units()
 
     @staticmethod
@@ -642,29 +662,25 @@ class Specialist(Filter):
         return Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
                      acct, (acct, asset), (account, ref))
 
-    def _keep_orders(self, lines: list[str], start: int) -> int | None:
-        """Keep ``lines[start:]`` up to the 'book' line as order lines read
-        later (:meth:`_open`), if every one is exactly what :meth:`state`
-        writes for one of our tickers and the registry read so far has all
-        of their instruments: the index of the 'book' line.  Otherwise None,
-        and nothing is kept.  O(lines), in a few C loops."""
+    def _keep_orders(self, lines: list[str], start: int) -> bool:
+        """Keep ``lines[start:]`` (the rest of the state before its book) as
+        order lines read later (:meth:`_open`), if every one is exactly what
+        :meth:`state` writes for one of our tickers and the registry read
+        so far has all of their instruments; else keep nothing.  Whether
+        they were kept.  O(lines), in a few C loops."""
         currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
         if not currency.keys() >= set(self.tickers):
-            return None
-        try:
-            end = lines.index("book", start)
-        except ValueError:
-            return None
-        block = lines[start:end]
+            return False
+        block = lines[start:]
         found = self._order_lines.findall("\n".join(block))
         if len(found) != len(block):
-            return None
+            return False
         oids, accounts, refs = zip(*found)
         oids = list(map(int, oids))
         self.refs.update(zip(zip(accounts, refs), oids))
         self._kept.update(zip(oids, block))
         self._kept_currency = currency
-        return end
+        return True
 
 def main(argv=None) -> int:
     return filter_main(Specialist, argv)

@@ -116,6 +116,14 @@ class Filter:
         """Inverse of :meth:`state`."""
         raise NotImplementedError
 
+    def restore_text(self, text: str) -> None:
+        """:meth:`restore` of the state as one text (the checkpoint after its
+        head), for a filter that reads some of it without a string a line."""
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        self.restore(lines)
+
     #: Tickers whose order records the driver may hand to :meth:`apply_order`
     #: without a stamp dict or message bytes (the replay's hot path).  A
     #: filter that sets it promises that for an order record (``X-Pit-Kind:
@@ -150,8 +158,8 @@ class Filter:
         return self.report_head() + ("\n".join(self.lines) + "\n" if self.lines else "")
 
     def load_checkpoint(self, text: str) -> None:
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
+        lines = text.split("\n", 4)          # the head's four lines, and the state
+        if len(lines) < 5 and lines[-1] == "":
             lines.pop()
         try:
             assert lines[0] == f"Checkpoint: {self.name}", f"checkpoint is not for {self.name}"
@@ -164,7 +172,7 @@ class Filter:
         except (AssertionError, IndexError, ValueError) as e:
             raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
         try:
-            self.restore(lines[4:])
+            self.restore_text(lines[4])
         except Exception as e:  # a damaged checkpoint must not pass silently
             raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
 

@@ -209,6 +209,30 @@ def test_checkpoint_order_lines_are_read_when_touched(plain_records, monkeypatch
     assert not odd._kept and len(odd.orders) == 13 and odd.checkpoint_body() == body
 
 
+def test_state_read_as_text_as_from_lines(traded, plain_records):
+    """Specialist.restore_text (the book section handed on as text) reads
+    every state as Filter.restore_text (a string a line) does, or refuses
+    it alike."""
+    from pit.filter import Filter
+    flt = Specialist(["ACME"])
+    run(flt, records(traded))
+    state = flt.checkpoint_body().split("\n", 4)[4]
+    head, book = state.split("\nbook\n")
+
+    def outcome(restore, text):
+        spec = Specialist(["ACME"])
+        try:
+            restore(spec, text)
+        except Exception as e:                  # noqa: BLE001 - compared as they are
+            return type(e).__name__, str(e)
+        return spec.state(), spec.orders.keys(), spec._kept.keys()
+
+    for text in [state, state.rstrip("\n"), state + "\n", "book\n" + book, "\nbook\n" + book,
+                 head + "\nbook", head + "\nbook\n", head, "", "book", head + "\nbook\n" + book[:-5],
+                 head + "\nbook\nbook\n" + book, head.replace("\n", "\n\n", 1) + "\nbook\n" + book]:
+        assert outcome(Specialist.restore_text, text) == outcome(Filter.restore_text, text), text[-80:]
+
+
 # -- pass-through -----------------------------------------------------------------
 
 def test_pass_through_in_order_and_checkpoints_first(traded, plain_records):
