@@ -284,6 +284,34 @@ def test_report_written_in_pieces_is_the_whole_report(extra):
         ("\n".join(flt.lines) + "\n").encode())
 
 
+@pytest.mark.parametrize("n", [0, 1, 1024, 2055])
+@pytest.mark.parametrize("extra", [[], ["From the floor", ">From it"], ["caf\u00e9 42"]])
+def test_checkpoint_written_in_pieces_is_the_whole_checkpoint(n, extra):
+    """run() writes the final checkpoint a piece at a time: the same bytes as
+    checkpoint_body() through filter_output and format_message."""
+    from pit import message
+    from pit.filter import Filter, _sender, _write_checkpoint
+
+    class Lines(Filter):
+        name = "lines"
+
+        def state(self):
+            lines = [f"line {i} of the state" for i in range(n)]
+            lines[n // 2:n // 2] = extra
+            return lines
+
+    flt = Lines()
+    flt.pit, flt.seq = "demo", 9000
+    date = "2026-11-22T00:52:38.123456Z"
+    out = io.BytesIO()
+    _write_checkpoint(flt, out, date)
+    whole = mbox.format_message(message.filter_output(
+        "checkpoint", flt.name, flt.pit, flt.checkpoint_body(), date), *_sender(flt, date))
+    assert out.getvalue() == whole
+    body = "\n".join(["Checkpoint: lines", "Pit: demo", "Seq: 9000", ""] + flt.state()) + "\n"
+    assert flt.checkpoint_body() == body
+
+
 # -- bad input --------------------------------------------------------------------
 
 @pytest.fixture
