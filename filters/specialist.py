@@ -594,21 +594,25 @@ class Specialist(Filter):
         self._restore_head(lines if book_at is None else lines[:book_at])
         if book_at is None:
             raise ValueError("no 'book' section")
-        self._restore_book("\n".join(lines[book_at + 1:]) + "\n")
+        self.engine = Engine.restore("\n".join(lines[book_at + 1:]) + "\n")
+        self._refresh_units()
 
-    def restore_text(self, text: str) -> None:
-        """:meth:`restore` of the state as one text: the book section (half
-        of it) goes to the matching core as it is, not split into lines
-        and joined again."""
-        if text.startswith("book\n"):
-            head, book = [], text[5:]
+    def restore_text(self, text: str, start: int = 0) -> None:
+        """:meth:`restore` of the state ``text[start:]``: the book section
+        (half of it) is read by the matching core in place, not split into
+        lines and joined again."""
+        if text.startswith("book\n", start):
+            book = start                      # where the 'book' line starts
         else:
-            before, sep, book = text.partition("\nbook\n")
-            if not sep:                       # no 'book' line, or only as the last
-                return super().restore_text(text)
-            head = before.split("\n")
-        self._restore_head(head)
-        self._restore_book(book if book.endswith("\n") else book + "\n")
+            book = text.find("\nbook\n", start) + 1
+            if not book:                      # no 'book' line, or only as the last
+                return super().restore_text(text, start)
+        self._restore_head(text[start:book - 1].split("\n") if book > start else [])
+        if text.endswith("\n") and len(text) > book + 5:
+            self.engine = Engine.restore(text, book + 5)
+        else:                                 # as restore() would join its lines
+            self.engine = Engine.restore(text[book + 5:] + "\n")
+        self._refresh_units()
 
     def _restore_head(self, lines: list[str]) -> None:
         """The state's lines before its book section.  The order lines
@@ -644,10 +648,6 @@ class Specialist(Filter):
                     held[w[1], w[2]] = int(w[4])
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
-
-    def _restore_book(self, text: str) -> None:
-        self.engine = Engine.restore(text)
-        self._refresh_units()
 
     @staticmethod
     def _read_order(w: list[str], currency: dict[str, str] | None) -> Order:

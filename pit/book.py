@@ -842,8 +842,9 @@ class Engine:
         return "\n".join(out) + "\n"
 
     @classmethod
-    def restore(cls, text: str) -> "Engine":
-        """Rebuild an engine from ``checkpoint()`` text.  O(N + L log L).
+    def restore(cls, text: str, start: int = 0) -> "Engine":
+        """Rebuild an engine from ``checkpoint()`` text, ``text[start:]`` (read
+        in place).  O(N + L log L).
 
         Raises CheckpointError naming the line for anything malformed."""
         # A million resting orders are a million new lists: the cyclic gc would
@@ -852,9 +853,9 @@ class Engine:
         if paused:
             gc.disable()
         try:
-            eng = cls._read(text)
+            eng = cls._read(text, start)
             if eng is None:
-                eng = cls._restore(text)
+                eng = cls._restore(text[start:] if start else text)
             eng._finish()
             return eng
         finally:
@@ -862,13 +863,13 @@ class Engine:
                 gc.enable()
 
     @classmethod
-    def _read(cls, text: str) -> "Engine | None":
+    def _read(cls, text: str, start: int = 0) -> "Engine | None":
         """The engine of checkpoint text laid out exactly as checkpoint()
         writes it (each book's resting orders, then its stops), read with one
         pattern search per section rather than per line; None for any other
         text, which _restore reads line by line (refusing it, naming the
         line, if it must).  Not yet finished (see _finish)."""
-        m = _HEAD.match(text)
+        m = _HEAD.match(text, start)
         if m is None or not text.endswith("\nend\n"):
             return None
         eng = cls()

@@ -116,10 +116,11 @@ class Filter:
         """Inverse of :meth:`state`."""
         raise NotImplementedError
 
-    def restore_text(self, text: str) -> None:
-        """:meth:`restore` of the state as one text (the checkpoint after its
-        head), for a filter that reads some of it without a string a line."""
-        lines = text.split("\n")
+    def restore_text(self, text: str, start: int = 0) -> None:
+        """:meth:`restore` of the state as one text, ``text[start:]`` (the
+        checkpoint after its head), for a filter that reads some of it in
+        place rather than a string a line."""
+        lines = text[start:].split("\n")
         if lines[-1] == "":
             lines.pop()
         self.restore(lines)
@@ -162,8 +163,13 @@ class Filter:
         return self.report_head() + ("\n".join(self.lines) + "\n" if self.lines else "")
 
     def load_checkpoint(self, text: str) -> None:
-        lines = text.split("\n", 4)          # the head's four lines, and the state
-        if len(lines) < 5 and lines[-1] == "":
+        cut = -1                             # the end of the head's four lines
+        for _ in range(4):
+            cut = text.find("\n", cut + 1)
+            if cut < 0:
+                break
+        lines = text[:cut].split("\n") if cut >= 0 else text.split("\n")
+        if cut < 0 and lines[-1] == "":
             lines.pop()
         try:
             assert lines[0] == f"Checkpoint: {self.name}", f"checkpoint is not for {self.name}"
@@ -176,7 +182,7 @@ class Filter:
         except (AssertionError, IndexError, ValueError) as e:
             raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
         try:
-            self.restore_text(lines[4])
+            self.restore_text(text, cut + 1)
         except Exception as e:  # a damaged checkpoint must not pass silently
             raise FilterError(f"damaged checkpoint for {self.name}: {e}") from None
 

@@ -145,6 +145,7 @@ def test_restore_then_continue_is_the_same(stream, cut):
     by_line = Engine._restore(text)                    # what restore falls back on
     by_line._finish()
     assert internals(by_line) == internals(second)
+    assert internals(Engine.restore("state\nbook\n" + text, 11)) == internals(second)
     second.run(stream[cut:])
     assert first.events + second.events == whole.events
     assert second.checkpoint() == whole.checkpoint()

@@ -209,6 +209,29 @@ def test_checkpoint_order_lines_are_read_when_touched(plain_records, monkeypatch
     assert not odd._kept and len(odd.orders) == 13 and odd.checkpoint_body() == body
 
 
+@pytest.mark.parametrize("text,error", [
+    ("", "list index out of range"),
+    ("Checkpoint: specialist ACME", "list index out of range"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\n", "list index out of range"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\nx\n", "line 4 must be blank"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\nx", "line 4 must be blank"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: five\n\n", "invalid literal"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\n\n", "no 'book' section"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\n\nbook\n", "checkpoint line 1"),
+    ("Checkpoint: specialist ACME\nPit: demo\nSeq: 5\n\nbook\npit-book checkpoint 1\n"
+     "last-oid 0\nend\n", None),
+])
+def test_checkpoint_head_read_or_refused(text, error):
+    flt = Specialist(["ACME"])
+    if error is None:
+        flt.load_checkpoint(text)
+        assert (flt.pit, flt.seq, flt.first_seq) == ("demo", 5, 6)
+        assert flt.checkpoint_body() == text
+    else:
+        with pytest.raises(FilterError, match=error):
+            flt.load_checkpoint(text)
+
+
 def test_state_read_as_text_as_from_lines(traded, plain_records):
     """Specialist.restore_text (the book section handed on as text) reads
     every state as Filter.restore_text (a string a line) does, or refuses
