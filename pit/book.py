@@ -60,6 +60,7 @@ _ORDER_LINES = re.compile(r"^(bid|ask) ([1-9][0-9]*) oid ([1-9][0-9]*) ([^ \n]*)
 _STOP_LINES = re.compile(r"^stop oid ([1-9][0-9]*) ([^ \n]*) (buy|sell) (stop-loss|stop-limit|take-profit) "
                          r"qty ([1-9][0-9]*) stop ([1-9][0-9]*) limit (0|[1-9][0-9]*) "
                          r"cap (0|[1-9][0-9]*) prio ([1-9][0-9]*)$", re.M)
+_SECTION_PIECE = 1 << 16     # text of a section read with one search at a time (memory)
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
@@ -891,23 +892,26 @@ class Engine:
             pos = m.end()
             nxt = text.find("\nbook ", pos - 1, end) + 1 or end     # the next book line
             mid = text.find("\nstop ", pos - 1, nxt) + 1 or nxt     # this book's first stop
-            found = _ORDER_LINES.findall(text, pos, mid)
-            if len(found) != text.count("\n", pos, mid):
-                return None                            # a line that is not a resting order
             level_text = level_word = None
-            for word, price_text, oid, owner, qty in found:
-                if price_text != level_text or word != level_word:
-                    level_text, level_word = price_text, word
-                    price = int(price_text)
-                    half = book.bids if word == "bid" else book.asks
-                    level = half.levels.get(price)
-                    if level is None:
-                        level = half.levels[price] = [0, deque()]
-                    append = level[1].append
-                oid = int(oid)
-                rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
-                append(rec)
-            count += len(found)
+            while pos < mid:                           # the resting orders, 64 KB at a time
+                cut = text.find("\n", min(pos + _SECTION_PIECE, mid) - 1, mid) + 1 or mid
+                found = _ORDER_LINES.findall(text, pos, cut)
+                if len(found) != text.count("\n", pos, cut):
+                    return None                        # a line that is not a resting order
+                for word, price_text, oid, owner, qty in found:
+                    if price_text != level_text or word != level_word:
+                        level_text, level_word = price_text, word
+                        price = int(price_text)
+                        half = book.bids if word == "bid" else book.asks
+                        level = half.levels.get(price)
+                        if level is None:
+                            level = half.levels[price] = [0, deque()]
+                        append = level[1].append
+                    oid = int(oid)
+                    rec = orders[oid] = [int(qty), oid, intern(owner), price, half]
+                    append(rec)
+                count += len(found)
+                pos = cut
             found = _STOP_LINES.findall(text, mid, nxt)
             if len(found) != text.count("\n", mid, nxt):
                 return None                            # a line that is not a stop

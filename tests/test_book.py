@@ -480,6 +480,28 @@ def test_restore_reads_any_layout_it_accepts_alike(text, in_sections):
         [list(b.bids.levels) + list(b.asks.levels) for b in by_line._books.values()]
 
 
+def test_restore_reads_a_long_section_a_piece_at_a_time(monkeypatch):
+    """A book's resting orders are searched a piece of text at a time: the
+    same engine whatever the piece, and a bad line in any piece sends the
+    text to the line-by-line reader."""
+    import pit.book
+    lines = [f"{'bid' if i < 30 else 'ask'} {(100 - i // 4) if i < 30 else (101 + i // 4)} "
+             f"oid {i + 1} o{i % 3} qty {i % 5 + 1}" for i in range(60)]
+    text = ("pit-book checkpoint 1\nlast-oid 99\nbook A last none\n" + "\n".join(lines)
+            + "\nstop oid 99 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 99\nend\n")
+    whole = Engine.restore(text)
+    for piece in (1, 7, 40, 100, 1 << 16):
+        monkeypatch.setattr(pit.book, "_SECTION_PIECE", piece)
+        assert Engine._read(text) is not None
+        eng = Engine.restore(text)
+        assert eng.checkpoint() == whole.checkpoint() == text
+        assert list(eng._orders) == list(whole._orders)
+        bad = text.replace("oid 45 ", "oid 045 ")
+        assert Engine._read(bad) is None
+        with pytest.raises(CheckpointError, match="'045' is not a canonical"):
+            Engine.restore(bad)
+
+
 def test_restore_keeps_level_order_when_a_level_comes_back():
     text = ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
             "bid 99 oid 2 b qty 1\nbid 100 oid 3 c qty 1\nend\n")
