@@ -150,7 +150,7 @@ class Specialist(Filter):
             raise ValueError("usage: pit-specialist TICKER [TICKER...]")
         self.tickers = tuple(sorted(set(a.upper() for a in args)))
         self.order_tickers = self.tickers       # wants() and apply() below agree
-        self._order_lines = _order_lines(self.tickers)   # compiled before the input comes
+        self._order_lines = None  # its checkpoint's order lines: _order_lines(tickers), see prepare()
         self.name = "specialist " + " ".join(self.tickers)
         self.registry = Registry()
         self.accounts = Accounts()
@@ -662,6 +662,13 @@ class Specialist(Filter):
         return Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
                      acct, (acct, asset), (account, ref))
 
+    def prepare(self) -> None:
+        """Compile the patterns a checkpoint is read with (Filter.prepare):
+        `pit replay`, which makes a specialist for its name, reads none."""
+        if self._order_lines is None:
+            self._order_lines = _order_lines(self.tickers)
+        Engine.prepare()
+
     def _keep_orders(self, lines: list[str], start: int) -> bool:
         """Keep ``lines[start:]`` (the rest of the state before its book) as
         order lines read later (:meth:`_open`), if every one is exactly what
@@ -672,6 +679,8 @@ class Specialist(Filter):
         if not currency.keys() >= set(self.tickers):
             return False
         block = lines[start:]
+        if self._order_lines is None:
+            self.prepare()
         found = self._order_lines.findall("\n".join(block))
         if len(found) != len(block):
             return False

@@ -116,6 +116,11 @@ class Filter:
         """Inverse of :meth:`state`."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Work every run needs that can be done before the input comes:
+        :func:`main` calls it while the program writing the input is still
+        starting.  Nothing by default."""
+
     def restore_text(self, text: str, start: int = 0) -> None:
         """:meth:`restore` of the state as one text, ``text[start:]`` (the
         checkpoint after its head), for a filter that reads some of it in
@@ -386,10 +391,12 @@ def main(cls, argv: list[str] | None = None) -> int:
     # the program that writes the input is still starting up: pit.signed
     # reads the checkpoint, the message kinds (which pit.message imports on
     # first use) read its registry and write the output, and datetime
-    # reads the dates the output is written with.
+    # reads the dates the output is written with; then whatever else the
+    # filter prepares (Filter.prepare).
     import datetime  # noqa: F401
     import pit.signed  # noqa: F401
     from pit.message import filter_output  # noqa: F401
+    flt.prepare()
     # The run builds millions of small objects and no cycles that matter:
     # the cyclic collector would only rescan them (5-10% of a long replay).
     gc.disable()
