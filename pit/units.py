@@ -22,7 +22,10 @@ pit.units.UnitError: price 12.505 is not a multiple of the tick 0.01
 from __future__ import annotations
 
 import re
-from fractions import Fraction
+
+# fractions (with decimal, ~1.5 ms) is imported where a Fraction is made:
+# `pit replay` imports this module for UnitError, and makes none before it
+# writes its first byte.  (Annotations name Fraction as text.)
 
 __all__ = [
     "UnitError", "Currency", "Instrument", "parse_decimal", "format_steps",
@@ -39,6 +42,7 @@ class UnitError(ValueError):
 
 
 def _fraction(text: str, what: str) -> Fraction:
+    from fractions import Fraction
     t = text.strip().replace("_", "").replace(",", "")
     m = _DECIMAL.match(t)
     if not m:
@@ -134,6 +138,7 @@ def parse_rate(text: str) -> int:
 
 def format_rate(ppm: int) -> str:
     """Canonical text of a rate in parts per million, as a percentage: ``0.1%``."""
+    from fractions import Fraction
     s = format_steps(ppm, Fraction(1, 10_000), 4).rstrip("0").rstrip(".")
     return s + "%"
 
@@ -158,6 +163,7 @@ class Currency:
     def __init__(self, code: str, minor: str | Fraction = "0.01"):
         if not re.fullmatch(r"[A-Z][A-Z0-9]{1,9}", code):
             raise UnitError(f"currency code {code!r} must be 2-10 capitals or digits")
+        from fractions import Fraction
         self.code = code
         self.minor = _fraction(minor, "minor unit") if isinstance(minor, str) else Fraction(minor)
         if self.minor <= 0:
@@ -196,6 +202,7 @@ class Instrument:
                  maker_ppm: int = 1000, taker_ppm: int = 2000):
         if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,11}", ticker):
             raise UnitError(f"ticker {ticker!r} must be 1-12 capitals, digits or dots")
+        from fractions import Fraction
         self.ticker = ticker
         self.currency = currency
         self.tick = _fraction(tick, "tick") if isinstance(tick, str) else Fraction(tick)
