@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from pit.message import (INSTRUCTION_KEYS, KINDS, MAX_LINE, MessageError, _show,  # noqa: F401
                          canonical_steps, parse_canonical_order)

@@ -16,10 +16,14 @@ from __future__ import annotations
 import gc
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from itertools import chain
-from typing import BinaryIO, Iterable, Iterator
 
 from pit import mbox, message
+
+TYPE_CHECKING = False            # typing (~1.5 ms to import) is for type checkers only
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["Filter", "FilterError", "run", "main", "signed_text"]
 

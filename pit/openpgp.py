@@ -30,7 +30,7 @@ import base64
 import binascii
 import re
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pit.record import Record, field
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 # The email package (15-20 ms to import) is imported only where a MIME
 # structure needs it: a plain clearsigned body, which is what the pit's own
