@@ -165,12 +165,16 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
                     ) -> tuple[tuple[int, int] | None, int]:
     """Where filter *name* stands in the archive: ``((record, covered), last)``
     with the record holding its newest checkpoint and the ``Seq`` that
-    covers (or None), and the ``To-Seq`` of its newest report.
+    covers (or None), and the ``To-Seq`` of its newest report if that
+    report is archived after the newest checkpoint (its own checkpoint is
+    not archived: a run in progress, or one stopped between the two), else
+    0.  So ``last`` is not how far the filter has reported: once the
+    checkpoint follows the report it is 0, and ``covered`` says how far.
     ``checkpoints/index`` says where to start; the archive after that record
-    is scanned (stamps only), so the answer is exact even if the index is
-    behind.  *archive* is the pit's :class:`Archive` when the caller has
-    one (what it found walking its volumes is kept there).
-    O(records after the indexed checkpoint)."""
+    is scanned (stamps only), so the answer is exact, and the same, whether
+    the index is up to date or behind.  *archive* is the pit's
+    :class:`Archive` when the caller has one (what it found walking its
+    volumes is kept there).  O(records after the indexed checkpoint)."""
     ck = None
     idx = pit.checkpoints / "index"
     if idx.exists():
@@ -188,6 +192,7 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
             if who == name:
                 if kind == "checkpoint":
                     ck = (seq, int(span))
+                    last = 0            # reports before it are checkpointed
                 else:
                     last = int(span.rpartition("-")[2])
     return ck, last

@@ -63,6 +63,46 @@ def test_report_without_its_checkpoint_is_not_posted_again(pit):
     assert r.reports == 3 and r.checkpoints == 3          # with the transfers run
 
 
+def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(pit):
+    """checkpoints/index is a cache: it changes where the scan starts, never
+    the answer.  The report's To-Seq comes back only while its checkpoint is
+    not archived."""
+    name = "specialist ACME"
+    idx = pit.checkpoints / "index"
+
+    def positions():
+        current = ops.filter_position(pit, name)
+        saved = idx.read_text()
+        ops.note_checkpoint(pit, name, 1, 0)            # stale: before every checkpoint
+        stale = ops.filter_position(pit, name)
+        idx.unlink()
+        gone = ops.filter_position(pit, name)
+        idx.write_text(saved)
+        assert current == stale == gone, (current, stale, gone)
+        return current
+
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    ops.run_filter(pit, "specialist", ["ACME"])
+    (ck_record, covered), last = positions()
+    assert last == 0 and reports(pit, name)[-1] == ("checkpoint", str(covered))
+    # a report archived without its checkpoint
+    pit.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    from filters.specialist import Specialist
+    out = io.BytesIO()
+    run_stream(Specialist(["ACME"]), ops.replay(pit, Specialist(["ACME"])), out)
+    report = [m for m in mbox.iter_messages(out.getvalue()) if b"\nSubject: ACME report" in m]
+    assert [d.accepted for d in ops.post(pit, name, report)] == [True]
+    to_seq = int(reports(pit, name)[-1][1].rpartition("-")[2])
+    assert positions() == ((ck_record, covered), to_seq) and to_seq > covered
+    # the next run posts the missing checkpoint first, and its own report and checkpoint
+    ops.run_filter(pit, "specialist", ["ACME"])
+    ck, last = positions()
+    assert last == 0 and ck[0] > ck_record
+
+
 def test_replay_entries_are_the_records_as_stored(pit):
     pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
     pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
