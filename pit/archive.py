@@ -33,9 +33,9 @@ import mmap
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from pit import mbox
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
 
 from pit import mbox, message, ops
 from pit.archive import Archive, ArchiveError, record_hash
@@ -31,7 +31,8 @@ from pit.units import UnitError
 
 # gpg (pit.keyring), subprocess, signal and tempfile are imported by the
 # commands that use them, argparse by build_parser: `pit replay` starts
-# without them.
+# without them, and without typing (~1.5 ms: for type checkers only).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
