@@ -662,6 +662,10 @@ class Engine:
         budget = cap              # what is left of the cap (cap itself says "capped")
         while qty and heap:
             price = heap[0] * sign
+            if not levels[price][0]:      # only cancelled orders here: not liquidity
+                heappop(heap)
+                del levels[price]
+                continue
             want = qty
             room = budget // price
             if room < want:
