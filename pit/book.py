@@ -299,14 +299,7 @@ class Engine:
         if kind == IOC:
             self.events.append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
             return None
-        rec = [qty, oid, owner, price, half]
-        self._orders[oid] = rec
-        level = half.levels.get(price)
-        if level is None:
-            _add_level(half, price, rec)
-        else:
-            level[1].append(rec)
-            level[0] += qty
+        self._rest(half, oid, owner, qty, price)
         return None
 
     def cancel(self, seq, oid, owner):
