@@ -38,6 +38,7 @@ __all__ = ["Specialist", "main"]
 
 STOP_COLLAR_PPM = 50_000          # 5%: funding of a stop that becomes a market buy
 _LIMIT = book.LIMIT
+_NEW = book.NEW                   # the event of an accepted order
 _LIMIT_TYPES = frozenset((book.LIMIT, book.IOC, book.FOK, book.STOP_LIMIT))   # hold per lot
 _CACHE_LIMIT = 4096               # entries per text cache (repeated prices and quantities)
 _FIGURES_LIMIT = 65536            # new-order texts whose figures are kept (about 16 MB at most)
@@ -246,7 +247,7 @@ class Specialist(Filter):
         ev = engine.events
         engine.new(seq, seq, account, ticker, side, kind, qty, price, stop, cap)
         e = ev[0] if ev else ("",)
-        if e[0] == "accepted" and e[2] == seq:
+        if e[0] == _NEW and e[2] == seq:
             self.lines.append(f"accepted {e[1]} {account} {ref} {text}")
             if len(ev) == 1:
                 ev.clear()
@@ -432,7 +433,7 @@ class Specialist(Filter):
             if od is None:                        # cannot happen: every oid is ours
                 say(f"{k} {e[1]} - - order {oid}")
                 continue
-            if k == "accepted":
+            if k == _NEW:
                 say(f"accepted {e[1]} {od.account} {od.ref} {self._text}")
                 continue
             u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])

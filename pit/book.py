@@ -69,9 +69,6 @@ _SECTION_PIECE = 1 << 16     # text of a section read with one search at a time 
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
-# What a market buy will pay: above every price.  Only ever compared with prices
-# (an int compares exactly with it); it never reaches an order, a level or an event.
-_ANY_PRICE = float("inf")
 
 
 class CheckpointError(ValueError):
@@ -135,28 +132,29 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
     and matching goes on.  Returns the unfilled qty.  O(F + L log L) for F makers
     passed over L levels.
 
-    This is the hot path of every crossing order, so it is a plain function of
-    its arguments (no attribute look-ups on the engine).  Only a capped market
-    buy takes another path (``Engine._take_capped``)."""
+    The one-at-a-time calls and triggered stops match here, a plain function of
+    its arguments (no attribute look-ups on the engine); ``Engine._run`` has the
+    same loop inlined (the tests hold both to the same events).  Only a capped
+    market buy takes another path (``Engine._take_capped``)."""
     ticker = book.ticker
     if side == BUY:
-        ohalf, sign, bound = book.asks, 1, price or _ANY_PRICE
+        ohalf, sign, bound = book.asks, 1, price
     else:
         ohalf, sign, bound = book.bids, -1, -price
     heap, levels = ohalf.heap, ohalf.levels
-    while heap and heap[0] <= bound:
+    # (``x == 0`` where a short jump follows, a truth test where a long one
+    # does: CPython 3.11 runs the first inline only in the short case)
+    while heap and (heap[0] <= bound or not price):
         lp = heap[0] * sign
         level = levels[lp]
         total, q = level
         while total:                              # so a live order is in q
-            rec = q[0]
+            rec = q.popleft()                     # (put back if it is only part filled)
             rq = rec[0]
-            if not rq:                            # cancelled earlier: drop it now
-                q.popleft()
+            if rq == 0:                           # cancelled earlier: dropped
                 continue
             mown = rec[2]
             if mown == owner:
-                q.popleft()
                 total -= rq
                 rec[0] = 0
                 del orders[rec[1]]
@@ -165,22 +163,22 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
             book.last = lp
             if rq > qty:
                 rec[0] = rq - qty
+                q.appendleft(rec)
                 level[0] = total - qty
                 append(("trade", seq, ticker, lp, qty, rec[1], oid, mown, owner, side))
                 return 0
-            q.popleft()
             total -= rq
             del orders[rec[1]]
             append(("trade", seq, ticker, lp, rq, rec[1], oid, mown, owner, side))
             qty -= rq
-            if not qty:
+            if qty == 0:
                 break
         if total:                                 # filled, with lots left at this price
             level[0] = total
             return 0
         heappop(heap)                             # nothing open here: the level goes
         del levels[lp]
-        if not qty:
+        if qty == 0:
             return 0
     return qty
 
@@ -292,7 +290,7 @@ class Engine:
         else:
             return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
         self._last_oid = oid
-        self.events.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+        self.events.append((NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
         if crosses:
             return self._cross(seq, oid, owner, book, side, kind, qty, price)
         # the common case, straight through: nothing to match
@@ -377,7 +375,7 @@ class Engine:
                 gc.enable()
 
     def _run(self, batch, *, NEW=NEW, CANCEL=CANCEL, MODIFY=MODIFY, LIMIT=LIMIT, IOC=IOC,
-             MARKET=MARKET, BUY=BUY, SELL=SELL):
+             MARKET=MARKET, BUY=BUY, SELL=SELL, heappop=heappop):
         # (the constants are bound as locals: a local is read faster than a global)
         # The common cases (a valid limit or IOC order, a cancel by the owner,
         # a modify of a resting order) are inlined here with everything bound
@@ -392,7 +390,7 @@ class Engine:
         append = self.events.append
         books, orders, stops = self._books, self._orders, self._stops
         pop = orders.pop
-        fire, match = self._fire, _match
+        fire = self._fire
         new_checked, cancel_other = self._new_checked, self._cancel_other
         last_oid = self._last_oid
         dead = self._dead
@@ -416,7 +414,7 @@ class Engine:
                         last_oid = self._last_oid
                         continue
                     last_oid = oid
-                    append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, 0, 0))
+                    append(m)                  # its acceptance: the message itself
                 elif op is CANCEL:
                     _, seq, oid, owner = m
                     rec = pop(oid, None)
@@ -430,7 +428,7 @@ class Engine:
                             self._compact()
                             dead, dead_limit = 0, len(orders) + _DEAD_SLACK
                     elif rec is None and oid not in stops:
-                        append(("rejected", seq, oid, f"order {oid} is not resting"))
+                        append(("rejected", seq, oid, "not resting"))
                     else:
                         if rec is not None:
                             orders[oid] = rec      # not the owner's: it stays
@@ -440,7 +438,7 @@ class Engine:
                     _, seq, oid, owner, qty, price = m
                     rec = orders.get(oid)
                     if rec is None and oid not in stops:
-                        append(("rejected", seq, oid, f"order {oid} is not resting"))
+                        append(("rejected", seq, oid, "not resting"))
                         continue
                     if rec is None or rec[2] != owner or not qty > 0 or not price > 0:
                         self._dead = dead
@@ -472,19 +470,56 @@ class Engine:
                     last_oid, dead = self._last_oid, self._dead
                     continue
                 # place an accepted limit, IOC or (uncapped) market order: match what
-                # crosses, then rest (limit) or cancel (IOC, market) the rest, then
-                # fire the stops it triggered
+                # crosses (the loop below is _match, inlined), then rest (limit) or
+                # cancel (IOC, market) the rest, then fire the stops it triggered
                 if side is BUY:
-                    opp = asks.heap
-                    crosses = opp and (opp[0] <= price or not price)
-                    half = bids
+                    half, ohalf, sign, bound = bids, asks, 1, price
                 else:
-                    opp = bids.heap
-                    crosses = opp and -opp[0] >= price
-                    half = asks
-                if crosses:
+                    half, ohalf, sign, bound = asks, bids, -1, -price
+                heap = ohalf.heap
+                crossed = False
+                if heap and (heap[0] <= bound or not price):
+                    crossed = True
                     last = book.last
-                    qty = match(append, orders, book, side, seq, oid, owner, qty, price)
+                    levels = ohalf.levels
+                    while True:
+                        lp = heap[0] * sign
+                        level = levels[lp]
+                        total, q = level
+                        while total:                       # so a live order is in q
+                            rec = q.popleft()              # (put back if it is only part filled)
+                            rq = rec[0]
+                            if rq == 0:                    # cancelled earlier: dropped
+                                continue
+                            mown = rec[2]
+                            if mown == owner:              # self-trade: the resting order goes
+                                total -= rq
+                                rec[0] = 0
+                                del orders[rec[1]]
+                                append(("cancelled", seq, rec[1], rq, "self-trade", owner, cur,
+                                        ohalf.side, lp))
+                                continue
+                            book.last = lp
+                            if rq > qty:
+                                rec[0] = rq - qty
+                                q.appendleft(rec)
+                                total -= qty
+                                append(("trade", seq, cur, lp, qty, rec[1], oid, mown, owner, side))
+                                qty = 0
+                                break
+                            total -= rq
+                            del orders[rec[1]]
+                            append(("trade", seq, cur, lp, rq, rec[1], oid, mown, owner, side))
+                            qty -= rq
+                            if qty == 0:
+                                break
+                        if total:                          # lots are left at this price
+                            level[0] = total
+                            break
+                        heappop(heap)                      # nothing open here: the level goes
+                        del levels[lp]
+                        if qty == 0 or not heap or heap[0] > bound and price:
+                            break
                 if qty:
                     if kind is not LIMIT:
                         append(("cancelled", seq, oid, qty, kind, owner, cur, side, price))
@@ -497,7 +532,7 @@ class Engine:
                         else:
                             level[1].append(rec)
                             level[0] += qty
-                if crosses and book.last != last:
+                if crossed and book.last is not last:
                     up, down = book.up, book.down
                     if up and up[0][0] <= book.last or down and -down[0][0] >= book.last:
                         fire(book, seq)
@@ -577,7 +612,7 @@ class Engine:
             ev.append(("rejected", seq, oid, reason))
             return None
         self._last_oid = oid
-        ev.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
+        ev.append((NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
         last = book.last
         if kind == LIMIT:
             self._limit(seq, oid, owner, book, side, qty, price)
@@ -773,9 +808,9 @@ class Engine:
             self.events.append(("cancelled", seq, oid, s[0], "cancel", owner, s[4].ticker, s[5], s[7]))
             return None
         if rec is None and s is None:
-            reason = f"order {oid} is not resting"
+            reason = "not resting"
         else:
-            reason = f"not the owner of order {oid}"
+            reason = "not the owner"
         self.events.append(("rejected", seq, oid, reason))
         return None
 
@@ -783,9 +818,9 @@ class Engine:
         """The reason a modify must be rejected, or None."""
         s = self._stops.get(oid) if rec is None else None
         if rec is None and s is None:
-            return f"order {oid} is not resting"
+            return "not resting"
         if (rec or s)[2] != owner:
-            return f"not the owner of order {oid}"
+            return "not the owner"
         if not isinstance(qty, int) or qty <= 0:
             return "quantity must be positive"
         if not isinstance(price, int) or price <= 0:
@@ -1065,7 +1100,7 @@ def format_event(e: tuple) -> str:
     if k == "trade":
         _, seq, ticker, price, qty, moid, toid, mown, town, side = e
         return f"trade {seq} {ticker} qty {qty} price {price} maker {moid} {mown} taker {toid} {town} {side}"
-    if k == "accepted":
+    if k == NEW:                  # an accepted order: the tuple of its NEW message
         _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = e
         return (f"accepted {seq} oid {oid} {owner} {ticker} {side} {kind} qty {qty} "
                 f"price {price} stop {stop} cap {cap}")

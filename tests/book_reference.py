@@ -86,7 +86,7 @@ class RefEngine:
             self.events.append(("rejected", seq, oid, reason))
             return
         self.last_oid = oid
-        self.events.append(("accepted", seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
+        self.events.append(("new", seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
         book = self.books[ticker]
         if kind == LIMIT:
             self.limit(seq, oid, owner, ticker, side, qty, price)
@@ -183,9 +183,9 @@ class RefEngine:
         book, o = self.resting(oid)
         s = self.stop(oid)
         if o is None and s is None:
-            self.events.append(("rejected", seq, oid, f"order {oid} is not resting"))
+            self.events.append(("rejected", seq, oid, "not resting"))
         elif (o or s)["owner"] != owner:
-            self.events.append(("rejected", seq, oid, f"not the owner of order {oid}"))
+            self.events.append(("rejected", seq, oid, "not the owner"))
         elif o is not None:
             book["orders"].remove(o)
             ticker = next(t for t, b in self.books.items() if b is book)
@@ -199,9 +199,9 @@ class RefEngine:
         s = self.stop(oid)
         reason = None
         if o is None and s is None:
-            reason = f"order {oid} is not resting"
+            reason = "not resting"
         elif (o or s)["owner"] != owner:
-            reason = f"not the owner of order {oid}"
+            reason = "not the owner"
         elif qty <= 0:
             reason = "quantity must be positive"
         elif price <= 0:

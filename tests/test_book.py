@@ -111,7 +111,7 @@ def test_cancel_of_partly_filled_order(eng, seq):
     assert lines(eng, n) == ["cancelled 3 oid 1 qty 6 cancel a ACME sell price 100"]
     assert eng.best_ask("ACME") is None and eng.level_qty("ACME", SELL, 100) == 0
     eng.cancel(seq(), 1, "a")
-    assert lines(eng, n + 1) == ["rejected 4 oid 1 order 1 is not resting"]
+    assert lines(eng, n + 1) == ["rejected 4 oid 1 not resting"]
 
 
 def test_cancelled_order_is_skipped_by_matching(eng, seq):
@@ -331,11 +331,11 @@ REJECTIONS = [
     ((NEW, 50, 50, "a", "ACME", BUY, LIMIT, 1, 100, 0, 500), "a cap is only for market, stop-loss and take-profit buys"),
     ((NEW, 50, 50, "a", "ACME", SELL, MARKET, 1, 0, 0, 500), "a cap is only for market, stop-loss and take-profit buys"),
     ((NEW, 50, 50, "a", "ACME", BUY, MARKET, 1, 0, 0, -5), "cap must not be negative"),
-    ((CANCEL, 50, 99, "a"), "order 99 is not resting"),
-    ((CANCEL, 50, 1, "b"), "not the owner of order 1"),
-    ((CANCEL, 50, 3, "b"), "not the owner of order 3"),
-    ((MODIFY, 50, 99, "a", 1, 100), "order 99 is not resting"),
-    ((MODIFY, 50, 1, "b", 1, 100), "not the owner of order 1"),
+    ((CANCEL, 50, 99, "a"), "not resting"),
+    ((CANCEL, 50, 1, "b"), "not the owner"),
+    ((CANCEL, 50, 3, "b"), "not the owner"),
+    ((MODIFY, 50, 99, "a", 1, 100), "not resting"),
+    ((MODIFY, 50, 1, "b", 1, 100), "not the owner"),
     ((MODIFY, 50, 1, "a", 0, 100), "quantity must be positive"),
     ((MODIFY, 50, 1, "a", 5, 0), "price must be positive"),
     ((MODIFY, 50, 3, "a", 5, 0), "stop price must be positive"),
@@ -359,6 +359,19 @@ def test_rejection_leaves_book_untouched(msg, reason, batch):
         getattr(eng, msg[0])(*msg[1:])
     assert eng.events == [("rejected", 50, msg[2], reason)]
     assert eng.checkpoint() == before
+
+
+def test_acceptance_event_is_the_new_message(eng):
+    """An accepted order's event is its NEW message: in a batch the very tuple
+    given; one call at a time an equal tuple; the line says 'accepted'."""
+    msg = (NEW, 1, 1, "a", "ACME", BUY, LIMIT, 10, 100, 0, 0)
+    eng.run([msg])
+    assert eng.events[0] is msg
+    other = Engine()
+    other.add_book("ACME")
+    other.new(*msg[1:])
+    assert other.events == [msg]
+    assert format_event(msg) == "accepted 1 oid 1 a ACME buy limit qty 10 price 100 stop 0 cap 0"
 
 
 def test_unknown_batch_operation(eng):
@@ -594,7 +607,7 @@ def test_run_with_equal_strings_that_are_not_the_constants():
 
 
 def test_format_event_every_kind():
-    assert format_event(("rejected", 5, 7, "order 7 is not resting")) == "rejected 5 oid 7 order 7 is not resting"
+    assert format_event(("rejected", 5, 7, "not resting")) == "rejected 5 oid 7 not resting"
     assert format_event(("triggered", 5, 7, 98, 97, "a", "ACME", SELL, STOP_LOSS)) == \
         "triggered 5 oid 7 a ACME sell stop-loss stop 98 last 97"
     assert format_event(("modified", 5, 7, 3, 100, 0, True, "a", "ACME", BUY)) == \
