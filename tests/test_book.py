@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pit import bookstate
 from pit.book import (BUY, CANCEL, FOK, IOC, LIMIT, MARKET, MODIFY, NEW, SELL, STOP_LIMIT,
                       STOP_LOSS, TAKE_PROFIT, CheckpointError, Engine, format_event)
 
@@ -484,9 +485,9 @@ _STOP = "stop oid 5 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 5\n"
 def test_restore_reads_any_layout_it_accepts_alike(text, in_sections):
     """restore reads the layout checkpoint() writes a section at a time and
     anything else line by line: the same engine either way."""
-    assert (Engine._read(text) is not None) == in_sections
-    by_line = Engine._restore(text)
-    by_line._finish()
+    assert (bookstate._read_sections(text) is not None) == in_sections
+    by_line = bookstate._read_lines(text)
+    bookstate._finish(by_line)
     eng = Engine.restore(text)
     assert eng.checkpoint() == by_line.checkpoint()
     assert [list(b.bids.levels) + list(b.asks.levels) for b in eng._books.values()] == \
@@ -497,20 +498,19 @@ def test_restore_reads_a_long_section_a_piece_at_a_time(monkeypatch):
     """A book's resting orders are searched a piece of text at a time: the
     same engine whatever the piece, and a bad line in any piece sends the
     text to the line-by-line reader."""
-    import pit.book
     lines = [f"{'bid' if i < 30 else 'ask'} {(100 - i // 4) if i < 30 else (101 + i // 4)} "
              f"oid {i + 1} o{i % 3} qty {i % 5 + 1}" for i in range(60)]
     text = ("pit-book checkpoint 1\nlast-oid 99\nbook A last none\n" + "\n".join(lines)
             + "\nstop oid 99 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 99\nend\n")
     whole = Engine.restore(text)
     for piece in (1, 7, 40, 100, 1 << 16):
-        monkeypatch.setattr(pit.book, "_SECTION_PIECE", piece)
-        assert Engine._read(text) is not None
+        monkeypatch.setattr(bookstate, "_SECTION_PIECE", piece)
+        assert bookstate._read_sections(text) is not None
         eng = Engine.restore(text)
         assert eng.checkpoint() == whole.checkpoint() == text
         assert list(eng._orders) == list(whole._orders)
         bad = text.replace("oid 45 ", "oid 045 ")
-        assert Engine._read(bad) is None
+        assert bookstate._read_sections(bad) is None
         with pytest.raises(CheckpointError, match="'045' is not a canonical"):
             Engine.restore(bad)
 

@@ -16,6 +16,7 @@ try:
     from book_reference import RefEngine
 except ImportError:          # tests/ imported as a package
     from tests.book_reference import RefEngine
+from pit import bookstate
 from pit.book import (BUY, CANCEL, FOK, IOC, LIMIT, MARKET, MODIFY, NEW, SELL, STOP_LIMIT,
                       STOP_LOSS, TAKE_PROFIT, Engine, format_event)
 
@@ -141,9 +142,9 @@ def test_restore_then_continue_is_the_same(stream, cut):
     text = first.checkpoint()
     second = Engine.restore(text)
     assert second.checkpoint() == text
-    assert Engine._read(text) is not None              # read a section at a time
-    by_line = Engine._restore(text)                    # what restore falls back on
-    by_line._finish()
+    assert bookstate._read_sections(text) is not None   # read a section at a time
+    by_line = bookstate._read_lines(text)               # what restore falls back on
+    bookstate._finish(by_line)
     assert internals(by_line) == internals(second)
     assert internals(Engine.restore("state\nbook\n" + text, 11)) == internals(second)
     second.run(stream[cut:])
