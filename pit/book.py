@@ -340,7 +340,9 @@ class Engine:
 
         ``(NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap)``,
         ``(CANCEL, seq, oid, owner)``, ``(MODIFY, seq, oid, owner, qty, price)``
-        or ``(MODIFY, seq, oid, owner, qty, price, limit)``.  O(total work).
+        or ``(MODIFY, seq, oid, owner, qty, price, limit)``, each a tuple: an
+        accepted NEW message is appended to the events as it is, as its own
+        acceptance event.  O(total work).
         """
         # The engine makes no reference cycles (every dead order is freed by
         # reference counting), so the cyclic garbage collector has nothing to
@@ -382,13 +384,29 @@ class Engine:
                 op = m[0]
                 if op is NEW:
                     _, seq, oid, owner, ticker, side, kind, qty, price, stop, cap = m
+                    if ticker is not cur and ticker in books:     # another book: bring it to hand
+                        cur = ticker
+                        book = books[ticker]
+                        bids, asks = book.bids, book.asks
                     if (((kind is LIMIT or kind is IOC) and price > 0 or kind is MARKET and not price)
-                            and oid > last_oid and qty > 0 and not stop and not cap
-                            and (side is BUY or side is SELL) and (ticker is cur or ticker in books)):
-                        if ticker is not cur:
-                            cur = ticker
-                            book = books[ticker]
-                            bids, asks = book.bids, book.asks
+                            and oid > last_oid and qty > 0 and not stop and not cap and ticker is cur):
+                        # its half, the other half, and how far it may fill (one
+                        # assignment a line: four at once build and free a tuple)
+                        if side is BUY:
+                            half = bids
+                            ohalf = asks
+                            sign = 1
+                            bound = price
+                        elif side is SELL:
+                            half = asks
+                            ohalf = bids
+                            sign = -1
+                            bound = -price
+                        else:
+                            self._last_oid = last_oid
+                            new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
+                            last_oid = self._last_oid
+                            continue
                     else:
                         self._last_oid = last_oid
                         new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
@@ -399,21 +417,24 @@ class Engine:
                 elif op is CANCEL:
                     _, seq, oid, owner = m
                     rec = pop(oid, None)
-                    if rec is not None and rec[2] == owner:
-                        half, price, qty = rec[4], rec[3], rec[0]
-                        append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
-                        half.levels[price][0] -= qty
-                        rec[0] = 0
-                        dead += 1
-                        if dead > dead_limit:
-                            self._compact()
-                            dead, dead_limit = 0, len(orders) + _DEAD_SLACK
-                    elif rec is None and oid not in stops:
-                        append(("rejected", seq, oid, "not resting"))
-                    else:
-                        if rec is not None:
-                            orders[oid] = rec      # not the owner's: it stays
+                    if rec is None:
+                        if oid in stops:
+                            cancel_other(seq, oid, owner, None)
+                        else:
+                            append(("rejected", seq, oid, "not resting"))
+                        continue
+                    qty, _, rowner, price, half = rec
+                    if rowner != owner:
+                        orders[oid] = rec          # not the owner's: it stays
                         cancel_other(seq, oid, owner, rec)
+                        continue
+                    append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+                    half.levels[price][0] -= qty
+                    rec[0] = 0
+                    dead += 1
+                    if dead > dead_limit:
+                        self._compact()
+                        dead, dead_limit = 0, len(orders) + _DEAD_SLACK
                     continue
                 elif op is MODIFY and len(m) == 6:
                     _, seq, oid, owner, qty, price = m
@@ -441,6 +462,10 @@ class Engine:
                     append(("modified", seq, oid, qty, price, 0, False, owner, cur, side))
                     book = books[cur]
                     bids, asks = book.bids, book.asks
+                    if half is bids:
+                        ohalf, sign, bound = asks, 1, price
+                    else:
+                        ohalf, sign, bound = bids, -1, -price
                     kind = LIMIT
                     if dead > dead_limit:
                         self._compact()
@@ -453,10 +478,6 @@ class Engine:
                 # place an accepted limit, IOC or (uncapped) market order: match what
                 # crosses (the loop below is _match, inlined), then rest (limit) or
                 # cancel (IOC, market) the rest, then fire the stops it triggered
-                if side is BUY:
-                    half, ohalf, sign, bound = bids, asks, 1, price
-                else:
-                    half, ohalf, sign, bound = asks, bids, -1, -price
                 heap = ohalf.heap
                 crossed = False
                 if heap and (heap[0] <= bound or not price):
@@ -513,7 +534,7 @@ class Engine:
                         else:
                             level[1].append(rec)
                             level[0] += qty
-                if crossed and book.last is not last:
+                if crossed and book.last != last:
                     up, down = book.up, book.down
                     if up and up[0][0] <= book.last or down and -down[0][0] >= book.last:
                         fire(book, seq)
