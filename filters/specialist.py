@@ -126,8 +126,15 @@ class Order:
                  "key", "rkey")
 
     def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, key, rkey):
-        self.account, self.ref, self.ticker, self.side = account, ref, ticker, side
-        self.kind, self.rem, self.hold, self.unit = kind, rem, hold, unit
+        # (one attribute a line: four at once would build and free a tuple)
+        self.account = account
+        self.ref = ref
+        self.ticker = ticker
+        self.side = side
+        self.kind = kind
+        self.rem = rem
+        self.hold = hold
+        self.unit = unit
         self.acct = acct            # the trading account it holds in
         self.key = key              # the ledger's key of its hold: (acct, currency or ticker)
         self.rkey = rkey            # (account, ref)
@@ -487,9 +494,11 @@ class Specialist(Filter):
         n = price * qty * u.multiplier
         maker_fee, taker_fee = -(-n * u.maker // PPM), -(-n * u.taker // PPM)
         if taker_side == BUY:
-            buy, sell, buy_fee, sell_fee = taker, maker, taker_fee, maker_fee
+            buy, sell = taker, maker
+            buy_fee, sell_fee = taker_fee, maker_fee
         else:
-            buy, sell, buy_fee, sell_fee = maker, taker, maker_fee, taker_fee
+            buy, sell = maker, taker
+            buy_fee, sell_fee = maker_fee, taker_fee
         try:
             b, s = orders[buy], orders[sell]
         except KeyError:                          # a maker kept as its checkpoint line
