@@ -768,7 +768,7 @@ def cmd_replay(args) -> int:
         flt = cls(args.args)
     except (PitError, ValueError) as e:
         raise CliError(str(e), EXIT["usage"]) from None
-    out = sys.stdout.buffer
+    out = mbox.stdout_writer()
     _widen_pipe(out)
     show = progress("replay")
     n = 0
@@ -780,7 +780,7 @@ def cmd_replay(args) -> int:
                 show(n)
         out.flush()
     except BrokenPipeError:
-        pass
+        mbox.drop_stdout()
     _end_progress()
     return 0
 

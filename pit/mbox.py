@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import sys
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
@@ -332,6 +333,33 @@ def _complete_chunks(fileobj: BinaryIO, chunk_size: int):
         buf[:rest] = buf[cut + 1:filled]      # (a copy: the two may overlap)
         filled = rest
         consumed += cut + 1
+
+
+def stdout_writer(size: int = 1 << 20) -> BinaryIO:
+    """Standard output as a binary file written *size* bytes at a time,
+    however Python's own is set up: with PYTHONUNBUFFERED (or ``-u``)
+    ``sys.stdout.buffer`` is a raw file, a system call (and a wake-up of
+    the program reading the pipe) for every message written.  Flush it when
+    done; see :func:`drop_stdout` for a reader that went away.  Where
+    standard output is no file (a test capturing it), ``sys.stdout.buffer``."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout.buffer
+    sys.stdout.flush()
+    return open(fd, "wb", buffering=size, closefd=False)
+
+
+def drop_stdout() -> None:
+    """Standard output's reader went away (EPIPE): point fd 1 at /dev/null,
+    so that what is still buffered for it is dropped at exit instead of
+    raising BrokenPipeError again there."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def iter_stream(fileobj: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -258,6 +258,28 @@ def test_replay_is_the_filters_input(world, capsys):
     assert code == 2 and "unknown filter" in err
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_replay_into_a_filter_program_and_a_reader_that_goes_away(world, unbuffered):
+    """`pit replay | pit-transfers` gives the same bytes whether or not Python's
+    stdout is buffered (PYTHONUNBUFFERED), and a reader that closes the pipe
+    early ends both programs quietly (exit 0, nothing on stderr)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    replay = [sys.executable, "-m", "pit.cli", "--pit", str(world["pit"]), "replay", "transfers",
+              "--from-start"]
+    filt = [sys.executable, "-m", "filters.transfers"]
+    entries = subprocess.run(replay, capture_output=True, env=env, check=True).stdout
+    out = subprocess.run(filt, input=entries, capture_output=True, env=env, check=True).stdout
+    expected = subprocess.run(filt, input=entries, capture_output=True, check=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": ""}).stdout
+    assert entries.startswith(b"From notary ") and out == expected
+    for argv, feed in ((replay, None), (filt, entries)):
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        p.stdout.close()                  # the reader is gone before the first byte
+        _, err = p.communicate(feed)
+        assert p.returncode == 0 and err == b"", err.decode()
+
+
 def test_rejects_lists_notary_refusals(world, capsys):
     code, out, _ = run(capsys, "--pit", world["pit"], "rejects", "--json")
     reasons = [json.loads(l).get("reason", "") for l in out.splitlines()]
