@@ -11,8 +11,8 @@ seeded stream (bench/streams.py).  The order records carry real stamps and
 a chained hash but a dummy signature block: replay reads stamps only, and
 signing a million messages is the moderator benchmark's business.
 
-Prints messages/s end to end, the core alone on the same stream, the
-incremental run over the last checkpoint plus 1,000 new orders (the median
+Prints messages/s end to end (the best of three runs), the core alone on the same stream, the
+incremental run over the last checkpoint plus 1,000 new orders (the best
 of five) as a share of the full replay, and checkpoint write/read speed for
 1,000,000 resting orders.
 """
@@ -139,6 +139,7 @@ def compile_programs() -> None:
 
 
 INCREMENTAL_RUNS = 5
+FULL_RUNS = 3
 
 REPLAY = ("import sys; from pit.cli import main; sys.exit(main(['--pit', sys.argv[1], 'replay', "
           "'specialist', 'ACME']))")
@@ -205,9 +206,17 @@ def main(argv=None) -> None:
     core = time.perf_counter() - t
     del stream, eng
 
-    full, out = pipeline(pit)
+    # The best of FULL_RUNS (the same bytes every time): one run of ~8 s can
+    # fall in a minute when the shared machine is slow.  The incremental run
+    # is compared with this best, which can only make its share larger.
+    fulls = [pipeline(pit) for _ in range(FULL_RUNS)]
+    out = fulls[0][1]
+    assert all(o == out for _, o in fulls), "full replays differ"
+    full = min(t for t, _ in fulls)
+    del fulls
     msgs = list(mbox.iter_messages(out))
-    print(f"replay | pit-specialist: {args.n:,} orders in {full:.2f} s = {args.n / full:,.0f} msg/s "
+    print(f"replay | pit-specialist: {args.n:,} orders in {full:.2f} s (best of {FULL_RUNS}) = "
+          f"{args.n / full:,.0f} msg/s "
           f"end to end (core alone: {args.n / core:,.0f} msg/s, {full / core:.1f}x slower); "
           f"output {len(out) / 1e6:.0f} MB, {len(msgs)} messages")
 
@@ -223,16 +232,18 @@ def main(argv=None) -> None:
     tail = make_stream(args.n + 1000, seed=7)[args.n:]
     append_orders(ipit, tail)
     # A run of ~0.1 s is at the mercy of whatever else the machine does for
-    # a moment: five runs (the same bytes every time), the median counted.
+    # a moment: five runs (the same bytes every time), the best counted, as
+    # for the full replay (the median is shown too).
     runs = [pipeline(ipit) for _ in range(INCREMENTAL_RUNS)]
     out2 = runs[0][1]
     assert all(out == out2 for _, out in runs), "incremental runs differ"
     times = sorted(t for t, _ in runs)
-    inc = times[len(times) // 2]
+    inc, med = times[0], times[len(times) // 2]
     lines = out2.count(b"\n")
-    print(f"incremental: checkpoint + 1,000 new orders in {inc * 1000:.0f} ms (median of "
-          f"{len(times)} runs, {times[0] * 1000:.0f}-{times[-1] * 1000:.0f}) = "
-          f"{100 * inc / full:.2f}% of the full replay (target < 1%); {lines} output lines")
+    print(f"incremental: checkpoint + 1,000 new orders in {inc * 1000:.0f} ms (best of "
+          f"{len(times)} runs; median {med * 1000:.0f}, worst {times[-1] * 1000:.0f}) = "
+          f"{100 * inc / full:.2f}% of the full replay (target < 1%; median against it "
+          f"{100 * med / full:.2f}%); {lines} output lines")
 
     w, r, size = checkpoint_speed(args.ckpt)
     print(f"checkpoint of {args.ckpt:,} resting orders: write {args.ckpt / w:,.0f} orders/s, "
