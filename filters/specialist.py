@@ -61,7 +61,8 @@ class _Units:
     each cache stops growing at ``_CACHE_LIMIT`` entries."""
 
     __slots__ = ("inst", "cur", "multiplier", "maker", "taker", "rate", "fees_key",
-                 "prices", "qtys", "price_texts", "qty_texts", "amount_texts")
+                 "prices", "qtys", "price_texts", "qty_texts", "amount_texts",
+                 "buy_keys", "sell_keys")
 
     def __init__(self, inst):
         self.inst = inst
@@ -75,6 +76,19 @@ class _Units:
         self.price_texts: dict[int, str] = {}
         self.qty_texts: dict[int, str] = {}
         self.amount_texts: dict[int, str] = {}
+        # account -> (acct, the ledger's key of what an order holds, the
+        # key of what it receives), one dict a side: built once per trading
+        # account rather than an f-string and two tuples per order and trade.
+        self.buy_keys: dict[str, tuple] = {}
+        self.sell_keys: dict[str, tuple] = {}
+
+    def keys(self, account: str, side: str) -> tuple:
+        """``(acct, hold key, receive key)`` of *account*'s orders on *side*."""
+        acct = f"{account}:{self.inst.ticker}"
+        cur, tick = (acct, self.cur), (acct, self.inst.ticker)
+        self.buy_keys[account] = (acct, cur, tick)
+        self.sell_keys[account] = (acct, tick, cur)
+        return self.buy_keys[account] if side == BUY else self.sell_keys[account]
 
     def price(self, text: str) -> int:
         n = self.prices.get(text)
@@ -123,9 +137,9 @@ class Order:
     buys and sells; 0 for market-type buys, whose hold is a pool."""
 
     __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit", "acct",
-                 "key", "rkey")
+                 "key", "gkey", "rkey")
 
-    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, key, rkey):
+    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, key, gkey, rkey):
         # (one attribute a line: four at once would build and free a tuple)
         self.account = account
         self.ref = ref
@@ -137,6 +151,8 @@ class Order:
         self.unit = unit
         self.acct = acct            # the trading account it holds in
         self.key = key              # the ledger's key of its hold: (acct, currency or ticker)
+        self.gkey = gkey            # the key of what it receives: (acct, ticker or currency);
+                                    # None for a sell read before its currency was known
         self.rkey = rkey            # (account, ref)
 
     def line(self, oid: int) -> str:
@@ -234,11 +250,11 @@ class Specialist(Filter):
             f = self._new_figures(seq, account, ref, text)
             if f is None:
                 return                  # a cancel, a modify or a rejection: done
-        ticker, side, kind, asset, qty, price, stop, hold, unit, cap = f
-        acct = f"{account}:{ticker}"
+        ticker, side, kind, asset, qty, price, stop, hold, unit, cap, keys = f
+        ks = keys.get(account) or self._units[ticker].keys(account, side)
+        acct, k, g = ks
         # Ledger.hold inlined (same check, same effect)
         ledger = self.ledger
-        k = (acct, asset)
         held = ledger.held
         h = held.get(k, 0)
         avail = ledger.balance.get(k, 0) - h
@@ -247,7 +263,7 @@ class Specialist(Filter):
                             f"{self._short(Insufficient(acct, asset, hold, avail))}")
         held[k] = h + hold
         orders = self.orders
-        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, rkey)
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, g, rkey)
         self.refs[rkey] = seq
         self._text = text
         engine = self.engine
@@ -271,10 +287,11 @@ class Specialist(Filter):
     apply_order = order             # Filter.apply_order: the driver's fast path
 
     def _new_figures(self, seq: int, account: str, ref: str, text: str) -> tuple | None:
-        """``(ticker, side, kind, asset, qty, price, stop, hold, unit, cap)``
-        of a new order, checked in this order: canonical text, known ticker,
-        no open order with its ref, units, funding; None when the text is a
-        cancel or a modify (done here) or the order is rejected (said here).
+        """``(ticker, side, kind, asset, qty, price, stop, hold, unit, cap,
+        keys)`` of a new order (*keys*: its side's dict of _Units.keys),
+        checked in this order: canonical text, known ticker, no open order
+        with its ref, units, funding; None when the text is a cancel or a
+        modify (done here) or the order is rejected (said here).
         Figures that are the same for every account (a sell, a buy with a
         limit price) are kept for the text; the set is started afresh when
         full, so it follows prices that drift."""
@@ -308,12 +325,12 @@ class Specialist(Filter):
                                                    qty, price, stop)
                 except Insufficient as e:
                     return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
-                return ticker, BUY, kind, u.cur, qty, price, stop, hold, unit, cap
+                return ticker, BUY, kind, u.cur, qty, price, stop, hold, unit, cap, u.buy_keys
             n = price * u.multiplier            # funding() for a limit price, inlined
             unit = n - (-n * u.rate // PPM)
-            f = (ticker, BUY, kind, u.cur, qty, price, stop, qty * unit, unit, 0)
+            f = (ticker, BUY, kind, u.cur, qty, price, stop, qty * unit, unit, 0, u.buy_keys)
         else:
-            f = (ticker, SELL, kind, ticker, qty, price, stop, qty, 1, 0)
+            f = (ticker, SELL, kind, ticker, qty, price, stop, qty, 1, 0, u.sell_keys)
         if len(self._figures) >= _FIGURES_LIMIT:
             self._figures = {}
         self._figures[text] = f
@@ -505,7 +522,7 @@ class Specialist(Filter):
             b, s = self._open(buy), self._open(sell)
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
-        self.ledger.settle_keys(b.key, (b.acct, ticker), s.key, (s.acct, cur), u.fees_key,
+        self.ledger.settle_keys(b.key, b.gkey, s.key, s.gkey or (s.acct, cur), u.fees_key,
                                 qty, part, cost, n - sell_fee, buy_fee + sell_fee)
         b.hold -= part
         s.hold -= qty
@@ -666,11 +683,12 @@ class Specialist(Filter):
         account, ref, ticker = w[2], w[3], w[4]
         acct = f"{account}:{ticker}"
         if w[5] == "buy":
-            side, asset = BUY, currency[ticker]
-        else:
-            side, asset = SELL, ticker
+            side, key, gkey = BUY, (acct, currency[ticker]), (acct, ticker)
+        else:                           # (a sell's currency may not be known yet: see _settle)
+            cur = currency.get(ticker) if currency else None
+            side, key, gkey = SELL, (acct, ticker), (acct, cur) if cur else None
         return Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
-                     acct, (acct, asset), (account, ref))
+                     acct, key, gkey, (account, ref))
 
     def prepare(self) -> None:
         """Compile the patterns a checkpoint is read with (Filter.prepare):
