@@ -28,7 +28,7 @@ import sys
 
 from filters.common import Accounts, Registry, amount_text, instruction, parse_transferred, report_owns, reporter
 from pit import book, message
-from pit.message import MessageError, parse_canonical_order
+from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
 from pit.ledger import Insufficient, Ledger
@@ -295,6 +295,10 @@ class Specialist(Filter):
         Figures that are the same for every account (a sell, a buy with a
         limit price) are kept for the text; the set is started afresh when
         full, so it follows prices that drift."""
+        if text[:7] == "cancel ":     # a third of the orders: read as parse_canonical_order would
+            m = _CANON_CANCEL(text)
+            if m is not None:
+                return self.cancel(seq, account, ref, m[1])
         try:
             o = parse_canonical_order(text)
         except MessageError as e:
