@@ -161,6 +161,9 @@ class Order:
                 f"{self.kind} {self.rem} {self.hold} {self.unit}")
 
 
+_new_order = object.__new__
+
+
 class Specialist(Filter):
     """pit-specialist TICKER [TICKER...]
 
@@ -263,7 +266,20 @@ class Specialist(Filter):
                             f"{self._short(Insufficient(acct, asset, hold, avail))}")
         held[k] = h + hold
         orders = self.orders
-        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, g, rkey)
+        # Order's fields set here, without its __init__ (a class call and a frame an order)
+        orders[seq] = od = _new_order(Order)
+        od.account = account
+        od.ref = ref
+        od.ticker = ticker
+        od.side = side
+        od.kind = kind
+        od.rem = qty
+        od.hold = hold
+        od.unit = unit
+        od.acct = acct
+        od.key = k
+        od.gkey = g
+        od.rkey = rkey
         self.refs[rkey] = seq
         self._text = text
         engine = self.engine
