@@ -405,7 +405,10 @@ def _order_patterns(tickers: Iterable[str]):
     words = sorted({t.encode("ascii") for t in tickers
                     if t.isascii() and re.fullmatch(r"[!-~]+", t)})
     head = _ORDER_HEAD % (b"|".join(map(re.escape, words)) or b"(?!)")
-    return re.compile(b"From " + head).match, re.compile(_SEP + b"(?:" + head + b")?").search
+    # Patterns over the input decoded as latin-1 (one char a byte, at the
+    # same offsets): what they match are str values without a decode each.
+    return (re.compile((b"From " + head).decode("latin-1")).match,
+            re.compile((_SEP + b"(?:" + head + b")?").decode("latin-1")).search)
 
 
 def iter_stream_orders(fileobj: BinaryIO, tickers: Iterable[str],
@@ -424,27 +427,34 @@ def iter_stream_orders(fileobj: BinaryIO, tickers: Iterable[str],
     match, search = _order_patterns(tickers)
     for buf, end, base in _complete_chunks(fileobj, chunk_size):
         find = buf.find
-        ascii_ = buf.isascii()        # then no head needs its own check
         limit = end + 5               # buf[end:] starts "From ": the last separator is found too
+        # The chunk as latin-1 text (a char a byte, at the same offsets),
+        # read by the patterns: one decode a chunk instead of five an order,
+        # and str.isascii() is O(1).  The whole buffer when the chunk fills
+        # most of it (nearly always): a str of the same size every time,
+        # which malloc hands back again, where one of each chunk's size cost
+        # a page fault per 4 KiB; its bytes past *limit* are never read.
+        with memoryview(buf) as view:
+            text = str(view if 2 * limit >= len(view) else view[:limit], "latin-1")
+        ascii_ = text.isascii()       # then no head needs its own check
         pos = 0
-        m = match(buf, 0, end)
+        m = match(text, 0, end)
         while pos < end:
             if m is not None and m.lastindex is not None:
                 head_end = m.end()
                 # The head's last newline may be the separator's: a message
                 # that ends with its request line and no newline of its own.
-                nm = search(buf, head_end - 1, limit)
+                nm = search(text, head_end - 1, limit)
                 if nm is not None:
                     seq, time_, pit, account, ref, request = m.groups()
-                    if request[-1] != 32 and (ascii_ or buf[pos:head_end].isascii()):
-                        yield (int(seq), time_.decode(), pit.decode(), account.decode(),
-                               ref.decode(), request.decode())
+                    if request[-1] != " " and (ascii_ or text[pos:head_end].isascii()):
+                        yield (int(seq), time_, pit, account, ref, request)
                         pos = nm.start() + 1
                         m = nm
                         continue
             # Any other entry: the general reader, over this one entry.
             body_start = find(b"\n", pos, end) + 1
-            m = search(buf, body_start, limit) if body_start else None
+            m = search(text, body_start, limit) if body_start else None
             stop = end if m is None else m.start() + 1
             try:
                 for msg in iter_messages(buf, pos, stop):
