@@ -254,47 +254,60 @@ class Engine:
         """Place an order.  O(1) if it rests without crossing (O(log L) if it opens a
         level); O(F + L log L) if it fills F makers across L levels; stops add
         O(S log S) for the S stops they trigger.  FOK adds O(crossed orders)."""
-        if ((kind == LIMIT or kind == IOC) and oid > self._last_oid and qty > 0 and price > 0
-                and not stop and not cap):
-            book = self._books.get(ticker)
-        else:
-            book = None
+        book = self._books.get(ticker)
         # Fast path: a valid limit or IOC order.  Same effect as _new_checked (tested).
-        if book is not None and side == BUY:
-            opp = book.asks.heap
-            crosses = opp and opp[0] <= price
+        if (book is None or not (kind == LIMIT or kind == IOC) or not oid > self._last_oid
+                or not qty > 0 or not price > 0 or stop or cap):
+            return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
+        crosses = False
+        if side == BUY:
+            heap = book.asks.heap
+            if heap and heap[0] <= price:
+                crosses = True
             half = book.bids
-        elif book is not None and side == SELL:
-            opp = book.bids.heap
-            crosses = opp and -opp[0] >= price
+        elif side == SELL:
+            heap = book.bids.heap
+            if heap and -heap[0] >= price:
+                crosses = True
             half = book.asks
         else:
             return self._new_checked(seq, oid, owner, ticker, side, kind, qty, price, stop, cap)
         self._last_oid = oid
-        self.events.append((NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
+        events = self.events
+        events.append((NEW, seq, oid, owner, ticker, side, kind, qty, price, stop, cap))
         if crosses:
             return self._cross(seq, oid, owner, book, side, kind, qty, price)
         # the common case, straight through: nothing to match
         if kind == IOC:
-            self.events.append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
+            events.append(("cancelled", seq, oid, qty, IOC, owner, ticker, side, price))
             return None
-        self._rest(half, oid, owner, qty, price)
+        rec = [qty, oid, owner, price, half]           # _rest, inlined
+        self._orders[oid] = rec
+        level = half.levels.get(price)
+        if level is None:
+            _add_level(half, price, rec)
+        else:
+            level[1].append(rec)
+            level[0] += qty
         return None
 
     def cancel(self, seq, oid, owner):
         """Cancel a resting or untriggered order.  O(1) amortised (lazy removal)."""
-        rec = self._orders.get(oid)
-        if rec is not None and rec[2] == owner:
-            del self._orders[oid]
-            half = rec[4]
-            self.events.append(("cancelled", seq, oid, rec[0], "cancel", owner, half.ticker, half.side, rec[3]))
-            half.levels[rec[3]][0] -= rec[0]
-            rec[0] = 0
-            dead = self._dead = self._dead + 1
-            if dead > _DEAD_SLACK and dead > len(self._orders) + _DEAD_SLACK:
-                self._compact()
-            return None
-        return self._cancel_other(seq, oid, owner, rec)
+        orders = self._orders
+        rec = orders.pop(oid, None)
+        if rec is None:
+            return self._cancel_other(seq, oid, owner, None)
+        qty, _, rowner, price, half = rec
+        if rowner != owner:
+            orders[oid] = rec                     # not the owner's: it stays
+            return self._cancel_other(seq, oid, owner, rec)
+        self.events.append(("cancelled", seq, oid, qty, "cancel", owner, half.ticker, half.side, price))
+        half.levels[price][0] -= qty
+        rec[0] = 0
+        dead = self._dead = self._dead + 1
+        if dead > _DEAD_SLACK and dead > len(orders) + _DEAD_SLACK:
+            self._compact()
+        return None
 
     def modify(self, seq, oid, owner, qty, price, limit=0):
         """Change an order's open quantity and price.
