@@ -13,7 +13,6 @@ configuration file, and nothing else.
 
 from __future__ import annotations
 
-import configparser
 import os
 from pathlib import Path
 
@@ -42,13 +41,23 @@ class Pit:
         self.conf_path = self.root / "pit.conf"
         if not self.conf_path.exists():
             raise PitError(f"{self.root}: not a pit (no pit.conf); create one with 'pit init'")
-        cp = configparser.ConfigParser()
-        cp.read(self.conf_path)
-        self.conf = cp
-        s = cp["pit"] if cp.has_section("pit") else {}
-        self.name = s.get("name", "")
-        self.notary = s.get("notary", "")
-        self.operator = s.get("operator", "")
+        self._conf = None
+
+    @property
+    def conf(self):
+        """pit.conf, read on first use: configparser takes ~2 ms to import, and
+        `pit replay` (which a filter daemon runs for every delivery) needs
+        none of the settings."""
+        if self._conf is None:
+            import configparser
+            cp = configparser.ConfigParser()
+            cp.read(self.conf_path)
+            self._conf = cp
+        return self._conf
+
+    name = property(lambda self: self.conf.get("pit", "name", fallback=""))
+    notary = property(lambda self: self.conf.get("pit", "notary", fallback=""))
+    operator = property(lambda self: self.conf.get("pit", "operator", fallback=""))
 
     def get(self, key: str) -> str:
         return self.conf.get("pit", key, fallback=DEFAULTS.get(key, ""))
@@ -88,6 +97,7 @@ class Pit:
             (root / sub).mkdir(parents=True, exist_ok=True)
         for sub in ("gnupg", "filters.gnupg"):
             (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        import configparser
         cp = configparser.ConfigParser()
         cp["pit"] = {"name": name, **{k: str(v) for k, v in settings.items()}}
         with open(root / "pit.conf", "w") as f:
