@@ -47,6 +47,9 @@ NEW, CANCEL, MODIFY = "new", "cancel", "modify"      # tuple[0] of a batch messa
 _PRICED = (LIMIT, IOC, FOK)                 # kinds that need a limit price and no stop
 _STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
 _CAPPED = (MARKET, STOP_LOSS, TAKE_PROFIT)  # market-type kinds: a buy may carry a cap
+# What the batch loop's book at hand is the book of before there is one: no
+# caller's ticker (None included) is this object.
+_NO_TICKER = object()
 # Dead (cancelled) orders may exceed the live ones by this many before all
 # levels are compacted: bounds memory, and keeps compaction amortised O(1).
 _DEAD_SLACK = 50_000
@@ -391,7 +394,8 @@ class Engine:
         last_oid = self._last_oid
         dead = self._dead
         dead_limit = len(orders) + _DEAD_SLACK
-        cur = book = bids = asks = None
+        book = bids = asks = None
+        cur = _NO_TICKER                # the ticker of the book at hand: none yet
         try:
             for m in batch:
                 op = m[0]

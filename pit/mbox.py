@@ -430,12 +430,17 @@ def iter_stream_orders(fileobj: BinaryIO, tickers: Iterable[str],
         limit = end + 5               # buf[end:] starts "From ": the last separator is found too
         # The chunk as latin-1 text (a char a byte, at the same offsets),
         # read by the patterns: one decode a chunk instead of five an order,
-        # and str.isascii() is O(1).  The whole buffer when the chunk fills
-        # most of it (nearly always): a str of the same size every time,
-        # which malloc hands back again, where one of each chunk's size cost
-        # a page fault per 4 KiB; its bytes past *limit* are never read.
+        # and str.isascii() is O(1).  A chunk_size of text when the chunk
+        # fills most of that (nearly always): a str of the same size every
+        # time, which malloc hands back again, where one of each chunk's size
+        # cost a page fault per 4 KiB; its bytes past *limit* are never read.
+        # Just the chunk otherwise: a short one, or a long entry that grew the
+        # buffer (a checkpoint; the buffer stays grown, its idle rest unread).
         with memoryview(buf) as view:
-            text = str(view if 2 * limit >= len(view) else view[:limit], "latin-1")
+            size = min(len(view), chunk_size)
+            if not limit <= size <= 2 * limit:
+                size = limit
+            text = str(view[:size], "latin-1")
         ascii_ = text.isascii()       # then no head needs its own check
         pos = 0
         m = match(text, 0, end)

@@ -375,6 +375,20 @@ def test_acceptance_event_is_the_new_message(eng):
     assert format_event(msg) == "accepted 1 oid 1 a ACME buy limit qty 10 price 100 stop 0 cap 0"
 
 
+@pytest.mark.parametrize("ticker", [None, "ZZZ"])
+def test_batch_new_for_no_book_is_rejected_as_one_call_is(ticker):
+    """The batch loop's book at hand starts as no book: a ticker of None is
+    an unknown ticker there too, not the book at hand."""
+    msg = (NEW, 1, 1, "a", ticker, BUY, LIMIT, 1, 100, 0, 0)
+    batch, single = Engine(), Engine()
+    for e in (batch, single):
+        e.add_book("ACME")
+    batch.run([msg])
+    single.new(*msg[1:])
+    assert batch.events == single.events == [("rejected", 1, 1, f"unknown ticker {ticker}")]
+    assert batch.checkpoint() == single.checkpoint()
+
+
 def test_unknown_batch_operation(eng):
     with pytest.raises(ValueError, match="unknown operation 'buy'"):
         eng.run([("buy", 1, 1)])
