@@ -750,17 +750,6 @@ def cmd_export(args) -> int:
 
 # -- member ------------------------------------------------------------------------
 
-def _widen_pipe(f) -> None:
-    """Give the pipe *f* writes to a 1 MiB buffer (Linux; anything else is
-    left as it is), as filter programs do on their side: a checkpoint is
-    written at once, before the filter reading it has finished starting."""
-    try:
-        import fcntl
-        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError, ValueError, AttributeError):
-        pass                          # not a pipe, not Linux, or not allowed
-
-
 def cmd_replay(args) -> int:
     pit = find_pit(args.pit)
     try:
@@ -769,7 +758,7 @@ def cmd_replay(args) -> int:
     except (PitError, ValueError) as e:
         raise CliError(str(e), EXIT["usage"]) from None
     out = mbox.stdout_writer()
-    _widen_pipe(out)
+    mbox.widen_pipe(out)
     show = progress("replay")
     n = 0
     try:

@@ -390,7 +390,7 @@ def main(cls, argv: list[str] | None = None) -> int:
         print(f"{cls.name}: {e}", file=sys.stderr)
         return 2
     out = mbox.stdout_writer()
-    _widen_pipe(sys.stdin)
+    mbox.widen_pipe(sys.stdin)
     # What every run needs besides its filter's module, imported now, while
     # the program that writes the input is still starting up: pit.signed
     # reads the checkpoint, the message kinds (which pit.message imports on
@@ -427,18 +427,6 @@ def main(cls, argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         mbox.drop_stdout()
     return 0
-
-
-def _widen_pipe(f) -> None:
-    """Give the pipe *f* reads from a 1 MiB buffer (Linux; anything else is
-    left as it is): with the default 64 KiB the program writing into it
-    stalls whenever the filter is busy with what it has read, and the two
-    take turns instead of running side by side."""
-    try:
-        import fcntl
-        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError, ValueError, AttributeError):
-        pass                          # not a pipe, not Linux, or not allowed
 
 
 def _input(flt: Filter, fileobj: BinaryIO) -> Iterator:
