@@ -73,7 +73,8 @@ def gnupghome(arg: str | None) -> Path:
 def secret_keys(home: Path) -> list[str]:
     """Fingerprints of the secret keys in GnuPG home *home* (one gpg run)."""
     import subprocess
-    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons",
+    from pit.keyring import gpg_home
+    proc = subprocess.run(["gpg", "--homedir", gpg_home(home), "--batch", "--with-colons",
                            "--list-secret-keys"], capture_output=True, text=True)
     fprs, want = [], False
     for line in proc.stdout.splitlines():

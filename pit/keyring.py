@@ -18,6 +18,7 @@ fixtures.  The home is made mode 0700 as gpg insists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 from pit import openpgp
 from pit.openpgp import Verdict
 
-__all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS"]
+__all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS", "gpg_home"]
 
 # Key kinds a pit accepts, as gpg's batch key-generation parameters.
 ALGORITHMS = {
@@ -46,6 +47,48 @@ _GPG_VERDICTS = {
 
 class KeyringError(RuntimeError):
     """A gpg operation on the pit's keyring failed; the message says which and why."""
+
+
+# gpg-agent's sockets live in the GnuPG home (no /run/user/UID/gnupg here,
+# and none for a system user); a Unix socket path has room for 107 bytes,
+# the longest name is "S.gpg-agent.browser".  A home whose path is longer
+# than this is reached through a short symbolic link instead.
+_SOCKET_ROOM = 107 - len("/S.gpg-agent.browser")
+
+
+def gpg_home(home: str | os.PathLike) -> str:
+    """The path to give gpg and gpgconf as ``--homedir`` for GnuPG home *home*.
+
+    *home* itself when its agent sockets fit in a Unix socket path; else a
+    short symbolic link to it, ``<tmp>/pit-gnupg-<uid>/<hash of the real
+    path>`` (the directory is the user's own, mode 0700, checked), so a pit
+    works at any path length.  The same home always gets the same link, so
+    ``gpgconf --homedir gpg_home(h) --kill gpg-agent`` reaches its agent.
+    """
+    text = os.fspath(home)
+    if len(os.path.abspath(text)) <= _SOCKET_ROOM:
+        return text
+    import hashlib
+    import stat
+    real = os.path.realpath(text)
+    base = os.path.join(tempfile.gettempdir(), f"pit-gnupg-{os.getuid()}")
+    try:
+        os.mkdir(base, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(base)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise KeyringError(f"{base} must be a directory of user {os.getuid()} with mode 0700 "
+                           f"(it holds the short paths of long GnuPG homes)")
+    link = os.path.join(base, hashlib.sha256(real.encode()).hexdigest()[:16])
+    if os.path.islink(link) and os.readlink(link) == real:
+        return link
+    tmp = f"{link}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(real, tmp)
+    os.replace(tmp, link)
+    return link
 
 
 @dataclass(frozen=True)
@@ -88,6 +131,7 @@ class Keyring:
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
         self.gpgbinary = gpgbinary
+        self.gpg_home = gpg_home(self.home)      # short enough for gpg-agent's sockets
         # The pit decides membership itself; gpg's web of trust has no say.
         self._options = ["--trust-model", "always"]
         self.gpg = self._gpg()
@@ -98,7 +142,7 @@ class Keyring:
         options = list(self._options)
         if at is not None:
             options += ["--faked-system-time", f"{int(at)}!"]
-        g = gnupg.GPG(gpgbinary=self.gpgbinary, gnupghome=str(self.home), options=options)
+        g = gnupg.GPG(gpgbinary=self.gpgbinary, gnupghome=self.gpg_home, options=options)
         g.encoding = "utf-8"
         return g
 
@@ -107,7 +151,7 @@ class Keyring:
         """gpg subcommands python-gnupg has no method for (--quick-set-expire)."""
         # Keys here have no passphrase; loopback keeps the agent from
         # looking for a terminal to ask on.
-        cmd = [self.gpgbinary, "--homedir", str(self.home), "--batch", "--yes",
+        cmd = [self.gpgbinary, "--homedir", self.gpg_home, "--batch", "--yes",
                "--pinentry-mode", "loopback", "--passphrase", "", *self._options]
         if at is not None:
             cmd += ["--faked-system-time", f"{int(at)}!"]
@@ -123,7 +167,7 @@ class Keyring:
         and temporary homes must not leave it running.
         """
         gpgconf = Path(self.gpgbinary).with_name("gpgconf") if os.sep in self.gpgbinary else "gpgconf"
-        subprocess.run([str(gpgconf), "--homedir", str(self.home), "--kill", "gpg-agent"],
+        subprocess.run([str(gpgconf), "--homedir", self.gpg_home, "--kill", "gpg-agent"],
                        capture_output=True)
 
     # ------------------------------------------------------------ keys

@@ -41,10 +41,11 @@ _HOMES: list[Path] = []
 def _stop_agents(base: Path) -> None:
     """Stop the gpg-agent of every GnuPG home under *base* (ours only),
     including homes already deleted (pit.ops.add_member's tmp.gnupg)."""
+    from pit.keyring import gpg_home
     for home in {p.parent for p in base.rglob("pubring.kbx")}:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
+        subprocess.run(["gpgconf", "--homedir", gpg_home(home), "--kill", "all"],
                        capture_output=True, check=False)
-    prefix = str(base) + "/"
+    prefix = os.path.realpath(base) + "/"
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -54,7 +55,8 @@ def _stop_agents(base: Path) -> None:
             continue
         if argv and argv[0].endswith(b"gpg-agent") and b"--homedir" in argv:
             home = argv[argv.index(b"--homedir") + 1].decode(errors="replace")
-            if home.startswith(prefix):
+            # a long home's agent runs under its short link (pit.keyring.gpg_home)
+            if os.path.realpath(home).startswith(prefix):
                 try:
                     os.kill(int(proc.name), signal.SIGTERM)
                 except OSError:
