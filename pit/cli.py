@@ -10,7 +10,8 @@ and an exit status (see docs/pit.1.md):
     3  pit not found, or not a pit
     4  key problem: no such key, no secret key, gpg refused
     5  refused by the notary (the reason is printed)
-   75  pit mailman deliver: try again later (EX_TEMPFAIL, for the MTA)
+   64  pit mailman deliver: its command line is wrong (EX_USAGE: the MTA bounces)
+   75  pit mailman deliver: try again later (EX_TEMPFAIL: the MTA retries)
 
 The pit is ``--pit DIR``, else ``$PIT_DIR``, else the current directory.
 Queries print one line a row, or one JSON object a line with ``--json``.
@@ -941,16 +942,16 @@ def cmd_mailman_daemon(args) -> int:
 
 def cmd_mailman_deliver(args) -> int:
     """The MTA's delivery program for a filter's address: one run now (or ask
-    the run in progress for one more); the message itself is not needed, the
-    archive is the input."""
-    from pit.daemon import DaemonError
-    from pit.mailhost import MailError
-    daemon = _filter_daemon(args)
-    sys.stdin.buffer.read()
+    the run in progress for one more).  Exit codes: pit.daemon.deliver."""
+    from pit.daemon import deliver
     try:
-        daemon.kick()
-    except (DaemonError, MailError) as e:
-        raise CliError(str(e), 75) from None        # EX_TEMPFAIL: the MTA retries
+        lmtp = _hostport(args.lmtp, "--lmtp")
+    except CliError as e:
+        raise CliError(str(e), 64) from None         # EX_USAGE: the MTA's entry is wrong
+    code, text = deliver(args.pit or os.environ.get("PIT_DIR") or ".", args.filter, args.args,
+                         lmtp, sys.stdin.buffer)
+    if code:
+        raise CliError(text, code)
     return 0
 
 

@@ -47,13 +47,29 @@ from pit.keyring import Keyring
 from pit.mailhost import LMTPClient, MailError
 from pit.pitdir import Pit, PitError
 
-__all__ = ["DaemonError", "NotaryService", "FilterDaemon", "filter_address"]
+__all__ = ["DaemonError", "NotaryService", "FilterDaemon", "filter_address", "deliver",
+           "EX_OK", "EX_USAGE", "EX_TEMPFAIL"]
 
 log = logging.getLogger("pit.daemon")
 
 
 class DaemonError(RuntimeError):
-    """A daemon that cannot do its job as configured, with the reason."""
+    """A daemon that cannot do its job as configured, with the reason.
+
+    ``permanent`` is True when trying again cannot help (an unknown filter,
+    bad filter arguments): the MTA may bounce.  Everything else may pass
+    later (a key not made yet, a file the daemon's user cannot read yet, the
+    notary down), and the MTA must retry."""
+
+    def __init__(self, text: str, permanent: bool = False):
+        super().__init__(text)
+        self.permanent = permanent
+
+
+# The exit codes of the MTA's delivery program (sysexits.h, as Postfix's
+# pipe and Exim's pipe transport read them): 75 defers the message, the
+# others bounce it.
+EX_OK, EX_USAGE, EX_TEMPFAIL = 0, 64, 75
 
 
 def filter_address(pit: Pit, name: str) -> str:
@@ -218,13 +234,13 @@ class FilterDaemon:
                  lmtp: tuple[str, int], address: str | None = None,
                  sync: Callable[[], object] | None = None,
                  wait_seconds: float = 60.0, retry_seconds: float = 2.0):
-        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
-        self.cls = ops.filter_class(kind)
-        self.args = list(args)
         try:
+            self.cls = ops.filter_class(kind)
+            self.args = list(args)
             self.name = self.cls(self.args).name
-        except ValueError as error:
-            raise DaemonError(f"{kind}: {error}") from None
+        except (PitError, ValueError) as error:
+            raise DaemonError(f"{kind}: {error}", permanent=True) from None
+        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
         self.slug = ops.slug(self.name)
         fpr = self.pit.get(f"filter.{self.slug}")
         if not fpr:
@@ -421,3 +437,55 @@ def _covered(checkpoint_msg: bytes) -> int:
         return message.parse_checkpoint(body).seq
     except message.MessageError as error:
         raise PitError(f"the filter wrote an unreadable checkpoint: {error}") from None
+
+
+# -- the MTA's delivery program ------------------------------------------------------
+
+def _user() -> str:
+    import pwd
+    try:
+        return f"{pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})"
+    except KeyError:
+        return f"uid {os.getuid()}"
+
+
+def deliver(pit_dir: str | os.PathLike, kind: str, args: list[str], lmtp: tuple[str, int],
+            message_in=None) -> tuple[int, str]:
+    """``pit mailman deliver``: one delivery of mail to a filter's address.
+
+    Reads and drops the message (``message_in``, a binary file: the archive
+    is the filter's input, the mail only its trigger), runs the filter (or
+    leaves the run in progress a note to run once more) and returns
+    ``(exit code, one line to print)``:
+
+    * ``EX_OK`` (0): ran, or the running run will run again;
+    * ``EX_USAGE`` (64): an unknown filter or bad filter arguments: the
+      MTA's configuration is wrong, trying again cannot help (bounces);
+    * ``EX_TEMPFAIL`` (75) for everything else, which may pass later: no
+      pit (yet) at ``pit_dir``, a file the program's user cannot read or
+      write, the filter's key not made yet, gpg failing, the notary
+      unreachable or answering 4xx or 5xx, the checkpoint not archived in
+      time, an unexpected error.  The MTA keeps the message and retries;
+      nothing is lost, and a filter's address never bounces for a fault
+      of the pit's own (a bounce would count against the subscription).
+    """
+    from pit.keyring import KeyringError
+    from pit.mailhost import MailError
+    try:
+        if message_in is not None:
+            while message_in.read(1 << 16):
+                pass
+        daemon = FilterDaemon(pit_dir, kind, args, lmtp)
+        daemon.kick()
+    except DaemonError as error:
+        return (EX_USAGE if error.permanent else EX_TEMPFAIL), str(error)
+    except PermissionError as error:
+        where = error.filename or pit_dir
+        return EX_TEMPFAIL, (f"cannot use {where} as {_user()}: {error.strerror}; the pit's "
+                             "files must belong to the user the MTA runs this as")
+    except (PitError, MailError, KeyringError, OSError) as error:
+        return EX_TEMPFAIL, f"{type(error).__name__}: {error}"
+    except Exception as error:             # a fault of ours: keep the mail, say what it was
+        log.exception("delivery to %s %s failed", kind, " ".join(args))
+        return EX_TEMPFAIL, f"internal error: {type(error).__name__}: {error}"
+    return EX_OK, ""

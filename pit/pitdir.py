@@ -51,7 +51,10 @@ class Pit:
         if self._conf is None:
             import configparser
             cp = configparser.ConfigParser()
-            cp.read(self.conf_path)
+            # read_file, not read: read() skips a file it cannot open, and a
+            # pit.conf its user may not read would pass for an empty one
+            with open(self.conf_path, encoding="utf-8") as f:
+                cp.read_file(f)
             self._conf = cp
         return self._conf
 

@@ -57,3 +57,62 @@ def _agents_under(base: Path) -> list[int]:
             if os.path.realpath(home).startswith(prefix):
                 found.append(int(proc.name))
     return found
+
+
+# -- pit mailman deliver: the MTA retries what is temporary ----------------------
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.fixture
+def open_dir():
+    """A directory any user may enter (pytest's own are root's only), removed after."""
+    import shutil
+    import tempfile
+    path = Path(tempfile.mkdtemp(prefix="pit-deploy-"))
+    os.chmod(path, 0o755)
+    _HOMES.append(path)
+    try:
+        yield path
+    finally:
+        _stop_agents(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _deliver(pit_root, *words, user=(), lmtp="127.0.0.1:9"):
+    return subprocess.run([*user, sys.executable, "-m", "pit.cli", "--pit", str(pit_root),
+                           "mailman", "deliver", *words, "--lmtp", lmtp],
+                          input=b"Subject: a list copy\n\nx\n", capture_output=True,
+                          cwd=REPO, timeout=120, env={**os.environ, "HOME": "/nonexistent"})
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run the program as another user")
+def test_deliver_as_a_user_who_cannot_read_the_pit_asks_the_mta_to_retry(kit, open_dir):
+    import shutil
+    root = Path(shutil.copytree(kit.root, open_dir / "demo"))
+    ops.filter_key(ops.Pit(root), "specialist ACME")
+    os.chmod(root / "pit.conf", 0o600)                    # as provisioning leaves it
+    proc = _deliver(root, "specialist", "ACME", user=NOBODY)
+    err = proc.stderr.decode()
+    assert proc.returncode == 75, err                      # EX_TEMPFAIL, not a bounce
+    assert "pit.conf" in err and "Permission denied" in err and "nobody" in err, err
+    assert "has no key" not in err
+
+
+def test_deliver_exit_codes(kit):
+    # the notary unreachable: try again later
+    ops.filter_key(kit.pit, "specialist ACME")
+    [d] = kit.notary().notarize([kit.request("alice", "o1", "Order", "buy 1 ACME at 1.00")])
+    assert d.accepted, d.reason
+    proc = _deliver(kit.root, "specialist", "ACME")
+    assert proc.returncode == 75, proc.stderr
+    assert b"cannot post" in proc.stderr
+    # the key not made yet: later too (provisioning makes it)
+    proc = _deliver(kit.root, "transfers")
+    assert proc.returncode == 75 and b"has no key" in proc.stderr
+    # no pit (yet) there: later
+    proc = _deliver(kit.root / "nothing", "transfers")
+    assert proc.returncode == 75, proc.stderr
+    # the MTA's entry names a filter that cannot be: bounce
+    proc = _deliver(kit.root, "specialist")
+    assert proc.returncode == 64, proc.stderr

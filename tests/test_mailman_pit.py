@@ -426,5 +426,5 @@ def test_cli_mailman_commands_need_a_provisioned_pit_and_a_filter_key(kit, capsy
     assert main(["--pit", str(kit.root), "mailman", "daemon", "specialist", "ACME"]) == 2
     assert "has no key" in capsys.readouterr().err
     assert main(["--pit", str(kit.root), "mailman", "deliver", "specialist", "ACME",
-                 "--lmtp", "nowhere"]) == 2
+                 "--lmtp", "nowhere"]) == 64      # EX_USAGE: the MTA bounces
     assert "HOST:PORT" in capsys.readouterr().err
