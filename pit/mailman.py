@@ -31,7 +31,7 @@ from typing import Any, Iterable
 __all__ = [
     "MailmanError", "MailmanClient", "PitList", "PIT_LIST_SETTINGS", "APPROVAL_HEADER", "approval_pattern",
     "PIT_TEMPLATES", "EMPTY_TEMPLATE_URI", "provision_pit", "check_pit",
-    "add_member", "remove_member", "list_members", "list_id_for",
+    "add_member", "remove_member", "list_members", "list_id_for", "address_problem",
 ]
 
 # The header the notary's posts carry; Mailman's cleanse handler removes it
@@ -190,14 +190,44 @@ def list_id_for(pit_name: str, domain: str) -> str:
     return f"{pit_name}.{domain}".lower()
 
 
-def _check_names(pit_name: str, domain: str, *addresses: str) -> None:
+# Mailman 3.3's address validator (mailman.email.validate.Validator),
+# applied before anything is changed: the REST API refuses an address it
+# does not like with '400 Invalid Parameter "subscriber"', naming nobody,
+# and by then the list exists half set up.
+_LOCAL_PART = re.compile(r"""^[-0-9a-z!#$%&'*+./=?@_`{}~]+$""", re.IGNORECASE)
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9][-a-z0-9]*$", re.IGNORECASE)
+
+
+def address_problem(address: str) -> str:
+    """Why Mailman would refuse ``address`` as a list member or list address ('' if it would not)."""
+    if address.count("@") != 1:
+        return "is not an email address (one '@')"
+    local, domain = address.split("@")
+    if not _LOCAL_PART.match(re.sub(r'^"(.*)"$', r"\1", local)):
+        return "has characters Mailman refuses before the '@'"
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return f"has a domain without a dot ({domain or 'none'}): Mailman refuses unqualified addresses"
+    if not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return f"has a domain Mailman refuses ({domain}: letters, digits and '-' between dots)"
+    return ""
+
+
+def _check_names(pit_name: str, domain: str, *addresses: str, roles: dict | None = None) -> None:
+    """Raise MailmanError naming every name and address Mailman would refuse."""
+    problems = []
     if not pit_name or any(c in pit_name for c in "@/ \t\n") or pit_name != pit_name.strip():
-        raise MailmanError(f"pit name {pit_name!r} cannot be a list name (no '@', '/' or spaces)")
-    if not domain or "@" in domain or "/" in domain or " " in domain:
-        raise MailmanError(f"domain {domain!r} is not a mail domain")
-    for address in addresses:
-        if address.count("@") != 1 or " " in address or "/" in address:
-            raise MailmanError(f"{address!r} is not an email address")
+        problems.append(f"pit name {pit_name!r} cannot be a list name (no '@', '/' or spaces)")
+    elif address_problem(f"{pit_name}@{domain}"):
+        problems.append(f"domain {domain!r} is not a mail domain: the list address "
+                        f"{pit_name}@{domain} {address_problem(f'{pit_name}@{domain}')}")
+    for address in dict.fromkeys(addresses):
+        problem = address_problem(address)
+        if problem:
+            role = (roles or {}).get(address, "address")
+            problems.append(f"{role} {address!r} {problem}")
+    if problems:
+        raise MailmanError("nothing changed: " + "; ".join(problems))
 
 
 def add_member(client: MailmanClient, list_id: str, address: str,
@@ -249,7 +279,10 @@ def provision_pit(client: MailmanClient, pit_name: str, domain: str,
     unsubscribed.  Ends with check_pit.  Cost: O(members) REST calls.
     """
     specialists, members = list(specialists), list(members)
-    _check_names(pit_name, domain, notary_address, archive_address, *specialists, *members)
+    roles = {notary_address: "notary address", archive_address: "archive address",
+             **{a: "filter address" for a in specialists}, **{a: "member" for a in members}}
+    _check_names(pit_name, domain, notary_address, archive_address, *specialists, *members,
+                 roles=roles)
     address = f"{pit_name}@{domain}".lower()
     list_id = list_id_for(pit_name, domain)
     if notary_address.lower() == address:
@@ -257,6 +290,7 @@ def provision_pit(client: MailmanClient, pit_name: str, domain: str,
     secret = approval_secret or secrets.token_hex(24)
     if not _SECRET.match(secret):
         raise MailmanError("the approval secret must be 16 to 128 letters, digits, '-' or '_'")
+    client.get("system/versions")          # reachable, credentials good: before any change
     _ensure_domain(client, domain)
     if not client.exists(f"lists/{list_id}"):
         client.post("lists", {"fqdn_listname": address})
@@ -385,7 +419,17 @@ def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
     from pit import ops
     from pit.pitdir import Pit
     pit = Pit(pit_dir)
-    _check_names(pit.name, domain)
+    # Every address first, from what the pit holds now: nothing is changed
+    # (domain, filter keys, list) if Mailman would refuse any of them.
+    members = member_addresses(pit.root)
+    filters = [f"{ops.slug(ops.filter_class(job[0])(job[1:]).name)}@{domain}"
+               for job in filter_jobs(pit.root)]
+    notary = f"{pit.name}-notary@{domain}"
+    archive = f"{pit.name}-archive@{domain}"
+    roles = {notary: "notary address", archive: "archive address",
+             **{a: "filter address" for a in filters}, **{a: "member" for a in members}}
+    _check_names(pit.name, domain, notary, archive, *filters, *members, roles=roles)
+    client.get("system/versions")
     if pit.domain != domain:
         pit.set(domain=domain)
     specialists = []
@@ -396,7 +440,7 @@ def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
     pit = Pit(pit.root)
     listed = provision_pit(client, pit.name, domain, pit.notary_address,
                            f"{pit.name}-archive@{domain}", specialists=specialists,
-                           members=member_addresses(pit.root),
+                           members=members,
                            approval_secret=pit.get("mailman_secret") or None)
     pit.set(mailman_list=listed.address, mailman_secret=listed.approval_secret,
             mailman_archive=listed.archive_address)

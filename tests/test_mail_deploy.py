@@ -116,3 +116,32 @@ def test_deliver_exit_codes(kit):
     # the MTA's entry names a filter that cannot be: bounce
     proc = _deliver(kit.root, "specialist")
     assert proc.returncode == 64, proc.stderr
+
+
+# -- provisioning checks every address before it changes anything ------------------
+
+def test_provisioning_names_the_member_mailman_would_refuse_and_changes_nothing(kit, tmp_path):
+    from pit.mailman import MailmanClient, MailmanError, provision_local_pit, provision_pit
+    ring = Keyring(tmp_path / "local-alice")
+    fpr = ring.generate("alice", "alice@localhost")
+    ring.stop_agent()
+    assert ops.add_member(kit.pit, ring.export(fpr), ["alice2"])[1].accepted
+    conf = (kit.root / "pit.conf").read_bytes()
+    keys = sorted(p.name for p in (kit.root / "filters.gnupg").iterdir())
+    nowhere = MailmanClient("http://127.0.0.1:9/3.1", "u", "p")     # never reached
+    with pytest.raises(MailmanError) as caught:
+        provision_local_pit(nowhere, kit.root, "pits.test")
+    text = str(caught.value)
+    assert "nothing changed" in text and "member 'alice@localhost'" in text, text
+    assert "without a dot" in text and "cannot reach" not in text
+    assert (kit.root / "pit.conf").read_bytes() == conf                 # no domain set
+    assert sorted(p.name for p in (kit.root / "filters.gnupg").iterdir()) == keys
+    # every refused address at once, each with its role
+    with pytest.raises(MailmanError) as caught:
+        provision_pit(nowhere, "demo", "pits.test", "notary@pits.test", "archive@pits",
+                      members=["bob@example.org", "alice@localhost", "carol@-x.org"])
+    text = str(caught.value)
+    for part in ("archive address 'archive@pits'", "member 'alice@localhost'",
+                 "member 'carol@-x.org'"):
+        assert part in text, text
+    assert "bob@" not in text
