@@ -876,41 +876,34 @@ def cmd_mailman_provision(args) -> int:
     return 0
 
 
-def _mailman_conf(pit: Pit) -> tuple[str, str]:
-    address, secret = pit.get("mailman_list"), pit.get("mailman_secret")
-    if not address or not secret:
-        raise CliError(f"{pit.root} is not on Mailman yet: run 'pit mailman provision' first")
-    return address, secret
-
-
 def cmd_mailman_serve(args) -> int:
-    """The notary's LMTP server for the pit, in the foreground, until SIGTERM/SIGINT."""
+    """The notary's LMTP server for one or more pits, in the foreground, until SIGTERM/SIGINT."""
     import signal
-    from pit.daemon import NotaryService
-    from pit.mailhost import NotaryLMTPServer, PitRoute
-    pit = find_pit(args.pit)
-    address, secret = _mailman_conf(pit)
-    host, port = _hostport(args.listen, "--listen")
-    service = NotaryService(pit, smtp=_hostport(args.smtp, "--smtp"))
-    route = PitRoute(address, pit.notary_address, service, secret)
-    server = NotaryLMTPServer({address: route}, _hostport(args.mailman, "--mailman"),
-                              host=host, port=port,
-                              spool_dir=args.spool or pit.root / "spool")
+    from pit.daemon import DaemonError, notary_server
+    dirs = [find_pit(d).root for d in args.pits] or [find_pit(args.pit).root]
+    try:
+        server, services = notary_server(dirs, _hostport(args.listen, "--listen"),
+                                         _hostport(args.mailman, "--mailman"),
+                                         _hostport(args.smtp, "--smtp"), args.spool)
+    except DaemonError as e:
+        raise CliError(str(e)) from None
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     with server:
-        service.attach(server, address)
-        service.start()
-        print(f"notary for {address} on {host}:{server.port}", flush=True)
+        for address, service in sorted(services.items()):
+            service.attach(server, address)
+            service.start()
+            print(f"notary for {address} on {server.host}:{server.port}", flush=True)
         try:
             while not stop:
                 time.sleep(0.2)
-                if server.spool_dir and not stop:
+                if not stop:
                     server.flush_spool()
         except KeyboardInterrupt:
             pass
         finally:
-            service.stop()
+            for service in services.values():
+                service.stop()
     return 0
 
 
@@ -1186,16 +1179,19 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     c.add_argument("--user", required=True); c.add_argument("--password", required=True)
     c.add_argument("--domain", required=True, help="the mail domain of the pit's list")
     c = cmd("serve", cmd_mailman_serve,
-            "the notary's LMTP server for the pit's address (foreground)",
+            "the notary's LMTP server for the pits' addresses (foreground)",
             ["pit mailman serve --listen 127.0.0.1:8025 --mailman 127.0.0.1:8024 "
-             "--smtp 127.0.0.1:25"], ms)
+             "--smtp 127.0.0.1:25",
+             "pit mailman serve /srv/pits/demo /srv/pits/metals"], ms)
+    c.add_argument("pits", nargs="*", metavar="PIT_DIR",
+                   help="the pits to serve, chosen by recipient (default: the pit)")
     c.add_argument("--listen", default="127.0.0.1:8025", metavar="HOST:PORT")
     c.add_argument("--mailman", default="127.0.0.1:8024", metavar="HOST:PORT",
                    help="Mailman's LMTP runner")
     c.add_argument("--smtp", default="127.0.0.1:25", metavar="HOST:PORT",
                    help="where rejection notices are mailed")
-    c.add_argument("--spool", metavar="DIR", help="notarized mail waiting for Mailman "
-                   "(default PIT/spool)")
+    c.add_argument("--spool", metavar="DIR", help="notarized mail waiting for Mailman, "
+                   "DIR/<pit address>/ (default PIT/spool/<pit address>/)")
     for name, func, text in (
             ("daemon", cmd_mailman_daemon, "run a filter whenever the archive grows, "
              "posting its output through the notary (foreground)"),

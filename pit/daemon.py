@@ -489,3 +489,34 @@ def deliver(pit_dir: str | os.PathLike, kind: str, args: list[str], lmtp: tuple[
         log.exception("delivery to %s %s failed", kind, " ".join(args))
         return EX_TEMPFAIL, f"internal error: {type(error).__name__}: {error}"
     return EX_OK, ""
+
+
+# -- the notary's server for one or more pits ---------------------------------------
+
+def notary_server(pit_dirs, listen: tuple[str, int], mailman: tuple[str, int],
+                  smtp: tuple[str, int] | None, spool: str | os.PathLike | None = None):
+    """``pit mailman serve``: one NotaryLMTPServer for every pit in ``pit_dirs``,
+    each pit's address routed to its own notary (``NotaryService``), keyring,
+    archive, secret and spool (``<pit>/spool``, or ``spool/<pit address>``).
+    The pit is chosen by the recipient.  Returns ``(server, services)``, not
+    started.  Raises DaemonError naming a pit that is not on Mailman yet or
+    an address two pits share."""
+    from pathlib import Path
+
+    from pit.mailhost import NotaryLMTPServer, PitRoute
+    routes, services = {}, {}
+    for pit_dir in pit_dirs:
+        pit = pit_dir if isinstance(pit_dir, Pit) else Pit(pit_dir)
+        address, secret = pit.get("mailman_list"), pit.get("mailman_secret")
+        if not address or not secret:
+            raise DaemonError(f"{pit.root} is not on Mailman yet: run 'pit mailman provision' first")
+        address = address.lower()
+        if address in routes:
+            raise DaemonError(f"{pit.root} and {services[address].pit.root} are both {address}")
+        services[address] = NotaryService(pit, smtp=smtp)
+        where = Path(spool) / address if spool else pit.root / "spool" / address
+        routes[address] = PitRoute(address, pit.notary_address, services[address], secret, where)
+    if not routes:
+        raise DaemonError("no pit to serve")
+    server = NotaryLMTPServer(routes, mailman, host=listen[0], port=listen[1])
+    return server, services

@@ -322,12 +322,15 @@ class PitRoute:
     ``notary_address``: the envelope sender of injected messages;
     ``notarize``: the pit's notary; ``approval_secret``: the secret the
     list's header match accepts in an ``Approved:`` header (pit.mailman),
-    the one way onto the list.
+    the one way onto the list; ``spool_dir``: where its notarized messages
+    wait while Mailman is unreachable (each pit its own, in its own
+    directory, when one server serves several).
     """
     list_address: str
     notary_address: str
     notarize: Notarize
     approval_secret: str
+    spool_dir: Path | None = None     # this pit's spool; default <server spool>/<list address>
 
 
 def approved(msg_bytes: bytes, secret: str) -> bytes:
@@ -461,7 +464,7 @@ class NotaryLMTPServer:
                 self.inject(route, notarized)
             except MailError as error:
                 log.error("injecting into %s failed: %s", route.list_address, error)
-                if self.spool_dir is None:
+                if self._spool_of(route) is None:
                     return f"451 4.4.1 <{rcpt}>: list unreachable, try again later"
                 for pending in outgoing[index:]:
                     self._spool(route, pending)
@@ -485,10 +488,16 @@ class NotaryLMTPServer:
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
 
+    def _spool_of(self, route: PitRoute) -> Path | None:
+        if route.spool_dir is not None:
+            return Path(route.spool_dir)
+        if self.spool_dir is None:
+            return None
+        return self.spool_dir / route.list_address.lower()
+
     def _spool(self, route: PitRoute, notarized: bytes) -> None:
-        assert self.spool_dir is not None
         with self._spool_lock:
-            directory = self.spool_dir / route.list_address.lower()
+            directory = self._spool_of(route)
             directory.mkdir(parents=True, exist_ok=True)
             taken = [int(p.stem) for p in directory.glob("*.eml") if p.stem.isdigit()]
             number = max(taken, default=-1) + 1
@@ -499,17 +508,14 @@ class NotaryLMTPServer:
             os.replace(tmp, path)
 
     def _has_spooled(self, route: PitRoute) -> bool:
-        if self.spool_dir is None:
-            return False
-        directory = self.spool_dir / route.list_address.lower()
-        return directory.is_dir() and any(directory.glob("*.eml"))
+        directory = self._spool_of(route)
+        return directory is not None and directory.is_dir() and any(directory.glob("*.eml"))
 
     def _flush_pit(self, address: str, route: PitRoute) -> tuple[int, bool]:
         """Inject one pit's spool in order (pit lock held): (how many, all of them?)."""
-        assert self.spool_dir is not None
         sent = 0
         with self._spool_lock:
-            directory = self.spool_dir / route.list_address.lower()
+            directory = self._spool_of(route)
             for path in sorted(directory.glob("*.eml")) if directory.is_dir() else []:
                 try:
                     self.inject(route, path.read_bytes())
@@ -527,10 +533,10 @@ class NotaryLMTPServer:
         pit); new messages for that pit are spooled behind the old ones
         until a flush gets through.
         """
-        if self.spool_dir is None:
-            return 0
         sent = 0
         for address, route in sorted(self.routes.items()):
+            if self._spool_of(route) is None:
+                continue
             with self._pit_locks[address]:
                 sent += self._flush_pit(address, route)[0]
         return sent

@@ -145,3 +145,46 @@ def test_provisioning_names_the_member_mailman_would_refuse_and_changes_nothing(
                  "member 'carol@-x.org'"):
         assert part in text, text
     assert "bob@" not in text
+
+
+# -- one notary server for several pits ---------------------------------------------
+
+def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_path):
+    import signal
+    import time
+
+    from pit.archive import Archive
+    from pit.mailhost import free_port, lmtp_send
+    for k, name in ((kit, "demo"), (other_kit, "other")):
+        k.pit.set(domain="pits.test", mailman_list=f"{name}@pits.test",
+                  mailman_secret=f"{name}-secret-0123456789")
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "pit.cli", "mailman", "serve",
+                             str(kit.root), str(other_kit.root), "--listen", f"127.0.0.1:{port}",
+                             "--mailman", "127.0.0.1:9", "--smtp", "127.0.0.1:9"],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while (tmp_path / "serve.log").read_text().count("notary for") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        before = {k: Archive(k.root).last_seq() for k in (kit, other_kit)}
+        demo_order = kit.request("alice", "s1", "Order", "buy 1 ACME at 1.00")
+        other_order = other_kit.sign("carol", ops.request_text("other", "carol", "s1", "Transfer",
+                                                               "1.00 USD to carol:spare"))
+        got = lmtp_send("127.0.0.1", port, demo_order, "alice@pit.test",
+                        ["demo@pits.test", "nopit@pits.test"])
+        assert got["demo@pits.test"][0] == 250, got      # notarized, spooled: Mailman is down
+        assert got["nopit@pits.test"][0] == 550, got
+        got = lmtp_send("127.0.0.1", port, other_order, "carol@pit.test", ["other@pits.test"])
+        assert got["other@pits.test"][0] == 250, got
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
+    for k, address in ((kit, "demo@pits.test"), (other_kit, "other@pits.test")):
+        assert Archive(k.root).last_seq() > before[k]            # its own notary, its own archive
+        assert list((k.root / "spool" / address).glob("*.eml"))  # its own spool
