@@ -55,7 +55,7 @@ from pit.keyring import Keyring
 from pit.pitdir import Pit
 from pit.units import UnitError
 
-__all__ = ["Notary", "Decision", "MailOutcome", "main", "stamp_time"]
+__all__ = ["Notary", "Decision", "MailOutcome", "main", "request_fields", "stamp_text", "stamp_time"]
 
 # Mailman's approval headers (pit/mailman.py): refused on the way in, so only
 # the notary ever approves a post.  Header names only, at the start of a line.
@@ -107,6 +107,49 @@ def _sender_of(raw: bytes) -> str:
     if "<" in addr:
         addr = addr[addr.rfind("<") + 1:addr.rfind(">")]
     return addr.strip()
+
+
+def request_fields(req: message.Request, instruments, currencies, fees,
+                   refs) -> list[tuple[str, str]]:
+    """The request's part of the stamp, as the notary writes it: *req*
+    resolved against the pit's *instruments* and *currencies* (a cancel or
+    modify with the ticker of the order it names, from *refs*: ``(account,
+    ref) -> (seq, ticker)`` of the records so far), ``X-Pit-Pit`` first.
+    Raises :class:`Refused` for what resolving finds wrong.  Tests that need
+    a record without a signed message make its stamp with this and
+    :func:`stamp_text`, never by hand.  O(len(request))."""
+    ins = req.instruction
+    target_ticker = None
+    if isinstance(ins, (message.Cancel, message.Modify)):
+        known = refs.get((req.account, ins.ref))
+        if known is None or not known[1]:
+            what = "cancel" if isinstance(ins, message.Cancel) else "modify"
+            raise Refused(f"{what} {ins.ref}: {req.account} has no order with ref {ins.ref}")
+        target_ticker = known[1]
+    if req.kind in ("order", "transfer", "deposit", "withdrawal"):
+        try:
+            req = message.resolve(req, instruments, currencies, ticker=target_ticker)
+        except (message.MessageError, UnitError, KeyError) as e:
+            raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
+    elif req.kind == "instrument":
+        if ins.currency not in currencies:
+            raise Refused(f"instrument {ins.ticker}: unknown currency {ins.currency}; "
+                          f"define it first (Currency: {ins.currency} 0.01)", req.line)
+        try:
+            ins.instrument(currencies, fees)
+        except UnitError as e:
+            raise Refused(f"instrument {ins.ticker}: {e}", req.line) from None
+    return [("X-Pit-Pit", req.pit)] + message.stamp_fields(req)
+
+
+def stamp_text(seq: int, us: int, prev: str, digest: str, signer: str,
+               fields: list[tuple[str, str]]) -> str:
+    """The stamp block of record *seq*: its number, time (*us*, microseconds),
+    the hash of the record before, the digest of the original, the signer,
+    then *fields*, one ``Key: value`` line each."""
+    head = [("X-Pit-Seq", str(seq)), ("X-Pit-Time", stamp_time(us)),
+            ("X-Pit-Prev", prev), ("X-Pit-Digest", digest), ("X-Pit-Signer", signer)]
+    return "".join(f"{k}: {v}\n" for k, v in head + fields)
 
 
 class Refused(Exception):
@@ -277,13 +320,6 @@ class Notary:
             seq = self.refs[req.account, req.ref][0]
             raise Refused(f"replayed: ref {req.ref} of {req.account} was used by record {seq}")
         ins = req.instruction
-        target_ticker = None
-        if isinstance(ins, (message.Cancel, message.Modify)):
-            known = self.refs.get((req.account, ins.ref))
-            if known is None or not known[1]:
-                what = "cancel" if isinstance(ins, message.Cancel) else "modify"
-                raise Refused(f"{what} {ins.ref}: {req.account} has no order with ref {ins.ref}")
-            target_ticker = known[1]
         if req.kind == "member" and ins.action == "add":
             if not key_block:
                 raise Refused("a member request must carry the member's public key block")
@@ -292,22 +328,7 @@ class Notary:
                 raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
             # later messages of this same batch may be signed by the new key
             self.verifier = self.keyring.load_verifier()
-        if req.kind in ("order", "transfer", "deposit", "withdrawal"):
-            try:
-                req = message.resolve(req, self.registry_instruments, self.currencies,
-                                      ticker=target_ticker)
-            except (message.MessageError, UnitError, KeyError) as e:
-                raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
-        elif req.kind == "instrument":
-            if ins.currency not in self.currencies:
-                raise Refused(f"instrument {ins.ticker}: unknown currency {ins.currency}; "
-                              f"define it first (Currency: {ins.currency} 0.01)", req.line)
-            try:
-                ins.instrument(self.currencies, self.fees)
-            except UnitError as e:
-                raise Refused(f"instrument {ins.ticker}: {e}", req.line) from None
-        fields = message.stamp_fields(req)
-        return [("X-Pit-Pit", req.pit)] + fields
+        return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
 
     def _filter_output(self, text: str, accounts) -> list[tuple[str, str]]:
         try:
@@ -459,11 +480,9 @@ class Notary:
     def _stamp(self, original: bytes, digest: str, fpr: str,
                fields: list[tuple[str, str]], now: int) -> bytes:
         seq = self.seq + 1
-        head = [("X-Pit-Seq", str(seq)), ("X-Pit-Time", stamp_time(now)),
-                ("X-Pit-Prev", self.head), ("X-Pit-Digest", digest), ("X-Pit-Signer", fpr)]
-        stamp = "".join(f"{k}: {v}\n" for k, v in head + fields).encode("ascii")
-        rec = stamp + original
-        st = {k.lower(): v for k, v in head + fields}
+        rec = stamp_text(seq, now, self.head, digest, fpr, fields).encode("ascii") + original
+        st = {"x-pit-time": stamp_time(now), "x-pit-digest": digest, "x-pit-signer": fpr}
+        st.update((k.lower(), v) for k, v in fields)
         self._remember(seq, st, archive_mod.record_hash(rec), now)
         return rec
 

@@ -57,7 +57,11 @@ ORDER_TYPES = ("limit", "ioc", "fok", "market", "stop-loss", "stop-limit", "take
 
 
 class Cancel(Record, frozen=True):
+    """Take a resting or waiting order named by its Ref off the book.
+    ``ticker`` is the referenced order's, given to resolve(): the notary
+    stamps it, so the cancel reaches that ticker's specialist."""
     ref: str
+    ticker: str | None = None
 
 
 class Modify(Record, frozen=True):
@@ -173,9 +177,10 @@ class Request(Record, frozen=True):
 
     @property
     def ticker(self) -> str | None:
-        """The ticker of an order, a resolved modify, or an instrument definition."""
+        """The ticker of an order, a resolved cancel or modify, or an
+        instrument definition."""
         ins = self.instruction
-        if isinstance(ins, (Order, Modify, InstrumentDef)):
+        if isinstance(ins, (Order, Cancel, Modify, InstrumentDef)):
             return ins.ticker
         return None
 
@@ -185,7 +190,7 @@ class Request(Record, frozen=True):
         ins = self.instruction
         if isinstance(ins, Order):
             return ins.lots is not None
-        if isinstance(ins, Modify):
+        if isinstance(ins, (Cancel, Modify)):
             return ins.ticker is not None
         if isinstance(ins, (Transfer, Deposit, Withdrawal)):
             return ins.units is not None
@@ -616,7 +621,8 @@ def resolve(request: Request, instruments: Mapping[str, Instrument],
     """Convert the request's numbers to integers with the pit's
     *instruments* (and *currencies*, by default those of the instruments)
     and rewrite its decimal text in canonical form.  A ``modify`` needs
-    *ticker*, the ticker of the order it names.  Errors (unknown ticker or
+    *ticker*, the ticker of the order it names; a ``cancel`` takes it (to
+    be stamped) when given.  Errors (unknown ticker or
     currency, off-tick price, off-lot quantity) name the instruction's
     line.  O(len(numbers))."""
     if currencies is None:
@@ -632,6 +638,9 @@ def resolve(request: Request, instruments: Mapping[str, Instrument],
             ins = replace(ins, qty=inst.qty_text(lots), lots=lots,
                           price=inst.price_text(ticks) if ticks is not None else None, ticks=ticks,
                           stop=inst.price_text(stop) if stop is not None else None, stop_ticks=stop)
+        elif isinstance(ins, Cancel):
+            if ticker is not None:
+                ins = replace(ins, ticker=_instrument(instruments, ticker, n).ticker)
         elif isinstance(ins, Modify):
             if ticker is None:
                 raise MessageError(n, f"modify {ins.ref}: the ticker of order {ins.ref} is needed "

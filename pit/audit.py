@@ -201,6 +201,7 @@ class _Audit:
         self.arch, self.keys, self.res, self.progress = arch, keys, res, progress
         self.members: dict[str, tuple[str, ...]] = {}
         self.refs: dict[tuple[str, str], str] = {}     # (account, ref) -> ticker ('' if none)
+        self.cancel_tickers = False     # a cancel stamped with its order's ticker was seen
         self.instruments, self.currencies, self.fees = {}, {}, None
         self.unsealed: list[tuple[int, str]] = []
         self.filters: dict[str, Filter] = {}
@@ -409,8 +410,16 @@ class _Audit:
             raise AuditFailure(seq, "a replayed request was notarized",
                                "a ref never used before", f"{req.account} {req.ref}")
         fields = [("x-pit-pit", req.pit)] + [(k.lower(), v) for k, v in message.stamp_fields(req)]
-        self.refs[req.account, req.ref] = req.ticker if req.kind == "order" and req.ticker else (
-            ticker or "" if req.kind == "order" else "")
+        if isinstance(ins, message.Cancel):
+            if "x-pit-ticker" in st:
+                self.cancel_tickers = True
+            elif not self.cancel_tickers:
+                # Notaries before the cancel's ticker was stamped wrote none;
+                # such an archive audits as written until its first cancel
+                # that carries one (its specialists never saw those cancels).
+                fields = [f for f in fields if f[0] != "x-pit-ticker"]
+        self.refs[req.account, req.ref] = next((v for k, v in fields if k == "x-pit-ticker"), "") \
+            if req.kind == "order" else ""
         if req.kind == "member":
             if ins.action == "add":
                 got = self.keys.add(key_block) if key_block else []

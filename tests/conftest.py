@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pit import mbox, ops, signed, testkeys
+from pit import mbox, message, ops, signed, testkeys
 from pit.archive import Archive
 from pit.keyring import Keyring
 from pit.pitdir import Pit
@@ -242,51 +242,91 @@ def plain_records(monkeypatch):
 
 
 class Tape:
-    """Notarized-looking records (stamp block + a plain message) numbered
-    from 1, with notary times one millisecond apart."""
+    """Records numbered from 1, notary times one millisecond apart, each a
+    plain (unsigned) message whose stamp the notary's own functions make
+    (``moderator.notary.request_fields`` and ``stamp_text``): a cancel or
+    modify gets the ticker of the order it names exactly as in a real pit,
+    and a request the notary would refuse raises its ``Refused``.  Only
+    :meth:`forged` writes a stamp no notary would, for tests of a filter's
+    defences against a damaged or hostile archive."""
 
     def __init__(self, pit: str = PIT):
         self.pit, self.seq, self.msgs = pit, 0, []
+        self.refs: dict[tuple[str, str], tuple[int, str]] = {}
+        self.instruments, self.currencies, self.fees = {}, {}, None
 
-    def record(self, kind: str, account: str, request: str, ref: str | None = None,
-               ticker: str | None = None, body: str | None = None, seq: int | None = None) -> bytes:
+    def _time(self, seq: int) -> int:
+        return 1_795_305_600_000_000 + seq * 1000          # 2026-11-22T00:00:00Z + seq ms
+
+    def _append(self, fields: list[tuple[str, str]], original: bytes, seq: int | None = None) -> bytes:
+        from moderator.notary import stamp_text
         if seq is None:
             self.seq += 1
             seq = self.seq
-        stamp = [("Seq", str(seq)), ("Time", f"2026-11-22T00:00:{seq // 1000 % 60:02d}.{seq % 1000:03d}000Z"),
-                 ("Prev", "0" * 64), ("Digest", "0" * 64), ("Signer", "F" * 40), ("Pit", self.pit),
-                 ("Kind", kind), ("Account", account), ("Ref", ref or f"r{seq}")]
-        if ticker:
-            stamp.append(("Ticker", ticker))
-        stamp.append(("Request", request))
-        head = "".join(f"X-Pit-{k}: {v}\n" for k, v in stamp)
-        text = body if body is not None else f"Pit: {self.pit}\nAccount: {account}\n{kind}: {request}\n"
-        msg = (head + f"From: {account.replace(':', '-')}@pit.test\nSubject: {kind}\n\n" + text).encode()
+        msg = stamp_text(seq, self._time(seq), "0" * 64, "0" * 64, "F" * 40, fields).encode() + original
+        st = {k.lower(): v for k, v in fields}
+        if st.get("x-pit-ref"):
+            self.refs[st["x-pit-account"], st["x-pit-ref"]] = (seq, st.get("x-pit-ticker", ""))
         self.msgs.append(msg)
         return msg
 
-    def op(self, kind: str, request: str) -> bytes:
-        ticker = request.split(" ")[0] if kind == "instrument" else None
-        return self.record(kind, "operator", request, ticker=ticker)
+    def request(self, account: str, ref: str, key: str, value: str) -> bytes:
+        """A request record: *value* (any input form) stamped as the notary stamps it."""
+        from filters.common import instruction
+        from moderator.notary import request_fields
+        text = ops.request_text(self.pit, account, ref, key, value)
+        req = message.parse_request(text)
+        fields = request_fields(req, self.instruments, self.currencies, self.fees, self.refs)
+        st = dict(fields)
+        kind = st["X-Pit-Kind"]
+        if kind in ("currency", "instrument", "fees"):
+            ins = instruction(kind, st["X-Pit-Request"])
+            if kind == "currency":
+                self.currencies[ins.code] = ins.currency()
+            elif kind == "fees":
+                self.fees = ins
+            else:
+                self.instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
+        original = f"From: {account.replace(':', '-')}@pit.test\nSubject: {kind}\n\n{text}"
+        return self._append(fields, original.encode())
 
-    def order(self, account: str, ref: str, request: str, ticker: str | None = None) -> bytes:
-        w = request.split(" ")
-        return self.record("order", account, request, ref=ref,
-                           ticker=ticker or (w[2] if w[0] in ("buy", "sell") else None))
+    def op(self, kind: str, request: str) -> bytes:
+        return self.request("operator", f"op-{self.seq + 1}", kind.capitalize(), request)
+
+    def order(self, account: str, ref: str, request: str) -> bytes:
+        return self.request(account, ref, "Order", request)
 
     def transfer(self, account: str, ref: str, request: str) -> bytes:
-        return self.record("transfer", account, request, ref=ref)
+        return self.request(account, ref, "Transfer", request)
+
+    def _filter_output(self, text: str) -> bytes:
+        fields = message.filter_stamp(text).fields()
+        kind = text.split(":")[0].lower()
+        return self._append(fields, f"From: filter@pit.test\nSubject: {kind}\n\n{text}".encode())
 
     def report(self, name: str, pit: str, first: int, last: int, lines: list[str]) -> bytes:
         body = "\n".join([f"Report: {name}", f"Pit: {pit}", f"From-Seq: {first}",
                           f"To-Seq: {last}", ""] + lines) + "\n"
-        return self.record("report", name.replace(" ", ":"), f"{name} {first}-{last}",
-                           ref=f"report-{last}", body=body)
+        return self._filter_output(body)
 
     def checkpoint_of(self, output_msg: bytes, name: str, covered: int) -> bytes:
         """A filter's unstamped checkpoint output as a record (as `pit post` would make it)."""
-        return self.record("checkpoint", name.replace(" ", ":"), f"{name} {covered}",
-                           ref=f"checkpoint-{covered}", body=body_of(output_msg))
+        return self._filter_output(body_of(output_msg))
+
+    def forged(self, kind: str, account: str, request: str, ref: str | None = None,
+               ticker: str | None = None, body: str | None = None) -> bytes:
+        """A record no notary would write (a stamp that lies, a request it
+        would refuse, a damaged checkpoint): only for tests of how a filter
+        meets a hostile archive."""
+        seq = self.seq + 1
+        fields = [("X-Pit-Pit", self.pit), ("X-Pit-Kind", kind), ("X-Pit-Account", account),
+                  ("X-Pit-Ref", ref or f"r{seq}")]
+        if ticker:
+            fields.append(("X-Pit-Ticker", ticker))
+        fields.append(("X-Pit-Request", request))
+        text = body if body is not None else f"Pit: {self.pit}\nAccount: {account}\n{kind}: {request}\n"
+        return self._append(fields, (f"From: {account.replace(':', '-')}@pit.test\n"
+                                     f"Subject: {kind}\n\n" + text).encode())
 
 
 class Exchange:

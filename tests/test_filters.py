@@ -189,8 +189,8 @@ def test_checkpoint_order_lines_are_read_when_touched(plain_records, monkeypatch
         eager.load_checkpoint(body)
     assert len(eager.orders) == 13 and not eager._kept and eager.checkpoint_body() == body
 
-    more = [tape.order("alice", "c1", "cancel b1", ticker="ACME"),
-            tape.order("bob", "m1", "modify s2 qty 3", ticker="ACME"),
+    more = [tape.order("alice", "c1", "cancel b1"),
+            tape.order("bob", "m1", "modify s2 qty 3"),
             tape.order("bob", "x1", "sell 12 ACME limit 9.92"),       # fills b5, b4, part of b3
             tape.order("alice", "x2", "buy 8 ACME limit 10.50")]      # fills s0, part of s1: st fires
     for flt in (whole, kept, eager):
@@ -374,25 +374,35 @@ def assert_rejected(ex: Exchange, msg: bytes, *reason: str) -> str:
 
 
 def test_malformed_order_text_in_a_record(exchange):
-    assert_rejected(exchange, exchange.tape.order("alice", "x", "buy lots of ACME", ticker="ACME"),
+    assert_rejected(exchange, exchange.tape.forged("order", "alice", "buy lots of ACME", ticker="ACME"),
                     "not a canonical order")
 
 
 def test_unknown_ticker(exchange):
-    assert_rejected(exchange, exchange.tape.order("alice", "x", "buy 1 ZZZ limit 1.00", ticker="ACME"),
+    assert_rejected(exchange, exchange.tape.forged("order", "alice", "buy 1 ZZZ limit 1.00", ticker="ACME"),
                     "unknown ticker ZZZ")
 
 
 def test_off_tick_price(exchange):
-    assert_rejected(exchange, exchange.tape.order("alice", "x", "buy 1 ACME limit 1.005"), "1.005")
+    assert_rejected(exchange, exchange.tape.forged("order", "alice", "buy 1 ACME limit 1.005",
+                                                    ticker="ACME"), "1.005")
 
 
 def test_quantity_off_lot(exchange):
-    assert_rejected(exchange, exchange.tape.order("alice", "x", "buy 0.15 BTC limit 10.0"), "0.15")
+    assert_rejected(exchange, exchange.tape.forged("order", "alice", "buy 0.15 BTC limit 10.0",
+                                                    ticker="BTC"), "0.15")
 
 
-def test_cancel_of_unknown_ref(exchange):
-    assert_rejected(exchange, exchange.tape.order("alice", "x", "cancel nope", ticker="ACME"),
+def test_cancel_of_an_order_never_placed(exchange):
+    """The notary knows the ref (the record exists); the specialist refused
+    the order for its funds, so there is nothing to cancel."""
+    t = exchange.tape
+    assert_rejected(exchange, t.order("alice", "big", "buy 100 ACME limit 9.00"), "insufficient funds")
+    assert_rejected(exchange, t.order("alice", "x", "cancel big"), "cancel big", "no open order")
+
+
+def test_cancel_of_unknown_ref_in_a_forged_record(exchange):
+    assert_rejected(exchange, exchange.tape.forged("order", "alice", "cancel nope", ticker="ACME"),
                     "cancel nope", "no open order")
 
 
@@ -401,7 +411,7 @@ def test_modify_of_a_filled_order(exchange):
     exchange.add(t.order("alice", "b1", "buy 10 ACME limit 5.00"))
     exchange.add(t.order("bob", "s1", "sell 10 ACME limit 5.00"))
     assert any(ln.startswith("trade ") for ln in exchange.lines())
-    assert_rejected(exchange, t.order("alice", "m1", "modify b1 qty 20", ticker="ACME"),
+    assert_rejected(exchange, t.order("alice", "m1", "modify b1 qty 20"),
                     "modify b1", "no open order")
 
 
@@ -410,8 +420,8 @@ def test_a_repeated_order_text_is_checked_like_a_new_one(exchange):
     ref, a changed instrument and the funds are still checked every time."""
     t = exchange.tape
     exchange.add(t.order("alice", "r1", "buy 1 ACME limit 1.01"))
-    assert_rejected(exchange, t.order("alice", "r1", "buy 1 ACME limit 1.01"),
-                    "duplicate ref r1", "is open")
+    assert_rejected(exchange, t.forged("order", "alice", "buy 1 ACME limit 1.01", ref="r1",
+                                       ticker="ACME"), "duplicate ref r1", "is open")
     exchange.add(t.order("alice", "r2", "buy 1 ACME limit 1.01"))
     assert exchange.lines()[-1].startswith("accepted ") and exchange.lines()[-1].endswith(
         " alice r2 buy 1 ACME limit 1.01")
@@ -420,7 +430,8 @@ def test_a_repeated_order_text_is_checked_like_a_new_one(exchange):
     assert_rejected(exchange, t.order("alice", "r4", "buy 300 ACME limit 1.01"),
                     "insufficient funds", "alice:ACME")
     exchange.add(t.op("instrument", "ACME USD tick 0.05 lot 1"))
-    assert_rejected(exchange, t.order("alice", "r5", "buy 1 ACME limit 1.01"), "1.01")
+    assert_rejected(exchange, t.forged("order", "alice", "buy 1 ACME limit 1.01", ticker="ACME"),
+                    "1.01")
 
 
 def test_buy_more_than_cash(exchange):
@@ -456,7 +467,7 @@ def test_transfer_to_unknown_account(exchange):
 
 
 def test_deposit_by_non_operator(exchange):
-    msg = exchange.tape.record("deposit", "alice", "1000000.00 USD to alice")
+    msg = exchange.tape.forged("deposit", "alice", "1000000.00 USD to alice")
     assert_rejected(exchange, msg, "only the operator")
 
 
@@ -490,7 +501,7 @@ def test_damaged_own_checkpoint_in_process(traded, plain_records):
     for text in _damaged_checkpoints(flt.checkpoint_body()):
         with pytest.raises(FilterError, match="damaged checkpoint for specialist ACME"):
             Specialist(["ACME"]).load_checkpoint(text)
-        rec = Tape().record("checkpoint", "specialist:ACME", "specialist ACME 1", body=text)
+        rec = Tape().forged("checkpoint", "specialist:ACME", "specialist ACME 1", body=text)
         with pytest.raises(FilterError):
             run(Specialist(["ACME"]), [rec])
 
@@ -504,9 +515,9 @@ def test_damaged_own_checkpoint_program(traded, tmp_path, plain_records):
     from pit import signed
     signed_msg = signed.compose_clearsigned([("From", "transfers@demo.pit"), ("Subject", "cp")],
                                             damaged, traded.ring, traded.fpr("alice"))
-    stamp = Tape().record("checkpoint", "transfers", "transfers 1", body="")
+    stamp = Tape().forged("checkpoint", "transfers", "transfers 1", body="")
     rec = mbox.split_stamp(stamp)[0] + signed_msg
-    unsigned = Tape().record("checkpoint", "transfers", "transfers 1", body=damaged)
+    unsigned = Tape().forged("checkpoint", "transfers", "transfers 1", body=damaged)
     for bad in (rec, unsigned):
         src = tmp_path / "in.mbox"
         src.write_bytes(mbox.format_message(bad, "notary", "2026-11-22T00:00:00Z"))
