@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-pit
 
-.PHONY: all demo test bench sysdeps clean install
+.PHONY: all demo test bench parity sysdeps clean install
 
 all: test
 
@@ -37,6 +37,11 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The verifier against stock gpg over the full matrix (every key, time,
+# hash and mode; rsa3072 too): `make test` runs a reduced one.
+parity: install
+	PIT_PARITY_FULL=1 $(BIN)/python -m pytest -q -s tests/test_gpg_parity.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

@@ -44,6 +44,10 @@ _GPG_VERDICTS = {
     "REVKEYSIG": "revoked-key", "BADSIG": "bad",
 }
 
+# ERRSIG return codes (libgpg-error) for a signature gpg will not check
+# although it knows the key: the pit's "invalid".
+_GPG_INVALID = {"39": "Time conflict", "125": "Wrong key usage"}
+
 
 class KeyringError(RuntimeError):
     """A gpg operation on the pit's keyring failed; the message says which and why."""
@@ -332,6 +336,10 @@ class Keyring:
             fields = status["ERRSIG"]
             if len(fields) > 5 and fields[5] == "9" or "NO_PUBKEY" in status:
                 return Verdict.failed("unknown-key", f"gpg: no public key {fields[0]}", **known)
+            if len(fields) > 5 and fields[5] in _GPG_INVALID:
+                if "fingerprint" not in known:
+                    known["fingerprint"] = self._primary_of(fields[0])
+                return Verdict.failed("invalid", f"gpg: {_GPG_INVALID[fields[5]]} ({fields[0]})", **known)
             return Verdict.failed("malformed", f"gpg: ERRSIG {' '.join(fields)}", **known)
         if "NODATA" in status or "BADARMOR" in status:
             return Verdict.failed("malformed", "gpg found no valid OpenPGP data", **known)

@@ -8,17 +8,27 @@ make, in process, with the ``cryptography`` package:
 
 * public-key algorithms: RSA (1) and EdDSA-legacy ed25519 (22, curve OID
   1.3.6.1.4.1.11591.15.1), the two kinds of key a pit accepts;
-* hashes: SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 (gpg 2.2 signs with
-  SHA-256 by default for both key kinds; clients may pick SHA-512);
+* hashes: SHA-224, SHA-256, SHA-384, SHA-512 (gpg 2.2 signs with SHA-256
+  by default for both key kinds; clients may pick SHA-512).  SHA-1 is
+  read (its name is known) but a data signature over it is refused:
+  SHA-1 collisions can be bought (SHAttered, 2017; chosen-prefix, 2020),
+  so a SHA-1 signature no longer shows what was signed.  gpg 2.2 still
+  accepts one; Sequoia and RFC 9580 refuse it, and so does the pit;
 * signature types 0x00 (binary document, PGP/MIME) and 0x01 (canonical
   text, clearsigned).  Canonicalisation of the signed bytes is the job of
   ``pit.signed``; this module hashes exactly the bytes it is given.
 
-Its verdicts are meant to be gpg's verdicts: ``tests/test_openpgp.py``
-runs a corpus through both and asserts they agree.  Key validity (expiry,
-revocation) is not re-derived from self-signatures: gpg has already judged
-them when the key was imported, and ``pit.keyring.Keyring.load_verifier``
-passes gpg's judgement (from ``gpg --with-colons``) in with each key.
+Its verdicts are never weaker than gpg's: ``tests/test_openpgp.py`` runs a
+corpus through both and asserts they agree, and ``tests/test_gpg_parity.py``
+generates keys and signatures over a matrix with gpg and asserts that
+nothing gpg refuses is accepted here.  Key validity (expiry, revocation,
+usage flags) is not re-derived from self-signatures: gpg has already
+judged them when the key was imported, and
+``pit.keyring.Keyring.load_verifier`` passes gpg's judgement (from ``gpg
+--with-colons``) in with each key.  What is checked here, as gpg checks
+it: the signature's maths, its issuer, that the key may sign ("Wrong key
+usage"), that the signature is not older than its key and the key not
+newer than the clock ("Time conflict"), expiry and revocation.
 
 >>> crc24(b"")
 11994318
@@ -42,14 +52,17 @@ from pit.record import Record, field
 __all__ = [
     "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",
     "STATUSES", "crc24", "armor", "dearmor", "iter_packets",
-    "parse_signature", "parse_keys", "signature_packet",
+    "parse_signature", "parse_keys", "signature_packet", "time_refusal",
 ]
 
 # The only verdicts there are.  ``ok`` is true for "good" alone.
 # "expired-signature" is gpg's EXPSIG: a good signature that carried its
 # own expiry time, now past (clients rarely set one; orders never need to).
+# "invalid": a signature that may be mathematically sound but is not valid:
+# made by a key that may not sign (gpg: "Wrong key usage"), dated before its
+# key was made (gpg: "Time conflict"), or over SHA-1 (refused here only).
 STATUSES = ("good", "bad", "unknown-key", "expired-key", "revoked-key",
-            "expired-signature", "unsigned", "malformed")
+            "expired-signature", "invalid", "unsigned", "malformed")
 
 ALGO_RSA = 1
 ALGO_RSA_SIGN = 3            # "RSA sign-only", deprecated but same maths
@@ -77,6 +90,8 @@ _LINE_END = re.compile(rb"\r?\n")
 # not, makes gpg call the signature BAD, and so does this module.
 CRITICAL_OK = frozenset({2, 3, 4, 5, 6, 7, 9, 11, 12, 16, 21, 22, 24, 25, 26, 27,
                          29, 30, 32, 33, 34})
+
+HASH_SHA1 = 2
 
 SUB_CREATED = 2
 SUB_SIG_EXPIRES = 3
@@ -511,6 +526,20 @@ class Verifier:
         if key is None:
             return Verdict.failed("unknown-key", f"no public key {sig.issuer_keyid} in the keyring", **known)
         known["fingerprint"] = key.primary_fingerprint
+        when = int(time.time()) if now is None else now
+        # gpg's order: the times, then the key's usage; SHA-1 is the pit's own rule.
+        if sig.created is None or sig.created < key.created:
+            return Verdict.failed("invalid", f"the signature is dated before key {key.keyid} was created "
+                                  "(gpg: Time conflict)", **known)
+        if key.created > when:
+            return Verdict.failed("invalid", f"key {key.keyid} was created after the time of checking "
+                                  "(gpg: Time conflict)", **known)
+        if not key.can_sign:
+            return Verdict.failed("invalid", f"key {key.keyid} may not make signatures (its usage flags "
+                                  "do not include signing; gpg: Wrong key usage)", **known)
+        if sig.hash_algo == HASH_SHA1:
+            return Verdict.failed("invalid", f"signature by key {key.keyid} uses SHA-1, which the pit refuses "
+                                  "(SHA-1 collisions are practical); sign with SHA-256 or better", **known)
         if sig.pubkey_algo != key.algo:
             # gpg calls a signature that does not fit its issuer's key bad.
             return Verdict.failed("bad", f"BAD signature: algorithm {sig.pubkey_algo} does not match key {key.keyid}", **known)
@@ -531,7 +560,6 @@ class Verifier:
         # data; gpg 2.2 does not reject on it, so neither does this.
         if not _check(key, sig, digest):
             return Verdict.failed("bad", f"BAD signature by key {key.keyid}", **known)
-        when = int(time.time()) if now is None else now
         # gpg's order of precedence: EXPSIG, then EXPKEYSIG, then REVKEYSIG.
         if sig.expires_after and sig.created is not None and sig.created + sig.expires_after <= when:
             return Verdict.failed("expired-signature", f"good signature by key {key.keyid}, but the signature expired at {sig.created + sig.expires_after}", **known)
@@ -540,6 +568,36 @@ class Verifier:
         if key.revoked:
             return Verdict.failed("revoked-key", f"good signature but key {key.keyid} is revoked", **known)
         return Verdict(True, "good", detail=f"good signature by key {key.keyid}", **known)
+
+
+def _span(seconds: int) -> str:
+    """A duration as a person reads it: "40 s", "12 min", "5 h", "3 days"."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def time_refusal(created: int | None, now: int, max_skew: int, max_age: int) -> str | None:
+    """Why a signature made at ``created`` is not taken at ``now``, or None.
+
+    The notary's rule (gpg has none): a signature dated more than
+    ``max_skew`` seconds after ``now`` (a clock may run a little fast, a
+    signature from the future may not), or more than ``max_age`` seconds
+    before it (0: no limit), is refused.  An order is intent at a time; a
+    signature held back for weeks, or dated ahead to outlive a key, is not
+    that.  O(1).
+    """
+    if created is None:
+        return "the signature carries no creation time"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+    if created > now + max_skew:
+        return (f"signature time {stamp} is {_span(created - now)} in the future; "
+                f"the notary allows {_span(max_skew)} of clock skew")
+    if max_age and created < now - max_age:
+        return (f"signature time {stamp} is {_span(now - created)} old; "
+                f"the pit takes signatures up to {_span(max_age)} old (signature_max_age)")
+    return None
 
 
 def _check(key: PublicKey, sig: Signature, digest: bytes) -> bool:
