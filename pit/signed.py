@@ -4,22 +4,36 @@ Traders' mail clients sign in two ways, and ``extract`` finds both:
 
 * **inline clearsigned** (``-----BEGIN PGP SIGNED MESSAGE-----``): the body
   may be plain 7bit/8bit (the hot path: a byte search for the armour
-  lines, no ``email`` parsing), quoted-printable or base64, or the first
-  text part of a multipart/mixed message (some webmail plugins).  The
-  signed bytes are the cleartext as gpg hashes it: dash-escapes undone,
-  trailing spaces, tabs and CRs cut from every line, lines joined with
-  CRLF, and the line ending before the signature armour left out;
+  lines, no ``email`` parsing), quoted-printable or base64, or a text/plain
+  part of a multipart message (some webmail plugins).  The signed bytes
+  are the cleartext as gpg hashes it: dash-escapes undone, trailing
+  spaces, tabs and CRs cut from every line, lines joined with CRLF, and
+  the line ending before the signature armour left out;
 * **PGP/MIME** (RFC 3156 ``multipart/signed`` with
-  ``protocol="application/pgp-signature"``): the signed bytes are the
-  first part's exact bytes between the boundary lines, sliced from the
-  original message (never re-serialised), with every line ending made
-  CRLF.  The CRLF before the next boundary belongs to that boundary, so a
-  part that ends without a newline is signed without one.
+  ``protocol="application/pgp-signature"``), at the top or nested in a
+  multipart message (a list footer, an attachment beside it): the signed
+  bytes are the signed part's exact bytes between the boundary lines,
+  sliced from the original message (never re-serialised), with every line
+  ending made CRLF.  The CRLF before the next boundary belongs to that
+  boundary, so a part that ends without a newline is signed without one.
 
-Anything outside the signed part (other headers, footers, other parts) is
-ignored.  A leading mbox ``From `` line and CRLF input are accepted.  A
-message with no signature, or a broken one, raises ``SignedError`` whose
-``status`` is ``"unsigned"`` or ``"malformed"`` and whose message says why.
+What you see is what you sign: the text read is a *text/plain* text that
+the signature covers, and a reader's view of the same signed part must
+not say otherwise.  So a message is refused as "ambiguous" (never silently
+cut down) when it holds more than one signed block or part, when the
+signed text is HTML only, when a signed part shows more than one text, or
+when a multipart/alternative's other texts (the HTML a mail reader shows)
+do not show the same words as the text/plain part, or hide text.
+``format=flowed`` text (RFC 3676) is decoded after the signature check:
+in full for PGP/MIME (the part's headers and its trailing spaces are
+signed), space-stuffing only for clearsigned text (a soft line break is a
+trailing space, which a cleartext signature does not cover).
+
+Anything outside the signed part (other headers, footers, attachments,
+unsigned parts) is not part of the order.  A leading mbox ``From `` line
+and CRLF input are accepted.  A message with no signature, or a broken or
+ambiguous one, raises ``SignedError`` whose ``status`` is ``"unsigned"``,
+``"malformed"`` or ``"ambiguous"`` and whose message says why.
 
 ``compose_clearsigned`` and ``compose_pgp_mime`` write messages the way
 Thunderbird and Evolution do; ``pit order`` and the tests use them.
@@ -64,7 +78,8 @@ from pit.openpgp import OpenPGPError, Verdict
 from pit.record import Record, field
 
 __all__ = ["Signed", "SignedError", "extract", "compose_clearsigned",
-           "compose_pgp_mime", "canonical_cleartext", "canonical_crlf"]
+           "compose_pgp_mime", "compose_pgp_mime_part", "canonical_cleartext",
+           "canonical_crlf", "unflow"]
 
 CLEARSIGN_BEGIN = b"-----BEGIN PGP SIGNED MESSAGE-----"
 SIGNATURE_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
@@ -76,7 +91,12 @@ _ARMOR_HASHES = {b"SHA1": 2, b"SHA256": 8, b"SHA384": 9, b"SHA512": 10, b"SHA224
 
 
 class SignedError(ValueError):
-    """No usable signature in a message.  ``status``: "unsigned" or "malformed"."""
+    """No usable signature in a message.
+
+    ``status``: "unsigned", "malformed", or "ambiguous": signed, but what
+    a mail reader shows may not be what was signed (an HTML-only signed
+    text, signed alternatives that differ, more than one signed block).
+    """
 
     def __init__(self, status: str, reason: str):
         super().__init__(f"{status}: {reason}")
@@ -84,8 +104,9 @@ class SignedError(ValueError):
         self.reason = reason
 
     def verdict(self) -> Verdict:
-        """The same failure as a verification verdict."""
-        return Verdict.failed(self.status, self.reason)
+        """The same failure as a verification verdict ("ambiguous" is "malformed" there)."""
+        return Verdict.failed(self.status if self.status in openpgp.STATUSES else "malformed",
+                              self.reason)
 
 
 class Signed(Record, frozen=True):
@@ -150,6 +171,11 @@ def _split_head(msg: bytes) -> tuple[bytes, bytes]:
     if msg.startswith(b"From "):
         nl = msg.find(b"\n")
         msg = msg[nl + 1:] if nl >= 0 else b""
+    return _split_part(msg)
+
+
+def _split_part(msg: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of a message or MIME part."""
     if msg.startswith(b"\n") or msg.startswith(b"\r\n"):
         return b"", msg[1:] if msg.startswith(b"\n") else msg[2:]
     m = _BLANK_LINE.search(msg)
@@ -167,12 +193,17 @@ def _header(head: bytes, name: bytes) -> bytes | None:
     return None
 
 
-def _charset(content_type: bytes | None) -> str:
+def _param(content_type: bytes | None, name: bytes) -> str | None:
+    """A Content-Type parameter (lower-case), read with a byte search."""
     if content_type:
-        m = re.search(rb'charset\s*=\s*"?([A-Za-z0-9_.:+-]+)"?', content_type, re.I)
+        m = re.search(rb';\s*' + name + rb'\s*=\s*"?([A-Za-z0-9_.:+-]+)"?', content_type, re.I)
         if m:
             return m.group(1).decode("ascii").lower()
-    return "utf-8"
+    return None
+
+
+def _charset(content_type: bytes | None) -> str:
+    return _param(content_type, b"charset") or "utf-8"
 
 
 def _decode(data: bytes, charset: str, what: str) -> str:
@@ -195,10 +226,277 @@ def _lines(data: bytes) -> list[bytes]:
     return data.split(b"\n")
 
 
+# ------------------------------------------------------- format=flowed
+
+def unflow(text: str, delsp: bool = False, join: bool = True) -> str:
+    """Text sent as ``format=flowed`` (RFC 3676) as its writer wrote it.  O(n).
+
+    Space-stuffing is undone (one space after the quote marks), and with
+    ``join`` a line ending in a space (a soft break; not the signature
+    separator "-- ") is joined to the next line of the same quote depth,
+    its trailing space deleted first when ``delsp``.  ``text`` has LF line
+    endings; so has the result, with a final newline if ``text`` had one.
+    """
+    lines = text.split("\n")
+    final = lines[-1] == ""
+    if final:
+        lines.pop()
+    out: list[str] = []
+    para: str | None = None
+    para_depth = 0
+    for line in lines:
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]
+        soft = join and content.endswith(" ") and content != "-- "
+        if soft and delsp:
+            content = content[:-1]
+        if para is not None and depth == para_depth:
+            para += content
+        else:
+            if para is not None:
+                out.append(_quoted(para_depth, para))
+            para, para_depth = content, depth
+        if not soft:
+            out.append(_quoted(para_depth, para))
+            para = None
+    if para is not None:
+        out.append(_quoted(para_depth, para))
+    return "\n".join(out) + ("\n" if final else "")
+
+
+def _quoted(depth: int, content: str) -> str:
+    return ">" * depth + (" " if depth and content else "") + content
+
+
+# -------------------------------------------------------- what is shown
+
+class _HTMLText:
+    """The words an HTML part shows, and whether it hides any (stdlib parser).
+
+    Text in elements a reader never shows (script, style, head...) is
+    ignored; text hidden by markup (``hidden``, ``display:none``,
+    ``visibility:hidden``, zero size or opacity) sets ``hides_text``."""
+
+    NOT_SHOWN = {"script", "style", "head", "title", "template"}
+    VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed",
+            "source", "track", "wbr", "param"}
+
+    def __init__(self, html: str):
+        from html.parser import HTMLParser
+        words: list[str] = []
+        stack: list[int] = []           # per open element: 0 shown, 1 not shown, 2 hidden
+        hides = False
+
+        def state(tag: str, attrs) -> int:
+            if tag in _HTMLText.NOT_SHOWN:
+                return 1
+            a = {k.lower(): (v or "") for k, v in attrs}
+            style = a.get("style", "").replace(" ", "").lower()
+            if ("hidden" in a or a.get("aria-hidden") == "true" or "display:none" in style
+                    or "visibility:hidden" in style or "font-size:0" in style or "opacity:0" in style):
+                return 2
+            return 0
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag not in _HTMLText.VOID:
+                    stack.append(max(stack[-1] if stack else 0, state(tag, attrs)))
+
+            def handle_endtag(self, tag):
+                if stack and tag not in _HTMLText.VOID:
+                    stack.pop()
+
+            def handle_data(self, data):
+                nonlocal hides
+                shown = stack[-1] if stack else 0
+                if shown == 0:
+                    words.extend(data.split())
+                elif shown == 2 and data.strip():
+                    hides = True
+
+        parser = Parser(convert_charrefs=True)
+        parser.feed(html)
+        parser.close()
+        self.words = words
+        self.hides_text = hides
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+class _Part:
+    """One MIME part: its header block and body bytes, sliced from the message."""
+
+    __slots__ = ("head", "body", "msg", "ctype", "parent")
+
+    def __init__(self, head: bytes, body: bytes, parent: "_Part | None"):
+        email = _lazy("email")
+        self.head, self.body, self.parent = head, body, parent
+        self.msg = _lazy("BytesHeaderParser")(policy=email.policy.compat32).parsebytes(head + b"\n\n")
+        self.ctype = self.msg.get_content_type() if head.strip() else (
+            "message/rfc822" if parent is not None and parent.ctype == "multipart/digest" else "text/plain")
+
+    @property
+    def attachment(self) -> bool:
+        return (self.msg.get("content-disposition") or "").strip().lower().startswith("attachment")
+
+    def alternative(self) -> "_Part | None":
+        """The nearest multipart/alternative this part is in."""
+        p = self.parent
+        while p is not None and p.ctype != "multipart/alternative":
+            p = p.parent
+        return p
+
+    def within(self, ancestor: "_Part") -> bool:
+        p = self.parent
+        while p is not None and p is not ancestor:
+            p = p.parent
+        return p is ancestor
+
+    def decoded(self, where: str) -> bytes:
+        cte = (self.msg.get("content-transfer-encoding") or "7bit").strip().lower()
+        if cte in ("7bit", "8bit", "binary"):
+            return self.body
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(self.body)
+        if cte == "base64":
+            try:
+                return base64.b64decode(re.sub(rb"\s+", b"", self.body), validate=True)
+            except (binascii.Error, ValueError):
+                raise SignedError("malformed", f"{where}: base64 does not decode") from None
+        raise SignedError("malformed", f"{where}: unknown Content-Transfer-Encoding {cte!r}")
+
+    def text(self, where: str, join: bool = True) -> str:
+        """The part's text as shown: charset-decoded, LF line endings, format=flowed undone."""
+        text = _decode(self.decoded(where), self.msg.get_content_charset() or "utf-8", where)
+        text = text.replace("\r\n", "\n")
+        if self.ctype == "text/plain" and (self.msg.get_param("format") or "").lower() == "flowed":
+            text = unflow(text, (self.msg.get_param("delsp") or "").lower() == "yes", join)
+        return text
+
+    def shown_words(self, where: str) -> list[str]:
+        if self.ctype == "text/html":
+            html = _HTMLText(self.text(where))
+            if html.hides_text:
+                raise SignedError("ambiguous", f"{where}: the text/html part hides text from its reader "
+                                  "(hidden, display:none...); send the order as plain text")
+            return html.words
+        return _words(self.text(where))
+
+
+MAX_DEPTH = 32        # MIME nesting the pit reads (mail clients nest a handful)
+MAX_PARTS = 1000
+
+
+def _walk(head: bytes, body: bytes) -> list[_Part]:
+    """Every MIME part of a message or part, depth first, bodies sliced from
+    the bytes (a multipart/signed part is a leaf here).  Bounded by
+    MAX_DEPTH and MAX_PARTS.  O(n)."""
+    parts: list[_Part] = []
+    todo: list[tuple[bytes, bytes, _Part | None, int]] = [(head, body, None, 0)]
+    while todo:
+        head, body, parent, depth = todo.pop()
+        part = _Part(head, body, parent)
+        parts.append(part)
+        if len(parts) > MAX_PARTS:
+            raise SignedError("malformed", f"more than {MAX_PARTS} MIME parts")
+        if part.msg.get_content_maintype() != "multipart" or part.ctype == "multipart/signed":
+            continue
+        if depth >= MAX_DEPTH:
+            raise SignedError("malformed", f"MIME parts nested more than {MAX_DEPTH} deep")
+        boundary = part.msg.get_param("boundary")
+        if not boundary:
+            raise SignedError("malformed", f"{part.ctype} without a boundary parameter")
+        subs = _multipart_bodies(body, boundary.encode("utf-8", "replace"))
+        todo.extend((*_split_part(sub), part, depth + 1) for sub in reversed(subs))
+    return parts
+
+
+def _multipart_bodies(body: bytes, boundary: bytes) -> list[bytes]:
+    """The parts of a multipart body, each without the line ending that
+    belongs to the next boundary line; up to the closing boundary."""
+    marks = _boundary_lines(body, boundary)
+    out = []
+    for first, second in zip(marks, marks[1:] + [None]):
+        if first.group(1):
+            break
+        start = body.find(b"\n", first.end()) + 1 if body.find(b"\n", first.end()) >= 0 else len(body)
+        if second is None:                  # no closing boundary: the part runs to the end
+            out.append(body[start:])
+            break
+        end = second.start()
+        end -= 2 if body[end - 2:end] == b"\r\n" else 1
+        out.append(body[start:max(end, start)])
+    return out
+
+
+def _shown_text(parts: list[_Part], where: str) -> str:
+    """The one text/plain text a signed part shows, or SignedError.
+
+    Text parts shown to a reader (not attachments) are grouped by their
+    multipart/alternative: an order is exactly one group, whose text/plain
+    part is read; every other alternative must show the same words."""
+    shown = [p for p in parts if p.msg.get_content_maintype() == "text" and not p.attachment
+             and not any(a.ctype in ("message/rfc822", "multipart/signed") for a in _ancestors(p))]
+    groups: dict[int, list[_Part]] = {}
+    for p in shown:
+        alt = p.alternative()
+        groups.setdefault(id(alt) if alt is not None else id(p), []).append(p)
+    if not groups:
+        raise SignedError("malformed", f"{where} has no text part")
+    if len(groups) > 1:
+        raise SignedError("ambiguous", f"{where} holds {len(groups)} texts; an order is one text/plain part")
+    [group] = groups.values()
+    plains = [p for p in group if p.ctype == "text/plain"]
+    if not plains:
+        raise SignedError("ambiguous", f"{where} is {group[0].ctype} only; an order is read from a "
+                          "text/plain part (send it as plain text)")
+    if len(plains) > 1:
+        raise SignedError("ambiguous", f"{where}: {len(plains)} text/plain alternatives")
+    plain = plains[0]
+    text = plain.text(where)
+    _alternatives_agree(plain, group, _words(text), where)
+    return text
+
+
+def _ancestors(part: _Part):
+    p = part.parent
+    while p is not None:
+        yield p
+        p = p.parent
+
+
+def _alternatives_agree(plain: _Part, group: list[_Part], words: list[str], where: str) -> None:
+    for other in group:
+        if other is not plain and other.shown_words(where) != words:
+            raise SignedError("ambiguous", f"{where}: the {other.ctype} alternative (what mail readers "
+                              "show) differs from the text/plain part (what is read); send the order as plain text")
+
+
 # ----------------------------------------------------------- clearsigned
 
-def _clearsigned(body: bytes, charset: str, where: str) -> Signed:
-    """Parse the first clearsigned block in ``body`` (already transfer-decoded)."""
+_BEGIN_LINE = re.compile(rb"^-----BEGIN PGP SIGNED MESSAGE-----", re.M)
+
+
+def _begin_lines(body: bytes) -> int:
+    """How many clearsigned blocks start in ``body`` (a byte count first)."""
+    n = body.count(CLEARSIGN_BEGIN)
+    return n if n < 2 else len(_BEGIN_LINE.findall(body))
+
+
+def _clearsigned(body: bytes, charset: str, where: str, flowed: bool = False) -> Signed:
+    """Parse the one clearsigned block in ``body`` (already transfer-decoded).
+
+    With ``flowed`` (the body is format=flowed) space-stuffing is undone in
+    the text; soft line breaks are not honoured, as the cleartext signature
+    does not cover the trailing space that makes one."""
+    blocks = _begin_lines(body)
+    if blocks > 1:
+        raise SignedError("ambiguous", f"{where} holds {blocks} clearsigned blocks; "
+                          "send one request per message")
     start = body.find(CLEARSIGN_BEGIN)
     while start > 0 and body[start - 1:start] != b"\n":
         start = body.find(CLEARSIGN_BEGIN, start + 1)
@@ -247,6 +545,8 @@ def _clearsigned(body: bytes, charset: str, where: str) -> Signed:
     if sig.hash_algo not in (hashes or {_ARMOR_HASHES[b"MD5"]}):
         raise SignedError("malformed", f"{where}: signature hash {sig.hash_name} is not the one the 'Hash:' header announces")
     text = _decode(signed_bytes, charset, where).replace("\r\n", "\n")
+    if flowed:
+        text = unflow(text, join=False)
     gpg_input = b"\n".join(lines[:sig_end + 1]) + b"\n"
     return Signed("clearsigned", text + "\n" if text else "", signed_bytes, packet, gpg_input, sig)
 
@@ -289,18 +589,10 @@ def _pgp_mime(head: bytes, body: bytes) -> Signed:
         sig = openpgp.signature_packet(packet)
     except OpenPGPError as exc:
         raise SignedError("malformed", f"PGP/MIME signature part: {exc}") from None
-    text = _first_text(email.message_from_bytes(content, policy=email.policy.compat32), "PGP/MIME signed part")
+    # The signed part's own headers are signed, and so is every trailing
+    # space: format=flowed is decoded in full (RFC 3676).
+    text = _shown_text(_walk(*_split_part(content)), "PGP/MIME signed part")
     return Signed("pgp-mime", text, signed_bytes, packet, armoured, sig)
-
-
-def _first_text(msg, where: str) -> str:
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            payload = part.get_payload(decode=True) or b""
-            text = _decode(payload, part.get_content_charset() or "utf-8", where)
-            text = text.replace("\r\n", "\n")
-            return text
-    raise SignedError("malformed", f"{where} has no text part")
 
 
 # --------------------------------------------------------------- extract
@@ -320,29 +612,67 @@ def extract(msg: bytes) -> Signed:
     cte = (_header(head, b"content-transfer-encoding") or b"7bit").lower()
     mtype = ctype.split(b";")[0].strip().lower() if ctype else b"text/plain"
     if mtype == b"text/plain":
+        flowed = _param(ctype, b"format") == "flowed"
         if cte in (b"7bit", b"8bit", b"binary"):
-            return _clearsigned(body, _charset(ctype), "message body")
+            return _clearsigned(body, _charset(ctype), "message body", flowed)
         if cte == b"quoted-printable":
-            return _clearsigned(binascii.a2b_qp(body), _charset(ctype), "quoted-printable body")
+            return _clearsigned(binascii.a2b_qp(body), _charset(ctype), "quoted-printable body", flowed)
         if cte == b"base64":
             try:
                 decoded = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
             except (binascii.Error, ValueError):
                 raise SignedError("malformed", "base64 body does not decode") from None
-            return _clearsigned(decoded, _charset(ctype), "base64 body")
+            return _clearsigned(decoded, _charset(ctype), "base64 body", flowed)
         raise SignedError("malformed", f"unknown Content-Transfer-Encoding {cte.decode('ascii', 'replace')!r}")
     if mtype == b"multipart/signed":
         return _pgp_mime(head, body)
     if mtype.startswith(b"multipart/"):
-        email = _lazy("email")
-        whole = email.message_from_bytes(head + b"\n\n" + body, policy=email.policy.compat32)
-        for part in whole.walk():
-            if part.get_content_type() == "text/plain":
-                payload = part.get_payload(decode=True) or b""
-                return _clearsigned(payload, part.get_content_charset() or "utf-8",
-                                    f"{mtype.decode('ascii', 'replace')} first text part")
-        raise SignedError("unsigned", f"{mtype.decode('ascii', 'replace')} message has no text/plain part")
+        return _in_multipart(head, body, mtype.decode("ascii", "replace"))
+    if mtype.startswith(b"text/") and CLEARSIGN_BEGIN in body:
+        raise SignedError("ambiguous", f"the clearsigned block is in a {mtype.decode('ascii', 'replace')} "
+                          "body; an order is read from text/plain only (send it as plain text)")
     raise SignedError("unsigned", f"a {mtype.decode('ascii', 'replace')} message carries no OpenPGP signature")
+
+
+def _in_multipart(head: bytes, body: bytes, mtype: str) -> Signed:
+    """The one signed part of a multipart message that is not itself
+    multipart/signed: a PGP/MIME part nested anywhere (a list footer, a
+    signed message with an attachment), or one clearsigned text/plain part.
+    Anything else in the message is not part of the order."""
+    parts = _walk(head, body)
+    signed_parts = [p for p in parts if p.ctype == "multipart/signed"]
+    blocks: list[tuple[_Part, bytes]] = []
+    for p in parts:
+        if (p.msg.get_content_maintype() == "text"
+                and not any(a.ctype == "multipart/signed" for a in _ancestors(p))):
+            decoded = p.decoded(f"{mtype} {p.ctype} part")
+            blocks += [(p, decoded)] * _begin_lines(decoded)
+    # A text/html (or other) alternative beside a clearsigned text/plain
+    # part shows that same block: it is held to agree below, not counted.
+    plain_alts = {id(p.alternative()) for p, _ in blocks if p.ctype == "text/plain" and p.alternative()}
+    blocks = [(p, d) for p, d in blocks if p.ctype == "text/plain" or id(p.alternative()) not in plain_alts]
+    found = len(signed_parts) + len(blocks)
+    if found > 1:
+        raise SignedError("ambiguous", f"the {mtype} message holds {found} signed parts "
+                          "(PGP/MIME or clearsigned); send one request per message")
+    if signed_parts:
+        return _pgp_mime(signed_parts[0].head, signed_parts[0].body)
+    if not blocks:
+        if not any(p.ctype == "text/plain" for p in parts):
+            raise SignedError("unsigned", f"{mtype} message has no text/plain part")
+        raise SignedError("unsigned", f"no '-----BEGIN PGP SIGNED MESSAGE-----' line in the {mtype} message")
+    part, decoded = blocks[0]
+    where = f"{mtype} {part.ctype} part"
+    if part.ctype != "text/plain":
+        raise SignedError("ambiguous", f"the clearsigned block is in a {part.ctype} part; an order "
+                          "is read from text/plain only (send it as plain text)")
+    alt = part.alternative()
+    if alt is not None:
+        others = [p for p in parts if p.within(alt) and p.msg.get_content_maintype() == "text"
+                  and not p.attachment]
+        _alternatives_agree(part, others, _words(part.text(where, join=False)), where)
+    flowed = (part.msg.get_param("format") or "").lower() == "flowed"
+    return _clearsigned(decoded, part.msg.get_content_charset() or "utf-8", where, flowed)
 
 
 # --------------------------------------------------------------- compose
@@ -411,6 +741,15 @@ def compose_pgp_mime(headers, text: str, keyring, fpr: str, at: int | None = Non
         part = "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n" + _qp(text)
     else:
         part = "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 7bit\n\n" + text
+    return compose_pgp_mime_part(headers, part.encode("ascii"), keyring, fpr, at=at)
+
+
+def compose_pgp_mime_part(headers, part: bytes, keyring, fpr: str, at: int | None = None) -> bytes:
+    """An RFC 3156 multipart/signed message whose signed part is ``part``
+    (a whole MIME part, headers and body, ASCII with LF line endings), as
+    it is: a multipart/alternative, a format=flowed text, an attachment.
+    One gpg run."""
+    part = part.decode("ascii")
     part_bytes = part.encode("ascii")
     armoured = keyring.detach_sign(canonical_crlf(part_bytes), fpr, at=at)
     sig = openpgp.signature_packet(openpgp.dearmor(armoured)[1])
