@@ -7,7 +7,10 @@ the record:
    ``X-Pit-`` header of its own;
 2. it is signed (inline clearsigned or PGP/MIME), the signature is good,
    and the key is a current member key (in the pit's keyring, not expired,
-   not revoked: gpg's judgement, checked in process by pit.openpgp);
+   not revoked: gpg's judgement, checked in process by pit.openpgp); what
+   is read is what a reader sees (pit.signed), and the signature is dated
+   no more than ``signature_clock_skew`` ahead of the notary's clock and no
+   more than ``signature_max_age`` behind it;
 3. the signed text is a well-formed request for *this* pit (pit.message),
    whose account the signing key owns (operator requests need the
    operator's key; a filter's report needs that filter's key);
@@ -50,7 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import archive as archive_mod
-from pit import mbox, message, signed
+from pit import mbox, message, openpgp, signed
 from pit.keyring import Keyring
 from pit.pitdir import Pit
 from pit.units import UnitError
@@ -172,6 +175,8 @@ class Notary:
         self.rate_limit = self.pit.getint("rate_limit")
         self.rate_interval = self.pit.getint("rate_interval") * 1_000_000
         self.seal_every = self.pit.getint("seal_every")
+        self.sig_max_age = self.pit.getint("signature_max_age")
+        self.sig_clock_skew = self.pit.getint("signature_clock_skew")
         self.rejects_path = self.pit.rejects / "rejects.mbox"
         self.notices_path = self.pit.outbox / "notices.mbox"
         self._load()
@@ -270,8 +275,8 @@ class Notary:
         try:
             s = signed.extract(raw)
         except signed.SignedError as e:
-            raise Refused(f"unsigned: {e.reason}" if e.status == "unsigned"
-                          else f"malformed signature: {e.reason}") from None
+            raise Refused({"unsigned": "unsigned", "ambiguous": "ambiguous"}.get(
+                e.status, "malformed signature") + f": {e.reason}") from None
         except (ValueError, LookupError) as e:
             # bytes that are not an email at all must be refused, never stop the notary
             raise Refused(f"malformed message: not a readable email ({_one_line(str(e))[:200]})") from None
@@ -279,8 +284,11 @@ class Notary:
         if not v.ok:
             reasons = {"bad": "bad signature", "unknown-key": "unknown key",
                        "expired-key": "expired key", "revoked-key": "revoked key",
-                       "malformed": "malformed signature"}
+                       "malformed": "malformed signature", "invalid": "invalid signature"}
             raise Refused(f"{reasons.get(v.status, v.status)}: {v.detail}")
+        late = openpgp.time_refusal(v.created, now_us // 1_000_000, self.sig_clock_skew, self.sig_max_age)
+        if late:
+            raise Refused(f"signature time: {late}")
         fpr = v.fingerprint
         accounts = self.members.get(fpr)
         if accounts is None:

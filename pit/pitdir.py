@@ -25,6 +25,8 @@ DEFAULTS = {
     "rate_interval": "60",          # seconds
     "seal_every": "1000",           # records per seal at most
     "seal_seconds": "5",            # and at most this long before a record is sealed
+    "signature_max_age": "259200",  # seconds: older signatures are refused (0: no limit)
+    "signature_clock_skew": "300",  # seconds a signature may be dated ahead of the notary
     "domain": "pit.localhost",
 }
 
