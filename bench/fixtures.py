@@ -148,7 +148,9 @@ def signed_orders(pit: Pit, n: int, algo: str = "ed25519", traders: int = 10,
     keys = trader_keys(algo, traders)
     _ensure_members(pit, keys)
     path = _cache_path(pit, n, algo, seed, [fpr for _, fpr in keys.values()])
-    if cache and path.exists():
+    # The notary refuses signatures older than signature_max_age (three
+    # days by default): a cache signed more than a day ago is made again.
+    if cache and path.exists() and path.stat().st_mtime > time.time() - 86400:
         raws = list(mbox.iter_file(path))
         if len(raws) == n:
             return raws

@@ -7,8 +7,12 @@ clearsigned orders with gpg (signing is not what is measured), repeats
 them to ``--orders`` messages and times ``pit.signed.extract`` plus the
 in-process verifier on every message (nothing is cached between
 messages).  Then it times gpg through python-gnupg (one process per
-verification) on ``--gpg`` of the same messages.  The notary needs
->= 1,000/s, the audit >= 2,000/s.  Keys live in a temporary GnuPG home.
+verification) on ``--gpg`` of the same messages.  When ``pysequoia``
+(Sequoia-PGP) is importable (``pip install pysequoia``; not a dependency
+of the pit) it times ``pit.signed.extract`` plus ``pysequoia.verify`` the
+same way, the alternative the pit weighed against its own verifier
+(docs/pit-book.md).  The notary needs >= 1,000/s, the audit >= 2,000/s.
+Keys live in a temporary GnuPG home.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpg", type=int, default=200, help="messages verified by gpg per key kind")
     parser.add_argument("--distinct", type=int, default=200, help="distinct signed orders made with gpg")
     args = parser.parse_args(argv)
+    try:
+        import pysequoia
+    except ImportError:
+        pysequoia = None
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "gnupg"
         fprs = testkeys.make_keys(home, [("ed25519", "ed25519"), ("rsa3072", "rsa3072")])
@@ -55,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - start
             assert good == len(messages), f"{len(messages) - good} {kind} orders did not verify"
             print(f"  {kind:8} in process      {_rate(len(messages), elapsed)}")
+            if pysequoia is not None:
+                cert = pysequoia.Cert.from_bytes(keyring.export(fpr).encode())
+                start = time.perf_counter()
+                for m in messages:
+                    s = signed.extract(m)
+                    pysequoia.verify(bytes=s.signed_bytes, store=lambda ids: [cert],
+                                     signature=pysequoia.Sig.from_bytes(s.signature))
+                elapsed = time.perf_counter() - start
+                print(f"  {kind:8} pysequoia       {_rate(len(messages), elapsed)}")
             sample = messages[:args.gpg]
             start = time.perf_counter()
             good = sum(signed.extract(m).verify_gpg(keyring).ok for m in sample)
