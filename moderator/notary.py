@@ -33,6 +33,17 @@ apart, so the delay is bounded by one batch; an auditor checks one message
 on its own with its hash, the line of the seal that names it and one
 ``gpg --verify`` (docs/verifying.md).
 
+The log.  The records are the leaves of a Merkle tree (RFC 9162, see
+pit.merkle), and every seal is also a signed tree head: it carries the
+tree's size (every record before the seal), its root hash and the notary's
+time, under the same one gpg signature.  The notary keeps the tree's
+frontier (O(log n) hashes) and folds each record into it as it stamps it,
+one small hash a record; the root is computed only when a seal is made.
+So heads come at the seals' cadence (by size and by time), not per record,
+and an auditor holding any two heads checks that the later one extends the
+earlier one (a consistency proof), and any record against a head (an
+inclusion proof; docs/verifying.md).
+
 Nothing is lost: a message leaves the incoming maildir only after its
 record, or its rejection, is on disk (fsync'd).  A run first moves the
 messages it takes to ``incoming/cur``; if the notary dies before removing
@@ -53,7 +64,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import archive as archive_mod
-from pit import mbox, message, openpgp, signed
+from pit import mbox, merkle, message, openpgp, signed
 from pit.keyring import Keyring
 from pit.pitdir import Pit
 from pit.units import UnitError
@@ -167,6 +178,10 @@ class Notary:
 
     def __init__(self, pit: Pit | str | os.PathLike, clock=time.time):
         self.pit = pit if isinstance(pit, Pit) else Pit(pit)
+        if self.pit.is_replica:
+            from pit.pitdir import PitError
+            raise PitError(f"{self.pit.root}: a replica (replica.conf): only the pit's "
+                           "notary writes its log")
         self.clock = clock
         self.archive = archive_mod.Archive(self.pit.root)
         self.keyring = Keyring(self.pit.gnupg)
@@ -193,6 +208,7 @@ class Notary:
         self.fees = None
         self.seq, self.head, self.last_us = 0, "0" * 64, 0
         self.unsealed: list[tuple[int, str]] = []
+        self.tree = merkle.Frontier()      # over every record, for the signed tree heads
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.recent_set: set[str] = set()
         self.sent: dict[str, deque[int]] = {}
@@ -213,8 +229,9 @@ class Notary:
 
     def _remember(self, seq: int, st: dict, h: str, us: int | None = None) -> None:
         """Fold one record into the notary's state (*us*: its time, when the
-        caller has it as a number already).  O(1)."""
+        caller has it as a number already).  O(1) amortized."""
         self.seq, self.head = seq, h
+        self.tree.append(merkle.leaf_hash(bytes.fromhex(h)))
         if us is None:
             us = _us(st.get("x-pit-time", ""))
         self.last_us = max(self.last_us, us)
@@ -496,8 +513,10 @@ class Notary:
 
     def _seal_record(self) -> tuple[bytes, str, str]:
         first = self.unsealed[0][0]
-        seal = message.Seal(self.pit.name, first, tuple(h for _, h in self.unsealed))
         now = self._now()
+        # The seal is the signed tree head of every record before it.
+        seal = message.Seal(self.pit.name, first, tuple(h for _, h in self.unsealed),
+                            self.tree.size, self.tree.root().hex(), stamp_time(now))
         env = message.Envelope(self.pit.notary_address, self.pit.address, stamp_time(now))
         body = self.keyring.clearsign(message.seal_text(seal), self.pit.notary)
         msg = _with_body(message.write_message(seal, env), body)

@@ -25,6 +25,7 @@ CURRENCY_RE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
 ACCOUNT_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}(?::[A-Z][A-Z0-9.]{0,11})?")
 FINGERPRINT_RE = re.compile(r"[0-9A-F]{40}")
 HASH_RE = re.compile(r"[0-9a-f]{64}")
+_SEAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 FILTER_RE = re.compile(r"[a-z][a-z0-9-]{0,31}(?: [A-Z][A-Z0-9.]{0,11})*")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=:-]+@[A-Za-z0-9.-]+")
 # Decimal text as a person writes it: 100, 12.5, .5, 1,000.00 (commas only
@@ -869,10 +870,19 @@ class Checkpoint(Record, frozen=True):
 
 class Seal(Record, frozen=True):
     """The notary's seal over records ``first`` .. ``first+len(hashes)-1``:
-    their record hashes in order.  The head is the last record's hash."""
+    their record hashes in order.  The head is the last record's hash.
+
+    A seal is also the log's signed tree head (RFC 9162) when it carries
+    ``tree_size`` (the records before the seal: ``last``), ``root`` (the
+    Merkle tree hash of records 1 .. tree_size, pit.merkle) and ``time``
+    (the notary's time, the seal record's X-Pit-Time).  Seals written
+    before the tree existed have none of the three (0, "", "")."""
     pit: str
     first: int
     hashes: tuple[str, ...]
+    tree_size: int = 0
+    root: str = ""
+    time: str = ""
 
     @property
     def last(self) -> int:
@@ -914,8 +924,10 @@ def checkpoint_text(c: Checkpoint) -> str:
 def seal_text(s: Seal) -> str:
     """Canonical seal body (what the notary clearsigns).  O(records)."""
     _validate_seal(s)
-    return _block([f"Pit: {s.pit}", f"Seal: {s.first}-{s.last}", f"Head: {s.head}"],
-                  [f"{s.first + i} {h}" for i, h in enumerate(s.hashes)])
+    head = [f"Pit: {s.pit}", f"Seal: {s.first}-{s.last}", f"Head: {s.head}"]
+    if s.tree_size:
+        head += [f"Tree-Size: {s.tree_size}", f"Root: {s.root}", f"Time: {s.time}"]
+    return _block(head, [f"{s.first + i} {h}" for i, h in enumerate(s.hashes)])
 
 
 def rejection_text(r: Rejection) -> str:
@@ -961,6 +973,8 @@ def _validate_seal(s: Seal) -> None:
     for i, h in enumerate(s.hashes):
         if not HASH_RE.fullmatch(h):
             raise MessageError(5 + i, f"bad record hash {_show(h)}: expected 64 lower-case hex digits")
+    if s.tree_size or s.root or s.time:
+        _validate_seal_head(s)
 
 
 def _validate_rejection(r: Rejection) -> None:
@@ -1058,7 +1072,11 @@ def parse_checkpoint(text: str) -> Checkpoint:
 def parse_seal(text: str) -> Seal:
     """Parse a seal body (strict): records must run gaplessly from FIRST
     to LAST and Head must be the last record's hash.  O(records)."""
-    (pit, span, head), rest = _split_block(text, ["Pit", "Seal", "Head"], "seal")
+    keys = ["Pit", "Seal", "Head"]
+    if text.count("\n", 0, text.find("\n\n") + 1) > 3:      # a signed tree head
+        keys += ["Tree-Size", "Root", "Time"]
+    values, rest = _split_block(text, keys, "seal")
+    pit, span, head = values[:3]
     m = re.fullmatch(r"([1-9][0-9]*)-([1-9][0-9]*)", span)
     if not m or int(m.group(2)) < int(m.group(1)):
         raise MessageError(2, f"bad seal range {_show(span)}: expected FIRST-LAST")
@@ -1066,8 +1084,9 @@ def parse_seal(text: str) -> Seal:
     if not HASH_RE.fullmatch(head):
         raise MessageError(3, f"bad Head {_show(head)}: expected 64 lower-case hex digits")
     hashes = []
+    at = len(keys) + 2                  # the line of the first record
     for i, line in enumerate(rest):
-        n = 5 + i
+        n = at + i
         seq, _, h = line.partition(" ")
         if seq != str(first + i):
             raise MessageError(n, f"expected record {first + i}, found {_show(line)}")
@@ -1075,11 +1094,28 @@ def parse_seal(text: str) -> Seal:
             raise MessageError(n, f"bad record hash {_show(h)}: expected 64 lower-case hex digits")
         hashes.append(h)
     if len(hashes) != last - first + 1:
-        raise MessageError(5 + len(hashes), f"seal {span} lists {len(hashes)} records, "
+        raise MessageError(at + len(hashes), f"seal {span} lists {len(hashes)} records, "
                                             f"expected {last - first + 1}")
     if hashes[-1] != head:
         raise MessageError(3, f"Head is not the hash of record {last}")
-    return Seal(_pit_line(pit, 1), first, tuple(hashes))
+    if len(values) == 3:
+        return Seal(_pit_line(pit, 1), first, tuple(hashes))
+    size, root, when = values[3:]
+    if not size.isdigit() or size != str(int(size)):
+        raise MessageError(4, f"bad Tree-Size {_show(size)}: expected a number")
+    seal = Seal(_pit_line(pit, 1), first, tuple(hashes), int(size), root, when)
+    _validate_seal_head(seal)
+    return seal
+
+
+def _validate_seal_head(s: Seal) -> None:
+    if s.tree_size != s.last:
+        raise MessageError(4, f"Tree-Size {s.tree_size} is not the seal's last record {s.last}")
+    if not HASH_RE.fullmatch(s.root):
+        raise MessageError(5, f"bad Root {_show(s.root)}: expected 64 lower-case hex digits")
+    if not _SEAL_TIME.fullmatch(s.time):
+        raise MessageError(6, f"bad Time {_show(s.time)}: expected the notary's "
+                              "YYYY-MM-DDTHH:MM:SS.ffffffZ")
 
 
 def parse_rejection(text: str) -> Rejection:

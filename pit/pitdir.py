@@ -9,6 +9,11 @@ configuration file, and nothing else.
     <pit>/gnupg/          the pit's keyring: members' public keys, the notary's key pair
     <pit>/filters.gnupg/  the signing keys of the pit's own filters (specialists, ...)
     <pit>/checkpoints/    the newest checkpoint of each filter, as text (a cache)
+
+A replica (``pit mirror``, pit.replica) is a directory with ``archives/``
+and a ``replica.conf`` instead of ``pit.conf``: the commands that only read
+the record (audit, search, replay, book, ...) take it as a pit; it has no
+keys and no incoming mail, and the notary refuses it.
 """
 
 from __future__ import annotations
@@ -41,8 +46,13 @@ class Pit:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.conf_path = self.root / "pit.conf"
+        self.is_replica = False
         if not self.conf_path.exists():
-            raise PitError(f"{self.root}: not a pit (no pit.conf); create one with 'pit init'")
+            replica = self.root / "replica.conf"
+            if not replica.exists():
+                raise PitError(f"{self.root}: not a pit (no pit.conf, no replica.conf); create "
+                               "one with 'pit init', or a replica with 'pit mirror'")
+            self.conf_path, self.is_replica = replica, True
         self._conf = None
 
     @property
