@@ -10,6 +10,9 @@ nothing else, the audit checks, record by record in sequence order:
 2. **the seals**: each seal's body verifies with stock gpg against the
    notary key published in the genesis record, lists exactly the records
    since the previous seal with their hashes, and every record is sealed;
+   a seal that is a signed tree head (every seal since the log began)
+   carries the Merkle root of every record before it (pit.merkle), which
+   must be the root the audit computes, and the seal record's own time;
 3. **the signatures**: every original message carries a good signature
    (checked in process, same verdicts as gpg) by the key the stamp names,
    a member key at that time that owns the account;
@@ -19,9 +22,20 @@ nothing else, the audit checks, record by record in sequence order:
    record 1, and each of its reports and checkpoints in the archive must be
    byte for byte what the replay produces.
 
-The first discrepancy is reported precisely (record, what, expected, found);
-otherwise a printable summary.  Keys come only from the archive: the genesis
-record (notary and operator) and the member records.
+Every byte of a volume belongs to one record's entry: its ``From `` line
+(which must be the one the notary writes, ``From notary`` and the
+record's X-Pit-Time), its stamp and original, and the newline after it.
+The audit reads each volume itself, so damage anywhere is a discrepancy
+naming the record and the byte offset of its entry, never a crash; an
+archive with no records is a failure, not a pass.
+
+The first discrepancy is reported precisely (record, what, expected, found,
+where); otherwise a printable summary.  Keys come only from the archive:
+the genesis record (notary and operator) and the member records.  A copy
+that remembers the newest signed tree head it verified (pit.replica) is
+checked against it: the archive must extend that head (RFC 9162
+consistency), so a truncation, a rewrite or a fork fails and says which
+records were lost or changed.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,8 +52,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pit import mbox, message, openpgp, signed
-from pit.archive import Archive, ArchiveError, ZERO_HASH, record_hash
+from pit import mbox, merkle, message, openpgp, signed
+from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring
 
@@ -55,17 +70,32 @@ PARALLEL_MIN_RECORDS = 4_000
 PREFETCH_CHUNK = 250           # records a worker checks per task
 PREFETCH_DEPTH = 8             # tasks in flight
 PREFETCH_SETTLE = 50           # records without a key change before tasks are sent
+_NOTARY_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 class AuditFailure(Exception):
-    """The first discrepancy: which record, what, expected, found."""
+    """The first discrepancy: which record, what, expected, found, where."""
 
-    def __init__(self, seq: int, what: str, expected: str = "", found: str = ""):
+    unexpected = False     # a check broke on what it read (counted apart by the tamper tests)
+
+    def __init__(self, seq: int, what: str, expected: str = "", found: str = "",
+                 where: str = ""):
         self.seq, self.what, self.expected, self.found = seq, what, expected, found
-        text = f"record {seq}: {what}"
-        if expected or found:
-            text += f"\n  expected: {_short(expected)}\n  found:    {_short(found)}"
-        super().__init__(text)
+        self.where = where
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = f"record {self.seq}: {self.what}"
+        if self.expected or self.found:
+            text += f"\n  expected: {_short(self.expected)}\n  found:    {_short(self.found)}"
+        if self.where:
+            text += f"\n  where:    {self.where}"
+        return text
+
+    def locate(self, where: str) -> None:
+        if where and not self.where:
+            self.where = where
+            self.args = (self._text(),)
 
 
 def _short(s: str, n: int = 200) -> str:
@@ -89,6 +119,11 @@ class AuditResult:
     last_time: str = ""
     head: str = ZERO_HASH
     notary: str = ""
+    tree_root: str = ""            # the Merkle root over every record
+    heads: int = 0                 # signed tree heads among the seals
+    newest_head: tuple | None = None   # (seal seq, size, root hex, time, Frontier)
+    consistency: str = ""          # what the check against a remembered head found
+    log_only: bool = False         # the log alone was checked (pit mirror)
     seconds: float = 0.0
     problem: str | None = None
 
@@ -100,7 +135,10 @@ class AuditResult:
                  f"  records        {self.records} (1-{self.records}), "
                  f"{self.first_time or '-'} .. {self.last_time or '-'}",
                  f"  chain head     {self.head}",
-                 f"  seals          {self.seals}, verified with gpg",
+                 f"  tree root      {self.tree_root or '-'} (RFC 9162, {self.records} leaves)",
+                 f"  seals          {self.seals}, verified with gpg; {self.heads} signed tree heads"
+                 + (f", newest: size {self.newest_head[1]} at record {self.newest_head[0]}"
+                    if self.newest_head else ""),
                  f"  signatures     {self.signatures}, verified",
                  f"  kinds          " + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
                  f"  filters        " + (", ".join(self.filters) or "none"),
@@ -108,7 +146,12 @@ class AuditResult:
                  f"reproduced byte for byte",
                  f"  time           {self.seconds:.2f} s "
                  f"({self.records / max(self.seconds, 1e-9):,.0f} records/s)"]
-        if self.ok:
+        if self.consistency:
+            lines.insert(-1, f"  remembered     {self.consistency}")
+        if self.ok and self.log_only:
+            lines.append("RESULT: PASS: the log is whole (members' signatures and filters "
+                         "not checked here: pit audit does)")
+        elif self.ok:
             lines.append("RESULT: PASS: the archive is whole and every filter output follows from it")
         else:
             lines.append("RESULT: FAIL")
@@ -170,22 +213,65 @@ class _Keys:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def audit(path: str | Path, progress=None) -> AuditResult:
+def audit(path: str | Path, progress=None, notary: str | None = None,
+          remember: bool = False, log_only: bool = False) -> AuditResult:
     """Audit the archive at *path*.  ``progress(done)`` is called now and then.
-    Never raises for a bad archive: the result says what is wrong."""
-    res = AuditResult(path=str(path))
+    *notary*: the fingerprint the genesis record must name (else the one
+    the copy's state pins, if any).  *remember*: check the archive against
+    the newest signed tree head this copy verified before, and on a pass
+    remember the archive's newest head (pit.replica).  *log_only*: check
+    the log alone (every byte, the chain, the digests, the genesis and
+    every seal and tree head with gpg), not the members' signatures, the
+    stamps or the filters: what ``pit mirror`` checks of each copy it
+    brings.  Never raises for a bad archive: the result says what is wrong."""
+    from pit import replica
+    res = AuditResult(path=str(path), log_only=log_only)
     t0 = time.monotonic()
     keys = None
+    reader = None
     try:
         arch = _archive_of(path)
+        state = replica.load_state(path) if remember else None
         keys = _Keys()
-        _Audit(arch, keys, res, progress).run()        # names the first bad record
+        reader = _Reader(arch)
+        a = _Audit(arch, keys, res, progress, reader)
+        a.log_only = log_only
+        try:
+            a.run()                                    # names the first bad record
+        except AuditFailure as e:
+            if getattr(e, "at_end", False) and state is not None and state.size:
+                # an unsealed tail where this copy saw more: the records cut off are the story
+                replica.check_consistency(state, a.leaves, res)
+            raise
+        except (ArchiveError, OSError):
+            raise
+        except Exception as e:
+            # A check that broke on what it read: still a discrepancy of
+            # that record, never a traceback.
+            f = AuditFailure(a.current, f"the record cannot be checked "
+                             f"({type(e).__name__}: {_short(str(e), 120)})")
+            f.unexpected = True
+            raise f from e
+        if res.records == 0:
+            raise AuditFailure(0, "the archive holds no records (not even the genesis "
+                               "record): nothing here is a pit's log")
         problems = arch.check()                        # and then what lies around them
         if problems:
             raise AuditFailure(res.records, "the archive's volumes and index disagree: "
                                + "; ".join(problems))
+        pinned = (notary or "").replace(" ", "").upper() or (state.notary if state else "")
+        if pinned and res.notary != pinned:
+            raise AuditFailure(1, "the genesis record names another notary key than the "
+                               "one this copy expects", pinned, res.notary)
+        if state is not None and state.size:
+            res.consistency = replica.check_consistency(state, a.leaves, res)
+        if remember:
+            replica.save_state(path, res, pinned or res.notary)
         res.ok = True
     except AuditFailure as e:
+        if reader is not None:
+            e = (reader.joined(e.seq) if not e.unexpected else None) or e
+            e.locate(reader.where(e.seq))
         res.problem = str(e)
     except (ArchiveError, OSError) as e:
         res.problem = f"after record {res.records}: the archive cannot be read: {e}"
@@ -196,9 +282,105 @@ def audit(path: str | Path, progress=None) -> AuditResult:
     return res
 
 
+class _Reader:
+    """The records of an archive read the way the audit needs them: each
+    volume whole, split at its entries by the audit itself, so that a
+    damaged entry is a located :class:`AuditFailure` (never an exception
+    from a reader), and the byte offset and ``From `` line of every entry
+    is kept.  Yields ``(seq, message)`` like ``Archive.read()``.
+    O(archive bytes); 8 bytes of memory a record."""
+
+    def __init__(self, arch: Archive):
+        from array import array
+        self.arch = arch
+        self.vols = arch.volumes()
+        self.offsets = array("q")          # entry offset in its volume, by seq - 1
+        self.from_lines: dict[int, bytes] = {}     # seq -> separator, of the records read last
+        self.recent: dict[int, tuple] = {}         # seq -> (message, volume, offset), the same
+
+    def where(self, seq: int) -> str:
+        """``NNNNNN.mbox byte N`` of record *seq*'s entry ("" when unknown)."""
+        if not 1 <= seq <= len(self.offsets):
+            return ""
+        vol = next((v for v in self.vols if v.first <= seq <= v.last), None)
+        return f"{vol.name} byte {self.offsets[seq - 1]}" if vol else ""
+
+    def joined(self, seq: int) -> "AuditFailure | None":
+        """When record *seq* failed because the next entry's ``From `` line
+        was damaged (so the two entries read as one), the failure of the
+        record whose line it is.  Looked for only after a failure."""
+        msg, name, body = self.recent.get(seq, (b"", "", 0))
+        j = msg.find(b"\nX-Pit-Seq: %d\nX-Pit-Time: " % (seq + 1))
+        k = msg.rfind(b"\n\n", 0, j) + 2
+        if j < 0 or k < 2 or j - k > 200:
+            return None
+        line = msg[k:j]
+        where = f"{name} byte {body + k}" + (" (about)" if b">From " in msg else "")
+        return AuditFailure(seq + 1, "the entry's 'From ' line is damaged: it no longer "
+                            f"separates the record from record {seq}", "From notary ...",
+                            line.decode("utf-8", "replace"), where)
+
+    def __iter__(self):
+        for vol in self.vols:
+            yield from self._volume(vol)
+
+    def _volume(self, vol):
+        path = self.arch.dir / vol.name
+        try:
+            with open(path, "rb") as f:
+                data = f.read(vol.bytes)
+        except FileNotFoundError:
+            raise AuditFailure(vol.first, f"records {vol.first}-{vol.last} are missing: "
+                               f"{vol.name} is gone (the index lists it)", where=vol.name) from None
+        seq, pos, end = vol.first, 0, len(data)
+        find, offsets = data.find, self.offsets
+        if end and not data.startswith(b"From "):
+            raise AuditFailure(seq, "the entry does not start with a 'From ' line",
+                               "From notary ...", repr(data[:20])[2:-1], f"{vol.name} byte 0")
+        while pos < end and seq <= vol.last:
+            offsets.append(pos)
+            body = find(b"\n", pos, end) + 1
+            if body == 0:
+                raise AuditFailure(seq, "the entry ends inside its 'From ' line (cut short)",
+                                   where=f"{vol.name} byte {pos}")
+            nxt = find(b"\nFrom ", body, end)
+            if nxt < 0 or seq == vol.last:
+                nxt = end - 1
+                if data[nxt:end] != b"\n" or nxt < body:
+                    raise AuditFailure(seq, "the volume ends inside this record (cut short, "
+                                       "or the last newline changed)",
+                                       where=f"{vol.name} byte {pos}")
+            msg = data[body:nxt]
+            if b">From " in msg:
+                msg = mbox.unquote(msg)
+            if len(self.from_lines) > 4 * PREFETCH_CHUNK * PREFETCH_DEPTH:
+                self.from_lines.clear()
+                self.recent.clear()
+            self.from_lines[seq] = data[pos:body - 1]
+            self.recent[seq] = (msg, vol.name, body)
+            yield seq, msg
+            pos, seq = nxt + 1, seq + 1
+        if seq <= vol.last:
+            lost = f"{seq}-{vol.last}" if seq < vol.last else f"{seq}"
+            raise AuditFailure(seq, f"record{'s' if seq < vol.last else ''} {lost} "
+                               f"{'are' if seq < vol.last else 'is'} missing: {vol.name} "
+                               f"holds {len(data)} of the {vol.bytes} bytes the index says",
+                               where=f"{vol.name} byte {pos}")
+        if end < vol.bytes:
+            raise AuditFailure(vol.last, f"{vol.name} is {end} bytes; the index says {vol.bytes}",
+                               where=f"{vol.name} byte {end}")
+
+
 class _Audit:
-    def __init__(self, arch: Archive, keys: _Keys, res: AuditResult, progress):
+    def __init__(self, arch: Archive, keys: _Keys, res: AuditResult, progress, reader: _Reader):
         self.arch, self.keys, self.res, self.progress = arch, keys, res, progress
+        self.reader = reader
+        self.tree = merkle.Frontier()
+        self.leaves: list[bytes] = []      # every record's leaf hash, for the proofs
+        self.tree_heads = False            # a seal carried a tree head: all later ones must
+        self.current = 0                   # the record being checked
+        self.log_only = False
+        self._separator = ("", b"")        # (X-Pit-Time to the second, its From line)
         self.members: dict[str, tuple[str, ...]] = {}
         self.refs: dict[tuple[str, str], str] = {}     # (account, ref) -> ticker ('' if none)
         self.cancel_tickers = False     # a cancel stamped with its order's ticker was seen
@@ -214,13 +396,21 @@ class _Audit:
         from pit.ops import filter_class
         self.points: dict[str, set[int]] = {}
         self.n_records = 0
-        for seq, msg in self.arch.read():
+        try:
+            self._plan()
+        except AuditFailure:
+            pass            # the main pass reaches it, or something before it, and says so
+        self.res.filters = sorted(self.filters)
+
+    def _plan(self) -> None:
+        from pit.ops import filter_class
+        for seq, msg in _Reader(self.arch):
             self.n_records += 1
             # A report or checkpoint stamp holds one of these words; most
             # records hold neither, and a byte search is cheaper than a stamp.
             if b"report" not in msg and b"checkpoint" not in msg:
                 continue
-            st = mbox.stamp(msg)
+            st = _stamp(seq, msg)
             kind = st.get("x-pit-kind")
             if kind in ("report", "checkpoint"):
                 name, _, span = st.get("x-pit-request", "").rpartition(" ")
@@ -231,20 +421,23 @@ class _Audit:
                     except Exception as e:
                         raise AuditFailure(seq, f"a {kind} of unknown filter {name!r}: {e}")
                     self.marks[name] = []
-                if kind == "checkpoint":
+                if kind == "checkpoint" and span.isdigit():
                     self.points.setdefault(name, set()).add(int(span))
-        self.res.filters = sorted(self.filters)
 
     # -- pass 2 ------------------------------------------------------------------
     def run(self) -> None:
-        self.plan()
         self.prefetch = None
+        if self.log_only:
+            self.points, self.n_records = {}, 0
+            self._run(self.reader)
+            return
+        self.plan()
         workers = min(4, os.cpu_count() or 1)
         if (self.n_records >= PARALLEL_MIN_RECORDS and workers > 1
                 and "fork" in multiprocessing.get_all_start_methods()):
-            self.prefetch = _Prefetch(self.arch.read(), self.keys, workers)
+            self.prefetch = _Prefetch(self.reader, self.keys, workers)
         try:
-            self._run(self.prefetch if self.prefetch else self.arch.read())
+            self._run(self.prefetch if self.prefetch else self.reader)
         finally:
             if self.prefetch:
                 self.prefetch.close()
@@ -253,7 +446,11 @@ class _Audit:
         expected_seq, prev, last_time = 1, ZERO_HASH, ""
         res = self.res
         for seq, msg in records:
-            st = mbox.stamp(msg)
+            self.current = seq
+            st = _stamp(seq, msg)
+            if st.get("x-pit-seq") != str(seq):
+                raise AuditFailure(seq, "the entry in this record's place has another X-Pit-Seq",
+                                   str(seq), st.get("x-pit-seq", "(none)"))
             if seq != expected_seq:
                 raise AuditFailure(seq, "sequence numbers are not gapless and in order",
                                    str(expected_seq), str(seq))
@@ -261,6 +458,13 @@ class _Audit:
                 raise AuditFailure(seq, "X-Pit-Prev does not chain to the record before",
                                    prev, st.get("x-pit-prev", "(none)"))
             t = st.get("x-pit-time", "")
+            try:
+                if not _NOTARY_TIME.fullmatch(t):
+                    raise ValueError(t)
+                _epoch(t)
+            except ValueError:
+                raise AuditFailure(seq, "X-Pit-Time is not a notary time",
+                                   "YYYY-MM-DDTHH:MM:SS.ffffffZ", t) from None
             if not t or t <= last_time:
                 raise AuditFailure(seq, "X-Pit-Time does not increase", f"after {last_time}", t)
             stamp_bytes, original = mbox.split_stamp(msg)
@@ -268,18 +472,24 @@ class _Audit:
             if st.get("x-pit-digest") != digest:
                 raise AuditFailure(seq, "X-Pit-Digest is not the hash of the original message",
                                    digest, st.get("x-pit-digest", "(none)"))
-            h = record_hash(msg)
+            raw = hashlib.sha256(msg).digest()
+            h = raw.hex()
             kind = st.get("x-pit-kind", "")
             res.kinds[kind] = res.kinds.get(kind, 0) + 1
             if seq == 1:
                 self.genesis(seq, st, original)
             elif kind == "seal":
                 self.seal(seq, st, original)
-            else:
+            elif not self.log_only:
                 self.signed_record(seq, st, original)
             if kind != "seal":
                 self.unsealed.append((seq, h))
-            self.replay(seq, st, msg)
+            if not self.log_only:
+                self.replay(seq, st, msg)
+            self.separator(seq, t)
+            leaf = merkle.leaf_hash(raw)
+            self.tree.append(leaf)
+            self.leaves.append(leaf)
             prev, last_time, expected_seq = h, t, seq + 1
             res.records, res.head = seq, h
             if not res.first_time:
@@ -288,8 +498,21 @@ class _Audit:
             if self.progress and seq % 10000 == 0:
                 self.progress(seq)
         if self.unsealed:
-            raise AuditFailure(self.unsealed[0][0], "record not covered by any seal",
-                               "a seal after it", "none")
+            f = AuditFailure(self.unsealed[0][0], "record not covered by any seal",
+                             "a seal after it", "none")
+            f.at_end = True
+            raise f
+        res.tree_root = self.tree.root().hex()
+
+    def separator(self, seq: int, t: str) -> None:
+        """The entry's ``From `` line must be the one the notary writes for
+        the record's X-Pit-Time: no hash covers it, so it is checked here."""
+        if self._separator[0] != t[:19]:
+            self._separator = (t[:19], mbox.from_line("notary", t)[:-1])
+        found = self.reader.from_lines.get(seq)
+        if found is not None and found != self._separator[1]:
+            raise AuditFailure(seq, "the entry's 'From ' line is not the notary's for this record",
+                               self._separator[1].decode(), found.decode("utf-8", "replace"))
 
     def genesis(self, seq: int, st: dict, original: bytes) -> None:
         if st.get("x-pit-kind") != "genesis":
@@ -337,6 +560,21 @@ class _Audit:
         if st.get("x-pit-signer") != self.notary:
             raise AuditFailure(seq, "seal stamp names another signer", self.notary,
                                st.get("x-pit-signer", ""))
+        if seal.tree_size:
+            root = self.tree.root().hex()
+            if seal.tree_size != seq - 1 or seal.root != root:
+                raise AuditFailure(seq, "the seal's signed tree head is not the tree of the "
+                                   "records before it", f"size {seq - 1} root {root}",
+                                   f"size {seal.tree_size} root {seal.root}")
+            if seal.time != st.get("x-pit-time"):
+                raise AuditFailure(seq, "the seal's signed time is not its record's X-Pit-Time",
+                                   st.get("x-pit-time", ""), seal.time)
+            self.tree_heads = True
+            self.res.heads += 1
+            self.res.newest_head = (seq, seal.tree_size, seal.root, seal.time, self.tree.copy())
+        elif self.tree_heads:
+            raise AuditFailure(seq, "a seal without a signed tree head after seals with one",
+                               "Tree-Size, Root and Time", "none")
         self.unsealed = []
         self.res.seals += 1
 
@@ -478,6 +716,14 @@ class _Audit:
         head = [f"Report: {flt.name}", f"Pit: {flt.pit}", f"From-Seq: {first}",
                 f"To-Seq: {to_seq}", ""]
         return "\n".join(head + lines) + "\n"
+
+
+def _stamp(seq: int, msg: bytes) -> dict:
+    """``mbox.stamp`` of record *seq*, its errors a discrepancy of the record."""
+    try:
+        return mbox.stamp(msg)
+    except mbox.MboxError as e:
+        raise AuditFailure(seq, f"the stamp cannot be read: {e}") from None
 
 
 _last_epoch: tuple[str, int] = ("", 0)

@@ -582,10 +582,22 @@ def cmd_audit(args) -> int:
     root = args.path or (args.pit or os.environ.get("PIT_DIR") or ".")
     if not Path(root).exists():
         raise CliError(f"{root} does not exist", EXIT["no-pit"])
-    result = audit(root, progress=progress("audit"))
+    notary = _fingerprint(args.notary) if args.notary else None
+    try:
+        result = audit(root, progress=progress("audit"), notary=notary, remember=True)
+    except ValueError as e:            # a damaged [verified] state: the message says what to do
+        raise CliError(str(e)) from None
     _end_progress()
     print(result.summary())
     return 0 if result.ok else 1
+
+
+def _fingerprint(text: str) -> str:
+    fpr = text.replace(" ", "").upper()
+    if len(fpr) != 40 or any(c not in "0123456789ABCDEF" for c in fpr):
+        raise CliError(f"--notary {text!r}: give the notary key's full fingerprint "
+                       "(40 hex digits)", EXIT["usage"])
+    return fpr
 
 
 def _record(pit: Pit, seq: int) -> bytes:
@@ -605,7 +617,8 @@ def _gpg_verify(home: Path, files: list[Path]) -> tuple[bool, str]:
 
 
 def cmd_verify(args) -> int:
-    """Check one record on its own, each step with stock tools."""
+    """Check one record on its own, each step with stock tools, and its
+    inclusion in the log under a signed tree head (RFC 9162)."""
     import hashlib
     import tempfile
     from pit import signed
@@ -613,19 +626,23 @@ def cmd_verify(args) -> int:
     pit = find_pit(args.pit)
     seq = args.seq
     msg = _record(pit, seq)
-    st = mbox.stamp(msg)
+    try:
+        st = mbox.stamp(msg)
+    except mbox.MboxError as e:
+        raise CliError(f"record {seq}: the stamp cannot be read ({e}): run pit audit") from None
     stamp_bytes, original = mbox.split_stamp(msg)
     ok = True
+    lines: list[str] = []
 
     def step(good: bool, text: str) -> None:
         nonlocal ok
         ok = ok and good
-        print(f"{'ok  ' if good else 'FAIL'} {text}")
+        lines.append(f"{'ok  ' if good else 'FAIL'} {text}")
 
     h = record_hash(msg)
-    print(f"record {seq}: {st.get('x-pit-kind')} {st.get('x-pit-account', '')} "
-          f"{st.get('x-pit-request', '')}")
-    print(f"     record hash {h}")
+    lines.append(f"record {seq}: {st.get('x-pit-kind')} {st.get('x-pit-account', '')} "
+                 f"{st.get('x-pit-request', '')}")
+    lines.append(f"     record hash {h}")
     digest = hashlib.sha256(original).hexdigest()
     step(digest == st.get("x-pit-digest"), f"X-Pit-Digest is the SHA-256 of the original message")
     if seq > 1:
@@ -646,13 +663,28 @@ def cmd_verify(args) -> int:
             break
     if seal_seq is None:
         step(False, f"no seal covers record {seq} yet")
-    with tempfile.TemporaryDirectory() as tmp:
+    head = _tree_head(pit, seq, args.head)
+    proof = None
+    with tempfile.TemporaryDirectory() as tmp, _public_home(pit) as home:
         if seal_seq is not None:
             block = signed.extract(mbox.split_stamp(_record(pit, seal_seq))[1]).gpg_input
             p = Path(tmp, "seal.asc")
             p.write_bytes(block)
-            good, who = _gpg_verify(pit.gnupg, [p])
+            good, who = _gpg_verify(home, [p])
             step(good, f"gpg --verify of seal {seal_seq}: {who}")
+        if head is None:
+            lines.append(f"     no signed tree head covers record {seq} yet (seals made "
+                         "before the log had tree heads carry none)")
+        else:
+            proof = _inclusion(pit, seq, h, head)
+            step(proof["verified"], f"inclusion proof of {len(proof['path'])} hashes "
+                 f"(RFC 9162) gives the Root of the signed tree head in seal record "
+                 f"{head[0]} ({head[1].tree_size} records)")
+            if head[0] != seal_seq:
+                p = Path(tmp, "head.asc")
+                p.write_bytes(head[2].encode())
+                good, who = _gpg_verify(home, [p])
+                step(good, f"gpg --verify of the signed tree head in seal {head[0]}: {who}")
         try:
             sig = signed.extract(original)
         except signed.SignedError as e:
@@ -663,24 +695,137 @@ def cmd_verify(args) -> int:
                 p.write_bytes(sig.gpg_input)
                 files = [p]
             else:
-                s, d = Path(tmp, "sig.asc"), Path(tmp, "part")
-                s.write_bytes(sig.gpg_input)
+                sp, d = Path(tmp, "sig.asc"), Path(tmp, "part")
+                sp.write_bytes(sig.gpg_input)
                 d.write_bytes(sig.signed_bytes)
-                files = [s, d]
-            good, who = _gpg_verify(pit.gnupg, files)
+                files = [sp, d]
+            good, who = _gpg_verify(home, files)
             step(good, f"gpg --verify of the signer's {sig.kind} signature: {who}")
             signer = st.get("x-pit-signer", "")
-            step(bool(signer) and signer in who.replace(" ", "") or _key_owns(pit, signer, who),
+            step(bool(signer) and signer in who.replace(" ", "") or _key_owns(home, signer, who),
                  f"the signature is by X-Pit-Signer {signer[:16]}...")
-    print("verified" if ok else "NOT verified")
+    if args.json:
+        import json
+        out = dict(proof or {}, record=seq, record_hash=h, checks=lines[2:], verified=ok)
+        print(json.dumps(out, sort_keys=True))
+    elif args.proof:
+        if proof is None:
+            raise CliError(f"no signed tree head covers record {seq} (yet): nothing to prove "
+                           "against", EXIT["failure"])
+        print(_proof_text(pit, proof), end="")
+    else:
+        print("\n".join(lines))
+        print("verified" if ok else "NOT verified")
     return 0 if ok else 1
 
 
-def _key_owns(pit: Pit, primary: str, gpg_line: str) -> bool:
+def _tree_head(pit: Pit, seq: int, want: int | None):
+    """``(seal seq, Seal, clearsigned text)`` of the signed tree head to
+    prove record *seq* against: the seal record *want*, else the newest
+    seal that carries a head covering *seq*; None when there is none."""
+    from pit import signed
+    arch = Archive(pit.root)
+    if want is not None:
+        found = list(arch.read(want, want))
+        if not found or mbox.stamp(found[0][1]).get("x-pit-kind") != "seal":
+            raise CliError(f"--head {want}: record {want} is not a seal", EXIT["usage"])
+        seals = [found[0]]
+    else:
+        seals = list(arch.records_of_kind(seq + 1, ("seal",)))[-1:]
+    for s, msg in seals:
+        sg = signed.extract(mbox.split_stamp(msg)[1])
+        seal = message.parse_seal(sg.text)
+        if not seal.tree_size:
+            if want is not None:
+                raise CliError(f"--head {want}: seal {want} carries no tree head (it was made "
+                               "before the log had them)", EXIT["usage"])
+            return None
+        if seal.tree_size < seq:
+            raise CliError(f"--head {s}: its tree holds records 1-{seal.tree_size}, not "
+                           f"{seq}", EXIT["usage"])
+        return s, seal, sg.gpg_input.decode("utf-8")
+    return None
+
+
+def _inclusion(pit: Pit, seq: int, h: str, head) -> dict:
+    """The inclusion proof of record *seq* (record hash *h*) in the tree
+    of *head*, computed from the archive and checked.  O(tree size)."""
+    from pit import merkle
+    s, seal, text = head
+    leaves = [merkle.leaf_hash(bytes.fromhex(record_hash(m)))
+              for _, m in Archive(pit.root).read(1, seal.tree_size)]
+    path = merkle.inclusion_proof(leaves, seq - 1, seal.tree_size)
+    sides = merkle.inclusion_steps(seq - 1, seal.tree_size, path)
+    leaf = merkle.leaf_hash(bytes.fromhex(h))
+    good = merkle.verify_inclusion(seq - 1, seal.tree_size, leaf, path, bytes.fromhex(seal.root))
+    return {"record": seq, "record_hash": h, "leaf_index": seq - 1, "leaf_hash": leaf.hex(),
+            "tree_size": seal.tree_size, "root": seal.root, "head_seal": s,
+            "head_time": seal.time, "path": [{"side": side, "hash": p.hex()}
+                                             for side, p in zip(sides, path)],
+            "head": text, "verified": good}
+
+
+def _proof_text(pit: Pit, proof: dict) -> str:
+    """The proof as a person reads and checks it (docs/verifying.md)."""
+    out = [f"# inclusion proof (RFC 9162) of record {proof['record']} of pit {pit.name} "
+           f"in the signed tree head of seal record {proof['head_seal']}",
+           f"record: {proof['record']}",
+           f"record-hash: {proof['record_hash']}   # sha256sum of the record",
+           f"leaf-index: {proof['leaf_index']}",
+           f"leaf-hash: {proof['leaf_hash']}   # SHA-256 of 00 and the record hash",
+           f"tree-size: {proof['tree_size']}",
+           f"path: {len(proof['path'])}   # from the leaf up: left H = SHA-256(01 H running), "
+           f"right H = SHA-256(01 running H)"]
+    out += [f"{p['side']} {p['hash']}" for p in proof["path"]]
+    out += [f"root: {proof['root']}   # must be the Root: of the signed tree head below",
+            f"head-seal: {proof['head_seal']}", "", proof["head"].rstrip("\n"), ""]
+    return "\n".join(out)
+
+
+class _public_home:
+    """A GnuPG home holding the pit's public keys: the pit's own, or for a
+    replica (which holds no keyring) one made from the keys its archive
+    publishes (genesis and member records), removed afterwards."""
+
+    def __init__(self, pit: Pit):
+        self.pit, self.tmp = pit, None
+
+    def __enter__(self) -> Path:
+        if self.pit.gnupg.is_dir():
+            return self.pit.gnupg
+        import tempfile
+        from pit.keyring import Keyring
+        self.tmp = tempfile.mkdtemp(prefix="pit-verify-gnupg-")
+        ring = Keyring(self.tmp)
+        begin, end = "-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----END PGP PUBLIC KEY BLOCK-----"
+        for _, msg in Archive(self.pit.root).records_of_kind(1, ("genesis", "member")):
+            text = msg.decode("utf-8", "replace")
+            i = text.find(begin)
+            while i >= 0:
+                j = text.find(end, i)
+                if j < 0:
+                    break
+                try:
+                    ring.import_key(text[i:j + len(end)])
+                except Exception:
+                    pass               # gpg --verify then names the key it lacks
+                i = text.find(begin, j)
+        return Path(self.tmp)
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp:
+            import shutil
+            import subprocess
+            subprocess.run(["gpgconf", "--homedir", self.tmp, "--kill", "gpg-agent"],
+                           capture_output=True)
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _key_owns(home: Path, primary: str, gpg_line: str) -> bool:
     """GOODSIG names the signing (sub)key id; accept it when it belongs to *primary*."""
     from pit.keyring import Keyring
     keyid = gpg_line.split(" ")[0].upper()
-    for k in Keyring(pit.gnupg).keys():
+    for k in Keyring(home).keys():
         if k.fingerprint == primary and (k.fingerprint.endswith(keyid) or any(
                 s.fingerprint.endswith(keyid) for s in k.subkeys)):
             return True
@@ -838,18 +983,52 @@ def cmd_search(args) -> int:
 
 
 def cmd_mirror(args) -> int:
-    from pit import mirror
+    """Copy the archive (and nothing else), compare it with the source, and
+    check the copy's log against the newest head this replica verified."""
+    from pit import mirror, replica
+    from pit.audit import audit
     show = progress("mirror")
+    dst = Path(args.dst)
+    if (dst / "pit.conf").exists():
+        raise CliError(f"{dst} is a pit, not a replica: give another directory", EXIT["usage"])
+    notary = _fingerprint(args.notary) if args.notary else None
     try:
-        changed = mirror.mirror(args.src, args.dst)
+        changed = mirror.mirror(args.src, dst)
         show(len(changed))
         _end_progress()
-        diffs = [] if ":" in args.src.split("/")[0] else mirror.compare(args.src, args.dst)
+        diffs = mirror.compare(args.src, dst)
     except mirror.MirrorError as e:
         raise CliError(str(e)) from None
-    print(f"{len(changed)} files brought over; replica {args.dst} "
-          + ("is identical to the source" if not diffs else "DIFFERS: " + "; ".join(diffs)))
-    return 0 if not diffs else 1
+    print(f"{len(changed)} files brought over; replica {dst} "
+          + ("is identical to the source (rsync --checksum)" if not diffs
+             else "DIFFERS from the source: " + "; ".join(diffs)))
+    stray = mirror.strays(dst)
+    if stray:
+        print(f"warning: {dst}/archives holds files that are not the archive (an older pit "
+              f"mirror copied them; remove them): {', '.join(stray)}")
+    try:
+        first = next(Archive(dst).read(1, 1), None)
+        st = mbox.stamp(first[1]) if first else {}
+    except (ArchiveError, mbox.MboxError):
+        st = {}                        # the log check below says what is wrong
+    words = st.get("x-pit-request", "").split(" ")
+    if st.get("x-pit-kind") == "genesis" and len(words) == 4:
+        # the genesis' notary key is pinned on the first mirror unless --notary says
+        replica.write_replica_conf(dst, args.src, st.get("x-pit-pit", ""), words[1], words[3])
+    result = audit(dst, progress=progress("log check"), notary=notary, remember=True,
+                   log_only=True)
+    _end_progress()
+    if result.ok:
+        head = result.newest_head
+        print(f"log of {result.records} records checked: chain, digests, "
+              f"{result.seals} seals and {result.heads} signed tree heads by notary "
+              f"{result.notary}" + (f"; newest head: {head[1]} records, root {head[2]}" if head else "")
+              + (f"; it {result.consistency}" if result.consistency else
+                 "; remembered as this replica's first verified head"))
+    else:
+        print("log check FAILED (the replica keeps what rsync brought, for you to inspect):")
+        print(result.problem)
+    return 0 if not diffs and result.ok else 1
 
 
 # -- the parser --------------------------------------------------------------------
@@ -1125,11 +1304,20 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
 
     # auditor
     sp = cmd("audit", cmd_audit, "re-verify every record and replay every filter",
-             ["pit audit", "rsync -a pit-host:/srv/pits/demo/ copy/ && pit audit copy"])
-    sp.add_argument("path", nargs="?", help="a pit or a copy of its archive (default the pit)")
-    sp = cmd("verify", cmd_verify, "check one record on its own with stock gpg",
-             ["pit verify 42"])
+             ["pit audit", "pit mirror pit-host:/srv/pits/demo copy && pit audit copy",
+              "pit audit copy --notary 9647B5B8FCC30BFBE8C790B08F9B3AE9A036F739"])
+    sp.add_argument("path", nargs="?", help="a pit, a replica or a copy of its archive "
+                    "(default the pit)")
+    sp.add_argument("--notary", metavar="FPR", help="the notary key the genesis record must "
+                    "name (pinned in the copy's state from then on)")
+    sp = cmd("verify", cmd_verify, "check one record on its own with stock gpg, and its "
+             "inclusion in the log", ["pit verify 42", "pit verify 42 --proof",
+                                      "pit verify 42 --json --head 131"], json_flag=True)
     sp.add_argument("seq", type=int)
+    sp.add_argument("--proof", action="store_true", help="print the inclusion proof and the "
+                    "signed tree head, to check with sha256sum, xxd and gpg (docs/verifying.md)")
+    sp.add_argument("--head", type=int, metavar="SEAL", help="the seal record whose signed "
+                    "tree head to prove against (default the newest)")
     sp = cmd("show", cmd_show, "print records as mbox",
              ["pit show 42", "pit show 40-50 | grep X-Pit-Request"])
     sp.add_argument("range", metavar="SEQ[-SEQ]")
@@ -1165,10 +1353,14 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     sp.add_argument("--ticker"); sp.add_argument("--account"); sp.add_argument("--ref")
     sp.add_argument("--sender"); sp.add_argument("--date", metavar="YYYYMMDD[-YYYYMMDD]")
     sp.add_argument("--format", choices=["text", "mbox"], default="text")
-    sp = cmd("mirror", cmd_mirror, "replicate a pit's archive with rsync and compare",
+    sp = cmd("mirror", cmd_mirror, "replicate a pit's archive (public material only) with "
+             "rsync, compare, and check its log",
              ["pit mirror pit-host:/srv/pits/demo ~/mirrors/demo && pit audit ~/mirrors/demo",
+              "pit mirror rsync://pit-host/pits/demo ~/mirrors/demo",
               "pit mirror demo-pit /backup/demo"])
     sp.add_argument("src"); sp.add_argument("dst")
+    sp.add_argument("--notary", metavar="FPR", help="the notary key the replica must expect "
+                    "(default: the genesis record's, pinned on the first mirror)")
     sp = cmd("mailman", None, "a pit on GNU Mailman 3: provisioning, the notary's server, filter daemons")
     ms = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = cmd("provision", cmd_mailman_provision,

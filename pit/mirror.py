@@ -1,83 +1,125 @@
 """Mirror a pit's archive with rsync, and tell whether a replica is the source.
 
-A member keeps a replica of the archive: ``pit mirror SRC DST``.  rsync's
-delta transfer sends only what changed (volumes only grow, so an update
-costs the new records).  The volumes go first and the index last, so a
-reader of the replica never sees an index that promises records its volumes
-do not have yet.  SRC may be a local path or an rsync remote (``host:pit``).
+A member keeps a replica of the archive: ``pit mirror SRC DST``.  SRC is a
+pit directory, a replica, or an archive folder, given as a local path, an
+rsync remote (``host:/srv/pits/demo``, over ssh or ``RSYNC_RSH``) or an
+rsync daemon URL (``rsync://host/module/demo``).  Whatever the form, rsync
+is first asked what SRC holds (``--list-only``): its ``archives/`` folder,
+or SRC itself when it is one (it holds ``index``).  Then only the archive
+is copied, by name: ``index`` and the ``NNNNNN.mbox`` volumes, every other
+name excluded.  So a replica never holds a private key, ``pit.conf`` or any
+secret of the pit, whatever lies beside the archive at the source; the
+archive's genesis and member records carry the public keys an audit needs.
 
-A replica is checked against its source with :func:`compare` (same records,
-same bytes: per-volume SHA-256), and on its own with ``pit audit DST``.
+rsync's delta transfer sends only what changed (volumes only grow, so an
+update costs the new records).  The volumes go first and the index last, so
+a reader of the replica never sees an index that promises records its
+volumes do not have yet.  :func:`compare` then asks rsync again, with
+``--checksum`` and ``--dry-run``, which files differ between the source
+and the replica (both ends hash every byte): the replica is called
+identical only when that list is empty.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["MirrorError", "mirror", "compare"]
+__all__ = ["MirrorError", "mirror", "compare", "source_archive", "ARCHIVE_NAMES"]
+
+# Everything a replica copies; every other name is excluded.
+ARCHIVE_NAMES = ["--include=/index", "--include=/[0-9][0-9][0-9][0-9][0-9][0-9].mbox",
+                 "--exclude=*"]
+_VOLUMES_ONLY = ["--include=/[0-9][0-9][0-9][0-9][0-9][0-9].mbox", "--exclude=*"]
+_INDEX_ONLY = ["--include=/index", "--exclude=*"]
 
 
 class MirrorError(Exception):
-    """rsync is missing or failed."""
+    """rsync is missing or failed, or the source holds no archive."""
 
 
-def _archives(path: str) -> str:
-    """The archive folder of a pit path (local or remote), with a trailing slash."""
-    p = path.rstrip("/")
-    if ":" not in p.split("/")[0] and Path(p, "archives").is_dir():
-        p += "/archives"
-    return p + "/"
+def _rsync(rsync: str = "rsync") -> str:
+    exe = shutil.which(rsync)
+    if exe is None:
+        raise MirrorError("rsync is not installed (make install does it: scripts/sysdeps.sh)")
+    return exe
+
+
+def _run(args: list[str]) -> str:
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise MirrorError(f"{' '.join(args[-2:])}: {p.stderr.strip() or f'rsync exit {p.returncode}'}")
+    return p.stdout
+
+
+def _is_remote(path: str) -> bool:
+    return path.startswith("rsync://") or ":" in path.split("/")[0]
+
+
+def source_archive(src: str, rsync: str = "rsync") -> str:
+    """The archive folder of *src* as an rsync source, with a trailing
+    slash: ``SRC/archives/`` when SRC holds one, SRC itself when it holds
+    an ``index``.  Asks rsync (one listing), so it works for every form of
+    source.  Raises :class:`MirrorError` when SRC holds no archive."""
+    base = src.rstrip("/") + "/"
+    if not _is_remote(src) and not Path(src).is_dir():
+        raise MirrorError(f"{src}: no such directory")
+    names = {}
+    for line in _run([_rsync(rsync), "--list-only", base]).splitlines():
+        parts = line.split(None, 4)
+        if len(parts) == 5:
+            names[parts[4]] = parts[0][:1]
+    if names.get("archives") == "d":
+        return base + "archives/"
+    if names.get("index") == "-":
+        return base
+    raise MirrorError(f"{src}: no pit archive there (neither archives/ nor an index)")
 
 
 def mirror(src: str, dst: str | os.PathLike, rsync: str = "rsync") -> list[str]:
     """Bring the replica at *dst* (a folder; its ``archives/`` is made) up to
-    date with *src*.  Returns rsync's list of transferred files."""
-    exe = shutil.which(rsync)
-    if exe is None:
-        raise MirrorError("rsync is not installed (make install does it: scripts/sysdeps.sh)")
+    date with *src*: the archive's index and volumes only.  Returns rsync's
+    list of transferred files.  O(new bytes) over the wire."""
+    exe = _rsync(rsync)
     dst = Path(dst)
     (dst / "archives").mkdir(parents=True, exist_ok=True)
-    source, target = _archives(src), str(dst / "archives") + "/"
+    source, target = source_archive(src, rsync), str(dst / "archives") + "/"
     changed: list[str] = []
-    for args in (["--exclude", "index", "--exclude", "index.tmp", "--exclude", "*.lock"],
-                 ["--checksum", "--include", "index", "--exclude", "*"]):
-        p = subprocess.run([exe, "-a", "--delete-after", "--out-format=%n", *args, source, target],
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            raise MirrorError(f"rsync {source} {target}: {p.stderr.strip()}")
-        changed += [ln for ln in p.stdout.splitlines() if ln and not ln.endswith("/")]
+    for args in (["--delete-after", *_VOLUMES_ONLY], ["--checksum", *_INDEX_ONLY]):
+        out = _run([exe, "-a", "--out-format=%n", *args, source, target])
+        changed += [ln for ln in out.splitlines() if ln and not ln.endswith("/")]
     return changed
 
 
-def _volume_digests(arch: Path) -> dict[str, str]:
-    out = {}
-    for v in sorted(arch.glob("0*.mbox")):
-        h = hashlib.sha256()
-        with open(v, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        out[v.name] = h.hexdigest()
-    idx = arch / "index"
-    out["index"] = hashlib.sha256(idx.read_bytes()).hexdigest() if idx.exists() else "missing"
-    return out
-
-
-def compare(src: str | os.PathLike, dst: str | os.PathLike) -> list[str]:
-    """Differences between a local source archive and a replica, one line
-    each (empty: identical).  O(archive bytes)."""
-    a = Path(_archives(str(src)).rstrip("/"))
-    b = Path(_archives(str(dst)).rstrip("/"))
-    da, db = _volume_digests(a), _volume_digests(b)
+def compare(src: str | os.PathLike, dst: str | os.PathLike, rsync: str = "rsync") -> list[str]:
+    """Differences between the source's archive and the replica's, one
+    line each (empty: identical), by rsync ``--checksum --dry-run``: every
+    byte of both is hashed, at each end.  O(archive bytes)."""
+    source = source_archive(str(src), rsync)
+    target = str(Path(dst) / "archives") + "/"
+    out = _run([_rsync(rsync), "-a", "--dry-run", "--checksum", "--delete",
+                "--out-format=%i %n", *ARCHIVE_NAMES, source, target])
     diffs = []
-    for name in sorted(set(da) | set(db)):
-        if name not in db:
-            diffs.append(f"{name}: missing from the replica")
-        elif name not in da:
+    for line in out.splitlines():
+        flags, _, name = line.partition(" ")
+        name = name.strip()
+        if not name or name.endswith("/"):
+            continue
+        if flags.startswith("*deleting"):
             diffs.append(f"{name}: in the replica but not in the source")
-        elif da[name] != db[name]:
-            diffs.append(f"{name}: differs (source {da[name][:16]}, replica {db[name][:16]})")
+        elif "+++++++" in flags:
+            diffs.append(f"{name}: missing from the replica")
+        else:
+            diffs.append(f"{name}: differs from the source")
     return diffs
+
+
+def strays(dst: str | os.PathLike) -> list[str]:
+    """Files in the replica's ``archives/`` that are not the archive (an
+    older ``pit mirror`` copied whole pit directories there)."""
+    d = Path(dst) / "archives"
+    keep = re.compile(r"^(index|[0-9]{6}\.mbox|quarantine)$")
+    return sorted(n for n in os.listdir(d) if not keep.match(n)) if d.is_dir() else []

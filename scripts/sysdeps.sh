@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the system programs pit runs (gpg, mairix, rsync, and Postfix for
+# Install the system programs pit runs (gpg, mairix, rsync, xxd, and Postfix for
 # the mail tests) where missing.  Needs root (or sudo) only when something
 # is missing.
 #
@@ -14,6 +14,7 @@ missing=""
 command -v gpg    >/dev/null 2>&1 || missing="$missing gnupg"
 command -v mairix >/dev/null 2>&1 || missing="$missing mairix"
 command -v rsync  >/dev/null 2>&1 || missing="$missing rsync"
+command -v xxd    >/dev/null 2>&1 || missing="$missing xxd"       # docs/verifying.md: proofs by hand
 postfix=""
 if ! [ -x /usr/sbin/postfix ]; then
     if dpkg-query -W -f='${Status} ${Provides}\n' 2>/dev/null \

@@ -120,8 +120,6 @@ def test_a_tampered_replica_is_detected(pit, tmp_path):
     i = data.index(b"buy 10 ACME")
     data[i + 4] = ord("9")                                  # buy 90 ACME
     vol.write_bytes(bytes(data))
-    assert compare(pit.root, replica) == [
-        f"000001.mbox: differs (source {compare.__globals__['_volume_digests'](pit.root / 'archives')['000001.mbox'][:16]}, "
-        f"replica {compare.__globals__['_volume_digests'](replica / 'archives')['000001.mbox'][:16]})"]
+    assert compare(pit.root, replica) == ["000001.mbox: differs from the source"]
     r = audit(replica)
     assert not r.ok and "record" in r.problem

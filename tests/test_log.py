@@ -1,0 +1,273 @@
+"""The archive as a verifiable log (RFC 9162): the audit never crashes and
+always names the record; signed tree heads in the seals; inclusion proofs a
+person checks with stock tools; replicas that remember the newest head they
+verified and hold no secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pit import cli, ops
+from pit.audit import audit
+
+from conftest import funded_pit
+
+DATA = Path(__file__).parent / "data"
+needs_rsync = pytest.mark.skipif(not shutil.which("rsync"), reason="rsync: make install")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A small traded pit: orders, filter reports and checkpoints, seals."""
+    base = tmp_path_factory.mktemp("log")
+    p = funded_pit(base)
+    p.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    p.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(p).run_maildir()
+    ops.run_filter(p, "specialist", ["ACME"])
+    p.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(p).run_maildir()
+    ops.run_filter(p, "specialist", ["ACME"])
+    for ring, _ in p.keys.values():
+        ring.stop_agent()
+    return base, p.keys
+
+
+@pytest.fixture
+def pit(template, tmp_path):
+    base, keys = template
+    dst = tmp_path / "pit"
+    shutil.copytree(base / "pit", dst, ignore=shutil.ignore_patterns("S.gpg-agent*"))
+    from pit.pitdir import Pit
+    p = Pit(dst)
+    p.keys = keys
+    return p
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def volume(p) -> Path:
+    return (p if isinstance(p, Path) else Path(p.root)) / "archives" / "000001.mbox"
+
+
+def entry_starts(data: bytes) -> list[int]:
+    return [0] + [m.start() + 1 for m in re.finditer(rb"\nFrom ", data)]
+
+
+def write_index(root: Path, data: bytes, count: int) -> None:
+    """Make archives/index agree with a one-volume archive, as a forger would."""
+    (root / "archives" / "index").write_text(
+        f"# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n000001.mbox 1 {count} {count} {len(data)}\n")
+
+
+# -- reproductions ---------------------------------------------------------------
+
+def test_a_non_utf8_byte_in_a_stamp_line_fails_naming_the_record(pit):
+    data = bytearray(volume(pit).read_bytes())
+    i = data.index(b"X-Pit-Account: alice")
+    seq = data[:i].count(b"\nX-Pit-Seq: ") + (1 if data.startswith(b"X-Pit-Seq") else 0)
+    data[i + 16] = 0xFF
+    volume(pit).write_bytes(bytes(data))
+    r = audit(pit.root)
+    assert not r.ok
+    assert r.problem.startswith(f"record {seq}:"), r.problem
+
+
+def test_a_changed_separator_line_is_detected_and_located(pit):
+    data = bytearray(volume(pit).read_bytes())
+    starts = entry_starts(bytes(data))
+    data[starts[5] + 20] ^= 0x01                  # the date of record 6's "From " line
+    volume(pit).write_bytes(bytes(data))
+    r = audit(pit.root)
+    assert not r.ok
+    assert r.problem.startswith("record 6:"), r.problem
+
+
+def test_truncation_at_a_seal_boundary_with_a_rewritten_index_fails(pit, capsys):
+    code, out, _ = run(capsys, "audit", pit.root)
+    assert code == 0, out
+    data = volume(pit).read_bytes()
+    starts = entry_starts(data)
+    seals = [i for i, s in enumerate(starts) if b"\nX-Pit-Kind: seal\n" in data[s:s + 400]]
+    keep = seals[-2] + 1                          # drop the last batch, seal and all
+    cut = data[:starts[keep]]
+    volume(pit).write_bytes(cut)
+    write_index(pit.root, cut, keep)
+    code, out, _ = run(capsys, "audit", pit.root)
+    assert code == 1, out
+    assert f"records {keep + 1}-{len(starts)}" in out and "lost" in out, out
+
+
+@pytest.mark.parametrize("how", ["empty", "no-index", "missing"])
+def test_an_empty_or_missing_archive_fails(tmp_path, capsys, how):
+    if how != "missing":
+        (tmp_path / "archives").mkdir()
+    if how == "empty":
+        (tmp_path / "archives" / "index").write_text("# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n")
+    code, out, err = run(capsys, "audit", tmp_path)
+    assert code == 1, out + err
+    assert "RESULT: FAIL" in out
+
+
+def _ssh_shim(tmp_path: Path) -> Path:
+    """An RSYNC_RSH that runs the remote side on this host (no ssh server)."""
+    shim = tmp_path / "local-rsh"
+    shim.write_text('#!/bin/sh\n# rsh HOST COMMAND...: run COMMAND here\nshift\nexec "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return shim
+
+
+def _secrets_in(root: Path) -> list[str]:
+    found = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            text = p.read_bytes()
+            if (p.name in ("pit.conf", "private-keys-v1.d") or "private-keys-v1.d" in p.parts
+                    or b"PRIVATE KEY" in text or b"mailman_secret" in text or p.suffix == ".key"):
+                found.append(str(p.relative_to(root)))
+    return found
+
+
+@needs_rsync
+def test_mirror_from_host_path_copies_no_secret_and_compares(pit, tmp_path, capsys, monkeypatch):
+    pit.set(mailman_secret="s3cret-approval")
+    assert _secrets_in(pit.root), "the source pit should hold secrets"
+    monkeypatch.setenv("RSYNC_RSH", str(_ssh_shim(tmp_path)))
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", f"notaryhost:{pit.root}", replica)
+    assert code == 0, out + err
+    assert _secrets_in(replica) == []
+    assert sorted(p.name for p in (replica / "archives").iterdir()) == ["000001.mbox", "index"]
+    assert "identical" in out
+    # the comparison is real: a replica byte changed is found
+    data = bytearray(volume(replica).read_bytes())
+    data[-10] ^= 1
+    volume(replica).write_bytes(bytes(data))
+    from pit import mirror
+    assert mirror.compare(f"notaryhost:{pit.root}", replica) != []
+
+
+@needs_rsync
+def test_a_replica_is_a_pit_for_search_replay_and_book(pit, tmp_path, capsys):
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    code, out, err = run(capsys, "--pit", replica, "replay", "specialist", "ACME")
+    assert code == 0, err
+    assert "not a pit" not in err
+    code, out, err = run(capsys, "--pit", replica, "book", "ACME", "--at", "20")
+    assert code == 0, err
+    if shutil.which("mairix"):
+        code, out, err = run(capsys, "--pit", replica, "search", "--account", "alice")
+        assert code == 0, err
+        assert "order" in out
+
+
+# -- the log ----------------------------------------------------------------------
+
+def test_an_archive_made_before_tree_heads_audits_as_before(tmp_path):
+    """The demo archive as `python -m pit.demo` wrote it before seals carried
+    tree heads (tests/data): the audit passes and says there are no heads."""
+    with tarfile.open(DATA / "legacy-demo-archive.tar.gz") as t:
+        t.extractall(tmp_path)
+    r = audit(tmp_path)
+    assert r.ok, r.problem
+    assert (r.records, r.seals, r.heads, r.signatures) == (130, 19, 0, 110)
+    assert r.reports == 4 and r.checkpoints == 4
+
+
+def test_every_seal_is_a_signed_tree_head_over_the_records_before_it(pit):
+    from pit import merkle, message, signed
+    from pit.archive import Archive, record_hash
+    leaves, heads = [], 0
+    for seq, msg in Archive(pit.root).read():
+        st = mbox_stamp(msg)
+        if st["x-pit-kind"] == "seal":
+            from pit.mbox import split_stamp
+            seal = message.parse_seal(signed.extract(split_stamp(msg)[1]).text)
+            assert seal.tree_size == seq - 1 == len(leaves)
+            assert seal.root == merkle.root(leaves).hex()
+            assert seal.time == st["x-pit-time"]
+            heads += 1
+        leaves.append(merkle.leaf_hash(bytes.fromhex(record_hash(msg))))
+    r = audit(pit.root)
+    assert r.ok and r.heads == heads == r.seals
+    assert r.tree_root == merkle.root(leaves).hex()
+
+
+def mbox_stamp(msg):
+    from pit.mbox import stamp
+    return stamp(msg)
+
+
+# -- inclusion proofs ---------------------------------------------------------------
+
+AWK_RECORD = r'''
+  /^From / { if (hit) exit; rec = ""; next }
+  { rec = rec $0 "\n" }
+  $0 == want { hit = 1 }
+  END { if (hit) printf "%s", substr(rec, 1, length(rec) - 1) }'''
+
+
+def _take_record(root: Path, seq: int, out: Path) -> None:
+    """docs/verifying.md step 1, as a person runs it: awk and sed."""
+    vols = sorted(str(p) for p in (root / "archives").glob("*.mbox"))
+    cmd = (f"awk -v want='X-Pit-Seq: {seq}' '{AWK_RECORD}' {' '.join(vols)} "
+           f"| sed 's/^>\\(>*From \\)/\\1/' > {out}")
+    subprocess.run(["sh", "-c", cmd], check=True)
+
+
+@pytest.mark.parametrize("seq", [1, 7, 20])
+def test_an_inclusion_proof_checks_with_sha256sum_xxd_and_gpg_alone(pit, tmp_path, capsys, seq):
+    code, proof, err = run(capsys, "--pit", pit.root, "verify", seq, "--proof")
+    assert code == 0, err
+    (tmp_path / "proof.txt").write_text(proof)
+    _take_record(pit.root, seq, tmp_path / "record.eml")
+    key = subprocess.run(["gpg", "--homedir", str(pit.gnupg), "--export", pit.notary],
+                         capture_output=True, check=True).stdout
+    (tmp_path / "notary.gpg").write_bytes(key)
+    script = Path(__file__).parent.parent / "scripts" / "check-inclusion.sh"
+    p = subprocess.run(["sh", str(script), "proof.txt", "record.eml", "notary.gpg"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "proven" in p.stdout
+    # one byte of the record, of the path or of the signed root changed: refused
+    def flip(data: bytes, at: int) -> bytes:
+        return data[:at] + (b"1" if data[at:at + 1] != b"1" else b"2") + data[at + 1:]
+    text = proof.encode()
+    edits = [("record.eml", lambda b: flip(b, b.index(b"X-Pit-Time: ") + 30)),
+             ("proof.txt", lambda b: flip(b, b.index(b"\nRoot: ") + 10))]
+    if re.search(rb"\n(left|right) ", text):
+        edits.append(("proof.txt", lambda b: flip(b, re.search(rb"\n(left|right) ", b).end() + 3)))
+    for where, edit in edits:
+        orig = (tmp_path / where).read_bytes()
+        (tmp_path / where).write_bytes(edit(orig))
+        p = subprocess.run(["sh", str(script), "proof.txt", "record.eml", "notary.gpg"],
+                           cwd=tmp_path, capture_output=True, text=True)
+        assert p.returncode != 0, (where, p.stdout)
+        (tmp_path / where).write_bytes(orig)
+
+
+def test_verify_json_carries_the_proof_and_it_verifies(pit, capsys):
+    import json
+    from pit import merkle
+    code, out, err = run(capsys, "--pit", pit.root, "verify", 9, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["verified"] and d["record"] == 9 and d["leaf_index"] == 8
+    path = [bytes.fromhex(p["hash"]) for p in d["path"]]
+    assert merkle.verify_inclusion(8, d["tree_size"], bytes.fromhex(d["leaf_hash"]), path,
+                                   bytes.fromhex(d["root"]))
+    assert f"Root: {d['root']}" in d["head"] and "BEGIN PGP SIGNATURE" in d["head"]
