@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-pit
 
-.PHONY: all demo test bench parity sysdeps clean install
+.PHONY: all demo test bench parity tamper sysdeps clean install
 
 all: test
 
@@ -34,6 +34,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The tamper matrix over every byte of its archive (make test samples >= 1,000).
+tamper: install
+	PIT_TAMPER_ALL=1 $(BIN)/python -m pytest -q -s tests/test_tamper.py
 
 bench: install
 	$(BIN)/python -m bench
