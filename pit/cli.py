@@ -788,37 +788,24 @@ class _public_home:
     publishes (genesis and member records), removed afterwards."""
 
     def __init__(self, pit: Pit):
-        self.pit, self.tmp = pit, None
+        self.pit, self.keys = pit, None
 
     def __enter__(self) -> Path:
         if self.pit.gnupg.is_dir():
             return self.pit.gnupg
-        import tempfile
-        from pit.keyring import Keyring
-        self.tmp = tempfile.mkdtemp(prefix="pit-verify-gnupg-")
-        ring = Keyring(self.tmp)
-        begin, end = "-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----END PGP PUBLIC KEY BLOCK-----"
+        from pit import signed
+        from pit.audit import _Keys
+        self.keys = _Keys()
         for _, msg in Archive(self.pit.root).records_of_kind(1, ("genesis", "member")):
-            text = msg.decode("utf-8", "replace")
-            i = text.find(begin)
-            while i >= 0:
-                j = text.find(end, i)
-                if j < 0:
-                    break
-                try:
-                    ring.import_key(text[i:j + len(end)])
-                except Exception:
-                    pass               # gpg --verify then names the key it lacks
-                i = text.find(begin, j)
-        return Path(self.tmp)
+            try:
+                self.keys.add(signed.extract(mbox.split_stamp(msg)[1]).text)
+            except Exception:          # noqa: BLE001 - gpg --verify then names the key it lacks
+                pass
+        return Path(self.keys.dir)
 
     def __exit__(self, *exc) -> None:
-        if self.tmp:
-            import shutil
-            import subprocess
-            subprocess.run(["gpgconf", "--homedir", self.tmp, "--kill", "gpg-agent"],
-                           capture_output=True)
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _key_owns(home: Path, primary: str, gpg_line: str) -> bool:

@@ -271,3 +271,117 @@ def test_verify_json_carries_the_proof_and_it_verifies(pit, capsys):
     assert merkle.verify_inclusion(8, d["tree_size"], bytes.fromhex(d["leaf_hash"]), path,
                                    bytes.fromhex(d["root"]))
     assert f"Root: {d['root']}" in d["head"] and "BEGIN PGP SIGNATURE" in d["head"]
+
+
+# -- replicas that remember ------------------------------------------------------------
+
+def _cut_at_seal(root: Path, nth_from_end: int) -> int:
+    """Cut the archive after its nth-from-last seal, index rewritten; the
+    number of records kept."""
+    data = volume(root).read_bytes()
+    starts = entry_starts(data)
+    seals = [i for i, s in enumerate(starts) if b"\nX-Pit-Kind: seal\n" in data[s:s + 400]]
+    keep = seals[-nth_from_end] + 1
+    cut = data[:starts[keep]]
+    volume(root).write_bytes(cut)
+    write_index(root, cut, keep)
+    return keep
+
+
+@needs_rsync
+def test_a_replica_that_saw_a_head_fails_a_later_archive_inconsistent_with_it(pit, tmp_path, capsys):
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    assert "remembered as this replica's first verified head" in out
+    conf = (replica / "replica.conf").read_text()
+    assert f"notary = {pit.notary}" in conf and "[verified]" in conf and "frontier = " in conf
+    seen = int(re.search(r"\nsize = (\d+)", conf).group(1))
+    # the source grows: the replica follows, by a consistency proof
+    assert ops.operator_request(pit, "Deposit", "1.00 USD to alice").accepted
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    assert f"consistency proof {seen} -> " in out
+    # the notary's host rewrites history from an older seal on, re-signed
+    # with the notary's own key: valid by itself, inconsistent with the head
+    keep = _cut_at_seal(pit.root, 3)
+    for code_ in ("XAA", "XAB", "XAC", "XAD"):
+        assert ops.operator_request(pit, "Currency", f"{code_} 0.01").accepted
+    assert audit(pit.root).ok                           # no audit alone can tell
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 1, out
+    assert "history was rewritten" in out, out
+    first = int(re.search(r"records? (\d+)(?:-(\d+))? differ", out).group(1))
+    assert first <= keep + 1
+    code, out, err = run(capsys, "audit", replica)
+    assert code == 1 and "history was rewritten" in out
+    # cut short at a seal, index rewritten: the records lost are named
+    replica2 = tmp_path / "replica2"
+    code, out, err = run(capsys, "mirror", pit.root, replica2)
+    assert code == 0, out + err
+    total = len(entry_starts(volume(pit).read_bytes()))
+    keep = _cut_at_seal(pit.root, 2)
+    code, out, err = run(capsys, "mirror", pit.root, replica2)
+    assert code == 1
+    assert f"records {keep + 1}-{total} were lost" in out, out
+
+
+@needs_rsync
+def test_a_pinned_notary_key_is_required(pit, tmp_path, capsys):
+    other = "0" * 40
+    code, out, err = run(capsys, "audit", pit.root, "--notary", other)
+    assert code == 1
+    assert "record 1: the genesis record names another notary key" in out
+    code, out, err = run(capsys, "audit", pit.root, "--notary", pit.notary)
+    assert code == 0, out
+    code, out, err = run(capsys, "audit", pit.root, "--notary", "12AB")
+    assert code == 2 and "40 hex digits" in err
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica, "--notary", other)
+    assert code == 1 and "another notary key" in out
+
+
+@needs_rsync
+def test_verify_works_on_a_replica_with_keys_from_the_archive(pit, tmp_path, capsys):
+    replica = tmp_path / "replica"
+    assert run(capsys, "mirror", pit.root, replica)[0] == 0
+    code, out, err = run(capsys, "--pit", replica, "verify", 12)
+    assert code == 0, out + err
+    assert "inclusion proof of" in out and out.rstrip().endswith("verified")
+    from pit.pitdir import Pit, PitError
+    from moderator.notary import Notary
+    with pytest.raises(PitError, match="replica"):
+        Notary(replica)
+
+
+@needs_rsync
+def test_mirror_from_an_rsync_daemon_copies_no_secret(pit, tmp_path, capsys):
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "rsyncd.conf"
+    conf.write_text(f"use chroot = no\npid file = {tmp_path}/rsyncd.pid\n"
+                    f"uid = {os.getuid()}\ngid = {os.getgid()}\n"
+                    f"[pits]\n  path = {pit.root.parent}\n  read only = yes\n")
+    daemon = subprocess.Popen(["rsync", "--daemon", "--no-detach", f"--port={port}",
+                               "--address=127.0.0.1", f"--config={conf}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        replica = tmp_path / "replica"
+        code, out, err = run(capsys, "mirror", f"rsync://127.0.0.1:{port}/pits/{pit.root.name}",
+                             replica)
+        assert code == 0, out + err
+        assert "identical" in out
+        assert _secrets_in(replica) == []
+        assert sorted(p.name for p in (replica / "archives").iterdir()) == ["000001.mbox", "index"]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
