@@ -39,6 +39,9 @@ tree's size (every record before the seal), its root hash and the notary's
 time, under the same one gpg signature.  The notary keeps the tree's
 frontier (O(log n) hashes) and folds each record into it as it stamps it,
 one small hash a record; the root is computed only when a seal is made.
+The frontier of each seal's tree is saved in ``archives/tree``, so a
+notary starting on a large archive hashes only the records since its
+newest seal (after checking the saved root is the one that seal signed).
 So heads come at the seals' cadence (by size and by time), not per record,
 and an auditor holding any two heads checks that the later one extends the
 earlier one (a consistency proof), and any record against a head (an
@@ -212,14 +215,71 @@ class Notary:
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.recent_set: set[str] = set()
         self.sent: dict[str, deque[int]] = {}
+        saved = self._saved_tree()
+        skip = saved.size if saved else 0
         for seq, msg in self.archive.read():
             st = mbox.stamp(msg)
+            if seq <= skip:
+                # covered by the saved frontier: not hashed again (every
+                # record up to the newest seal; the seal and what follows are)
+                self._remember(seq, st, None)
+                continue
+            if seq == skip + 1 and saved is not None:
+                if not self._signed_root_is(msg, saved):
+                    return self._load_hashing_all()
+                self.tree = saved
             self._remember(seq, st, archive_mod.record_hash(msg))
+        if self.tree.size != self.seq:
+            return self._load_hashing_all()          # the archive ends where the file says
         if self.rejects_path.exists():
             for msg in mbox.iter_file(self.rejects_path):
                 d = _reject_digest(msg)
                 if d:
                     self._recent(d)
+
+    # -- the tree's frontier, saved at each seal ---------------------------------
+    # archives/tree holds the frontier of the newest seal's tree (its
+    # Tree-Size records), one line.  It is a cache: it is used only when its
+    # root is the Root that seal signed, so a notary starting on a large
+    # archive hashes only the records since its newest seal.
+    @property
+    def _tree_path(self) -> Path:
+        return self.archive.dir / "tree"
+
+    def _saved_tree(self):
+        if getattr(self, "_hash_all", False):
+            return None
+        try:
+            return merkle.Frontier.from_text(self._tree_path.read_text("ascii"))
+        except (OSError, ValueError):
+            return None
+
+    def _signed_root_is(self, msg: bytes, tree) -> bool:
+        """Is *msg* the seal whose signed tree head is *tree*?"""
+        try:
+            seal = message.parse_seal(signed.extract(mbox.split_stamp(msg)[1]).text)
+        except (signed.SignedError, message.MessageError, ValueError):
+            return False
+        return seal.tree_size == tree.size and seal.root == tree.root().hex()
+
+    def _load_hashing_all(self) -> None:
+        self._hash_all = True
+        try:
+            self._load()
+        finally:
+            self._hash_all = False
+
+    def _tree_saved(self) -> None:
+        """After an append that held a seal: save that seal's frontier."""
+        tree, self._sealed_tree = getattr(self, "_sealed_tree", None), None
+        if tree is None:
+            return
+        tmp = self._tree_path.with_name("tree.tmp")
+        try:
+            tmp.write_text(tree.to_text() + "\n", "ascii")
+            os.replace(tmp, self._tree_path)
+        except OSError:
+            pass                    # a cache: the next start hashes what it must
 
     def _recent(self, digest: str) -> None:
         if len(self.recent) == self.recent.maxlen:
@@ -231,7 +291,8 @@ class Notary:
         """Fold one record into the notary's state (*us*: its time, when the
         caller has it as a number already).  O(1) amortized."""
         self.seq, self.head = seq, h
-        self.tree.append(merkle.leaf_hash(bytes.fromhex(h)))
+        if h is not None:
+            self.tree.append(merkle.leaf_hash(bytes.fromhex(h)))
         if us is None:
             us = _us(st.get("x-pit-time", ""))
         self.last_us = max(self.last_us, us)
@@ -405,6 +466,7 @@ class Notary:
             records.append(self._seal_record())
         if records:
             self.archive.append(records)
+            self._tree_saved()
             self._note_checkpoints(records)
         if rejects:
             _append_durably(self.rejects_path, rejects)
@@ -441,11 +503,13 @@ class Notary:
                   ("X-Pit-Request", f"notary {self.pit.notary} operator {self.pit.operator}")]
         rec = self._stamp(msg, hashlib.sha256(msg).hexdigest(), self.pit.notary, fields, us)
         self.archive.append([(rec, "notary", stamp_time(us)), self._seal_record()])
+        self._tree_saved()
 
     def seal(self) -> None:
         """Seal whatever is unsealed now (the daemon's timer calls this)."""
         if self.unsealed:
             self.archive.append([self._seal_record()])
+            self._tree_saved()
 
     # -- the mail path (pit/daemon.py: NotaryService) ---------------------------
     def notarize_mail(self, raw: bytes) -> "MailOutcome":
@@ -515,6 +579,7 @@ class Notary:
         first = self.unsealed[0][0]
         now = self._now()
         # The seal is the signed tree head of every record before it.
+        self._sealed_tree = self.tree.copy()
         seal = message.Seal(self.pit.name, first, tuple(h for _, h in self.unsealed),
                             self.tree.size, self.tree.root().hex(), stamp_time(now))
         env = message.Envelope(self.pit.notary_address, self.pit.address, stamp_time(now))

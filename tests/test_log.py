@@ -385,3 +385,24 @@ def test_mirror_from_an_rsync_daemon_copies_no_secret(pit, tmp_path, capsys):
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+def test_the_notary_starts_from_its_saved_frontier_only_when_the_seal_signed_it(pit):
+    from moderator.notary import Notary
+    from pit import merkle
+    tree_file = pit.root / "archives" / "tree"
+    saved = merkle.Frontier.from_text(tree_file.read_text())
+    n = Notary(pit)
+    assert n.tree.size == n.seq and saved.size == n.seq - 1     # the newest seal's tree
+    root = n.tree.root()
+    # a damaged or stale file is not trusted: the tree is rebuilt from the records
+    for text in ("garbage", f"{saved.size} " + " ".join("00" * 32 for _ in saved.hashes),
+                 "3 " + " ".join(h.hex() for h in saved.hashes[:2])):
+        tree_file.write_text(text)
+        assert Notary(pit).tree.root() == root
+    tree_file.unlink()
+    assert Notary(pit).tree.root() == root
+    # and the notary goes on from it: the next seal's head is the whole tree
+    assert ops.operator_request(pit, "Deposit", "1.00 USD to alice").accepted
+    assert audit(pit.root).ok
+    assert merkle.Frontier.from_text(tree_file.read_text()).size == Notary(pit).seq - 1
