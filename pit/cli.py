@@ -150,6 +150,10 @@ def _ticker(pit: Pit, ticker: str):
     return t, reg
 
 
+AT_HELP = ("as of record SEQ: what records 1 to SEQ caused, whenever the filters "
+           "reported it (pit(1), --at)")
+
+
 def specialist_state(pit: Pit, ticker: str, at: int | None = None):
     """The specialist of *ticker* brought up to date without posting; with
     *at*, replayed from record 1 up to record *at*.  O(new records), or
@@ -210,8 +214,10 @@ def positions(pit: Pit, account: str | None = None, at: int | None = None) -> li
     if at is None:
         flt, _ = ops.run_filter(pit, "positions", [], post_output=False)
     else:
+        # every report, also those posted after record *at*: a line counts
+        # when the record that caused it is at or below *at* (pit(1), --at)
         flt = Positions(["--at", str(at)])
-        run(flt, (m for _, m in Archive(pit.root).read(1, at)))
+        run(flt, (m for _, m in Archive(pit.root).read()))
     rows = []
     for acct, asset, amount in flt.table():
         if account and acct != account and not acct.startswith(account + ":"):
@@ -220,12 +226,14 @@ def positions(pit: Pit, account: str | None = None, at: int | None = None) -> li
     return rows
 
 
-def open_orders(pit: Pit, account: str | None = None) -> list[dict]:
+def open_orders(pit: Pit, account: str | None = None, at: int | None = None) -> list[dict]:
     """Open orders (resting or waiting on a trigger) of *account*, by
-    specialist state.  O(instruments x new records)."""
+    specialist state (as of record *at*).  O(instruments x new records)."""
     rows = []
     for t in sorted(registry(pit).instruments):
-        flt = specialist_state(pit, t)
+        flt = specialist_state(pit, t, at)
+        if t not in flt.engine.tickers():
+            continue                    # not yet defined at record *at*
         inst = flt.registry.instruments[t]
         orders = flt.open_orders()
         for oid in sorted(orders):
@@ -546,7 +554,7 @@ def cmd_transfer(args) -> int:
 
 def cmd_orders(args) -> int:
     pit = find_pit(args.pit)
-    emit(args, open_orders(pit, args.account),
+    emit(args, open_orders(pit, args.account, args.at),
          lambda r: f"{r['seq']:>7} {r['account']} {r['ref']} {r['side']} {r['remaining']} "
                    f"{r['ticker']} {r['type']}"
                    + (f" at {r['price']}" if r['price'] else "")
@@ -561,7 +569,7 @@ def _trade_text(t: dict) -> str:
 
 def cmd_fills(args) -> int:
     pit = find_pit(args.pit)
-    emit(args, trades(pit, account=args.account), _trade_text)
+    emit(args, trades(pit, account=args.account, at=args.at), _trade_text)
     return 0
 
 
@@ -1280,14 +1288,16 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     sp = cmd("orders", cmd_orders, "open orders (resting or waiting on a trigger)",
              ["pit orders --account alice", "pit orders --json | jq .ref"], json_flag=True)
     sp.add_argument("--account")
+    sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
     sp = cmd("fills", cmd_fills, "trades an account took part in",
              ["pit fills --account alice"], json_flag=True)
     sp.add_argument("--account", required=True)
+    sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
     for name in ("balances", "positions"):
         sp = cmd(name, cmd_balances, "balances of every asset, per account",
                  [f"pit {name} --account alice", f"pit {name} --at 500 --json"], json_flag=True)
         sp.add_argument("--account", required=(name == "balances"))
-        sp.add_argument("--at", type=int, metavar="SEQ", help="as of record SEQ")
+        sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
 
     # auditor
     sp = cmd("audit", cmd_audit, "re-verify every record and replay every filter",
@@ -1320,7 +1330,7 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
 
     # member
     sp = cmd("replay", cmd_replay, "a filter's input as mbox: its checkpoint, then newer records",
-             ["pit replay specialist ACME | pit-specialist ACME | grep ^trade",
+             ["pit replay specialist ACME --from-start | pit-specialist ACME | grep ^trade",
               "pit replay transfers --from-start | pit-transfers > out.mbox"])
     sp.add_argument("filter"); sp.add_argument("args", nargs="*")
     sp.add_argument("--from-start", action="store_true", help="ignore checkpoints")
@@ -1328,10 +1338,10 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
              ["pit book ACME", "pit book ACME --depth 10 --at 300", "pit book ACME --json"],
              json_flag=True)
     sp.add_argument("ticker"); sp.add_argument("--depth", type=int, default=5)
-    sp.add_argument("--at", type=int, metavar="SEQ")
+    sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
     sp = cmd("trades", cmd_trades, "trades reported by the specialists",
              ["pit trades --ticker ACME", "pit trades --json | tail -1"], json_flag=True)
-    sp.add_argument("--ticker"); sp.add_argument("--at", type=int, metavar="SEQ")
+    sp.add_argument("--ticker"); sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
     sp = cmd("search", cmd_search, "search the archive with mairix (exit 1: nothing found)",
              ["pit search --ticker ACME --account alice", "pit search --ref 17 --account alice",
               "pit search --sender bob@example.org --format mbox | mutt -f /dev/stdin",
