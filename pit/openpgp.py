@@ -27,7 +27,8 @@ judged them when the key was imported, and
 ``pit.keyring.Keyring.load_verifier`` passes gpg's judgement (from ``gpg
 --with-colons``) in with each key.  What is checked here, as gpg checks
 it: the signature's maths, its issuer, that the key may sign ("Wrong key
-usage"), that the signature is not older than its key and the key not
+usage"), that a signing subkey is cross-certified (its binding carries a
+valid back signature made by the subkey), that the signature is not older than its key and the key not
 newer than the clock ("Time conflict"), expiry and revocation.
 
 >>> crc24(b"")
@@ -407,6 +408,9 @@ class PublicKey(Record):
     expires: int | None = None
     revoked: bool = False
     can_sign: bool = True
+    # A subkey's newest binding carries a valid back signature (0x19, made
+    # by the subkey): it is cross-certified, so its owner claimed it.
+    cross_certified: bool = False
 
     @property
     def keyid(self) -> str:
@@ -446,16 +450,29 @@ def parse_keys(data: bytes) -> list[PublicKey]:
     import hashlib
     keys: list[PublicKey] = []
     primary = None
-    for tag, body, _whole in iter_packets(data):
+    primary_body = sub_body = b""
+    newest_binding = -1
+    for tag, body, whole in iter_packets(data):
+        if tag == TAG_SIGNATURE and keys and keys[-1].fingerprint != primary and len(body) > 1 and body[1] == 0x18:
+            try:
+                binding = parse_signature(body, whole)
+            except OpenPGPError:
+                continue
+            if (binding.created or 0) >= newest_binding:
+                newest_binding = binding.created or 0
+                keys[-1].cross_certified = _back_signed(keys[-1], body, primary_body, sub_body)
+            continue
         if tag not in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY):
             continue
         if len(body) < 6 or body[0] != 4:
             raise OpenPGPError(f"public key packet version {body[:1].hex()} is not supported (only v4)")
         fpr = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
         if tag == TAG_PUBLIC_KEY:
-            primary = fpr
+            primary, primary_body = fpr, body
         elif primary is None:
             raise OpenPGPError("public subkey packet before any primary key")
+        else:
+            sub_body, newest_binding = body, -1
         created = int.from_bytes(body[1:5], "big")
         algo = body[5]
         try:
@@ -464,6 +481,34 @@ def parse_keys(data: bytes) -> list[PublicKey]:
             raise OpenPGPError(f"public key {fpr}: unreadable key material ({exc})") from None
         keys.append(PublicKey(fpr, primary, algo, created, material))
     return keys
+
+
+def _back_signed(sub: PublicKey, binding: bytes, primary_body: bytes, sub_body: bytes) -> bool:
+    """Does the subkey binding signature ``binding`` (a packet body) carry a
+    valid primary key binding signature (0x19) made by ``sub``, in either
+    subpacket area (gpg writes it unhashed)?  One signature check."""
+    if sub.material is None:
+        return False
+    h = 6 + int.from_bytes(binding[4:6], "big")
+    ulen = int.from_bytes(binding[h:h + 2], "big")
+    try:
+        embedded = [value for area in (binding[6:h], binding[h + 2:h + 2 + ulen])
+                    for kind, _critical, value in _subpackets(area) if kind == 32]
+    except OpenPGPError:
+        return False
+    import hashlib
+    keys_hashed = b"".join(b"\x99" + len(b).to_bytes(2, "big") + b for b in (primary_body, sub_body))
+    for value in embedded:
+        try:
+            back = parse_signature(value)
+        except OpenPGPError:
+            continue
+        if back.sig_type != 0x19 or back.hash_algo not in HASHES or back.pubkey_algo != sub.algo:
+            continue
+        digest = hashlib.new(HASHES[back.hash_algo][0], keys_hashed + back.trailer()).digest()
+        if _check(sub, back, digest):
+            return True
+    return False
 
 
 # -------------------------------------------------------------- verifier
@@ -479,9 +524,14 @@ class Verifier:
     def __init__(self, keys: Iterable[PublicKey]):
         self._by_keyid: dict[str, PublicKey] = {}
         self._by_fpr: dict[str, PublicKey] = {}
+        # A key (a subkey, mostly) in two certificates: whose signature it
+        # makes is not for a lookup order to decide (gpg takes whichever
+        # it finds first); signatures by it are refused, naming both.
+        self._claimed: dict[str, set[str]] = {}
         for key in keys:
             self._by_keyid[key.keyid] = key
             self._by_fpr[key.fingerprint] = key
+            self._claimed.setdefault(key.keyid, set()).add(key.primary_fingerprint)
 
     def __len__(self) -> int:
         return len(self._by_fpr)
@@ -526,6 +576,10 @@ class Verifier:
         if key is None:
             return Verdict.failed("unknown-key", f"no public key {sig.issuer_keyid} in the keyring", **known)
         known["fingerprint"] = key.primary_fingerprint
+        owners = self._claimed.get(key.keyid, ())
+        if len(owners) > 1:
+            return Verdict.failed("invalid", f"key {key.keyid} is in {len(owners)} certificates "
+                                  f"({', '.join(sorted(owners))}); whose signature it is cannot be told", **known)
         when = int(time.time()) if now is None else now
         # gpg's order: the times, then the key's usage; SHA-1 is the pit's own rule.
         if sig.created is None or sig.created < key.created:
@@ -537,6 +591,10 @@ class Verifier:
         if not key.can_sign:
             return Verdict.failed("invalid", f"key {key.keyid} may not make signatures (its usage flags "
                                   "do not include signing; gpg: Wrong key usage)", **known)
+        if key.fingerprint != key.primary_fingerprint and not key.cross_certified:
+            return Verdict.failed("invalid", f"signing subkey {key.keyid} is not cross-certified (its binding "
+                                  "has no valid back signature, so the key's owner never claimed it; gpg "
+                                  "refuses it too)", **known)
         if sig.hash_algo == HASH_SHA1:
             return Verdict.failed("invalid", f"signature by key {key.keyid} uses SHA-1, which the pit refuses "
                                   "(SHA-1 collisions are practical); sign with SHA-256 or better", **known)

@@ -8,6 +8,9 @@ algorithm a certificate whose keys cover what a verifier must tell apart:
 * ``sub``: a signing subkey;
 * ``sub-expired``: a signing subkey that expired (10 days after creation);
 * ``sub-revoked``: a signing subkey revoked after it signed;
+* ``sub-nobacksig``: a signing subkey whose published binding lacks its
+  back signature (not cross-certified: gpg refuses its signatures, as a
+  subkey anyone could have claimed);
 * ``sub-nosign``: a subkey whose published binding signature grants no
   signing (authentication for ed25519, encryption for RSA), though its
   secret key did sign: the signature is made in the signing home, where the
@@ -126,7 +129,8 @@ def _certificate(root: Path, algo: str, base: int, homes: list[Home]) -> tuple[H
     primary = signer.keys()[0][0]
     made = {"primary": (primary, base)}
     for i, (name, expire) in enumerate((("sub", "never"), ("sub-expired", "10d"),
-                                        ("sub-revoked", "never")), start=1):
+                                        ("sub-revoked", "never"), ("sub-nobacksig", "never")),
+                                       start=1):
         signer.gpg("--quick-add-key", primary, QUICK[algo], "sign", expire, at=base + i * DAY)
         made[name] = (signer.keys()[-1][0], base + i * DAY)
     published = Home(root / f"{algo[:3]}p")
@@ -135,7 +139,7 @@ def _certificate(root: Path, algo: str, base: int, homes: list[Home]) -> tuple[H
                     ignore=shutil.ignore_patterns("S.*", "*.lock"))
     # The same key material: a signing subkey for the signer, a subkey
     # that may not sign in the published certificate.
-    at = base + 4 * DAY
+    at = base + 5 * DAY
     signer.gpg("--quick-add-key", primary, QUICK[algo], "sign", "never", at=at)
     fpr, grip, _caps = signer.keys()[-1]
     made["sub-nosign"] = (fpr, at)
@@ -153,6 +157,42 @@ def _certificate(root: Path, algo: str, base: int, homes: list[Home]) -> tuple[H
     published.gpg("--command-fd", "0", "--edit-key", primary, at=base + 20 * DAY,
                   input=f"key {index}\nrevkey\ny\n0\n\ny\nsave\n".encode())
     return signer, published, made
+
+
+def _packet(tag: int, body: bytes) -> bytes:
+    """A new-format packet header (five-octet length) and ``body``."""
+    return bytes([0xC0 | tag, 255]) + len(body).to_bytes(4, "big") + body
+
+
+def strip_backsig(cert: bytes, subkey_fpr: str) -> bytes:
+    """``cert`` with the primary-key binding signature (the "back
+    signature", subpacket 32, which gpg writes in the unhashed area) taken
+    out of the binding signatures of subkey ``subkey_fpr``: the binding
+    still verifies, but the subkey is no longer cross-certified."""
+    import hashlib
+    out, in_subkey = [], False
+    from pit import openpgp
+    for tag, body, whole in openpgp.iter_packets(cert):
+        if tag == openpgp.TAG_PUBLIC_SUBKEY:
+            fpr = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
+            in_subkey = fpr == subkey_fpr
+        elif tag == openpgp.TAG_PUBLIC_KEY:
+            in_subkey = False
+        elif tag == openpgp.TAG_SIGNATURE and in_subkey and body[1] == 0x18:
+            h = 6 + int.from_bytes(body[4:6], "big")
+            ulen = int.from_bytes(body[h:h + 2], "big")
+            area, pos, kept = body[h + 2:h + 2 + ulen], 0, b""
+            while pos < len(area):
+                first = area[pos]
+                size, head = (first, 1) if first < 192 else (((first - 192) << 8) + area[pos + 1] + 192, 2) \
+                    if first < 255 else (int.from_bytes(area[pos + 1:pos + 5], "big"), 5)
+                if area[pos + head] & 0x7F != 32:
+                    kept += area[pos:pos + head + size]
+                pos += head + size
+            assert len(kept) < len(area), "no back signature to strip"
+            whole = _packet(tag, body[:h] + len(kept).to_bytes(2, "big") + kept + body[h + 2 + ulen:])
+        out.append(whole)
+    return b"".join(out)
 
 
 def _gpg_status(stderr: bytes) -> str:
@@ -237,7 +277,8 @@ def build(algos=("ed25519", "rsa2048"), full: bool = False) -> Matrix:
         ref = itertools.count(1)
         for algo in algos:
             signer, published, made = _certificate(root, algo, base, homes)
-            exported = published.gpg("--export", made["primary"][0]).stdout
+            exported = strip_backsig(published.gpg("--export", made["primary"][0]).stdout,
+                                     made["sub-nobacksig"][0])
             verify_home.gpg("--import", input=exported)
             times = {"normal": lambda c: c + 5 * DAY, "before-key": lambda c: c - 3600,
                      "future": lambda c: int(time.time()) + 30 * DAY}

@@ -80,8 +80,8 @@ def test_the_pit_never_accepts_what_gpg_refuses(matrix):
     assert not refused_unexplained, "\n".join(refused_unexplained)
     # The matrix covers what it claims: each kind of refusal occurs.
     seen = {g for g, _ in table}
-    assert {"GOODSIG", "BADSIG", "ERRSIG 39", "ERRSIG 125", "EXPKEYSIG", "REVKEYSIG",
-            "EXPSIG"} <= seen, seen
+    assert {"GOODSIG", "BADSIG", "ERRSIG 1", "ERRSIG 39", "ERRSIG 125", "EXPKEYSIG",
+            "REVKEYSIG", "EXPSIG"} <= seen, seen
     assert len(matrix.cases) >= (400 if FULL else 200)
 
 
@@ -99,6 +99,31 @@ def test_a_signature_dated_before_its_key_is_refused(matrix):
         assert case.gpg_status == "ERRSIG 39"
         v = pit_verdict(matrix, case)
         assert v.status == "invalid" and "before key" in v.detail, (case.name, v)
+
+
+def test_a_signing_subkey_without_back_signature_is_refused(matrix):
+    """gpg: "signing subkey ... is not cross-certified" (ERRSIG, code 1): a
+    binding without the subkey's own back signature does not show that the
+    certificate's owner holds the subkey."""
+    for case in cases(matrix, key="sub-nobacksig", when="normal", tampered=False):
+        assert case.gpg_status == "ERRSIG 1"
+        v = pit_verdict(matrix, case)
+        assert v.status == "invalid" and "not cross-certified" in v.detail, (case.name, v)
+
+
+def test_a_key_in_two_certificates_is_refused(matrix):
+    """A subkey bound into a second certificate: whose signature it makes
+    is not for the order of a look-up to decide."""
+    case = cases(matrix, key="sub", when="normal", hash="SHA256", tampered=False,
+                 mode="clearsigned", extra="")[0]
+    keys = matrix.verifier.keys()
+    s = signed.extract(case.message)
+    sub = matrix.verifier.key(s.parsed.issuer_fpr)
+    twin = openpgp.PublicKey(sub.fingerprint, "F" * 40, sub.algo, sub.created, sub.material,
+                             cross_certified=True)
+    assert s.verify(openpgp.Verifier(keys)).ok
+    v = s.verify(openpgp.Verifier(keys + [twin]))
+    assert v.status == "invalid" and "2 certificates" in v.detail
 
 
 def test_sha1_data_signatures_are_refused(matrix):
