@@ -323,6 +323,13 @@ class _HTMLText:
         self.hides_text = hides
 
 
+def _get_param(msg, name: str) -> str:
+    """A Content-Type parameter as text, RFC 2231 forms (``name*=``) collapsed."""
+    from email.utils import collapse_rfc2231_value
+    value = msg.get_param(name)
+    return collapse_rfc2231_value(value) if value is not None else ""
+
+
 def _words(text: str) -> list[str]:
     return text.split()
 
@@ -341,7 +348,7 @@ class _Part:
 
     @property
     def attachment(self) -> bool:
-        return (self.msg.get("content-disposition") or "").strip().lower().startswith("attachment")
+        return str(self.msg.get("content-disposition") or "").strip().lower().startswith("attachment")
 
     def alternative(self) -> "_Part | None":
         """The nearest multipart/alternative this part is in."""
@@ -357,7 +364,7 @@ class _Part:
         return p is ancestor
 
     def decoded(self, where: str) -> bytes:
-        cte = (self.msg.get("content-transfer-encoding") or "7bit").strip().lower()
+        cte = str(self.msg.get("content-transfer-encoding") or "7bit").strip().lower()
         if cte in ("7bit", "8bit", "binary"):
             return self.body
         if cte == "quoted-printable":
@@ -373,8 +380,8 @@ class _Part:
         """The part's text as shown: charset-decoded, LF line endings, format=flowed undone."""
         text = _decode(self.decoded(where), self.msg.get_content_charset() or "utf-8", where)
         text = text.replace("\r\n", "\n")
-        if self.ctype == "text/plain" and (self.msg.get_param("format") or "").lower() == "flowed":
-            text = unflow(text, (self.msg.get_param("delsp") or "").lower() == "yes", join)
+        if self.ctype == "text/plain" and _get_param(self.msg, "format").lower() == "flowed":
+            text = unflow(text, _get_param(self.msg, "delsp").lower() == "yes", join)
         return text
 
     def shown_words(self, where: str) -> list[str]:
@@ -407,7 +414,7 @@ def _walk(head: bytes, body: bytes) -> list[_Part]:
             continue
         if depth >= MAX_DEPTH:
             raise SignedError("malformed", f"MIME parts nested more than {MAX_DEPTH} deep")
-        boundary = part.msg.get_param("boundary")
+        boundary = _get_param(part.msg, "boundary")
         if not boundary:
             raise SignedError("malformed", f"{part.ctype} without a boundary parameter")
         subs = _multipart_bodies(body, boundary.encode("utf-8", "replace"))
@@ -561,10 +568,10 @@ def _boundary_lines(body: bytes, boundary: bytes) -> list[re.Match]:
 def _pgp_mime(head: bytes, body: bytes) -> Signed:
     email = _lazy("email")
     ctype = _lazy("BytesHeaderParser")(policy=email.policy.compat32).parsebytes(head + b"\n\n")
-    protocol = (ctype.get_param("protocol") or "").lower()
+    protocol = _get_param(ctype, "protocol").lower()
     if protocol != "application/pgp-signature":
         raise SignedError("unsigned", f"multipart/signed with protocol {protocol or 'missing'!r}, not application/pgp-signature")
-    boundary = ctype.get_param("boundary")
+    boundary = _get_param(ctype, "boundary")
     if not boundary:
         raise SignedError("malformed", "multipart/signed without a boundary parameter")
     marks = _boundary_lines(body, boundary.encode("utf-8"))
@@ -671,7 +678,7 @@ def _in_multipart(head: bytes, body: bytes, mtype: str) -> Signed:
         others = [p for p in parts if p.within(alt) and p.msg.get_content_maintype() == "text"
                   and not p.attachment]
         _alternatives_agree(part, others, _words(part.text(where, join=False)), where)
-    flowed = (part.msg.get_param("format") or "").lower() == "flowed"
+    flowed = _get_param(part.msg, "format").lower() == "flowed"
     return _clearsigned(decoded, part.msg.get_content_charset() or "utf-8", where, flowed)
 
 

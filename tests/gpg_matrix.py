@@ -123,7 +123,7 @@ class Matrix:
 
 def _certificate(root: Path, algo: str, base: int, homes: list[Home]) -> tuple[Home, Home, dict]:
     """(signing home, published home, {key name: (fingerprint, created)})."""
-    signer = Home(root / f"{algo[:3]}s")
+    signer = Home(root / f"{algo}s")
     homes.append(signer)
     signer.gpg("--quick-gen-key", f"{algo} <{algo}@pit.test>", QUICK[algo], "sign,cert", "never", at=base)
     primary = signer.keys()[0][0]
@@ -133,7 +133,7 @@ def _certificate(root: Path, algo: str, base: int, homes: list[Home]) -> tuple[H
                                        start=1):
         signer.gpg("--quick-add-key", primary, QUICK[algo], "sign", expire, at=base + i * DAY)
         made[name] = (signer.keys()[-1][0], base + i * DAY)
-    published = Home(root / f"{algo[:3]}p")
+    published = Home(root / f"{algo}p")
     homes.append(published)
     shutil.copytree(signer.path, published.path, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("S.*", "*.lock"))

@@ -199,3 +199,36 @@ def test_flowed_clearsigned_text_is_unstuffed_but_not_joined(keys):
     # a trailing space added in transit does not join lines: it is not signed
     s = extract(msg.replace(b"Ref: 1\n", b"Ref: 1 \n"))
     assert "Ref: 1\nOrder" in s.text and s.verify(verifier).ok
+
+
+def test_mutated_mime_messages_get_a_reason_never_an_exception(keys):
+    """Seeded mutations of signed multipart messages (boundaries, RFC 2231
+    parameters, 8-bit headers, flowed, HTML): extract returns or raises
+    SignedError, nothing else."""
+    import random
+    keyring, fpr, _ = keys
+    seeds = [mime_signed(keys, alternative(("text/plain; format=flowed", ORDER), ("text/html", HTML_ORDER))),
+             nest_in_mixed(mime_signed(keys, "Content-Type: text/plain\n\n" + ORDER)),
+             signed.compose_clearsigned(HEADERS, ORDER, keyring, fpr)]
+    tokens = [b"--", b"\n", b"\r\n", b"boundary=", b"boundary*=utf-8''q", b"multipart/mixed",
+              b"multipart/alternative", b"text/html", b"format=flowed", b"delsp=yes",
+              b"Content-Type: ", b"-----BEGIN PGP SIGNED MESSAGE-----\n", b"base64",
+              b"quoted-printable", b"\x00", b"\xff", b"<p hidden>", b"Content-Disposition: attachment"]
+    rng = random.Random(15)
+    outcomes = set()
+    for _ in range(3000):
+        m = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            pos, r = rng.randrange(len(m) + 1), rng.random()
+            if r < 0.4:
+                m[pos:pos] = rng.choice(tokens)
+            elif r < 0.7:
+                del m[pos:pos + rng.randint(1, 20)]
+            else:
+                m[pos:pos + 1] = bytes([rng.randrange(256)])
+        try:
+            signed.extract(bytes(m))
+            outcomes.add("read")
+        except SignedError as err:
+            outcomes.add(err.status)
+    assert {"read", "malformed", "ambiguous"} <= outcomes
