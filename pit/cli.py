@@ -277,6 +277,11 @@ def filter_rejections(pit: Pit) -> list[dict]:
 
 # -- output helpers ------------------------------------------------------------
 
+def plural(n: int, word: str) -> str:
+    """'1 order', '2 orders'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def emit(args, rows: Iterable[dict], text) -> None:
     """Rows as JSON lines with --json, else each through *text*."""
     for row in rows:
@@ -385,7 +390,7 @@ def run_all(pit: Pit, only: list[str] | None = None, say=print) -> list:
         flt, decisions = ops.run_filter(pit, job[0], job[1:])
         seqs = [d.seq for d in decisions if d.accepted]
         bad = [d.reason for d in decisions if not d.accepted]
-        say(f"{flt.name}: {len(flt.lines)} report lines"
+        say(f"{flt.name}: {plural(len(flt.lines), 'report line')}"
             + (f", posted as records {seqs[0]}-{seqs[-1]}" if seqs else ", nothing new"))
         for reason in bad:
             say(f"{flt.name}: the notary refused its output: {reason}")
@@ -1432,6 +1437,32 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT["usage"]
     if not hasattr(args, "pit"):
         args.pit = None
+    if args.command in _NO_GPG:
+        return _run(args)
+    from pit.agents import stopped_after
+    with stopped_after(_gpg_homes(args)):
+        return _run(args)
+
+
+# Commands that never run gpg: no look for gpg-agents to stop after them
+# (`pit replay` is on a filter daemon's every delivery; `pit start` leaves
+# the daemon it starts to stop its own).
+_NO_GPG = {"replay", "start", "stop", "show", "export", "trades", "search", "mirror"}
+
+
+def _gpg_homes(args) -> list:
+    """The GnuPG homes a command may start gpg-agents in: the pit's (its
+    notary's, operator's, filters' homes are under it), a new pit's, an
+    audited copy's, and the trader's home."""
+    homes = [args.pit or os.environ.get("PIT_DIR") or ".",
+             getattr(args, "dir", None), getattr(args, "path", None)]
+    if hasattr(args, "gnupghome") or args.command in ("order", "transfer"):
+        homes.append(gnupghome(getattr(args, "gnupghome", None)))
+    return [h for h in homes if h]
+
+
+def _run(args) -> int:
+    """Run the command; errors become one line on stderr and an exit status."""
     try:
         return args.func(args)
     except CliError as e:

@@ -60,6 +60,12 @@ class Demo:
         self.t0 = time.monotonic()
 
     # -- setting up ---------------------------------------------------------------
+    def settings(self) -> dict:
+        """pit.conf settings of the demo's pit: the burst is a minute's mail
+        of a few members, so the rate limit (per member a minute) is raised
+        to fit any --orders N."""
+        return {"rate_limit": str(max(1000, self.n_orders + 100))}
+
     def fresh_dir(self) -> None:
         if self.root.exists():
             if (self.root / MARKER).exists():
@@ -71,7 +77,7 @@ class Demo:
     def setup(self) -> None:
         self.fresh_dir()
         head(f"a pit is a directory: pit init {self.root} --name demo")
-        self.pit = ops.init(self.root, "demo")
+        self.pit = ops.init(self.root, "demo", **self.settings())
         (self.root / MARKER).write_text("made by python -m pit.demo\n")
         say(f"notary key {self.pit.notary}, operator key {self.pit.operator}")
         head("the operator defines currencies, fees and instruments (signed, notarized records)")
@@ -139,8 +145,13 @@ class Demo:
             self._sent = getattr(self, "_sent", 0) + 1
             deliver(self.pit, raw, name=f"{self._sent:09d}.demo")
 
-    def notarize(self) -> list:
-        decisions = ops.notary(self.pit).run_maildir()
+    def notarize(self, more: list[bytes] = ()) -> list:
+        """Notarize the incoming maildir, then *more* (sent as they are,
+        without the maildir: the same bytes twice); one line for all."""
+        notary = ops.notary(self.pit)
+        decisions = notary.run_maildir()
+        if more:
+            decisions += notary.notarize(list(more))
         ok = [d for d in decisions if d.accepted]
         say(f"  notary: {len(ok)} notarized"
             + (f" (records {ok[0].seq}-{ok[-1].seq})" if ok else "")
@@ -230,6 +241,11 @@ class Demo:
 
     # -- the whole session ------------------------------------------------------------
     def run(self) -> int:
+        from pit.agents import stopped_after
+        with stopped_after([self.root]):       # the pit's and the traders' gpg-agents
+            return self._run()
+
+    def _run(self) -> int:
         self.setup()
         head(f"a burst of {self.n_orders} signed orders of every type")
         t = time.monotonic()
@@ -240,11 +256,10 @@ class Demo:
         self.send_all(raws)
         head("and a handful of bad messages")
         self.send_all(bad[:3])
-        decisions = self.notarize()
-        tail = ops.notary(self.pit).notarize(bad[3:])
+        decisions = self.notarize(bad[3:])
         head("the notary on the bad ones (the rest are in rejects/rejects.mbox)")
-        for (label, why), d in zip(what, decisions[-3:] + tail):
-            verdict = f"record {d.seq}" if d.accepted else f"refused: {d.reason[:90]}"
+        for (label, why), d in zip(what, decisions[-len(bad):]):
+            verdict = f"record {d.seq}" if d.accepted else f"refused: {d.reason}"
             say(f"  {label:<13} ({why}): {verdict}")
 
         head("the filters run: transfers, then one specialist per ticker")
@@ -263,7 +278,7 @@ class Demo:
                 levels = b[side] if side == "bids" else list(reversed(b[side]))
                 for lv in levels:
                     say(f"  {side[:-1]:<4} {lv['price']:>10} {b['currency']}  {lv['qty']:>8} "
-                        f"({lv['orders']} orders)")
+                        f"({cli.plural(lv['orders'], 'order')})")
             say(f"  last {b['last']}")
         tr = cli.trades(pit)
         head(f"the trades: {len(tr)} (pit trades); the last few")
@@ -283,7 +298,7 @@ class Demo:
         rej = cli.rejections(pit)
         say(f"  by the notary: {len(rej)} in rejects/rejects.mbox")
         for r in rej:
-            say(f"    {r['from']:<22} {r['reason'][:100]}")
+            say(f"    {r['from']:<22} {r['reason']}")
         fr = cli.filter_rejections(pit)
         say(f"  by the specialists: {len(fr)} 'rejected' report lines; one of each kind:")
         kinds: dict[str, str] = {}
@@ -291,7 +306,7 @@ class Demo:
             reason = r["line"].split(" ", 4)[-1]
             kinds.setdefault(re.sub(r"[0-9.]+|\b(" + "|".join(TRADERS) + r")\b", "#", reason), r["line"])
         for line in list(kinds.values())[:6]:
-            say(f"    {line[:110]}")
+            say(f"    {line}")
         self.rejected = rej
         self.filter_rejected = fr
 
@@ -308,14 +323,39 @@ class Demo:
             ok = result.ok
         wall = time.monotonic() - self.t0
         head(f"done in {wall:.1f} s; the pit is in {self.root}.  Try:")
-        for line in (f"pit --pit {self.root} book ACME", f"pit --pit {self.root} trades --ticker BTC",
-                     f"pit --pit {self.root} orders --account alice",
-                     f"pit --pit {self.root} verify 42",
-                     f"grep -c '^X-Pit-Kind: order' {self.root}/archives/*.mbox",
-                     f"mutt -f {self.root}/archives/000001.mbox",
-                     f"less {self.root}/rejects/rejects.mbox"):
+        for line in try_lines(self.root):
             say(f"  {line}")
         return 0 if ok else 1
+
+
+def try_lines(root: Path) -> list[str]:
+    """What the demo suggests next, each line as it is typed in a new
+    shell: first what puts `pit` on the PATH when it is not there."""
+    lines = []
+    bindir = Path(sys.executable).parent
+    found = shutil.which("pit")
+    if (bindir / "pit").exists() and (found is None or Path(found).parent != bindir):
+        activate = bindir / "activate"
+        if activate.exists():
+            lines.append(f". {_near(activate)}")
+        else:
+            lines.append(f"export PATH={_near(bindir)}:$PATH")
+    lines.append(f"export PIT_DIR={_near(root)}")
+    return lines + ["pit book ACME", "pit trades --ticker BTC | tail -3",
+                    "pit orders --account alice", "pit verify 42",
+                    f"grep -c '^X-Pit-Kind: order' {_near(root)}/archives/*.mbox",
+                    f"mutt -f {_near(root)}/archives/000001.mbox",
+                    f"less {_near(root)}/rejects/rejects.mbox"]
+
+
+def _near(path: Path) -> str:
+    """*path* relative to the current directory when it is under it."""
+    import os
+    path = Path(os.path.abspath(path))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _dec(text: str):

@@ -65,9 +65,19 @@ def _stop_agents(base: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _agents_stopped(tmp_path_factory):
+    """Stop the agents of the homes tests registered in _HOMES, then make
+    sure the suite left no other agent in its temporary directories or in
+    the checkout (a command or fixture that forgot its own fails here)."""
+    from pit import agents
+    watched = [tmp_path_factory.getbasetemp(), Path(__file__).resolve().parent.parent]
+    before = set(agents.running(watched))
     yield
     for base in _HOMES:
         _stop_agents(base)
+    agents.stop(set(agents.running(_HOMES)) - before)
+    left = {pid: home for pid, home in agents.running(watched).items() if pid not in before}
+    agents.stop(left)
+    assert not left, f"the tests left gpg-agents running in {sorted(set(left.values()))}"
 
 
 @pytest.fixture(scope="session")

@@ -286,6 +286,18 @@ def test_rejects_lists_notary_refusals(world, capsys):
     assert code == 0 and any("replayed" in r for r in reasons)
 
 
+def test_commands_leave_no_gpg_agent(world, capsys):
+    """Signing, notarizing (a seal), verifying and auditing start gpg-agents
+    in the pit's homes and the trader's; the command stops them."""
+    from pit import agents
+    code, _, err = run(capsys, *alice(world, "order", "buy", "1", "ACME", "at", "11",
+                                      "--ref", "agent1", "--notarize"))
+    assert code == 0, err
+    assert run(capsys, "--pit", world["pit"], "deposit", "1", "USD", "alice")[0] == 0
+    assert run(capsys, "--pit", world["pit"], "verify", "3")[0] == 0
+    assert not agents.running([world["base"]])
+
+
 def test_audit(world, capsys):
     pytest.importorskip("pit.audit", reason="pit/audit.py is not there yet")
     code, out, _ = run(capsys, "--pit", world["pit"], "audit")

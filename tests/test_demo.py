@@ -31,6 +31,24 @@ def test_demo_ends_in_a_passing_audit(demo):
     assert audit(root).ok
 
 
+def test_demo_leaves_no_gpg_agent(demo):
+    """The pit's homes and the traders' each had an agent left running."""
+    from pit import agents
+    root, _ = demo
+    assert not agents.running([root])
+
+
+def test_demo_raises_the_rate_limit_to_fit_its_burst(tmp_path):
+    """--orders 20000: five members send 4,000 orders each in a minute,
+    which the default limit (1,000 a member a minute) refused half of."""
+    from pit import agents, ops
+    from pit.demo import Demo
+    d = Demo(tmp_path / "pit", 20000)
+    with agents.stopped_after([tmp_path]):
+        d.pit = ops.init(d.root, "demo", **d.settings())
+    assert d.pit.getint("rate_limit") >= 20000 + 100
+
+
 def test_demo_trades(demo):
     root, _ = demo
     pit = Pit(root)
