@@ -80,6 +80,17 @@ def _agents_stopped(tmp_path_factory):
     assert not left, f"the tests left gpg-agents running in {sorted(set(left.values()))}"
 
 
+@pytest.fixture(autouse=True)
+def _tmp_agents_stopped(request):
+    """A test's own tmp_path goes with the test: so do the gpg-agents
+    started in homes under it."""
+    yield
+    tmp = getattr(request.node, "funcargs", {}).get("tmp_path")
+    if tmp is not None:
+        from pit import agents
+        agents.stop(agents.running([tmp]))
+
+
 @pytest.fixture(scope="session")
 def keyhome(tmp_path_factory) -> Path:
     """The members' signing home (secret keys), made once a session."""

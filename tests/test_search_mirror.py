@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pit import mbox, ops, search
+from pit import mbox, ops, search, testkeys
 from pit.archive import Archive, record_hash
 from pit.audit import audit
 from pit.keyring import Keyring
@@ -40,7 +40,8 @@ def pit(tmp_path_factory):
     ops.run_filter(p, "transfers", [])
     ops.run_filter(p, "specialist", ["ACME"])
     p.ring, p.fpr = ring, fpr
-    return p
+    yield p
+    testkeys.stop_agents(root.parent)
 
 
 @pytest.fixture(scope="module")
