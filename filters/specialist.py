@@ -227,7 +227,8 @@ class Specialist(Filter):
             self.order(seq, stamp["x-pit-account"], stamp.get("x-pit-ref", ""),
                        stamp["x-pit-request"])
         elif kind == "transfer":
-            self.transfer_out(seq, stamp["x-pit-account"], stamp["x-pit-request"])
+            self.transfer_out(seq, stamp["x-pit-account"], stamp["x-pit-request"],
+                              stamp.get("x-pit-ref") or "-")
         elif kind == "report":
             self.credits(reporter(stamp), signed_text(msg))
         elif kind == "member":
@@ -588,18 +589,18 @@ class Specialist(Filter):
             self.ledger.release_key(od.key, od.hold)
 
     # -- transfers --------------------------------------------------------------
-    def transfer_out(self, seq: int, account: str, text: str) -> None:
+    def transfer_out(self, seq: int, account: str, text: str, ref: str = "-") -> None:
         try:
             t = instruction("transfer", text)
             amount = self.registry.amount(t.asset, t.amount)
         except (message.MessageError, UnitError, KeyError) as e:
-            return self.say(f"rejected {seq} {account} - {e}")
+            return self.say(f"rejected {seq} {account} {ref} {e}")
         if not self.accounts.exists(t.to, self.registry):
-            return self.say(f"rejected {seq} {account} - unknown account {t.to}")
+            return self.say(f"rejected {seq} {account} {ref} unknown account {t.to}")
         try:
             self.ledger.debit(account, t.asset, amount)
         except Insufficient as e:
-            return self.say(f"rejected {seq} {account} - insufficient funds: {account} needs "
+            return self.say(f"rejected {seq} {account} {ref} insufficient funds: {account} needs "
                             f"{self._amount(t.asset, e.need)} {t.asset}, has "
                             f"{self._amount(t.asset, e.available)} available")
         if self._mine(t.to):

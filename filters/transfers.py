@@ -48,6 +48,7 @@ class Transfers(Filter):
     def apply(self, seq: int, stamp: dict, msg: bytes) -> None:
         kind, account = stamp["x-pit-kind"], stamp.get("x-pit-account", "")
         text = stamp.get("x-pit-request", "")
+        ref = stamp.get("x-pit-ref") or "-"       # rejected lines name the request's ref
         try:
             if kind == "member":
                 self.accounts.apply(text)
@@ -56,18 +57,18 @@ class Transfers(Filter):
             elif kind == "report":
                 self.credit_reported(reporter(stamp), signed_text(msg))
             elif account != "operator" and kind in ("deposit", "withdrawal"):
-                self.say(f"rejected {seq} {account} - only the operator records {kind}s")
+                self.say(f"rejected {seq} {account} {ref} only the operator records {kind}s")
             elif kind == "deposit":
                 d = instruction("deposit", text)
                 if not self.accounts.exists(d.to, self.registry) or ":" in d.to:
-                    return self.say(f"rejected {seq} {account} - unknown account {d.to}")
+                    return self.say(f"rejected {seq} {account} {ref} unknown account {d.to}")
                 n = self.registry.amount(d.asset, d.amount)
                 self.ledger.credit(d.to, d.asset, n)
                 self.say(f"deposited {seq} {d.to} {self.registry.amount_text(d.asset, n)} {d.asset}")
             elif kind == "withdrawal":
                 d = instruction("withdrawal", text)
                 if not self.accounts.exists(d.frm, self.registry) or ":" in d.frm:
-                    return self.say(f"rejected {seq} {account} - unknown account {d.frm}")
+                    return self.say(f"rejected {seq} {account} {ref} unknown account {d.frm}")
                 n = self.registry.amount(d.asset, d.amount)
                 self.ledger.debit(d.frm, d.asset, n)
                 self.say(f"withdrawn {seq} {d.frm} {self.registry.amount_text(d.asset, n)} {d.asset}")
@@ -75,20 +76,20 @@ class Transfers(Filter):
                 t = instruction("transfer", text)
                 n = self.registry.amount(t.asset, t.amount)
                 if not self.accounts.exists(t.to, self.registry):
-                    return self.say(f"rejected {seq} {account} - unknown account {t.to}")
+                    return self.say(f"rejected {seq} {account} {ref} unknown account {t.to}")
                 if not self.accounts.exists(account, self.registry):
-                    return self.say(f"rejected {seq} {account} - unknown account {account}")
+                    return self.say(f"rejected {seq} {account} {ref} unknown account {account}")
                 self.ledger.debit(account, t.asset, n)
                 if ":" not in t.to:
                     self.ledger.credit(t.to, t.asset, n)
                 self.say(f"transferred {seq} {account} {t.to} "
                          f"{self.registry.amount_text(t.asset, n)} {t.asset}")
         except Insufficient as e:
-            self.say(f"rejected {seq} {account} - insufficient funds: {e.account} needs "
+            self.say(f"rejected {seq} {account} {ref} insufficient funds: {e.account} needs "
                      f"{self.registry.amount_text(e.asset, e.need)} {e.asset}, has "
                      f"{self.registry.amount_text(e.asset, e.available)} available")
         except (message.MessageError, UnitError) as e:
-            self.say(f"rejected {seq} {account} - {e}")
+            self.say(f"rejected {seq} {account} {ref} {e}")
 
     def credit_reported(self, reporter: str, text: str) -> None:
         for src, dst, amount, asset in parse_transferred(text):

@@ -461,9 +461,12 @@ def test_transfer_from_too_little(exchange):
 
 def test_transfer_to_unknown_account(exchange):
     t = exchange.tape
-    assert_rejected(exchange, t.transfer("alice", "x", "1.00 USD to nobody"), "unknown account nobody")
-    assert_rejected(exchange, t.transfer("alice:ACME", "y", "1.00 USD to nobody:ACME"),
-                    "unknown account nobody:ACME")
+    line = assert_rejected(exchange, t.transfer("alice", "x", "1.00 USD to nobody"),
+                           "unknown account nobody")
+    assert line.split(" ")[2:4] == ["alice", "x"], line       # the ref, as for an order
+    line = assert_rejected(exchange, t.transfer("alice:ACME", "y", "1.00 USD to nobody:ACME"),
+                           "unknown account nobody:ACME")
+    assert line.split(" ")[2:4] == ["alice:ACME", "y"], line
 
 
 def test_deposit_by_non_operator(exchange):
