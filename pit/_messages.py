@@ -262,13 +262,18 @@ def parse_request(text: str, pit: str | None = None) -> Request:
     end = len(lines) + 1
     if not seen:
         raise MessageError(1, "empty request: expected Pit, Account, Ref and one instruction")
-    for key in ("Pit", "Account", "Ref"):
-        if key not in seen:
-            raise MessageError(end, f"missing key {key} (end of request)")
+    # every missing key at once: a sender who adds one is not refused again for the next
+    missing = [key for key in ("Pit", "Account", "Ref") if key not in seen]
     instr = [k for k in seen if k in INSTRUCTION_KEYS]
     if not instr:
-        raise MessageError(end, "missing instruction (end of request): expected one of "
-                                + ", ".join(INSTRUCTION_KEYS))
+        one_of = "one of " + ", ".join(INSTRUCTION_KEYS)
+        if not missing:
+            raise MessageError(end, f"missing instruction (end of request): expected {one_of}")
+        missing.append(f"an instruction ({one_of})")
+    if missing:
+        what = (f"key {missing[0]}" if len(missing) == 1 else
+                f"keys {', '.join(missing[:-1])} and {missing[-1]}")
+        raise MessageError(end, f"missing {what} (end of request)")
     n, value = seen["Pit"]
     pit_name = _pit(value, n)
     if pit is not None and pit_name != pit:

@@ -266,6 +266,8 @@ BASE = "Pit: demo\nAccount: alice\nRef: 17\n"
     ("Pit: demo\nRef: 17\nOrder: buy 1 ACME market\n", 4, "missing key Account"),
     ("Pit: demo\nAccount: alice\nOrder: buy 1 ACME market\n", 4, "missing key Ref"),
     (BASE, 4, "missing instruction"),
+    ("Account: alice\nOrder: buy 1 ACME market\n", 3, "missing keys Pit and Ref (end of request)"),
+    ("Account: alice\n", 2, "missing keys Pit, Ref and an instruction (one of "),
     (BASE + "Order: buy 1 ACME market\nTransfer: 1 USD to bob\n", 5, "second instruction Transfer"),
     (BASE + "Ref: 18\nOrder: buy 1 ACME market\n", 4, "key Ref given twice"),
     (BASE + "Order: buy 1x ACME market\n", 4, "bad quantity '1x'"),

@@ -172,6 +172,12 @@ def test_malformed_order_names_the_line(kit):
     assert_refused(kit, raw, "malformed request", "line 4", line=4)
 
 
+def test_a_refusal_names_every_missing_key(kit):
+    """A request without Pit: and Ref: is refused for both at once."""
+    raw = kit.sign("alice", "Account: alice\nOrder: buy 1 ACME at 12.50\n")
+    assert_refused(kit, raw, "malformed request", "missing keys Pit and Ref")
+
+
 def test_off_tick_and_unknown_ticker_refused_at_the_door(kit):
     assert_refused(kit, kit.request("alice", "1", "Order", "buy 1 ACME at 12.505"),
                    "malformed request")
