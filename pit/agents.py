@@ -9,7 +9,8 @@ appeared during the run in the homes it names, and leaves alone any agent
 that was running before (the user's own, or a daemon's).
 
 Agents are found by their command line in /proc (``gpg-agent --homedir H
-... --daemon``, as gpg starts them): no gpg process is run to ask.
+... --daemon``, as gpg starts them; H may be the short link
+pit.keyring.gpg_home makes for a long home): no gpg process is run to ask.
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ def running(roots: Iterable[str | os.PathLike]) -> dict[int, str]:
             continue
         i = argv.index(b"--homedir")
         home = argv[i + 1].decode(errors="replace") if i + 1 < len(argv) else ""
-        if home and _under(home, want):
-            found[int(name)] = home
+        if not home:
+            continue
+        if not _under(home, want):
+            # a long home is given to gpg as a short link (pit.keyring.gpg_home)
+            home = os.path.realpath(home)
+            if not _under(home, want):
+                continue
+        found[int(name)] = home
     return found
 
 

@@ -75,7 +75,12 @@ def _agents_stopped(tmp_path_factory):
     for base in _HOMES:
         _stop_agents(base)
     agents.stop(set(agents.running(_HOMES)) - before)
-    left = {pid: home for pid, home in agents.running(watched).items() if pid not in before}
+    deadline = time.monotonic() + 3         # gpgconf --kill returns before the agent is gone
+    while True:
+        left = {pid: home for pid, home in agents.running(watched).items() if pid not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     agents.stop(left)
     assert not left, f"the tests left gpg-agents running in {sorted(set(left.values()))}"
 
