@@ -63,10 +63,15 @@ def tmp_path():
 
 @pytest.fixture
 def scratch(tmp_path):
-    """A directory standing for the checkout: its .venv is this one's."""
+    """A directory standing for the checkout: its files and .venv are this
+    one's (links), what the README's lines make is its own."""
     work = tmp_path / "co"
     work.mkdir()
     (work / ".venv").symlink_to(VENV_BIN.parent)
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout
+    for top in sorted({line.split("/", 1)[0] for line in tracked.splitlines()}):
+        if not top.startswith(".") and (REPO / top).exists():
+            (work / top).symlink_to(REPO / top)
     return work
 
 
