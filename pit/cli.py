@@ -1086,6 +1086,25 @@ def cmd_mailman_serve(args) -> int:
     return 0
 
 
+def cmd_mailman_postfix_config(args) -> int:
+    """The Postfix maps and main.cf/master.cf lines for the pits (pit.postfix)."""
+    from pit import postfix
+    dirs = [find_pit(d).root for d in args.pits] or [find_pit(args.pit).root]
+    try:
+        files = postfix.postfix_config(
+            [postfix.pit_routes(d) for d in dirs], _hostport(args.notary, "--notary"),
+            args.mailman_data, args.config_dir, args.user, args.pit_command)
+    except postfix.PostfixError as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    if args.out:
+        for path in postfix.write_config(files, args.out):
+            print(path)
+    else:
+        for name, text in sorted(files.items()):
+            print(f"==> {name} <==\n{text}")
+    return 0
+
+
 def _filter_daemon(args):
     from pit.daemon import DaemonError, FilterDaemon
     pit = find_pit(args.pit)
@@ -1386,6 +1405,20 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
                    help="where rejection notices are mailed")
     c.add_argument("--spool", metavar="DIR", help="notarized mail waiting for Mailman, "
                    "DIR/<pit address>/ (default PIT/spool/<pit address>/)")
+    c = cmd("postfix-config", cmd_mailman_postfix_config,
+            "Postfix transport and relay maps, main.cf and master.cf lines for the pits",
+            ["pit mailman postfix-config /srv/pits/demo /srv/pits/metals --out /etc/postfix/pit",
+             "pit mailman postfix-config --user pit --pit-command /usr/local/bin/pit"], ms)
+    c.add_argument("pits", nargs="*", metavar="PIT_DIR", help="default: the pit")
+    c.add_argument("--notary", default="127.0.0.1:8025", metavar="HOST:PORT",
+                   help="where 'pit mailman serve' listens")
+    c.add_argument("--mailman-data", default="/var/lib/mailman3/data", metavar="DIR",
+                   help="Mailman's data directory (its postfix_lmtp, postfix_domains)")
+    c.add_argument("--config-dir", default="/etc/postfix", metavar="DIR",
+                   help="where pit_transport and pit_domains will be")
+    c.add_argument("--user", default="pit", help="the pits' system user (pipe refuses root)")
+    c.add_argument("--pit-command", default="/usr/local/bin/pit", metavar="PATH")
+    c.add_argument("--out", metavar="DIR", help="write the four files there (default: print)")
     for name, func, text in (
             ("daemon", cmd_mailman_daemon, "run a filter whenever the archive grows, "
              "posting its output through the notary (foreground)"),

@@ -73,9 +73,10 @@ EX_OK, EX_USAGE, EX_TEMPFAIL = 0, 64, 75
 
 
 def filter_address(pit: Pit, name: str) -> str:
-    """The list address of filter ``name`` (``specialist-acme@<domain>``):
-    the address of its key and its subscription."""
-    return f"{ops.slug(name)}@{pit.domain}"
+    """The list address of filter ``name`` (``<pit>-specialist-acme@<domain>``):
+    its subscription, and the sender of its posts (pit.mailman.filter_list_address)."""
+    from pit.mailman import filter_list_address
+    return filter_list_address(pit.name, name, pit.domain)
 
 
 # -- the notary ------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "MailmanError", "MailmanClient", "PitList", "PIT_LIST_SETTINGS", "APPROVAL_HEADER", "approval_pattern",
     "PIT_TEMPLATES", "EMPTY_TEMPLATE_URI", "provision_pit", "check_pit",
     "add_member", "remove_member", "list_members", "list_id_for", "address_problem",
+    "filter_list_address",
 ]
 
 # The header the notary's posts carry; Mailman's cleanse handler removes it
@@ -103,6 +104,19 @@ PIT_LIST_SETTINGS: dict[str, Any] = {
     "member_roster_visibility": "moderators",
     "gateway_to_news": False,
     "posting_pipeline": "default-posting-pipeline",
+    # Bounces: a trader whose mailbox keeps refusing the pit's mail is
+    # disabled after 5 bounce days (warned 3 times a week apart), a bounce
+    # is forgotten after a week without another.  The pit's own addresses
+    # (archive, filters) are routed by the MTA (pit mailman postfix-config)
+    # and never bounce.  Nobody is told but the member; a bounce Mailman
+    # cannot attribute is dropped (the notary's address reads no mail).
+    "process_bounces": True,
+    "bounce_score_threshold": 5,
+    "bounce_info_stale_after": "7d",
+    "bounce_you_are_disabled_warnings": 3,
+    "bounce_you_are_disabled_warnings_interval": "7d",
+    "bounce_notify_owner_on_bounce_increment": False,
+    "forward_unrecognized_bounces_to": "discard",
 }
 
 
@@ -397,6 +411,15 @@ def member_addresses(pit_dir) -> list[str]:
     return sorted(found)
 
 
+def filter_list_address(pit_name: str, filter_name: str, domain: str) -> str:
+    """The list address of a pit's filter: ``<pit>-<filter slug>@<domain>``
+    (``demo-specialist-acme@pits.example``).  The pit's name is part of it:
+    several pits share a domain, and each filter address must route to its
+    own pit's filter."""
+    from pit import ops
+    return f"{pit_name}-{ops.slug(filter_name)}@{domain}".lower()
+
+
 def filter_jobs(pit_dir) -> list[list[str]]:
     """The filters a pit runs: transfers and one specialist per instrument."""
     from moderator.notary import Notary
@@ -422,7 +445,7 @@ def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
     # Every address first, from what the pit holds now: nothing is changed
     # (domain, filter keys, list) if Mailman would refuse any of them.
     members = member_addresses(pit.root)
-    filters = [f"{ops.slug(ops.filter_class(job[0])(job[1:]).name)}@{domain}"
+    filters = [filter_list_address(pit.name, ops.filter_class(job[0])(job[1:]).name, domain)
                for job in filter_jobs(pit.root)]
     notary = f"{pit.name}-notary@{domain}"
     archive = f"{pit.name}-archive@{domain}"
@@ -436,7 +459,7 @@ def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:
     for job in filter_jobs(pit.root):
         name = ops.filter_class(job[0])(job[1:]).name
         ops.filter_key(pit, name)
-        specialists.append(f"{ops.slug(name)}@{domain}")
+        specialists.append(filter_list_address(pit.name, name, domain))
     pit = Pit(pit.root)
     listed = provision_pit(client, pit.name, domain, pit.notary_address,
                            f"{pit.name}-archive@{domain}", specialists=specialists,

@@ -60,8 +60,8 @@ workers: 2
 configuration: {gunicorn_cfg}
 
 [mta]
-incoming: mailman.mta.null.NullMTA
-lmtp_host: 127.0.0.1
+incoming: {incoming}
+{mta_configuration}lmtp_host: 127.0.0.1
 lmtp_port: {lmtp_port}
 smtp_host: 127.0.0.1
 smtp_port: {smtp_port}
@@ -204,9 +204,25 @@ def _stop_mailman(command: list[str], config_path: Path, var_dir: Path, out) -> 
             os.kill(pid, signal.SIGKILL)
 
 
+# With a real Postfix in front: Mailman writes postfix_lmtp and
+# postfix_domains (hash maps, postmap run) under its data directory.
+POSTFIX_MTA_CFG = """\
+[postfix]
+postmap_command: /usr/sbin/postmap
+transport_file_type: hash
+"""
+
+
 @contextlib.contextmanager
-def running_mailman(root: Path | str | None = None) -> Iterator[MailmanHandle]:
-    """Start Mailman 3 under ``root`` (a fresh temp dir if None); stop it on exit."""
+def running_mailman(root: Path | str | None = None, smtp_port: int | None = None,
+                    postfix: bool = False) -> Iterator[MailmanHandle]:
+    """Start Mailman 3 under ``root`` (a fresh temp dir if None); stop it on exit.
+
+    By default Mailman hands outgoing mail to the handle's sink and has no
+    incoming MTA (NullMTA).  With ``smtp_port`` it hands it to that port on
+    loopback instead (a real MTA; the sink still runs, for the MTA to relay
+    to), and with ``postfix`` it writes Postfix's maps as an operator's
+    Mailman would (``mailman.mta.postfix.LMTP``)."""
     reason = mailman_available()
     if reason:
         raise RuntimeError(reason)
@@ -223,10 +239,16 @@ def running_mailman(root: Path | str | None = None) -> Iterator[MailmanHandle]:
         gunicorn_cfg = root / "gunicorn.cfg"
         gunicorn_cfg.write_text(GUNICORN_CFG)
         config_path = root / "mailman.cfg"
+        mta_configuration = ""
+        if postfix:
+            (root / "postfix-mta.cfg").write_text(POSTFIX_MTA_CFG)
+            mta_configuration = f"configuration: {root / 'postfix-mta.cfg'}\n"
         config_path.write_text(MAILMAN_CFG.format(
             var_dir=var_dir, rest_port=rest_port, rest_user=REST_USER,
             rest_password=REST_PASSWORD, gunicorn_cfg=gunicorn_cfg,
-            lmtp_port=lmtp_port, smtp_port=sink.port))
+            lmtp_port=lmtp_port, smtp_port=smtp_port or sink.port,
+            incoming="mailman.mta.postfix.LMTP" if postfix else "mailman.mta.null.NullMTA",
+            mta_configuration=mta_configuration))
         command = _mailman_command()
         # Mailman's daemons keep the stdout they inherit: give them a file,
         # never a pipe we would have to drain.

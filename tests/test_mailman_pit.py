@@ -98,7 +98,7 @@ def world(mailman_server, keyhome, tmp_path_factory):
     for name, service in services.items():
         service.attach(server, lists[name].address)
         service.start()
-    specialist = f"specialist-acme@{DOMAIN}"
+    specialist = f"alpha-specialist-acme@{DOMAIN}"
     assert specialist in list_members(client, lists["alpha"].list_id)
     daemon = FilterDaemon(alpha.pit, "specialist", ["ACME"], (server.host, server.port))
     w = World(alpha, beta, server, services, sink, daemon, specialist)

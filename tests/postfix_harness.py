@@ -1,0 +1,213 @@
+"""A real Postfix instance of the test's own, for tests and benchmarks.
+
+``running_postfix(root, smtp_port, main_extra, master_extra)`` writes a
+configuration directory under ``root`` (its own queue, data directory, log
+file and mailboxes; loopback only; SMTP on ``smtp_port``), starts it with
+``postfix -c <root>/etc start`` and stops it on exit (``postfix stop``,
+then ``abort``, then the master's process group), also when the test is
+interrupted.  The system's own Postfix instance is never touched.
+
+Mail goes nowhere but loopback: ``default_transport`` is an error, DNS is
+off, and the only relays are the ones a test puts in its transport map
+(``[127.0.0.1]:PORT``).  Local delivery is Postfix's stock ``local`` into
+``<root>/mailboxes/USER`` (mbox), for the users of the machine's passwd.
+
+``postfix_available()`` is '' when Postfix can run here, else the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+POSTFIX = "/usr/sbin/postfix"
+POSTMAP = "/usr/sbin/postmap"
+START_TIMEOUT = 30.0
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {root}/spool
+data_directory = {root}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = {root}
+maillog_file = {root}/maillog
+myhostname = mail.local.test
+mydomain = local.test
+myorigin = $myhostname
+mydestination = localhost, $myhostname
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_bind_address = 127.0.0.1
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+default_transport = error:tests send no mail beyond loopback
+relay_transport = error:tests send no mail beyond loopback
+alias_maps = hash:{root}/etc/aliases
+alias_database = hash:{root}/etc/aliases
+mail_spool_directory = {root}/mailboxes
+biff = no
+smtputf8_enable = no
+message_size_limit = 0
+mailbox_size_limit = 0
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+"""
+
+MASTER_CF = """\
+127.0.0.1:{smtp_port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+@dataclass
+class PostfixHandle:
+    root: Path
+    config_dir: Path
+    smtp_port: int
+
+    def log_text(self, tail: int = 6000) -> str:
+        path = self.root / "maillog"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else "(no maillog)"
+
+    def mailbox(self, user: str) -> bytes:
+        path = self.root / "mailboxes" / user
+        return path.read_bytes() if path.exists() else b""
+
+    def postmap(self, *maps: Path) -> None:
+        for path in maps:
+            _run([POSTMAP, "-c", str(self.config_dir), f"hash:{path}"])
+
+    def queue_empty(self) -> bool:
+        """No message waiting (active, incoming, deferred) in this instance's queue."""
+        for sub in ("incoming", "active", "deferred", "maildrop"):
+            directory = self.root / "spool" / sub
+            if directory.is_dir() and any(p.is_file() for p in directory.rglob("*")):
+                return False
+        return True
+
+
+def _run(command: list[str]) -> None:
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {proc.stdout}{proc.stderr}")
+
+
+def postfix_available() -> str:
+    if not Path(POSTFIX).exists():
+        return "Postfix is not installed (make sysdeps installs it)"
+    if os.getuid() != 0:
+        return "a Postfix instance of the test's own needs root"
+    try:
+        import pwd
+        pwd.getpwnam("postfix")
+    except KeyError:
+        return "no postfix user (the postfix package makes it)"
+    return ""
+
+
+def _master_pid(root: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int((root / "spool" / "pid" / "master.pid").read_text().strip())
+    return None
+
+
+def _stop(handle: PostfixHandle) -> None:
+    conf = str(handle.config_dir)
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run([POSTFIX, "-c", conf, "stop"], capture_output=True, timeout=30)
+    pid = _master_pid(handle.root)
+    deadline = time.monotonic() + 15
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run([POSTFIX, "-c", conf, "abort"], capture_output=True, timeout=30)
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_postfix(root: Path | str, smtp_port: int, main_extra: str = "",
+                    master_extra: str = "", maps: tuple[str, ...] = ()) -> Iterator[PostfixHandle]:
+    """Start a Postfix instance under ``root``; stop it on exit.  ``maps``
+    are file names in the config directory to postmap before the start."""
+    reason = postfix_available()
+    if reason:
+        raise RuntimeError(reason)
+    root = Path(root)
+    etc = root / "etc"
+    for sub in ("etc", "spool", "data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    boxes = root / "mailboxes"
+    boxes.mkdir(exist_ok=True)
+    os.chmod(boxes, 0o1777)              # local(8) writes as the recipient
+    for path in (root, root / "data"):
+        shutil.chown(path, "postfix")
+    (etc / "main.cf").write_text(MAIN_CF.format(root=root) + main_extra)
+    (etc / "master.cf").write_text(MASTER_CF.format(smtp_port=smtp_port) + master_extra)
+    (etc / "aliases").write_text("postmaster: nobody\nmailer-daemon: nobody\n")
+    _run(["/usr/sbin/postalias", "-c", str(etc), f"hash:{etc}/aliases"])
+    handle = PostfixHandle(root, etc, smtp_port)
+    handle.postmap(*(etc / name for name in maps))
+    try:
+        proc = subprocess.run([POSTFIX, "-c", str(etc), "start"], capture_output=True, text=True,
+                              timeout=START_TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"postfix -c {etc} start failed: {proc.stdout}{proc.stderr}\n"
+                               f"{handle.log_text()}")
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", smtp_port), timeout=2) as s:
+                    if s.recv(100).startswith(b"220"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Postfix did not answer on {smtp_port}\n{handle.log_text()}")
+            time.sleep(0.2)
+        yield handle
+    finally:
+        _stop(handle)
