@@ -188,3 +188,36 @@ def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_p
     for k, address in ((kit, "demo@pits.test"), (other_kit, "other@pits.test")):
         assert Archive(k.root).last_seq() > before[k]            # its own notary, its own archive
         assert list((k.root / "spool" / address).glob("*.eml"))  # its own spool
+
+
+# -- the shipped deployment files agree with pit -----------------------------------
+
+def _exec_start(unit: Path) -> list[str]:
+    import shlex
+    text = unit.read_text().replace("\\\n", " ")
+    line = next(l for l in text.splitlines() if l.startswith("ExecStart="))
+    return shlex.split(line[len("ExecStart="):])
+
+
+def test_the_service_units_run_pit_commands_that_parse():
+    from pit.cli import build_parser
+    parser = build_parser()
+    notary = _exec_start(REPO / "deploy" / "systemd" / "pit-notary.service")
+    assert notary[0].endswith("/pit")
+    args = parser.parse_args(notary[1:])
+    assert args.command == "mailman" and args.action == "serve" and args.pits
+    filter_words = _exec_start(REPO / "deploy" / "systemd" / "pit-filter@.service")
+    words = []
+    for w in filter_words[1:]:       # systemd splits $FILTER into words, not ${LMTP}
+        words += ["specialist", "ACME"] if w == "$FILTER" else [w.replace("${LMTP}", "127.0.0.1:8025")]
+    args = parser.parse_args(words)
+    assert args.action == "daemon"
+    # the ports the units name are the ones mailman.cfg gives Mailman
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "deploy" / "mailman.cfg")
+    mta = cfg["mta"]
+    serve = parser.parse_args(notary[1:])
+    assert serve.mailman == f"{mta['lmtp_host']}:{mta['lmtp_port']}"
+    assert serve.smtp == f"{mta['smtp_host']}:{mta['smtp_port']}"
+    assert mta["incoming"] == "mailman.mta.postfix.LMTP"
