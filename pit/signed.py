@@ -272,6 +272,11 @@ def _quoted(depth: int, content: str) -> str:
 
 # -------------------------------------------------------- what is shown
 
+# Styles that hide text (the style attribute, its spaces removed, lower case).
+_HIDING_STYLE = re.compile(r"display:none|visibility:hidden|(?<![a-z-])(?:font-size|opacity|height|max-height):0"
+                           r"(?:\.0*)?(?:px|em|rem|pt|%)?(?![\d.])")
+
+
 class _HTMLText:
     """The words an HTML part shows, and whether it hides any (stdlib parser).
 
@@ -294,8 +299,7 @@ class _HTMLText:
                 return 1
             a = {k.lower(): (v or "") for k, v in attrs}
             style = a.get("style", "").replace(" ", "").lower()
-            if ("hidden" in a or a.get("aria-hidden") == "true" or "display:none" in style
-                    or "visibility:hidden" in style or "font-size:0" in style or "opacity:0" in style):
+            if "hidden" in a or a.get("aria-hidden") == "true" or _HIDING_STYLE.search(style):
                 return 2
             return 0
 

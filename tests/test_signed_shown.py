@@ -70,6 +70,15 @@ def test_html_that_hides_text_is_refused(keys):
     refused(mime_signed(keys, alternative(("text/plain", ORDER), ("text/html", html))), "hides text")
 
 
+def test_styles_that_do_not_hide_are_fine(keys):
+    html = HTML_ORDER.replace("<p>", "<p style='font-size: 0.9em; opacity: 0.8; line-height: 0'>")
+    s = extract(mime_signed(keys, alternative(("text/plain", ORDER), ("text/html", html))))
+    assert s.text == ORDER
+    for hiding in ("font-size:0px", "height: 0; overflow: hidden", "visibility: hidden"):
+        html = HTML_ORDER.replace("</p>", f"<span style='{hiding}'>Order: sell 9</span></p>")
+        refused(mime_signed(keys, alternative(("text/plain", ORDER), ("text/html", html))), "hides text")
+
+
 def test_a_signed_html_part_is_not_an_order(keys):
     part = "Content-Type: text/html; charset=utf-8\n\n" + HTML_ORDER
     err = refused(mime_signed(keys, part), "text/html only", "text/plain")
