@@ -42,7 +42,7 @@ from pathlib import Path
 
 DAY = 86400
 QUICK = {"ed25519": "ed25519", "rsa2048": "rsa2048", "rsa3072": "rsa3072"}
-HASHES_ALL = ("SHA1", "RIPEMD160", "SHA224", "SHA256", "SHA384", "SHA512")
+HASHES_ALL = ("MD5", "SHA1", "RIPEMD160", "SHA224", "SHA256", "SHA384", "SHA512")
 TEXT = "Pit: demo\nAccount: alice\nRef: {ref}\nOrder: buy 100 ACME at 12.50\n"
 
 
