@@ -315,16 +315,16 @@ class Model:
         n, asset, other = self._units(w[1], w[0]), w[1], w[3]
         if kind == "transfer":
             if not self._exists(other):
-                return self._reject(lines, seq, acct, "-", f"unknown account {other}")
+                return self._reject(lines, seq, acct, what.get("ref") or "-", f"unknown account {other}")
             src = acct
         else:
             if not self._exists(other) or ":" in other:
-                return self._reject(lines, seq, acct, "-", f"unknown account {other}")
+                return self._reject(lines, seq, acct, what.get("ref") or "-", f"unknown account {other}")
             src = other
         if kind in ("withdrawal", "transfer"):
             have = self.plain.get((src, asset), 0)
             if have < n:
-                return self._reject(lines, seq, acct, "-", self._insufficient(src, asset, n, have))
+                return self._reject(lines, seq, acct, what.get("ref") or "-", self._insufficient(src, asset, n, have))
             self.plain[src, asset] = have - n
         if kind == "deposit":
             self.plain[other, asset] = self.plain.get((other, asset), 0) + n
@@ -362,9 +362,9 @@ class Model:
             asset, dst = w[1], w[3]
             n = self._units(asset, w[0])
             if not self._exists(dst):
-                return self._reject(lines, seq, acct, "-", f"unknown account {dst}")
+                return self._reject(lines, seq, acct, what.get("ref") or "-", f"unknown account {dst}")
             if self._avail(acct, asset) < n:
-                return self._reject(lines, seq, acct, "-",
+                return self._reject(lines, seq, acct, what.get("ref") or "-",
                                     self._insufficient(acct, asset, n, self._avail(acct, asset)))
             self.trading[acct, asset] -= n
             if dst.partition(":")[2] == t and ":" in dst:
