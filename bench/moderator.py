@@ -1,6 +1,6 @@
 """Notary throughput: a burst of signed orders, verified and notarized.
 
-    python -m bench.moderator [--n 10000] [--batch 1000] [--algo ed25519 rsa3072]
+    python -m bench.moderator [--n 10000] [--batch 1000] [--algo ed25519 rsa3072] [--compare-tree]
 
 For each member key kind, a fresh pit (no rate limit, default message size
 limit) gets *n* signed orders from ``bench.fixtures`` (made and cached once,
@@ -11,6 +11,10 @@ The rate is over the whole burst (sustained), with the slowest batch beside
 it.  A second fresh pit takes the same burst through the incoming maildir
 (``Notary.run_maildir``: claim, notarize, unlink, directory fsyncs).  The
 target is >= 1,000 orders/s for each key kind.
+
+``--compare-tree`` measures only what the log's Merkle tree costs the
+notary: the same burst notarized with the tree and with a stand-in that
+hashes nothing, interleaved, in CPU time.
 """
 
 from __future__ import annotations
@@ -78,6 +82,55 @@ def bench_maildir(algo: str, n: int, batch: int) -> float:
     return rate
 
 
+class _NoTree:
+    """A stand-in for the notary's Merkle frontier that hashes nothing
+    (its seals then sign a zero root): the tree's cost is the difference."""
+
+    def __init__(self):
+        self.size = 0
+
+    def append(self, leaf: bytes) -> None:
+        self.size += 1
+
+    def root(self) -> bytes:
+        return bytes(32)
+
+    def copy(self) -> "_NoTree":
+        return self
+
+    def to_text(self) -> str:
+        return "-"
+
+    @classmethod
+    def from_text(cls, text: str):
+        raise ValueError(text)
+
+
+def compare_tree(algo: str, n: int, batch: int, rounds: int = 3) -> None:
+    """The notary's CPU rate with its Merkle tree and with a stand-in that
+    hashes nothing, runs interleaved (a shared machine's speed drifts)."""
+    from pit import merkle
+    real = merkle.Frontier
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for r in range(rounds):
+            for tree in (False, True):
+                merkle.Frontier = real if tree else _NoTree
+                pit = fresh_pit(OUT / "pits" / f"moderator-{algo}-tree-{tree}")
+                raws = signed_orders(pit, n, algo)
+                notary = Notary(pit)
+                cpu = time.process_time()
+                for i in range(0, n, batch):
+                    _check(notary.notarize(raws[i:i + batch]), len(raws[i:i + batch]), "compare")
+                rates[tree].append(n / (time.process_time() - cpu))
+                merkle.Frontier = real
+    finally:
+        merkle.Frontier = real
+    for tree in (False, True):
+        print(f"  notarize {'with the tree   ' if tree else 'without the tree'}: "
+              + ", ".join(f"{x:,.0f}" for x in rates[tree]) + " orders/s of CPU")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.moderator",
                                      description=__doc__.split("\n")[0])
@@ -86,7 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algo", nargs="+", default=["ed25519", "rsa3072"],
                         choices=["ed25519", "rsa3072"], help="member key kinds")
     parser.add_argument("--no-maildir", action="store_true", help="skip the maildir path")
+    parser.add_argument("--compare-tree", action="store_true",
+                        help="only the cost of the Merkle tree: the notary with and without it")
     args = parser.parse_args(argv)
+    if args.compare_tree:
+        try:
+            for algo in args.algo:
+                print(f"the Merkle tree's cost on the notary, {args.n} orders ({algo}, {_load()})")
+                compare_tree(algo, args.n, args.batch)
+        finally:
+            testkeys.stop_agents(OUT / "pits")
+        return 0
     print(f"notary throughput, {args.n} signed orders per key kind ({_load()})")
     low = False
     try:
