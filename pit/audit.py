@@ -55,7 +55,7 @@ from pathlib import Path
 from pit import mbox, merkle, message, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
-from pit.keyring import Keyring
+from pit.keyring import Keyring, KeyringError
 
 __all__ = ["audit", "AuditResult", "AuditFailure"]
 
@@ -519,7 +519,10 @@ class _Audit:
             raise AuditFailure(seq, "record 1 is not the genesis record", "genesis",
                                st.get("x-pit-kind", ""))
         s = self._extract(seq, original)
-        fprs = self.keys.add(s.text)
+        try:
+            fprs = self.keys.add(s.text)
+        except KeyringError as e:
+            raise AuditFailure(seq, f"the genesis record's keys cannot be read: {e}") from None
         words = st.get("x-pit-request", "").split(" ")
         if len(words) != 4 or words[0] != "notary" or words[2] != "operator":
             raise AuditFailure(seq, "genesis names no notary and operator", "notary F operator F",
@@ -660,7 +663,10 @@ class _Audit:
             if req.kind == "order" else ""
         if req.kind == "member":
             if ins.action == "add":
-                got = self.keys.add(key_block) if key_block else []
+                try:
+                    got = self.keys.add(key_block) if key_block else []
+                except KeyringError as e:
+                    raise AuditFailure(seq, f"the member record's key cannot be read: {e}") from None
                 if ins.fingerprint not in got:
                     raise AuditFailure(seq, "a member record without the member's key",
                                        ins.fingerprint, " ".join(got) or "no key block")
