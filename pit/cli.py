@@ -992,7 +992,14 @@ def cmd_mirror(args) -> int:
     if (dst / "pit.conf").exists():
         raise CliError(f"{dst} is a pit, not a replica: give another directory", EXIT["usage"])
     notary = _fingerprint(args.notary) if args.notary else None
+    snap = None
     try:
+        try:
+            remembered = replica.load_state(dst).size
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        if remembered:
+            snap = mirror.keep_verified(dst)
         changed = mirror.mirror(args.src, dst)
         show(len(changed))
         _end_progress()
@@ -1025,9 +1032,18 @@ def cmd_mirror(args) -> int:
               f"{result.notary}" + (f"; newest head: {head[1]} records, root {head[2]}" if head else "")
               + (f"; it {result.consistency}" if result.consistency else
                  "; remembered as this replica's first verified head"))
-    else:
-        print("log check FAILED (the replica keeps what rsync brought, for you to inspect):")
+    elif snap is not None:
+        where = mirror.first_difference(snap, dst)
+        refused = mirror.put_back(dst, snap)
+        print(f"log check FAILED: the replica keeps the copy it verified; what the source "
+              f"holds now is in {refused} for you to inspect ({where}):")
         print(result.problem)
+    else:
+        print("log check FAILED:")
+        print(result.problem)
+    if snap is not None and snap.exists():
+        import shutil
+        shutil.rmtree(snap)
     return 0 if not diffs and result.ok else 1
 
 

@@ -18,6 +18,12 @@ volumes do not have yet.  :func:`compare` then asks rsync again, with
 ``--checksum`` and ``--dry-run``, which files differ between the source
 and the replica (both ends hash every byte): the replica is called
 identical only when that list is empty.
+
+An update is checked before it is kept: the archive the replica verified
+is hard-linked aside first (:func:`keep_verified`); when the new copy's
+log does not extend the head the replica remembers, the new copy is moved
+to ``DST/refused-WHEN/`` and the verified one put back (:func:`put_back`),
+with the first record where they differ (:func:`first_difference`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["MirrorError", "mirror", "compare", "source_archive", "ARCHIVE_NAMES"]
+__all__ = ["MirrorError", "mirror", "compare", "source_archive", "ARCHIVE_NAMES",
+           "keep_verified", "first_difference", "put_back", "strays"]
 
 # Everything a replica copies; every other name is excluded.
 ARCHIVE_NAMES = ["--include=/index", "--include=/[0-9][0-9][0-9][0-9][0-9][0-9].mbox",
@@ -115,6 +122,63 @@ def compare(src: str | os.PathLike, dst: str | os.PathLike, rsync: str = "rsync"
         else:
             diffs.append(f"{name}: differs from the source")
     return diffs
+
+
+_NAME = re.compile(r"^(index|[0-9]{6}\.mbox)$")
+
+
+def keep_verified(dst: str | os.PathLike) -> Path | None:
+    """Before an update: hard-link the replica's archive (index and volumes)
+    into ``DST/.verified/archives``.  rsync writes each changed file anew and
+    renames it into place, so the links keep the bytes the replica
+    verified, at no cost in space.  None when there is nothing yet.
+    O(files)."""
+    a = Path(dst) / "archives"
+    if not (a / "index").exists():
+        return None
+    snap = Path(dst) / ".verified"
+    if snap.exists():
+        shutil.rmtree(snap)
+    (snap / "archives").mkdir(parents=True)
+    for name in os.listdir(a):
+        if _NAME.match(name):
+            try:
+                os.link(a / name, snap / "archives" / name)
+            except OSError:
+                shutil.copy2(a / name, snap / "archives" / name)
+    return snap
+
+
+def first_difference(old_root: str | os.PathLike, new_root: str | os.PathLike) -> str:
+    """The first record where the archive at *new_root* differs from the one
+    at *old_root* (both pit-like directories), as a sentence.  O(archive)."""
+    from pit.archive import Archive, record_hash
+    old, new = Archive(old_root).read(), Archive(new_root).read()
+    seq = 0
+    for a in old:
+        b = next(new, None)
+        seq = a[0]
+        if b is None:
+            return (f"the new copy ends at record {seq - 1}; the verified copy went on to "
+                    f"record {Archive(old_root).last_seq()}")
+        if record_hash(a[1]) != record_hash(b[1]):
+            return (f"record {seq} is the first that differs from the verified copy "
+                    f"(record hash {record_hash(b[1])[:16]}..., verified {record_hash(a[1])[:16]}...)")
+    return f"the verified copy's records 1-{seq} are all in the new copy unchanged"
+
+
+def put_back(dst: str | os.PathLike, snap: Path) -> Path:
+    """After a refused update: the copy rsync brought goes to
+    ``DST/refused-WHEN/archives`` for inspection and the verified one back
+    in place.  Returns where the refused copy is."""
+    import time
+    dst = Path(dst)
+    refused = dst / f"refused-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    refused.mkdir()
+    os.rename(dst / "archives", refused / "archives")
+    os.rename(snap / "archives", dst / "archives")
+    shutil.rmtree(snap)
+    return refused
 
 
 def strays(dst: str | os.PathLike) -> list[str]:

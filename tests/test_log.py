@@ -308,13 +308,19 @@ def test_a_replica_that_saw_a_head_fails_a_later_archive_inconsistent_with_it(pi
     for code_ in ("XAA", "XAB", "XAC", "XAD"):
         assert ops.operator_request(pit, "Currency", f"{code_} 0.01").accepted
     assert audit(pit.root).ok                           # no audit alone can tell
+    before = volume(replica).read_bytes()
     code, out, err = run(capsys, "mirror", pit.root, replica)
     assert code == 1, out
     assert "history was rewritten" in out, out
     first = int(re.search(r"records? (\d+)(?:-(\d+))? differ", out).group(1))
     assert first <= keep + 1
+    # the replica kept what it verified, and says exactly where the new copy departs
+    assert f"record {keep + 1} is the first that differs from the verified copy" in out
+    assert volume(replica).read_bytes() == before
+    refused = [p for p in replica.iterdir() if p.name.startswith("refused-")]
+    assert len(refused) == 1 and (refused[0] / "archives" / "index").exists()
     code, out, err = run(capsys, "audit", replica)
-    assert code == 1 and "history was rewritten" in out
+    assert code == 0, out
     # cut short at a seal, index rewritten: the records lost are named
     replica2 = tmp_path / "replica2"
     code, out, err = run(capsys, "mirror", pit.root, replica2)
@@ -324,6 +330,12 @@ def test_a_replica_that_saw_a_head_fails_a_later_archive_inconsistent_with_it(pi
     code, out, err = run(capsys, "mirror", pit.root, replica2)
     assert code == 1
     assert f"records {keep + 1}-{total} were lost" in out, out
+    assert f"the new copy ends at record {keep}" in out
+    # the head a replica remembers stays: any later audit of a copy that
+    # does not extend it fails too
+    shutil.copytree(pit.root / "archives", replica2 / "archives", dirs_exist_ok=True)
+    code, out, err = run(capsys, "audit", replica2)
+    assert code == 1 and "were lost" in out
 
 
 @needs_rsync
