@@ -68,7 +68,7 @@ from pathlib import Path
 
 from pit import archive as archive_mod
 from pit import mbox, merkle, message, openpgp, signed
-from pit.keyring import Keyring
+from pit.keyring import Keyring, KeyringError, certificate_fingerprint
 from pit.pitdir import Pit
 from pit.units import UnitError
 
@@ -409,9 +409,13 @@ class Notary:
         if req.kind == "member" and ins.action == "add":
             if not key_block:
                 raise Refused("a member request must carry the member's public key block")
-            fpr = self.keyring.import_key(key_block)
-            if fpr.upper() != ins.fingerprint:
-                raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
+            try:
+                fpr = certificate_fingerprint(key_block)
+                if fpr.upper() != ins.fingerprint:
+                    raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
+                self.keyring.import_key(key_block)
+            except KeyringError as e:
+                raise Refused(f"the member's key block: {e}") from None
             # later messages of this same batch may be signed by the new key
             self.verifier = self.keyring.load_verifier()
         return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)

@@ -356,6 +356,43 @@ def cmd_member_add(args) -> int:
     return _decision(d, f"member {fpr} accounts {', '.join(accounts)}")
 
 
+def cmd_member_import(args) -> int:
+    pit = find_pit(args.pit)
+    try:
+        data = Path(args.keyfile).read_bytes()
+        lines = Path(args.accounts_file).read_text().splitlines()
+    except OSError as e:
+        raise CliError(f"cannot read {e.filename}: {e.strerror}", EXIT["key"]) from None
+    owns: dict[str, list[str]] = {}
+    for n, line in enumerate(lines, 1):
+        words = line.split("#")[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise CliError(f"{args.accounts_file} line {n}: expected FINGERPRINT ACCOUNT[,ACCOUNT...]",
+                           EXIT["usage"])
+        owns[words[0].upper()] = [a for a in words[1].split(",") if a]
+    from pit.keyring import KeyringError, certificate_fingerprint
+    try:
+        certs = ops.read_certificates(data)
+    except ValueError as e:
+        raise CliError(f"{args.keyfile}: not a keyring file: {e}", EXIT["key"]) from None
+    members = []
+    for armored in certs:
+        try:
+            fpr = certificate_fingerprint(armored)
+        except KeyringError:
+            fpr = ""
+        members.append((armored, owns.get(fpr, [])))
+    results = ops.add_members(pit, members, batch=args.batch)
+    added = sum(1 for _, d in results if d.accepted)
+    for fpr, d in results:
+        if not d.accepted:
+            print(f"refused: {fpr or '(unreadable key)'}: {d.reason}", file=sys.stderr)
+    print(f"{added} members added, {len(results) - added} refused")
+    return 0 if added == len(results) else EXIT["refused"]
+
+
 def cmd_member_remove(args) -> int:
     return _operator(args, "Member", f"remove {args.fpr}")
 
@@ -1274,6 +1311,11 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     c = cmd("add", cmd_member_add, "make a key a member owning accounts",
             ["pit key export $FPR > alice.asc && pit member add alice.asc --accounts alice"], cs)
     c.add_argument("keyfile"); c.add_argument("--accounts", required=True)
+    c = cmd("import", cmd_member_import, "make every key of a keyring file a member (moving a membership in)",
+            ["gpg --export -a > members.asc && pit member import members.asc --accounts-file owners"], cs)
+    c.add_argument("keyfile"); c.add_argument("--accounts-file", required=True,
+                                              help="lines FINGERPRINT ACCOUNT[,ACCOUNT...]")
+    c.add_argument("--batch", type=int, default=1000, help="member records a notary batch")
     c = cmd("remove", cmd_member_remove, "remove a member's key", ["pit member remove $FPR"], cs)
     c.add_argument("fpr")
 

@@ -19,16 +19,20 @@ fixtures.  The home is made mode 0700 as gpg insists.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pit import openpgp
+from pit.keystore import KeyStore, StoreVerifier
 from pit.openpgp import Verdict
 
-__all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS", "gpg_home"]
+__all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS", "gpg_home",
+           "certificate_fingerprint"]
 
 # Key kinds a pit accepts, as gpg's batch key-generation parameters.
 ALGORITHMS = {
@@ -139,6 +143,7 @@ class Keyring:
         # The pit decides membership itself; gpg's web of trust has no say.
         self._options = ["--trust-model", "always"]
         self.gpg = self._gpg()
+        self._store: KeyStore | None = None
 
     def _gpg(self, at: int | None = None) -> "gnupg.GPG":
         import gnupg                      # here, not at the top: commands that never
@@ -151,7 +156,7 @@ class Keyring:
         return g
 
     def _run(self, args: list[str], what: str, at: int | None = None,
-             input: bytes | None = None) -> subprocess.CompletedProcess:
+             input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """gpg subcommands python-gnupg has no method for (--quick-set-expire)."""
         # Keys here have no passphrase; loopback keeps the agent from
         # looking for a terminal to ask on.
@@ -160,7 +165,7 @@ class Keyring:
         if at is not None:
             cmd += ["--faked-system-time", f"{int(at)}!"]
         proc = subprocess.run(cmd + args, input=input, capture_output=True)
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise KeyringError(f"{what} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
         return proc
 
@@ -225,23 +230,60 @@ class Keyring:
         """Import one public key (armoured); returns its primary fingerprint.
 
         Refuses anything but exactly one certificate, and keys whose
-        primary algorithm the pit cannot verify in process.
+        primary algorithm the pit cannot verify in process.  The store
+        (``load_verifier``) learns the key at once.  A certificate imported
+        before, byte for byte, is not given to gpg again.  Three gpg runs,
+        each O(1) in the number of keys here on its command line.
         """
-        data = armored.encode("ascii", "replace") if isinstance(armored, str) else armored
-        try:
-            _label, binary = openpgp.dearmor(data)
-            keys = openpgp.parse_keys(binary)
-        except openpgp.OpenPGPError as exc:
-            raise KeyringError(f"not an OpenPGP public key: {exc}") from None
-        primaries = [k for k in keys if k.fingerprint == k.primary_fingerprint]
-        if len(primaries) != 1:
-            raise KeyringError(f"expected one public key, found {len(primaries)}")
-        if primaries[0].material is None:
-            raise KeyringError(f"key {primaries[0].fingerprint} uses algorithm {primaries[0].algo}; a pit accepts ed25519 and RSA keys")
-        result = self.gpg.import_keys(armored if isinstance(armored, str) else armored.decode("ascii"))
-        if primaries[0].fingerprint not in (result.fingerprints or []):
-            raise KeyringError(f"gpg did not import key {primaries[0].fingerprint}: {result.stderr.strip()}")
-        return primaries[0].fingerprint
+        fpr, binary = _one_certificate(armored)
+        digest = hashlib.sha256(binary).hexdigest()
+        in_step = self.store.in_step()
+        if in_step and self.store.digest(fpr) == digest:
+            return fpr
+        text = armored if isinstance(armored, str) else armored.decode("ascii", "replace")
+        result = self.gpg.import_keys(text)
+        if fpr not in (result.fingerprints or []):
+            raise KeyringError(f"gpg did not import key {fpr}: {result.stderr.strip()}")
+        self._refresh_keys([fpr], {fpr: digest}, in_step)
+        return fpr
+
+    def import_keys(self, certificates: Iterable[str | bytes]) -> list[str | KeyringError]:
+        """Import many public keys in one gpg run (an operator moving a
+        membership in): for each armoured certificate, its primary
+        fingerprint, or the KeyringError saying why it was not imported.
+        The store then learns them all, from one export and listing of the
+        whole keyring.  O(total size) in process, plus gpg's own import.
+        """
+        out: list[str | KeyringError] = []
+        data, digests = [], {}
+        in_step = self.store.in_step()
+        for armored in certificates:
+            try:
+                fpr, binary = _one_certificate(armored)
+            except KeyringError as e:
+                out.append(e)
+                continue
+            out.append(fpr)
+            digest = hashlib.sha256(binary).hexdigest()
+            if not (in_step and self.store.digest(fpr) == digest):
+                data.append(binary)       # not already imported, byte for byte
+                digests[fpr] = digest
+        if not data:
+            return out
+        proc = self._run(["--status-fd", "1", "--import"], "importing keys",
+                         input=b"".join(data), check=False)
+        imported = set()
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            if line.startswith("[GNUPG:] IMPORT_OK "):
+                imported.add(line.split()[-1].upper())
+        if not imported and proc.returncode != 0:
+            raise KeyringError(f"importing keys failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        for i, fpr in enumerate(out):
+            if isinstance(fpr, str) and fpr in digests and fpr not in imported:
+                out[i] = KeyringError(f"gpg did not import key {fpr}")
+        self._refresh_keys(sorted(imported), {f: d for f, d in digests.items() if f in imported},
+                           in_step)
+        return out
 
     def export(self, fpr: str) -> str:
         """The armoured public key ``fpr`` (with its subkeys and revocations)."""
@@ -353,36 +395,106 @@ class Keyring:
                     return key.fingerprint
         return None
 
-    def load_verifier(self) -> openpgp.Verifier:
-        """Build the in-process verifier from every public key here.
+    # ------------------------------------------------ the verifier's store
 
-        Two gpg runs (export, listing), then pure parsing: O(size of the
+    @property
+    def store(self) -> KeyStore:
+        """The verifier's keys (``pit.keystore``), opened on first use."""
+        if self._store is None:
+            self._store = KeyStore(self.home)
+        return self._store
+
+    def load_verifier(self) -> openpgp.Verifier:
+        """The in-process verifier of every public key here.
+
+        Its keys come from the store (``pit.keystore``), which
+        ``import_key`` and ``import_keys`` keep in step with gpg: O(1)
+        whatever the number of keys, and the same verifier sees keys
+        imported after it was made.  When the keyring was changed behind
+        the store's back (gpg by hand), the store is rebuilt first: one
+        export and one listing of the whole keyring, O(size of the
         keyring).  Expiry and revocation are gpg's judgement; a subkey
-        inherits its primary's.  Call again after the keyring changes.
+        inherits its primary's.
         """
-        exported = self.gpg.export_keys([k.fingerprint for k in self.keys()] or [], armor=False)
-        if isinstance(exported, str):
-            exported = exported.encode("latin-1")
-        if not exported:
-            return openpgp.Verifier([])
-        info: dict[str, tuple[KeyInfo, KeyInfo]] = {}
-        for primary in self.keys():
-            info[primary.fingerprint] = (primary, primary)
-            for sub in primary.subkeys:
-                info[sub.fingerprint] = (primary, sub)
-        keys = []
-        for key in openpgp.parse_keys(exported):
-            if key.fingerprint not in info:
-                continue                      # not listed by gpg: not valid to it
-            primary, own = info[key.fingerprint]
-            key.revoked = primary.revoked or own.revoked
-            ends = [e for e in (primary.expires, own.expires) if e is not None]
-            key.expires = min(ends) if ends else None
-            if (primary.expired or own.expired) and key.expires is None:
-                key.expires = 0               # gpg says expired: trust it
-            key.can_sign = own.can_sign
-            keys.append(key)
-        return openpgp.Verifier(keys)
+        if not self.store.in_step():
+            self.refresh_store()
+        return StoreVerifier(self.store)
+
+    def refresh_store(self) -> None:
+        """Rebuild the store from gpg's export and listing of every key.
+        Two gpg runs, neither naming a key.  O(size of the keyring)."""
+        stamp = self.store.keyring_stamp()
+        exported = self._run(["--export"], "exporting the public keys").stdout
+        listing = self.keys()
+        self.store.replace(_judged(exported, listing), stamp)
+
+    def _refresh_keys(self, fprs: list[str], digests: dict[str, str], was_in_step: bool) -> None:
+        """Bring the store's rows for certificates *fprs* up to date after an
+        import.  A few keys: their own export and listing, O(1) in the size
+        of the keyring (bounded command line); many, or a store that was
+        out of step before: the whole keyring once."""
+        stamp = self.store.keyring_stamp()
+        if not was_in_step or len(fprs) > _FEW:
+            self.refresh_store()
+            self.store.replace([], self.store.stamp() or stamp, primaries=[], digests=digests)
+            return
+        exported = self._run(["--export", *fprs], "exporting the imported keys").stdout
+        listing = _parse_colons(self._run(["--with-colons", "--fixed-list-mode", "--list-keys", *fprs],
+                                          "listing the imported keys").stdout.decode("utf-8", "replace"))
+        self.store.replace(_judged(exported, listing), stamp, primaries=fprs, digests=digests)
+
+
+_FEW = 64        # certificates refreshed by name, at most: a bounded gpg command line
+
+
+def _judged(exported: bytes, listing: list[KeyInfo]) -> list[tuple[openpgp.PublicKey, bytes]]:
+    """The keys of binary export *exported* that gpg lists, with gpg's
+    judgement (*listing*) filled in, each with its key packet's body."""
+    info: dict[str, tuple[KeyInfo, KeyInfo]] = {}
+    for primary in listing:
+        info[primary.fingerprint] = (primary, primary)
+        for sub in primary.subkeys:
+            info[sub.fingerprint] = (primary, sub)
+    bodies = [body for tag, body, _ in openpgp.iter_packets(exported)
+              if tag in (openpgp.TAG_PUBLIC_KEY, openpgp.TAG_PUBLIC_SUBKEY)] if exported else []
+    keys = openpgp.parse_keys(exported) if exported else []
+    out = []
+    for key, body in zip(keys, bodies):
+        if key.fingerprint not in info:
+            continue                      # not listed by gpg: not valid to it
+        primary, own = info[key.fingerprint]
+        key.revoked = primary.revoked or own.revoked
+        ends = [e for e in (primary.expires, own.expires) if e is not None]
+        key.expires = min(ends) if ends else None
+        if (primary.expired or own.expired) and key.expires is None:
+            key.expires = 0               # gpg says expired: trust it
+        key.can_sign = own.can_sign
+        out.append((key, body))
+    return out
+
+
+def certificate_fingerprint(armored: str | bytes) -> str:
+    """The primary fingerprint of one armoured certificate a pit can use,
+    read in process (no gpg); KeyringError says why not.  O(len)."""
+    return _one_certificate(armored)[0]
+
+
+def _one_certificate(armored: str | bytes) -> tuple[str, bytes]:
+    """(primary fingerprint, binary) of one armoured certificate a pit can
+    use, or KeyringError saying why not."""
+    data = armored.encode("ascii", "replace") if isinstance(armored, str) else armored
+    try:
+        _label, binary = openpgp.dearmor(data)
+        keys = openpgp.parse_keys(binary)
+    except openpgp.OpenPGPError as exc:
+        raise KeyringError(f"not an OpenPGP public key: {exc}") from None
+    primaries = [k for k in keys if k.fingerprint == k.primary_fingerprint]
+    if len(primaries) != 1:
+        raise KeyringError(f"expected one public key, found {len(primaries)}")
+    if primaries[0].material is None:
+        raise KeyringError(f"key {primaries[0].fingerprint} uses algorithm {primaries[0].algo}; "
+                           "a pit accepts ed25519 and RSA keys")
+    return primaries[0].fingerprint, binary
 
 
 def _signature_in_clearsigned(block: bytes | str) -> bytes | None:

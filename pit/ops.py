@@ -21,7 +21,7 @@ if TYPE_CHECKING:      # imported where used: `pit replay` never needs gpg
     from pit.keyring import Keyring
 
 
-__all__ = ["init", "operator_request", "add_member", "filter_key", "request_text",
+__all__ = ["init", "operator_request", "add_member", "add_members", "read_certificates", "filter_key", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
            "filter_position", "note_checkpoint",
            "filter_class", "FILTERS", "notary"]
@@ -112,16 +112,76 @@ def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool 
 def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
     """Record a member: its key and the accounts it owns (a signed operator
     request carrying the key block)."""
-    from pit.keyring import Keyring
-    import shutil
-    tmp = Keyring(pit.root / "tmp.gnupg")
-    try:
-        fpr = tmp.import_key(armored_key)
-    finally:
-        tmp.stop_agent()
-        shutil.rmtree(tmp.home, ignore_errors=True)
+    from pit.keyring import certificate_fingerprint
+    fpr = certificate_fingerprint(armored_key)
     value = f"add {fpr} accounts {', '.join(sorted(accounts))}"
     return fpr, operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
+
+
+def add_members(pit: Pit, members: Iterable[tuple[str, Iterable[str]]], batch: int = 1000,
+                progress=None) -> list[tuple[str | None, "Decision"]]:
+    """Record many members at once (moving a membership in): *members* are
+    ``(armoured certificate, accounts)``.  The keys go into the pit's
+    keyring in one gpg run, then one member record each is notarized (each
+    carrying its key block, as ``add_member`` makes it), *batch* to a
+    notary batch, signed in process with the operator's key.  Returns
+    ``(fingerprint or None, Decision)`` in the order given.
+    ``progress(done)`` is called after each batch.  O(members) in process
+    plus gpg's import and one export and listing of the whole keyring.
+    """
+    from moderator.notary import Decision
+    from pit.keyring import Keyring
+    from pit.signer import Signer
+    members = [(a, sorted(accounts)) for a, accounts in members]
+    found = Keyring(pit.gnupg).import_keys([a for a, _ in members])
+    ring, fpr = _operator(pit)
+    signer = Signer.from_keyring(ring, fpr)
+    sender = f"{pit.name}-operator@{pit.domain}"
+    out: list = [None] * len(members)
+    todo = []
+    for i, ((armored, accounts), got) in enumerate(zip(members, found)):
+        if isinstance(got, str) and not accounts:
+            got = f"member {got}: no accounts given"
+            out[i] = (None, Decision(False, got))
+        elif not isinstance(got, str):
+            out[i] = (None, Decision(False, str(got)))
+        else:
+            todo.append(i)
+    n = notary(pit)
+    for start in range(0, len(todo), batch):
+        part = todo[start:start + batch]
+        first = n.seq + 1
+        raws = []
+        for j, i in enumerate(part):
+            armored, accounts = members[i]
+            text = (request_text(pit.name, "operator", f"op-{first}-{j}", "Member",
+                                 f"add {found[i]} accounts {', '.join(accounts)}")
+                    + "\n" + armored.strip() + "\n")
+            raws.append(sign_request(pit, text, signer, fpr, sender))
+        for i, d in zip(part, n.notarize(raws)):
+            out[i] = (found[i], d)
+        if progress:
+            progress(start + len(part))
+    return out
+
+
+def read_certificates(data: bytes) -> list[str]:
+    """The certificates of a keyring file (``gpg --export``, armoured or
+    binary, one block or many), each armoured on its own.  O(len(data))."""
+    from pit import openpgp
+    if data.lstrip()[:5] == b"-----":
+        text = data.decode("ascii", "replace")
+        binary = b"".join(openpgp.dearmor("-----BEGIN PGP PUBLIC KEY BLOCK-----" + block)[1]
+                          for block in text.split("-----BEGIN PGP PUBLIC KEY BLOCK-----")[1:])
+    else:
+        binary = data
+    certs: list[list[bytes]] = []
+    for tag, _body, whole in openpgp.iter_packets(binary):
+        if tag == openpgp.TAG_PUBLIC_KEY:
+            certs.append([])
+        if certs:
+            certs[-1].append(whole)
+    return [openpgp.armor("PUBLIC KEY BLOCK", b"".join(c)) for c in certs]
 
 
 def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
