@@ -186,26 +186,28 @@ class _Keys:
         self._portable = None
 
     def add(self, armored: str) -> list[str]:
-        fprs = []
-        i = 0
-        while True:
-            a = armored.find("-----BEGIN PGP PUBLIC KEY BLOCK-----", i)
-            if a < 0:
-                break
-            b = armored.find("-----END PGP PUBLIC KEY BLOCK-----", a)
-            block = armored[a:b + len("-----END PGP PUBLIC KEY BLOCK-----")]
-            fprs.append(self.ring.import_key(block))
-            i = b + 1
+        fprs = [self.ring.import_key(block) for block in _key_blocks(armored)]
         self.verifier = self.ring.load_verifier()
         self.generation += 1
         self._portable = None
         return fprs
 
+    def preload(self, blocks: list[str]) -> None:
+        """Give gpg these certificates in one run before the replay: a key
+        the replay then meets again, byte for byte, costs no gpg run.  Only
+        the first certificate of each key goes here (what the replay would
+        import first); the verifier knowing a key early changes no verdict,
+        as a signature counts only when its key was a member then."""
+        if blocks:
+            self.ring.import_keys(blocks)
+
     def portable(self):
-        """The current verifier's keys as plain data a worker process can
-        rebuild the same verifier from (cryptography keys do not pickle)."""
+        """What a worker process rebuilds the current verifier from: the
+        GnuPG home whose key store it reads (cryptography keys do not
+        pickle).  A worker may see keys imported after it was given the
+        task; its results are used only while the keys have not changed."""
         if self._portable is None and self.verifier is not None:
-            self._portable = _portable_keys(self.verifier)
+            self._portable = ("store", self.dir)
         return self._portable
 
     def close(self):
@@ -396,16 +398,20 @@ class _Audit:
         from pit.ops import filter_class
         self.points: dict[str, set[int]] = {}
         self.n_records = 0
+        self.first_keys: dict[str, str] = {}      # each key's first certificate
         try:
             self._plan()
         except AuditFailure:
             pass            # the main pass reaches it, or something before it, and says so
         self.res.filters = sorted(self.filters)
+        self.keys.preload(list(self.first_keys.values()))
 
     def _plan(self) -> None:
         from pit.ops import filter_class
         for seq, msg in _Reader(self.arch):
             self.n_records += 1
+            if b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in msg:
+                _first_certificates(msg, self.first_keys)
             # A report or checkpoint stamp holds one of these words; most
             # records hold neither, and a byte search is cheaper than a stamp.
             if b"report" not in msg and b"checkpoint" not in msg:
@@ -732,6 +738,38 @@ def _stamp(seq: int, msg: bytes) -> dict:
         raise AuditFailure(seq, f"the stamp cannot be read: {e}") from None
 
 
+_KEY_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_KEY_END = "-----END PGP PUBLIC KEY BLOCK-----"
+
+
+def _key_blocks(armored: str) -> list[str]:
+    """The armoured public key blocks in a signed text, in order."""
+    blocks, i = [], 0
+    while True:
+        a = armored.find(_KEY_BEGIN, i)
+        if a < 0:
+            return blocks
+        b = armored.find(_KEY_END, a)
+        blocks.append(armored[a:b + len(_KEY_END)])
+        i = b + 1
+
+
+def _first_certificates(msg: bytes, seen: dict[str, str]) -> None:
+    """Note in *seen* each key block of record *msg* whose key is new to it.
+    A record that does not read is passed over: the replay says what is wrong."""
+    from pit.keyring import KeyringError, certificate_fingerprint
+    try:
+        text = signed.extract(mbox.split_stamp(msg)[1]).text
+    except Exception:
+        return
+    for block in _key_blocks(text):
+        try:
+            fpr = certificate_fingerprint(block)
+        except KeyringError:
+            continue
+        seen.setdefault(fpr, block)
+
+
 _last_epoch: tuple[str, int] = ("", 0)
 
 
@@ -750,35 +788,10 @@ def _epoch(iso: str) -> int:
 
 # -- checking signatures ahead, in worker processes --------------------------------
 
-def _portable_keys(verifier: openpgp.Verifier) -> list[tuple]:
-    out = []
-    for k in verifier.keys():                  # in order: the same verifier again
-        m = k.material
-        if m is None:
-            material = None
-        elif k.algo == openpgp.ALGO_EDDSA:
-            material = ("ed25519", m.public_bytes_raw())
-        else:
-            numbers = m.public_numbers()
-            material = ("rsa", numbers.e, numbers.n)
-        out.append((k.fingerprint, k.primary_fingerprint, k.algo, k.created, material,
-                    k.expires, k.revoked, k.can_sign))
-    return out
-
-
-def _verifier_from(portable: list[tuple]) -> openpgp.Verifier:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    keys = []
-    for fpr, primary, algo, created, material, expires, revoked, can_sign in portable:
-        if material is None:
-            m = None
-        elif material[0] == "ed25519":
-            m = Ed25519PublicKey.from_public_bytes(material[1])
-        else:
-            m = rsa.RSAPublicNumbers(material[1], material[2]).public_key()
-        keys.append(openpgp.PublicKey(fpr, primary, algo, created, m, expires, revoked, can_sign))
-    return openpgp.Verifier(keys)
+def _verifier_from(portable) -> openpgp.Verifier:
+    """The verifier of ``_Keys.portable()``, in a worker process."""
+    from pit.keystore import KeyStore, StoreVerifier
+    return StoreVerifier(KeyStore(portable[1]))
 
 
 def _check_chunk(portable: list[tuple], records: list[tuple[int, bytes]]) -> list:

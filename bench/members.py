@@ -1,0 +1,153 @@
+"""Members at scale: bulk add, one more member, notary start-up and memory.
+
+    python -m bench.members [--sizes 1000,10000,100000] [--runs 3] [--audit-orders 5000]
+
+For each size N: a fresh pit (``bench.fixtures.fresh_pit``) gets N members
+made in process (``pit.testkeys.certificate``: real ed25519 certificates, no
+gpg key generation) with ``pit.ops.add_members`` (one gpg import, one member
+record each, the notary's batches of 1,000), timed.  Then, min and median
+over ``--runs``:
+
+* adding one member to a running notary (judge, gpg import, store update,
+  record on disk, seal), target <= 1 s at 1,000,000 members;
+* the same as the operator's command does it (``ops.add_member``: a notary
+  start-up, then the above);
+* notary start-up in a fresh process (``Notary(pit)``: the key store, the
+  replay of the archive), target <= 2 s, and its peak memory, target
+  <= 1 GB, at 1,000,000 members.
+
+With ``--audit-orders K`` (default 5,000; 0 to skip), the smallest size's
+pit also gets K signed orders from ``bench.fixtures`` and ``pit.audit`` is
+timed over it (the audit replays membership: one gpg import of every first
+certificate, not a gpg run per member record).
+
+Keys are deterministic (a hash of the member's name), so runs compare.
+Figures go to docs/pit-book.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench.fixtures import OUT, fresh_pit, signed_orders
+from pit import ops, testkeys
+from pit.pitdir import Pit
+
+ADD_ONE_TARGET = 1.0          # s, at 1,000,000 members
+STARTUP_TARGET = 2.0          # s
+MEMORY_TARGET = 1 << 30       # bytes
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _certificates(n: int, prefix: str = "member") -> list[tuple[str, list[str]]]:
+    return [(testkeys.certificate(f"{prefix}{i:07d}")[0], [f"{prefix}{i:07d}"]) for i in range(n)]
+
+
+def _startup(root) -> tuple[float, int]:
+    """(seconds, peak RSS bytes) of ``Notary(pit)`` in a fresh process."""
+    code = ("import resource, sys, time\n"
+            "t = time.perf_counter()\n"
+            "from moderator.notary import Notary\n"
+            "n = Notary(sys.argv[1])\n"
+            "n.verifier.key(n.pit.operator)\n"
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def _fmt(values: list[float]) -> str:
+    return f"min {min(values):.3f} s, median {statistics.median(values):.3f} s"
+
+
+def bench_size(n: int, runs: int) -> Pit:
+    root = OUT / "pits" / f"members-{n}"
+    pit = fresh_pit(root)
+    t = time.perf_counter()
+    certs = _certificates(n)
+    made = time.perf_counter() - t
+    t = time.perf_counter()
+    results = ops.add_members(pit, certs)
+    bulk = time.perf_counter() - t
+    refused = [d.reason for _, d in results if not d.accepted]
+    if refused:
+        raise RuntimeError(f"bulk add refused {len(refused)}: {refused[0]}")
+    print(f"  {n:>9,} members: certificates made in {made:.1f} s; bulk add {bulk:.1f} s "
+          f"({n / bulk:,.0f} members/s)")
+    running, command, starts, peaks = [], [], [], []
+    extra = _certificates(runs * 2, prefix=f"extra{n}-")
+    for i in range(runs):
+        notary = ops.notary(pit)
+        armored, accounts = extra[2 * i]
+        fpr = testkeys.certificate(accounts[0])[1].fingerprint
+        value = f"add {fpr} accounts {accounts[0]}"
+        ring, op = ops._operator(pit)
+        text = ops.request_text(pit.name, "operator", f"bench-{i}", "Member", value) \
+            + "\n" + armored.strip() + "\n"
+        raw = ops.sign_request(pit, text, ring, op, "operator@bench")
+        t = time.perf_counter()
+        d = notary.notarize([raw])[0]
+        running.append(time.perf_counter() - t)
+        assert d.accepted, d.reason
+        armored, accounts = extra[2 * i + 1]
+        t = time.perf_counter()
+        _, d = ops.add_member(pit, armored, accounts)
+        command.append(time.perf_counter() - t)
+        assert d.accepted, d.reason
+        s, rss = _startup(pit.root)
+        starts.append(s)
+        peaks.append(rss)
+    ok = lambda good: "ok" if good else "ABOVE target"   # noqa: E731
+    print(f"    add one member, running notary: {_fmt(running)}  "
+          f"(target <= {ADD_ONE_TARGET:.0f} s at 1M: {ok(min(running) <= ADD_ONE_TARGET)})")
+    print(f"    add one member, pit member add: {_fmt(command)}  (a notary start-up included)")
+    print(f"    notary start-up:                {_fmt(starts)}  "
+          f"(target <= {STARTUP_TARGET:.0f} s: {ok(min(starts) <= STARTUP_TARGET)})")
+    print(f"    notary peak memory:             {max(peaks) / 2**20:,.0f} MiB  "
+          f"(target <= 1024 MiB: {ok(max(peaks) <= MEMORY_TARGET)})", flush=True)
+    return pit
+
+
+def bench_audit(pit: Pit, orders: int) -> None:
+    from moderator.notary import Notary
+    from pit.audit import audit
+    raws = signed_orders(pit, orders, "ed25519")
+    notary = Notary(pit)
+    for i in range(0, len(raws), 1000):
+        notary.notarize(raws[i:i + 1000])
+    res = audit(pit.root)
+    if not res.ok:
+        raise RuntimeError(f"audit failed: {res.problem}")
+    print(f"  audit of {res.records:,} records ({orders:,} orders, "
+          f"{res.kinds.get('member', 0):,} member records): {res.seconds:.1f} s "
+          f"({res.records / res.seconds:,.0f} records/s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.members", description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000", help="member counts, comma-separated")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--audit-orders", type=int, default=5000)
+    args = ap.parse_args(argv)
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    print(f"bench.members: sizes {', '.join(f'{s:,}' for s in sizes)}, {_load()}")
+    first = None
+    for n in sizes:
+        pit = bench_size(n, args.runs)
+        first = first or pit
+    if args.audit_orders and first is not None:
+        bench_audit(first, args.audit_orders)
+    print(f"  ({_load()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
