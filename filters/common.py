@@ -34,12 +34,77 @@ def instruction(kind: str, text: str):
     return getattr(message, _PARSERS[kind])(text, 1)
 
 
+# An instrument line as Registry.state() writes it (Instrument.describe()).
+_INSTRUMENT_LINE = re.compile(r"instrument ([A-Z0-9][A-Z0-9._-]*) [A-Z0-9]+ tick [0-9.]+ lot [0-9.]+ "
+                              r"maker [0-9.%-]+ taker [0-9.%-]+")
+
+
+_INSTRUMENT_LINES = re.compile(r"^instrument ([A-Z0-9][A-Z0-9._-]*)( [A-Z0-9]+ tick [0-9.]+ lot [0-9.]+ "
+                               r"maker [0-9.%-]+ taker [0-9.%-]+)$", re.M)
+_INSTRUMENT_BLOCK = re.compile(r"(?:instrument [^\n]*\n)*")
+
+
+class _Instruments(dict):
+    """Instruments by ticker.  Those restored from a checkpoint are kept as
+    their definition text (``lazy``) and read on first use: a specialist of
+    one ticker in a pit of ten thousand reads one, not ten thousand.
+    ``in``, ``[]`` and ``get`` see both kinds; iterating reads them all."""
+
+    def __init__(self, registry: "Registry"):
+        super().__init__()
+        self.registry = registry
+        self.lazy: dict[str, str] = {}
+
+    def __missing__(self, ticker):
+        text = self.lazy.pop(ticker)            # KeyError: no such instrument
+        inst = self.registry.apply("instrument", text)
+        return inst
+
+    def __contains__(self, ticker) -> bool:
+        return dict.__contains__(self, ticker) or ticker in self.lazy
+
+    def get(self, ticker, default=None):
+        try:
+            return self[ticker]
+        except KeyError:
+            return default
+
+    def read_all(self) -> None:
+        for ticker in list(self.lazy):
+            self[ticker]
+
+    def __iter__(self):
+        self.read_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self.lazy)
+
+    def keys(self):
+        self.read_all()
+        return dict.keys(self)
+
+    def values(self):
+        self.read_all()
+        return dict.values(self)
+
+    def items(self):
+        self.read_all()
+        return dict.items(self)
+
+    def lines(self) -> list[str]:
+        """Every instrument's state line, by ticker, without reading the lazy ones."""
+        out = {t: f"instrument {i.describe()}" for t, i in dict.items(self)}
+        out.update((t, "instrument " + text) for t, text in self.lazy.items())
+        return [out[t] for t in sorted(out)]
+
+
 class Registry:
     """Currencies, instruments and the pit's default fee rates."""
 
     def __init__(self):
         self.currencies: dict[str, Currency] = {}
-        self.instruments: dict[str, Instrument] = {}
+        self.instruments: dict[str, Instrument] = _Instruments(self)
         self.fees = None
 
     def apply(self, kind: str, text: str) -> Instrument | None:
@@ -54,7 +119,8 @@ class Registry:
             if ins.currency not in self.currencies:
                 raise UnitError(f"instrument {ins.ticker}: unknown currency {ins.currency}")
             inst = ins.instrument(self.currencies, self.fees)
-            self.instruments[inst.ticker] = inst
+            self.instruments.lazy.pop(inst.ticker, None)
+            dict.__setitem__(self.instruments, inst.ticker, inst)
             return inst
         return None
 
@@ -79,14 +145,34 @@ class Registry:
         out = [f"currency {c.code} {c.amount_text(1)}" for _, c in sorted(self.currencies.items())]
         if self.fees is not None:
             out.append(f"fees maker {self.fees.maker} taker {self.fees.taker}")
-        out += [f"instrument {i.describe()}" for _, i in sorted(self.instruments.items())]
+        out += self.instruments.lines()
         return out
+
+    def take_instruments(self, text: str) -> str:
+        """Keep the block of instrument lines of state *text* (lines, each
+        ending in a newline) to be read when used; return the rest of the
+        text.  The text unchanged unless every line of the block is exactly
+        as :meth:`state` writes it.  O(block), in C loops."""
+        a = 0 if text.startswith("instrument ") else text.find("\ninstrument ") + 1
+        if not a and not text.startswith("instrument "):
+            return text
+        end = _INSTRUMENT_BLOCK.match(text, a).end()
+        block = text[a:end]
+        found = _INSTRUMENT_LINES.findall(block)
+        if len(found) != block.count("\n") or any(t in self.instruments for t, _ in found):
+            return text
+        self.instruments.lazy.update((t, t + rest) for t, rest in found)
+        return text[:a] + text[end:]
 
     def restore_line(self, line: str) -> bool:
         kind, _, rest = line.partition(" ")
         if kind not in ("currency", "fees", "instrument"):
             return False
-        self.apply(kind, rest)
+        m = _INSTRUMENT_LINE.fullmatch(line) if kind == "instrument" else None
+        if m and m.group(1) not in self.instruments:
+            self.instruments.lazy[m.group(1)] = rest       # read when first used
+        else:
+            self.apply(kind, rest)
         return True
 
 

@@ -198,8 +198,8 @@ class Specialist(Filter):
     def _refresh_units(self) -> None:
         """Rebuild the hot path's view of the instruments after the registry
         or the books changed (operator records, a restore: rare)."""
-        books = set(self.engine.tickers())
-        self._units = {t: _Units(i) for t, i in self.registry.instruments.items() if t in books}
+        instruments = self.registry.instruments
+        self._units = {t: _Units(instruments[t]) for t in self.engine.tickers() if t in instruments}
         self._figures = {}
 
     @property
@@ -655,7 +655,9 @@ class Specialist(Filter):
             book = text.find("\nbook\n", start) + 1
             if not book:                      # no 'book' line, or only as the last
                 return super().restore_text(text, start)
-        self._restore_head(text[start:book - 1].split("\n") if book > start else [])
+        # the instrument lines of the whole pit, kept as text: read when used
+        head = self.registry.take_instruments(text[start:book]) if book > start else ""
+        self._restore_head(head[:-1].split("\n") if head else [])
         if text.endswith("\n") and len(text) > book + 5:
             self.engine = Engine.restore(text, book + 5)
         else:                                 # as restore() would join its lines
@@ -682,7 +684,7 @@ class Specialist(Filter):
                         break
                 oid = int(w[1])
                 if currency is None and w[5] == "buy":    # it holds the quote currency
-                    currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+                    currency = self._currencies()
                 try:
                     od = self._read_order(w, currency)
                 except KeyError:
@@ -696,6 +698,11 @@ class Specialist(Filter):
                     held[w[1], w[2]] = int(w[4])
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
+
+    def _currencies(self) -> dict[str, str]:
+        """Ticker -> currency code of our tickers that have an instrument."""
+        instruments = self.registry.instruments
+        return {t: instruments[t].currency.code for t in self.tickers if t in instruments}
 
     @staticmethod
     def _read_order(w: list[str], currency: dict[str, str] | None) -> Order:
@@ -724,7 +731,7 @@ class Specialist(Filter):
         :meth:`state` writes for one of our tickers and the registry read
         so far has all of their instruments; else keep nothing.  Whether
         they were kept.  O(lines), in a few C loops."""
-        currency = {t: i.currency.code for t, i in self.registry.instruments.items()}
+        currency = self._currencies()
         if not currency.keys() >= set(self.tickers):
             return False
         block = lines[start:]

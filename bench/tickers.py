@@ -1,0 +1,115 @@
+"""Tickers at scale: a one-ticker specialist in pits of 1 to 10,000 instruments.
+
+    python -m bench.tickers [--tickers 1,100,10000] [--orders 2000] [--runs 5]
+
+For each count T: a pit (cached under ``bench/out/``) whose registry holds T
+instruments (ACME and T-1 others, each an operator record signed in process
+and notarized in batches of 1,000), ``--orders`` ACME orders from the
+seeded stream of ``bench.streams`` (the records ``bench.replay`` makes),
+then the specialist's checkpoint posted and 20 more orders.  Timed, min and
+median of ``--runs``: the incremental run ``pit replay specialist ACME |
+pit-specialist ACME`` (two real processes, as bench.replay times it).
+Target: at 10,000 tickers within 2x of the same run in a one-ticker pit.
+Wall and CPU time (both processes) are shown: on a loaded machine a run of
+~0.1 s is mostly waiting for a CPU.
+Also printed: the size of the one-ticker specialist's checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+
+from bench.fixtures import OUT
+from bench.replay import append_orders, pipeline
+from bench.streams import OWNERS, make_stream
+from pit import mbox, message, ops
+from pit.pitdir import Pit
+from pit.signer import Signer
+
+TARGET = 2.0
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def build(tickers: int, orders: int) -> Pit:
+    root = OUT / f"tickers-{tickers}-n{orders}"
+    marker = root / "bench-marker"
+    if marker.exists() and marker.read_text() == f"tickers {tickers} {orders}\n":
+        return Pit(root)
+    shutil.rmtree(root, ignore_errors=True)
+    t = time.perf_counter()
+    pit = ops.init(root, "bench", max_message_size=str(1 << 30), rate_limit="0")
+    ring, fpr = ops._operator(pit)
+    signer = Signer.from_keyring(ring, fpr)
+    notary = ops.notary(pit)
+    values = [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]
+    values += [("Instrument", f"T{i:05d} USD tick 0.01 lot 1") for i in range(1, tickers)]
+    for start in range(0, len(values), 1000):
+        raws = [ops.sign_request(pit, ops.request_text(pit.name, "operator", f"op-{start + j}", k, v),
+                                 signer, fpr, f"{pit.name}-operator@{pit.domain}")
+                for j, (k, v) in enumerate(values[start:start + 1000])]
+        bad = [d.reason for d in notary.notarize(raws) if not d.accepted]
+        if bad:
+            raise RuntimeError(f"setting up {root}: {bad[0]}")
+    lines = []
+    for o in OWNERS:
+        lines.append(f"transferred 1 {o} {o}:ACME 1000000000.00 USD")
+        lines.append(f"transferred 1 {o} {o}:ACME 100000000 ACME")
+    body = ("Report: transfers\nPit: bench\nFrom-Seq: 1\nTo-Seq: 1\n\n" + "\n".join(lines) + "\n")
+    msg = message.filter_output("report", "transfers", "bench", body, "2026-01-01T00:00:00Z")
+    ds = ops.post(pit, "transfers", [msg])
+    assert ds and ds[0].accepted, ds
+    append_orders(pit, make_stream(orders, seed=7))
+    # the specialist's checkpoint, then 20 orders after it
+    _, out = pipeline(pit)
+    ck = [m for m in mbox.iter_messages(out) if b"\nSubject: ACME checkpoint" in m.split(b"\n\n", 1)[0]]
+    ds = ops.post(pit, "specialist ACME", ck)
+    assert ds and ds[0].accepted, [d.reason for d in ds]
+    append_orders(pit, make_stream(orders + 20, seed=7)[orders:])
+    marker.write_text(f"tickers {tickers} {orders}\n")
+    print(f"  (built the {tickers:,}-ticker pit in {time.perf_counter() - t:.1f} s)")
+    return pit
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.tickers", description=__doc__.split("\n")[0])
+    ap.add_argument("--tickers", default="1,100,10000")
+    ap.add_argument("--orders", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args(argv)
+    counts = [int(s.replace("_", "")) for s in args.tickers.split(",") if s]
+    print(f"bench.tickers: {', '.join(f'{c:,}' for c in counts)} tickers, {_load()}")
+    base = None
+    for count in counts:
+        pit = build(count, args.orders)
+        runs, cpus = [], []
+        for _ in range(args.runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            dt, out = pipeline(pit)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            runs.append(dt)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        ck = [m for m in mbox.iter_messages(out) if b"\nSubject: ACME checkpoint" in m.split(b"\n\n", 1)[0]]
+        size = len(ck[-1]) if ck else 0
+        best, cpu = min(runs), min(cpus)
+        base = base if base is not None else (best, cpu)
+        verdict = "ok" if best <= TARGET * base[0] else "ABOVE target"
+        print(f"  {count:>6,} tickers: incremental run (checkpoint + 20 orders) wall min {best * 1000:.0f} ms, "
+              f"median {statistics.median(runs) * 1000:.0f} ms = {best / base[0]:.2f}x the first pit's "
+              f"(target <= {TARGET:.0f}x at 10,000: {verdict}); CPU min {cpu * 1000:.0f} ms, median "
+              f"{statistics.median(cpus) * 1000:.0f} ms = {cpu / base[1]:.2f}x; "
+              f"checkpoint {size / 1000:,.0f} kB", flush=True)
+    print(f"  ({_load()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
