@@ -1,4 +1,4 @@
-# pit: make demo | make test | make bench | make model-long
+# pit: make demo | make test | make bench | make bench-scale | make model-long
 # Each target installs what it needs: a .venv with pip, and gpg, mairix and
 # rsync with apt-get where they are missing.
 
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-pit
 
-.PHONY: all demo test bench parity tamper model-long sysdeps clean install
+.PHONY: all demo test bench bench-scale parity tamper model-long sysdeps clean install
 
 all: test
 
@@ -41,6 +41,12 @@ tamper: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Members, records and tickers at scale (bench/scale.py); bigger points with
+# e.g. make bench-scale SCALE="--members 1000,10000,100000 --records 100000,1000000"
+SCALE ?=
+bench-scale: install
+	$(BIN)/python -m bench.scale $(SCALE)
 
 # The verifier against stock gpg over the full matrix (every key, time,
 # hash and mode; rsa3072 too): `make test` runs a reduced one.

@@ -1,0 +1,79 @@
+"""make bench-scale: members, records and tickers at scale, each figure beside its target.
+
+    python -m bench.scale [--members 1000,10000,100000] [--records 100000,1000000]
+                          [--tickers 1,100,10000] [--runs 3]
+
+* members (bench.members): bulk add of N members made in process; adding
+  one more (running notary, and `pit member add`); notary start-up and peak
+  memory.  Targets at 1,000,000 members: one add <= 1 s, start-up <= 2 s,
+  memory <= 1 GB, the bulk add finishes.
+* records: notary start-up and peak memory over archives of N order
+  records (bench.replay's archive: synthetic order records after a real
+  genesis, currency, instrument and transfers report).  Target: start-up
+  <= 2 s and memory independent of the record count.
+* tickers (bench.tickers): a one-ticker specialist's incremental run in
+  pits of 1 / 100 / 10,000 instruments.  Target: within 2x at 10,000.
+
+Sizes are lists so that the curves show; the largest points (1,000,000
+members, 10,000,000 records) take hours to build on a small machine: pass
+them explicitly.  `uptime`'s load is printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from bench import members, tickers
+from bench.fixtures import OUT
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def bench_records(sizes: list[int], runs: int) -> None:
+    from bench.replay import build
+    base = None
+    for n in sizes:
+        pit = build(n, OUT / f"replay-{n}")
+        times, peaks = [], []
+        for _ in range(runs):
+            s, rss = members._startup(pit.root)
+            times.append(s)
+            peaks.append(rss)
+        best, peak = min(times), max(peaks)
+        base = base or (n, peak)
+        print(f"  {n:>10,} records: notary start-up min {best:.2f} s, median "
+              f"{statistics.median(times):.2f} s (target <= 2 s: {'ok' if best <= 2 else 'ABOVE target'}); "
+              f"peak memory {peak / 2**20:,.0f} MiB ({peak / base[1]:.1f}x the "
+              f"{base[0]:,}-record pit's; target: independent of the record count)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
+    ap.add_argument("--members", default="1000,10000")
+    ap.add_argument("--records", default="100000")
+    ap.add_argument("--tickers", default="1,100,10000")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args(argv)
+    sizes = lambda text: [int(s.replace("_", "")) for s in text.split(",") if s]   # noqa: E731
+    print(f"bench.scale {time.strftime('%Y-%m-%d %H:%M:%S')}, {_load()}, {os.cpu_count()} cores")
+    if args.members:
+        print("members:")
+        members.main(["--sizes", args.members, "--runs", str(args.runs), "--audit-orders", "5000"])
+    if args.records:
+        print("records:")
+        bench_records(sizes(args.records), args.runs)
+    if args.tickers:
+        print("tickers:")
+        tickers.main(["--tickers", args.tickers, "--runs", str(max(args.runs, 5))])
+    print(f"({_load()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
