@@ -34,6 +34,7 @@ __all__ = ["KeyStore", "STORE_NAME"]
 
 STORE_NAME = "pit-keys.sqlite"
 _KEYRING_FILES = ("pubring.kbx", "pubring.gpg")
+_CACHE = 100_000          # keys kept read (~0.5 KB each); then read again from SQLite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -146,6 +147,8 @@ class KeyStore:
         row = self.db.execute(f"SELECT * FROM keys WHERE {column} = ? LIMIT 1", (k,)).fetchone()
         if row is None:
             return None
+        if len(self._cache) >= _CACHE:
+            self._cache.clear()               # memory stays bounded at any membership
         key = self._cache[k] = _key_of(row)
         return key
 
