@@ -66,11 +66,21 @@ class KeyStore:
     def __init__(self, home: str | Path):
         self.home = Path(home)
         self.path = self.home / STORE_NAME
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db = self._open(self.path)
+        except sqlite3.Error:
+            # A home this user cannot write: a store for this process only,
+            # read from gpg once (what every start cost before the store).
+            self.db = self._open(":memory:")
         self._cache: dict[str, openpgp.PublicKey] = {}
+
+    @staticmethod
+    def _open(path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
 
     def close(self) -> None:
         self.db.close()
