@@ -36,15 +36,18 @@ STORE_NAME = "pit-keys.sqlite"
 _KEYRING_FILES = ("pubring.kbx", "pubring.gpg")
 _CACHE = 100_000          # keys kept read (~0.5 KB each); then read again from SQLite
 
+_SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
-    fingerprint TEXT PRIMARY KEY,          -- this key's own, upper-case hex
+    fingerprint TEXT NOT NULL,             -- this key's own, upper-case hex
     keyid TEXT NOT NULL,                   -- its last 16 hex digits
     primary_fingerprint TEXT NOT NULL,     -- the certificate's
     packet BLOB NOT NULL,                  -- the public key packet's body
     expires INTEGER,                       -- gpg's judgement, primary and subkey combined
     revoked INTEGER NOT NULL,
-    can_sign INTEGER NOT NULL
+    can_sign INTEGER NOT NULL,
+    cross_certified INTEGER NOT NULL,      -- a subkey's binding is back-signed
+    PRIMARY KEY (fingerprint, primary_fingerprint)   -- a key may be in two certificates
 );
 CREATE INDEX IF NOT EXISTS keys_keyid ON keys (keyid);
 CREATE INDEX IF NOT EXISTS keys_primary ON keys (primary_fingerprint);
@@ -79,7 +82,14 @@ class KeyStore:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if row is None or row[0] != _SCHEMA_VERSION:
+            # another layout: forget it all; the keyring is read again when used
+            db.executescript("DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS certificates; "
+                             "DELETE FROM meta;")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
         return db
 
     def close(self) -> None:
@@ -121,9 +131,9 @@ class KeyStore:
                 self.db.executemany("DELETE FROM keys WHERE primary_fingerprint = ?",
                                     [(p,) for p in primaries])
             self.db.executemany(
-                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(k.fingerprint, k.keyid, k.primary_fingerprint, body, k.expires,
-                  int(k.revoked), int(k.can_sign)) for k, body in keys])
+                  int(k.revoked), int(k.can_sign), int(k.cross_certified)) for k, body in keys])
             if digests:
                 self.db.executemany("INSERT OR REPLACE INTO certificates VALUES (?, ?)",
                                     list(digests.items()))
@@ -154,7 +164,10 @@ class KeyStore:
         if hit is not None:
             return hit
         column = "fingerprint" if len(k) > 16 else "keyid"
-        row = self.db.execute(f"SELECT * FROM keys WHERE {column} = ? LIMIT 1", (k,)).fetchone()
+        # (a key in two certificates: the one stored last, as a Verifier's
+        # tables keep the last given; signatures by it are refused anyway)
+        row = self.db.execute(f"SELECT * FROM keys WHERE {column} = ? ORDER BY rowid DESC LIMIT 1",
+                              (k,)).fetchone()
         if row is None:
             return None
         if len(self._cache) >= _CACHE:
@@ -162,8 +175,13 @@ class KeyStore:
         key = self._cache[k] = _key_of(row)
         return key
 
+    def owners(self, keyid: str) -> set[str]:
+        """The primary fingerprints of every certificate holding a key with this id."""
+        return {p for (p,) in self.db.execute(
+            "SELECT DISTINCT primary_fingerprint FROM keys WHERE keyid = ?", (keyid.upper(),))}
+
     def __len__(self) -> int:
-        return self.db.execute("SELECT count(*) FROM keys").fetchone()[0]
+        return self.db.execute("SELECT count(DISTINCT fingerprint) FROM keys").fetchone()[0]
 
     def __iter__(self) -> Iterator[openpgp.PublicKey]:
         for row in self.db.execute("SELECT * FROM keys ORDER BY rowid"):
@@ -171,10 +189,11 @@ class KeyStore:
 
 
 def _key_of(row) -> openpgp.PublicKey:
-    fpr, _keyid, primary, packet, expires, revoked, can_sign = row
+    fpr, _keyid, primary, packet, expires, revoked, can_sign, cross_certified = row
     (key,) = openpgp.parse_keys(_public_key_packet(packet))
     key.primary_fingerprint = primary
     key.expires, key.revoked, key.can_sign = expires, bool(revoked), bool(can_sign)
+    key.cross_certified = bool(cross_certified)
     return key
 
 
@@ -193,6 +212,7 @@ class StoreVerifier(openpgp.Verifier):
         self.store = store
         self._by_fpr = _ByFingerprint(store)
         self._by_keyid = _ByFingerprint(store)
+        self._claimed = _Owners(store)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -230,3 +250,13 @@ class _ByFingerprint:
 
     def values(self):
         return list(self.store)
+
+
+class _Owners:
+    """Which certificates claim a key id (``Verifier._claimed``), from the store."""
+
+    def __init__(self, store: KeyStore):
+        self.store = store
+
+    def get(self, keyid, default=()):
+        return self.store.owners(keyid) or default
