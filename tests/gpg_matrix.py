@@ -49,9 +49,12 @@ TEXT = "Pit: demo\nAccount: alice\nRef: {ref}\nOrder: buy 100 ACME at 12.50\n"
 class Home:
     """One GnuPG home; every gpg run is a process with status lines."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, agent: bool = True):
         self.path = Path(path)
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A home that only imports and verifies needs no gpg-agent: none is
+        # started, so none can outlive a run that is killed.
+        self.agent = agent
 
     def gpg(self, *args: str, at: int | None = None, input: bytes | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
@@ -59,6 +62,8 @@ class Home:
                "loopback", "--passphrase", "", "--trust-model", "always", "--status-fd", "2"]
         if at is not None:
             cmd += ["--faked-system-time", f"{at}!"]
+        if not self.agent:
+            cmd.append("--no-autostart")
         p = subprocess.run(cmd + list(args), input=input, capture_output=True)
         if check and p.returncode != 0:
             raise RuntimeError(f"gpg {' '.join(args)}: {p.stderr.decode('utf-8', 'replace')}")
@@ -268,7 +273,7 @@ def build(algos=("ed25519", "rsa2048"), full: bool = False) -> Matrix:
     root = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
     base = int(time.time()) - 400 * DAY
     homes: list[Home] = []
-    verify_home = Home(root / "v")
+    verify_home = Home(root / "v", agent=False)
     homes.append(verify_home)
     matrix = Matrix(base, root, verify_home, homes)
     try:
