@@ -271,7 +271,11 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
         if state is not None and state.size:
             res.consistency = replica.check_consistency(state, a.leaves, res)
         if remember:
-            replica.save_state(path, res, pinned or res.notary)
+            try:
+                replica.save_state(path, res, pinned or res.notary)
+            except OSError as e:            # a read-only copy: audited all the same
+                res.consistency = (res.consistency + "; " if res.consistency else "") + \
+                    f"the newest head could not be remembered ({e.strerror}: {e.filename})"
         res.ok = True
     except AuditFailure as e:
         if reader is not None:

@@ -418,3 +418,15 @@ def test_the_notary_starts_from_its_saved_frontier_only_when_the_seal_signed_it(
     assert ops.operator_request(pit, "Deposit", "1.00 USD to alice").accepted
     assert audit(pit.root).ok
     assert merkle.Frontier.from_text(tree_file.read_text()).size == Notary(pit).seq - 1
+
+
+def test_a_copy_whose_state_cannot_be_written_still_audits(pit, tmp_path):
+    """A read-only copy (here: the state's temporary name is taken by a
+    directory, which stops root too) is audited; the result says the head
+    was not remembered."""
+    copy = tmp_path / "ro"
+    shutil.copytree(pit.root / "archives", copy / "archives")
+    (copy / "verified.conf.tmp").mkdir()
+    r = audit(copy, remember=True)
+    assert r.ok, r.problem
+    assert "could not be remembered" in r.consistency
