@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-pit
 
-.PHONY: all demo test bench bench-scale parity tamper model-long sysdeps clean install
+.PHONY: all demo test bench bench-scale parity tamper model-long fuzz-notary sysdeps clean install
 
 all: test
 
@@ -60,6 +60,11 @@ MODEL_SEEDS    ?= 1-100
 MODEL_MESSAGES ?= 1000
 model-long: install
 	$(BIN)/python tests/model_session.py --seeds $(MODEL_SEEDS) --messages $(MODEL_MESSAGES) --batch 40
+
+# Hostile input through the real notary (tests/hostile.py): FUZZ_N inputs.
+FUZZ_N ?= 100000
+fuzz-notary: install
+	$(BIN)/python tests/hostile.py --n $(FUZZ_N)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

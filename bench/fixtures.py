@@ -12,8 +12,8 @@ then orders from the seeded stream of ``bench.streams`` (limit, IOC, market,
 stop, cancel, modify), one in fifty as PGP/MIME, the rest clearsigned inline.
 Messages are signed in process by ``pit.signer`` (gpg would take one process
 each).  The same arguments give the same requests; the messages are cached
-under ``bench/out/`` keyed by (pit, n, algo, seed, traders, the traders' key
-fingerprints), so reruns read them back instead of signing again.
+under ``bench/out/`` keyed by (pit and its notary key, n, algo, seed, traders,
+the traders' key fingerprints), so reruns read them back instead of signing again.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def _ensure_members(pit: Pit, keys: dict[str, tuple[Keyring, str]]) -> None:
 
 
 def order_texts(pit_name: str, n: int, traders: int, seed: int = 1) -> list[tuple[str, str]]:
-    """``(account, signed request text)`` for *n* messages: the traders' funding
+    """``(account, signed request text)`` for *n* messages to the pit whose
+    ``Pit:`` line is *pit_name* (:func:`pit.ops.pit_line`): the traders' funding
     transfers first, then the seeded order stream.  Deterministic.  O(n)."""
     names = [f"trader{i:02d}" for i in range(traders)]
     out: list[tuple[str, str]] = []
@@ -135,7 +136,7 @@ def order_texts(pit_name: str, n: int, traders: int, seed: int = 1) -> list[tupl
 
 
 def _cache_path(pit: Pit, n: int, algo: str, seed: int, fprs: list[str]) -> Path:
-    keys = hashlib.sha256(" ".join(fprs).encode()).hexdigest()[:12]
+    keys = hashlib.sha256(" ".join([pit.notary] + fprs).encode()).hexdigest()[:12]
     return OUT / "orders" / f"{pit.name}-{algo}-n{n}-s{seed}-t{len(fprs)}-{keys}.mbox"
 
 
@@ -159,7 +160,7 @@ def signed_orders(pit: Pit, n: int, algo: str = "ed25519", traders: int = 10,
         ring.stop_agent()
     created = int(time.time())          # signatures are made now, after the keys
     raws = []
-    for i, (account, text) in enumerate(order_texts(pit.name, n, traders, seed)):
+    for i, (account, text) in enumerate(order_texts(ops.pit_line(pit), n, traders, seed)):
         sender = f"{account}@traders.example"
         headers = [("From", sender), ("To", pit.address),
                    ("Subject", text.split("\n")[3][:120]),

@@ -96,7 +96,7 @@ def _setup_pit(root: Path, n_orders: int, members: int):
     for name, value in (("trader00", "1000000.00 USD to trader00:LAT"),
                         ("trader01", "100000 LAT to trader01:LAT")):
         ring, fpr = keys[name]
-        raw = ops.sign_request(pit, ops.request_text(pit.name, name, "lat-fund", "Transfer", value),
+        raw = ops.sign_request(pit, ops.request_text(pit, name, "lat-fund", "Transfer", value),
                                ring, fpr, f"{name}@traders.example")
         d = notary.notarize([raw])[0]
         assert d.accepted, d.reason
@@ -226,7 +226,7 @@ def _lat_order(pit, keys, who: str, ref: str, side: str) -> bytes:
     if who not in _SIGNERS:
         _SIGNERS[who] = Signer.from_keyring(ring, fpr)
         ring.stop_agent()
-    text = ops.request_text(pit.name, who, ref, "Order", f"{side} 1 LAT at 10.00")
+    text = ops.request_text(pit, who, ref, "Order", f"{side} 1 LAT at 10.00")
     headers = [("From", f"{who}@traders.example"), ("To", pit.address),
                ("Subject", f"{side} 1 LAT at 10.00"),
                ("Message-ID", f"<lat.{ref}.{who}.{time.time_ns()}@traders.example>")]

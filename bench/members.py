@@ -90,7 +90,7 @@ def bench_size(n: int, runs: int) -> Pit:
         fpr = testkeys.certificate(accounts[0])[1].fingerprint
         value = f"add {fpr} accounts {accounts[0]}"
         ring, op = ops._operator(pit)
-        text = ops.request_text(pit.name, "operator", f"bench-{i}", "Member", value) \
+        text = ops.request_text(pit, "operator", f"bench-{i}", "Member", value) \
             + "\n" + armored.strip() + "\n"
         raw = ops.sign_request(pit, text, ring, op, "operator@bench")
         t = time.perf_counter()

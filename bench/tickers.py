@@ -53,7 +53,7 @@ def build(tickers: int, orders: int) -> Pit:
     values = [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]
     values += [("Instrument", f"T{i:05d} USD tick 0.01 lot 1") for i in range(1, tickers)]
     for start in range(0, len(values), 1000):
-        raws = [ops.sign_request(pit, ops.request_text(pit.name, "operator", f"op-{start + j}", k, v),
+        raws = [ops.sign_request(pit, ops.request_text(pit, "operator", f"op-{start + j}", k, v),
                                  signer, fpr, f"{pit.name}-operator@{pit.domain}")
                 for j, (k, v) in enumerate(values[start:start + 1000])]
         bad = [d.reason for d in notary.notarize(raws) if not d.accepted]

@@ -22,7 +22,7 @@ that never goes backwards, the hash of the previous record (a hash chain),
 the hash of the original bytes and the request's canonical fields.  The
 original bytes follow the stamp unchanged, so its signature still verifies
 with stock gpg.  A refused message goes to the reject record with its
-reason, and a notice goes back to its sender.
+reason, and a notice goes back where one may (see "No backscatter").
 
 Seals.  Signing every record with gpg costs a process per record (tens a
 second); instead the notary *seals* batches, as Certificate Transparency
@@ -52,16 +52,34 @@ record, or its rejection, is on disk (fsync'd).  A run first moves the
 messages it takes to ``incoming/cur``; if the notary dies before removing
 them, the next run finds each one's digest among the last records or
 rejections and only removes it (or, not found, judges it then).
+
+Nothing stops it: a message the notary cannot read or judge, for any
+reason, is refused (``unreadable: ...``) like any other, and the queue goes
+on.  Header block size, MIME nesting and MIME part count are bounded before
+any parser sees the message.
+
+Any number of notaries may run on one pit (maildir runs, ``pit order
+--notarize``, the LMTP service): each takes ``<pit>/notary.lock`` (flock)
+around bringing its state up to the archive's head, judging, appending and
+emptying ``incoming/cur``, so the chain stays gapless and a claimed file is
+never seen by two runs.
+
+No backscatter: a refusal notice goes to the registered address of the
+member whose key signed; for mail no member key signed, only to a From
+address that is a member's; otherwise the refusal is recorded and nothing
+is mailed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import sys
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +87,7 @@ from pathlib import Path
 from pit import archive as archive_mod
 from pit import mbox, merkle, message, openpgp, signed
 from pit.keyring import Keyring, KeyringError, certificate_fingerprint
+from pit.ops import FILTERS
 from pit.pitdir import Pit
 from pit.units import UnitError
 
@@ -80,6 +99,19 @@ _APPROVAL_HEADER = re.compile(rb"\n((?:x-)?approved?)[ \t]*:", re.IGNORECASE)
 
 OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
 RECENT = 20_000       # digests remembered for crash recovery: more than any batch
+RESERVED_ACCOUNTS = ("operator", "notary", "fees")    # never a member's
+
+# Bounds checked before any parser sees a message (a parser's recursion or
+# quadratic corner is then out of reach): the header block, how deep MIME
+# multiparts nest and how many parts they hold.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_FIELDS = 1000
+MAX_MIME_DEPTH = 16
+MAX_MIME_PARTS = 256
+_UID_EMAIL = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>\s*$|^([^<>@\s]+@[^<>@\s]+)$")
+_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
+_BOUNDARY = re.compile(rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^ \t;\r\n]{1,200}))',
+                       re.IGNORECASE)
 
 
 @dataclass
@@ -169,6 +201,51 @@ def stamp_text(seq: int, us: int, prev: str, digest: str, signer: str,
     return "".join(f"{k}: {v}\n" for k, v in head + fields)
 
 
+def _check_shape(raw: bytes) -> None:
+    """Refuse a message whose header block or MIME structure is beyond the
+    bounds, before any parser sees it.  O(len(raw)); a byte search only for
+    the usual message (one multipart at most, few ``--`` lines)."""
+    end = raw.find(b"\n\n")
+    head = raw if end < 0 else raw[:end]
+    if len(head) > MAX_HEADER_BYTES:
+        raise Refused(f"header block too large: {len(head)} bytes, at most {MAX_HEADER_BYTES}")
+    fields = head.count(b"\n") + 1 - head.count(b"\n ") - head.count(b"\n\t")
+    if fields > MAX_HEADER_FIELDS:
+        raise Refused(f"too many header fields: {fields}, at most {MAX_HEADER_FIELDS}")
+    if len(_MULTIPART.findall(raw, 0)) <= 1 and raw.count(b"\n--") <= MAX_MIME_PARTS:
+        return
+    depth, parts = _mime_shape(raw)
+    if depth > MAX_MIME_DEPTH:
+        raise Refused(f"MIME parts nested {depth} deep, at most {MAX_MIME_DEPTH}")
+    if parts > MAX_MIME_PARTS:
+        raise Refused(f"too many MIME parts: {parts}, at most {MAX_MIME_PARTS}")
+
+
+def _mime_shape(raw: bytes) -> tuple[int, int]:
+    """(nesting depth, part count) of the multiparts in *raw*, from its
+    boundary lines alone: a boundary opens a level where its first
+    delimiter line appears and closes it (with every level inside) at its
+    close delimiter.  Counts what a MIME parser would descend into, without
+    parsing.  O(len(raw))."""
+    declared = {a or b for a, b in _BOUNDARY.findall(raw)}
+    open_: list[bytes] = []
+    depth = parts = 0
+    for line in raw.split(b"\n"):
+        if not line.startswith(b"--"):
+            continue
+        word = line[2:].rstrip(b" \t\r")
+        if word.endswith(b"--") and word[:-2] in open_:
+            del open_[open_.index(word[:-2]):]
+        elif word in declared:
+            if word in open_:
+                del open_[open_.index(word) + 1:]
+            else:
+                open_.append(word)
+                depth = max(depth, len(open_))
+            parts += 1
+    return depth, parts
+
+
 class Refused(Exception):
     def __init__(self, reason: str, line: int | None = None):
         super().__init__(reason)
@@ -197,6 +274,9 @@ class Notary:
         self.sig_clock_skew = self.pit.getint("signature_clock_skew")
         self.rejects_path = self.pit.rejects / "rejects.mbox"
         self.notices_path = self.pit.outbox / "notices.mbox"
+        self.lock_path = self.pit.root / "notary.lock"
+        self._lock_depth = 0
+        self._signer: str | None = None     # the member key that signed the message being judged
         self._load()
 
     # -- state, derived from the archive ----------------------------------------
@@ -215,6 +295,7 @@ class Notary:
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.recent_set: set[str] = set()
         self.sent: dict[str, deque[int]] = {}
+        self._addresses: dict[str, tuple[str, ...]] | None = None
         saved = self._saved_tree()
         skip = saved.size if saved else 0
         for seq, msg in self.archive.read():
@@ -231,11 +312,63 @@ class Notary:
             self._remember(seq, st, archive_mod.record_hash(msg))
         if self.tree.size != self.seq:
             return self._load_hashing_all()          # the archive ends where the file says
-        if self.rejects_path.exists():
-            for msg in mbox.iter_file(self.rejects_path):
-                d = _reject_digest(msg)
-                if d:
-                    self._recent(d)
+        self._rejects_read = 0
+        self._follow_rejects()
+
+    def _follow_rejects(self) -> None:
+        """Remember the digests of reject entries written since the last look
+        (by this notary or another one on the pit).  O(new entries)."""
+        size = _size(self.rejects_path)
+        if size <= self._rejects_read:
+            return
+        with open(self.rejects_path, "rb") as f:
+            f.seek(self._rejects_read)
+            data = f.read(size - self._rejects_read)
+        for msg in mbox.iter_messages(data):
+            d = _reject_digest(msg)
+            if d:
+                self._recent(d)
+        self._rejects_read = size
+
+    def _follow(self) -> None:
+        """Bring the state up to the archive's head and the reject record's
+        end, which other notaries on the pit may have moved (lock held).
+        O(records appended since) when the archive only grew."""
+        last = self.archive.last_seq()
+        if last < self.seq:
+            self._load()                     # repaired or replaced: start over
+            return
+        if last > self.seq:
+            members = dict(self.members)
+            for seq, msg in self.archive.read(self.seq + 1):
+                self._remember(seq, mbox.stamp(msg), archive_mod.record_hash(msg))
+            if self.members != members:      # another notary imported member keys
+                self.verifier = self.keyring.load_verifier()
+                self._addresses = None
+        self._follow_rejects()
+
+    @contextmanager
+    def _locked(self):
+        """Hold the pit's notary lock (re-entrant), with the state brought up
+        to date on taking it.  Every judgement and append happens inside."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                self._follow()
+                yield
+            finally:
+                self._lock_depth = 0
+        finally:
+            os.close(fd)                     # releases the flock
 
     # -- the tree's frontier, saved at each seal ---------------------------------
     # archives/tree holds the frontier of the newest seal's tree (its
@@ -319,6 +452,7 @@ class Notary:
         from filters.common import instruction
         ins = instruction(kind, text)
         if kind == "member":
+            self._addresses = None
             if ins.action == "add":
                 self.members[ins.fingerprint] = tuple(ins.accounts)
             else:
@@ -341,6 +475,7 @@ class Notary:
                 len(raw) > self.max_size and not _looks_like_filter_output(raw)):
             limit = self.max_filter_size if len(raw) > self.max_filter_size else self.max_size
             raise Refused(f"too large: {len(raw)} bytes, the limit is {limit}")
+        _check_shape(raw)
         head = raw[:raw.find(b"\n\n")] if b"\n\n" in raw else raw
         if b"\nX-Pit-" in b"\n" + head or b"\nx-pit-" in (b"\n" + head).lower():
             raise Refused("the message carries X-Pit- headers; only the notary writes those")
@@ -371,13 +506,14 @@ class Notary:
         accounts = self.members.get(fpr)
         if accounts is None:
             raise Refused(f"unknown key: {fpr} is not a member of pit {self.pit.name}")
+        self._signer = fpr
         text = s.text
         if text.startswith(("Report: ", "Checkpoint: ")):
             fields = self._filter_output(text, accounts)
         elif len(raw) > self.max_size:
             raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
         else:
-            fields = self._request(text, accounts)
+            fields = self._request(text, accounts, fpr)
         if self.rate_limit:
             q = self.sent.setdefault(fpr, deque())
             while q and q[0] <= now_us - self.rate_interval:
@@ -387,7 +523,7 @@ class Notary:
                               f"{self.rate_interval // 1_000_000} s; the limit is {self.rate_limit}")
         return fpr, fields, v
 
-    def _request(self, text: str, accounts) -> list[tuple[str, str]]:
+    def _request(self, text: str, accounts, fpr: str) -> list[tuple[str, str]]:
         body, key_block = _split_key_block(text)
         try:
             req = message.parse_request(body)
@@ -395,18 +531,25 @@ class Notary:
             raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
         if req.pit != self.pit.name:
             raise Refused(f"the request is for pit {req.pit}, this is pit {self.pit.name}")
+        if req.pit_id != self.pit.notary:
+            if not req.pit_id:
+                raise Refused(f"the request names pit {req.pit} without its identity: write "
+                              f"'Pit: {req.pit} {self.pit.notary}' (the pit's notary key)", 1)
+            raise Refused(f"the request is for another pit named {req.pit} (identity "
+                          f"{req.pit_id}); this pit's identity is {self.pit.notary}", 1)
         base = req.account.partition(":")[0]
         if req.kind in OPERATOR_KINDS:
-            if "operator" not in accounts or req.account != "operator":
+            if fpr != self.pit.operator or req.account != "operator":
                 raise Refused(f"{req.kind} requests are the operator's; "
                               f"the signing key owns {', '.join(accounts)}")
-        elif base not in accounts or base in ("operator", "fees") or base.startswith("specialist"):
+        elif base not in accounts or base in RESERVED_ACCOUNTS or base in FILTERS:
             raise Refused(f"the signing key does not own account {req.account}")
         if (req.account, req.ref) in self.refs:
             seq = self.refs[req.account, req.ref][0]
             raise Refused(f"replayed: ref {req.ref} of {req.account} was used by record {seq}")
         ins = req.instruction
         if req.kind == "member" and ins.action == "add":
+            _check_member_accounts(ins.accounts)
             if not key_block:
                 raise Refused("a member request must carry the member's public key block")
             try:
@@ -421,6 +564,9 @@ class Notary:
         return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
 
     def _filter_output(self, text: str, accounts) -> list[tuple[str, str]]:
+        """A report or checkpoint: accepted only from a registered filter's
+        own key (one whose member record grants filter accounts only, and
+        all of this filter's)."""
         try:
             fs = message.filter_stamp(text)
         except message.MessageError as e:
@@ -428,6 +574,12 @@ class Notary:
                           getattr(e, "line", None)) from None
         if fs.pit != self.pit.name:
             raise Refused(f"the {fs.kind} is for pit {fs.pit}, this is pit {self.pit.name}")
+        kind = fs.filter.split(" ")[0]
+        if kind not in FILTERS:
+            raise Refused(f"{fs.filter!r} is not a filter of this pit (filters: {', '.join(FILTERS)})")
+        if not all(a.partition(":")[0] in FILTERS for a in accounts):
+            raise Refused(f"the {fs.kind} of {fs.filter} is not signed by a filter's key "
+                          f"(the signing key owns {', '.join(accounts)})")
         for a in fs.accounts:
             if a not in accounts:
                 raise Refused(f"the signing key does not own filter account {a}")
@@ -441,6 +593,10 @@ class Notary:
         """Judge, stamp and store a batch; seal it.  Every message ends in
         exactly one place, the archive or the reject record, both on disk
         before this returns.  O(total bytes)."""
+        with self._locked():
+            return self._notarize(raws, seal)
+
+    def _notarize(self, raws: list[bytes], seal: bool) -> list[Decision]:
         records: list[tuple[bytes, str, str]] = []
         rejects: list[bytes] = []
         notices: list[bytes] = []
@@ -452,12 +608,21 @@ class Notary:
             # is refused (and recorded) for its reused (account, ref).
             # Crash recovery of the maildir is run_maildir's job (cur/).
             now = self._now()
+            self._signer = None
             try:
                 fpr, fields, _ = self.judge(raw, now)
             except Refused as e:
-                d = Decision(False, e.reason, digest=digest, line=e.line, sender=_sender_of(raw))
+                refusal = e
+            except Exception as e:          # nothing a message does may stop the notary
+                refusal = Refused(f"unreadable: {type(e).__name__}: {_one_line(str(e))[:300]}")
+            else:
+                refusal = None
+            if refusal is not None:
+                d = Decision(False, _one_line(refusal.reason), digest=digest, line=refusal.line,
+                             sender=self._notice_to(raw))
                 rejects.append(self._reject_entry(raw, d, now))
-                notices.append(self._notice(raw, d, now))
+                if d.sender:
+                    notices.append(self._notice(raw, d, now))
                 self._recent(digest)
                 out.append(d)
                 continue
@@ -474,6 +639,7 @@ class Notary:
             self._note_checkpoints(records)
         if rejects:
             _append_durably(self.rejects_path, rejects)
+            self._rejects_read = _size(self.rejects_path)    # ours: already remembered
         if notices:
             _append_durably(self.notices_path, notices)
         return out
@@ -492,6 +658,10 @@ class Notary:
     def genesis(self, body: str, now: float) -> None:
         """Record 1: the notary's clearsigned statement of its own key and the
         operator's, which every audit starts from."""
+        with self._locked():
+            self._genesis(body, now)
+
+    def _genesis(self, body: str, now: float) -> None:
         if self.seq:
             raise ValueError("the pit already has a genesis record")
         us = int(now * 1_000_000)
@@ -511,9 +681,10 @@ class Notary:
 
     def seal(self) -> None:
         """Seal whatever is unsealed now (the daemon's timer calls this)."""
-        if self.unsealed:
-            self.archive.append([self._seal_record()])
-            self._tree_saved()
+        with self._locked():
+            if self.unsealed:
+                self.archive.append([self._seal_record()])
+                self._tree_saved()
 
     # -- the mail path (pit/daemon.py: NotaryService) ---------------------------
     def notarize_mail(self, raw: bytes) -> "MailOutcome":
@@ -530,28 +701,21 @@ class Notary:
         O(len(raw)) plus the bytes appended."""
         raw = raw.replace(b"\r\n", b"\n")
         digest = hashlib.sha256(raw).hexdigest()
-        self._follow_archive()
-        if digest in self.recent_set:
-            return MailOutcome(Decision(False, "duplicate delivery", digest=digest), [], [], True)
-        first = self.seq + 1
-        notices_at = _size(self.notices_path)
-        decision = self.notarize([raw], seal=False)[0]
-        return MailOutcome(decision, self._records_from(first), self._notices_from(notices_at))
+        with self._locked():
+            if digest in self.recent_set:
+                return MailOutcome(Decision(False, "duplicate delivery", digest=digest), [], [], True)
+            first = self.seq + 1
+            notices_at = _size(self.notices_path)
+            decision = self.notarize([raw], seal=False)[0]
+            return MailOutcome(decision, self._records_from(first), self._notices_from(notices_at))
 
     def seal_mail(self) -> list[bytes]:
         """Seal whatever is unsealed; return the seal record as appended
         ([] when nothing was unsealed).  One gpg run."""
-        self._follow_archive()
-        first = self.seq + 1
-        self.seal()
-        return self._records_from(first)
-
-    def _follow_archive(self) -> None:
-        """Reload the state if something else appended to the archive since
-        (an operator's local request): the chain must go on from the real
-        head.  O(volumes) when nothing changed."""
-        if self.archive.last_seq() != self.seq:
-            self._load()
+        with self._locked():
+            first = self.seq + 1
+            self.seal()
+            return self._records_from(first)
 
     def _records_from(self, first: int) -> list[bytes]:
         return [msg for _, msg in self.archive.read(first)] if self.seq >= first else []
@@ -603,6 +767,37 @@ class Notary:
             head += f"X-Pit-Line: {d.line}\n"
         return mbox.format_message(head.encode("utf-8") + raw, "notary", stamp_time(now))
 
+    def _notice_to(self, raw: bytes) -> str:
+        """Where the notice of a refusal may go: the registered address of
+        the member whose key signed it (the From address when that is one of
+        the key's, else its first); for mail no member key signed, the
+        sender's address only when it is a member's; else "" (recorded, not
+        mailed: a stranger's forged From is nobody to write to)."""
+        try:
+            sender = _sender_of(raw).lower()
+        except Exception:
+            sender = ""
+        addresses = self.member_addresses()
+        if self._signer is not None:
+            own = addresses.get(self._signer, ())
+            return sender if sender in own else (own[0] if own else "")
+        if any(sender in own for own in addresses.values()):
+            return sender
+        return ""
+
+    def member_addresses(self) -> dict[str, tuple[str, ...]]:
+        """``{fingerprint: (email, ...)}`` of the current members, from their
+        keys' user ids.  One gpg run, then cached until the members change."""
+        if self._addresses is None:
+            found = {}
+            for key in self.keyring.keys():
+                if key.fingerprint in self.members:
+                    found[key.fingerprint] = tuple(
+                        (m.group(1) or m.group(2)).lower()
+                        for m in map(_UID_EMAIL.search, key.uids) if m)
+            self._addresses = found
+        return self._addresses
+
     def _notice(self, raw: bytes, d: Decision, now: int) -> bytes:
         try:
             h = mbox.headers(raw, ["message-id", "subject", "from", "date"])
@@ -610,13 +805,14 @@ class Notary:
             h = {}
         quoted = tuple((k.capitalize() if k != "message-id" else "Message-ID", _one_line(v))
                        for k, v in h.items() if v)
-        rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line,
-                                h.get("message-id") or None, quoted)
         to = d.sender if message.ADDRESS_RE.fullmatch(d.sender or "") else f"postmaster@{self.pit.domain}"
         env = message.Envelope(self.pit.notary_address, to, stamp_time(now))
         try:
+            rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line,
+                                    h.get("message-id") or None, quoted)
             body = message.write_message(rej, env)
-        except message.MessageError:
+        except (message.MessageError, ValueError):
+            # the original's headers cannot be quoted as they are: leave them out
             rej = message.Rejection(self.pit.name, _one_line(d.reason)[:900], d.line)
             body = message.write_message(rej, env)
         return mbox.format_message(body, self.pit.notary_address, stamp_time(now))
@@ -636,23 +832,33 @@ class Notary:
         new, cur = self.pit.incoming / "new", self.pit.incoming / "cur"
         cur.mkdir(parents=True, exist_ok=True)
         out: list[Decision] = []
-        left = []
-        for n in sorted(os.listdir(cur)):
-            raw = (cur / n).read_bytes().replace(b"\r\n", b"\n")
-            if hashlib.sha256(raw).hexdigest() in self.recent_set:
-                os.unlink(cur / n)          # handled before the crash
-            else:
-                left.append(n)
-        if left:
-            out += self._run_claimed(cur, left)
+        # Every run empties cur/ before it lets go of the lock, so whatever
+        # the lock holder finds there was left by a run that died.
+        with self._locked():
+            left = []
+            for n in sorted(os.listdir(cur)):
+                raw = (cur / n).read_bytes().replace(b"\r\n", b"\n")
+                if hashlib.sha256(raw).hexdigest() in self.recent_set:
+                    os.unlink(cur / n)          # handled before the crash
+                else:
+                    left.append(n)
+            if left:
+                out += self._run_claimed(cur, left)
         names = sorted(os.listdir(new)) if new.exists() else []
         for i in range(0, len(names), batch):
-            chunk = names[i:i + batch]
-            for n in chunk:
-                os.rename(new / n, cur / n)
-            archive_mod.fsync_dir(cur)
-            archive_mod.fsync_dir(new)
-            out += self._run_claimed(cur, chunk)
+            with self._locked():
+                claimed = []
+                for n in names[i:i + batch]:
+                    try:
+                        os.rename(new / n, cur / n)
+                    except FileNotFoundError:
+                        continue                # another notary took it
+                    claimed.append(n)
+                if not claimed:
+                    continue
+                archive_mod.fsync_dir(cur)
+                archive_mod.fsync_dir(new)
+                out += self._run_claimed(cur, claimed)
         return out
 
     def _run_claimed(self, cur: Path, names: list[str]) -> list[Decision]:
@@ -694,6 +900,19 @@ def _reject_digest(entry: bytes) -> str:
     return ""
 
 
+def _check_member_accounts(accounts) -> None:
+    """A member owns trading accounts, a filter's key filter accounts
+    (``specialist:ACME``, ``transfers``): never both, and nobody the
+    operator's, the notary's or the fee account."""
+    reserved = [a for a in accounts if a.partition(":")[0] in RESERVED_ACCOUNTS]
+    if reserved:
+        raise Refused(f"account {reserved[0]} is the pit's own; no member may own it")
+    filt = [a for a in accounts if a.partition(":")[0] in FILTERS]
+    if filt and len(filt) != len(accounts):
+        raise Refused(f"filter account {filt[0]} goes to a filter's own key, which owns "
+                      "filter accounts only")
+
+
 def _looks_like_filter_output(raw: bytes) -> bool:
     """A clearsigned report or checkpoint (the larger limit applies)?"""
     i = raw.find(b"-----BEGIN PGP SIGNED MESSAGE-----\n", 0, 1 << 16)
@@ -719,8 +938,14 @@ def _rfc5322(us: int) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(us // 1_000_000))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """*text* as one printable line: whitespace runs made one space, other
+    control characters and undecodable bytes written as escapes."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], " ".join(text.split()))
 
 
 def _us(iso: str) -> int:

@@ -26,6 +26,7 @@ ACCOUNT_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}(?::[A-Z][A-Z0-9.]{0,11})?")
 FINGERPRINT_RE = re.compile(r"[0-9A-F]{40}")
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 _SEAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 FILTER_RE = re.compile(r"[a-z][a-z0-9-]{0,31}(?: [A-Z][A-Z0-9.]{0,11})*")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=:-]+@[A-Za-z0-9.-]+")
 # Decimal text as a person writes it: 100, 12.5, .5, 1,000.00 (commas only
@@ -164,12 +165,15 @@ _KIND_OF_INSTRUCTION = {
 
 class Request(Record, frozen=True):
     """A signed request.  ``line`` (the instruction's line in the signed
-    text, for errors found by resolve()) does not take part in equality."""
+    text, for errors found by resolve()) does not take part in equality.
+    ``pit_id`` is the pit's identity (its notary key's fingerprint) when
+    the ``Pit:`` line names it after the pit's name, else ""."""
     pit: str
     account: str
     ref: str
     instruction: Instruction
     line: int = field(default=0, compare=False)
+    pit_id: str = ""
 
     @property
     def kind(self) -> str:
@@ -275,7 +279,12 @@ def parse_request(text: str, pit: str | None = None) -> Request:
                 f"keys {', '.join(missing[:-1])} and {missing[-1]}")
         raise MessageError(end, f"missing {what} (end of request)")
     n, value = seen["Pit"]
-    pit_name = _pit(value, n)
+    pit_name, _, pit_id = value.partition(" ")
+    pit_id = pit_id.strip()
+    if pit_id and not _HEX_RE.fullmatch(pit_id):
+        pit_name = value                # not "NAME IDENTITY": a bad name, said so below
+    pit_name = _pit(pit_name, n)
+    pit_id = _pit_id(pit_id, n) if pit_id else ""
     if pit is not None and pit_name != pit:
         raise MessageError(n, f"request is for pit {pit_name!r}, not this pit {pit!r}")
     n, value = seen["Account"]
@@ -287,7 +296,15 @@ def parse_request(text: str, pit: str | None = None) -> Request:
     instruction = _INSTRUCTION_PARSERS[key](value, n)
     if isinstance(instruction, Transfer) and instruction.to == account:
         raise MessageError(n, f"transfer from {account} to itself")
-    return Request(pit_name, account, ref, instruction, n)
+    return Request(pit_name, account, ref, instruction, n, pit_id)
+
+
+def _pit_id(value: str, n: int) -> str:
+    v = value.upper()
+    if not FINGERPRINT_RE.fullmatch(v):
+        raise MessageError(n, f"bad pit identity {_show(value, 60)}: expected the pit's notary "
+                              "key fingerprint (40 hex digits) after its name")
+    return v
 
 
 def _pit(value: str, n: int) -> str:
@@ -748,7 +765,8 @@ def _instruction_key(request: Request) -> str:
 def request_text(request: Request) -> str:
     """The canonical request text (what a trader signs):
     ``Pit``, ``Account``, ``Ref``, then the instruction.  O(1)."""
-    return (f"Pit: {request.pit}\nAccount: {request.account}\nRef: {request.ref}\n"
+    pit = f"{request.pit} {request.pit_id}" if request.pit_id else request.pit
+    return (f"Pit: {pit}\nAccount: {request.account}\nRef: {request.ref}\n"
             f"{_instruction_key(request)}: {instruction_text(request)}\n")
 
 

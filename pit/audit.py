@@ -56,6 +56,7 @@ from pit import mbox, merkle, message, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring, KeyringError
+from pit.ops import FILTERS
 
 __all__ = ["audit", "AuditResult", "AuditFailure"]
 
@@ -549,6 +550,11 @@ class _Audit:
             raise AuditFailure(seq, "the genesis record is not signed by its notary key",
                                notary, f"{v.status} {v.fingerprint}")
         self.notary, self.res.notary = notary, notary
+        self.operator = operator
+        # A pit made since requests name its identity says so in its genesis
+        # ("Pit: NAME NOTARY-FPR"); an older archive is bound from its first
+        # request that names it (see pit-messages(5), "The pit's identity").
+        self.bound = s.text.split("\n", 1)[0].split(" ")[2:] == [notary]
         self.res.pit = st.get("x-pit-pit", "")
         self.members = {notary: ("notary",), operator: ("operator",)}
         self.res.seals += 0
@@ -641,6 +647,10 @@ class _Audit:
             if any(a not in accounts for a in fs.accounts):
                 raise AuditFailure(seq, "filter output signed by a key that does not own the filter",
                                    fs.accounts[0], ",".join(accounts))
+            if not all(a.partition(":")[0] in FILTERS for a in accounts):
+                # authority by key: a filter's own key owns filter accounts only
+                raise AuditFailure(seq, "filter output signed by a key that is no filter's",
+                                   "a filter's key", ",".join(accounts))
             self.refs[fs.accounts[0], fs.ref] = ""
             return [(k.lower(), v) for k, v in fs.fields()]
         i = text.find("-----BEGIN PGP PUBLIC KEY BLOCK-----")
@@ -655,8 +665,21 @@ class _Audit:
                 req = message.resolve(req, self.instruments, self.currencies, ticker=ticker)
         except (message.MessageError, ValueError, KeyError) as e:
             raise AuditFailure(seq, f"the signed request does not parse: {e}")
+        if req.pit != pit:
+            raise AuditFailure(seq, "a request for another pit was notarized", pit, req.pit)
+        if req.pit_id:
+            if req.pit_id != self.notary:
+                raise AuditFailure(seq, "a request for another pit of the same name was notarized",
+                                   self.notary, req.pit_id)
+            self.bound = True
+        elif self.bound:
+            raise AuditFailure(seq, "a request without the pit's identity was notarized",
+                               f"Pit: {pit} {self.notary}", f"Pit: {req.pit}")
         base = req.account.partition(":")[0]
         owner = "operator" if req.kind in OPERATOR_KINDS else base
+        if owner == "operator" and st.get("x-pit-signer") != self.operator:
+            raise AuditFailure(seq, "an operator request not signed by the operator's key",
+                               "operator", ",".join(accounts))
         if owner not in accounts:
             raise AuditFailure(seq, "the signing key does not own the account", req.account,
                                ",".join(accounts))

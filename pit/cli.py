@@ -543,7 +543,7 @@ def _send(args, pit: Pit, key: str, value: str) -> int:
     if not message.ACCOUNT_RE.fullmatch(args.account or ""):
         raise CliError(f"bad account {args.account!r}: give --account NAME (lower case)",
                        EXIT["usage"])
-    text = ops.request_text(pit.name, args.account, ref, key, value)
+    text = ops.request_text(pit, args.account, ref, key, value)
     sender = args.sender or f"{args.account}@{pit.domain}"
     from pit.keyring import Keyring
     raw = ops.sign_request(pit, text, Keyring(home), fpr, sender, mime=args.mime)
@@ -563,11 +563,13 @@ def _send(args, pit: Pit, key: str, value: str) -> int:
                 s.sendmail(sender, [pit.address], raw)
         except (OSError, smtplib.SMTPException) as e:
             raise CliError(f"SMTP to {host}:{port or 25} failed: {e}") from None
+    elif args.notarize:
+        # notarized here and now, so not also delivered to incoming/ (where
+        # the next run would refuse it as a replay of itself)
+        d = ops.notary(pit).notarize([raw])[0]
+        return _decision(d, f"ref {ref}")
     else:
         ops.send_local(pit, raw)
-        if args.notarize:
-            d = ops.notary(pit).notarize([raw])[0]
-            return _decision(d, f"ref {ref}")
     print(f"ref {ref} sent ({args.send}){'; run pit notarize' if args.send == 'local' else ''}")
     return 0
 

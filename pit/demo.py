@@ -116,7 +116,7 @@ class Demo:
         """Sign operator requests in parallel and notarize them as one batch."""
         ring, fpr = Keyring(self.pit.get("operator_home")), self.pit.operator
         base = ops.notary(self.pit).seq
-        texts = [ops.request_text(self.pit.name, "operator", f"op-{base}-{i}", k, v)
+        texts = [ops.request_text(self.pit, "operator", f"op-{base}-{i}", k, v)
                  for i, (k, v) in enumerate(requests)]
         sender = f"{self.pit.name}-operator@{self.pit.domain}"
         with ThreadPoolExecutor(8) as pool:
@@ -132,7 +132,7 @@ class Demo:
         if signer is None:
             from pit.signer import Signer
             signer = self.signers[name] = Signer.from_keyring(ring, fpr)
-        text = ops.request_text(self.pit.name, name, ref, key, value)
+        text = ops.request_text(self.pit, name, ref, key, value)
         return ops.sign_request(self.pit, text, signer, fpr, f"{name}@example.org", mime=mime)
 
     def sign_all(self, items: list) -> list[bytes]:
@@ -218,7 +218,7 @@ class Demo:
         pit = self.pit
         good = self.sign(("alice", "bad-1", "Order", "buy 1 ACME at 12.00"))
         unsigned = (f"From: carol@example.org\nTo: {pit.address}\nSubject: order\n\n"
-                    + ops.request_text(pit.name, "carol", "bad-2", "Order", "buy 5 ACME at 12.00")
+                    + ops.request_text(pit, "carol", "bad-2", "Order", "buy 5 ACME at 12.00")
                     ).encode()
         forged = self.sign(("bob", "bad-3", "Order", "sell 1 ACME at 99.00")).replace(
             b"sell 1 ACME", b"sell 9 ACME")

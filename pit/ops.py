@@ -21,7 +21,8 @@ if TYPE_CHECKING:      # imported where used: `pit replay` never needs gpg
     from pit.keyring import Keyring
 
 
-__all__ = ["init", "operator_request", "add_member", "add_members", "read_certificates", "filter_key", "request_text",
+__all__ = ["init", "operator_request", "add_member", "member_request", "add_members",
+           "read_certificates", "filter_key", "pit_line", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
            "filter_position", "note_checkpoint",
            "filter_class", "FILTERS", "notary"]
@@ -57,7 +58,7 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
             raise PitError("give the operator's key fingerprint with the operator's GnuPG home")
     ring.import_key(op.export(operator_fpr))
     pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(operator_home))
-    text = (f"Pit: {name}\nGenesis: notary {notary_fpr} operator {operator_fpr}\n\n"
+    text = (f"Pit: {name} {notary_fpr}\nGenesis: notary {notary_fpr} operator {operator_fpr}\n\n"
             + ring.export(notary_fpr).strip() + "\n" + ring.export(operator_fpr).strip() + "\n")
     body = ring.clearsign(text, notary_fpr)
     now = time.time()
@@ -74,8 +75,18 @@ def _operator(pit: Pit) -> tuple[Keyring, str]:
     return Keyring(home), pit.operator
 
 
-def request_text(pit: str, account: str, ref: str, key: str, value: str) -> str:
-    """The text a member signs.  Canonical when *value* is."""
+def pit_line(pit: Pit) -> str:
+    """What a request's ``Pit:`` line says: the pit's name and its identity,
+    the fingerprint of its notary key, so that a request signed for this pit
+    is void in any other, whatever that one is called."""
+    return f"{pit.name} {pit.notary}" if pit.notary else pit.name
+
+
+def request_text(pit: Pit | str, account: str, ref: str, key: str, value: str) -> str:
+    """The text a member signs.  Canonical when *value* is.  *pit* is the
+    pit (its name and identity are written) or the ``Pit:`` value as text."""
+    if not isinstance(pit, str):
+        pit = pit_line(pit)
     return f"Pit: {pit}\nAccount: {account}\nRef: {ref}\n{key}: {value}\n"
 
 
@@ -104,18 +115,42 @@ def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool 
     ring, fpr = _operator(pit)
     n = notary(pit)
     ref = f"op-{n.seq + 1}"
-    text = request_text(pit.name, "operator", ref, key, value) + extra
+    text = request_text(pit, "operator", ref, key, value) + extra
     raw = sign_request(pit, text, ring, fpr, f"{pit.name}-operator@{pit.domain}")
     return n.notarize([raw])[0]
 
 
 def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
     """Record a member: its key and the accounts it owns (a signed operator
-    request carrying the key block)."""
-    from pit.keyring import certificate_fingerprint
-    fpr = certificate_fingerprint(armored_key)
+    request carrying the key block).  A key that is revoked, expired or has
+    no usable signing key is refused (KeyringError, saying which): it could
+    never sign a request the notary accepts."""
+    from pit.keyring import Keyring, KeyringError
+    import shutil
+    tmp = Keyring(pit.root / "tmp.gnupg")
+    try:
+        fpr = tmp.import_key(armored_key)
+        key = tmp._key(fpr)
+    finally:
+        tmp.stop_agent()
+        shutil.rmtree(tmp.home, ignore_errors=True)
+    if key.revoked:
+        raise KeyringError(f"key {fpr} is revoked; a revoked key cannot be a member")
+    if key.expired:
+        when = time.strftime("%Y-%m-%d", time.gmtime(key.expires)) if key.expires else "?"
+        raise KeyringError(f"key {fpr} expired on {when}; renew it (gpg --quick-set-expire) "
+                           "and export it again")
+    if "S" not in key.capabilities:
+        raise KeyringError(f"key {fpr} has no usable signing key (capabilities "
+                           f"{key.capabilities or 'none'})")
+    return fpr, member_request(pit, fpr, armored_key, accounts)
+
+
+def member_request(pit: Pit, fpr: str, armored_key: str, accounts: Iterable[str]):
+    """The operator's Member request for key *fpr* as it is, unchecked (what
+    :func:`add_member` sends once the key is found fit)."""
     value = f"add {fpr} accounts {', '.join(sorted(accounts))}"
-    return fpr, operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
+    return operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
 
 
 def add_members(pit: Pit, members: Iterable[tuple[str, Iterable[str]]], batch: int = 1000,
@@ -154,7 +189,7 @@ def add_members(pit: Pit, members: Iterable[tuple[str, Iterable[str]]], batch: i
         raws = []
         for j, i in enumerate(part):
             armored, accounts = members[i]
-            text = (request_text(pit.name, "operator", f"op-{first}-{j}", "Member",
+            text = (request_text(pit, "operator", f"op-{first}-{j}", "Member",
                                  f"add {found[i]} accounts {', '.join(accounts)}")
                     + "\n" + armored.strip() + "\n")
             raws.append(sign_request(pit, text, signer, fpr, sender))

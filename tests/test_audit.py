@@ -140,7 +140,7 @@ def _post_as_specialist(pit, edit):
     from pit.filter import run
     pit.send_order = None
     ring, fpr = pit.keys["alice"]
-    raw = ops.sign_request(pit, ops.request_text("demo", "alice", "o9", "Order",
+    raw = ops.sign_request(pit, ops.request_text(pit, "alice", "o9", "Order",
                                                  "buy 1 ACME at 12.40"), ring, fpr,
                            "alice@example.org")
     ops.send_local(pit, raw)

@@ -247,7 +247,10 @@ def test_forged_unsigned_nonmember_and_approved_posts_are_refused_by_mail(world)
     for raw, who, _ in cases:
         world.send(raw, addr(who))
     for raw, who, reason in cases:
-        notice_for(world, who, message_id(raw), reason)
+        if who != "mallory":        # a stranger's refusal is recorded, not mailed (backscatter)
+            notice_for(world, who, message_id(raw), reason)
+        else:
+            wait_until("the stranger's refusal on record", lambda: rejected(alpha, raw))
         assert archived(alpha, raw) == 0
         assert len(rejected(alpha, raw)) == 1, who
     # Nothing reached the list: a message accepted after them arrives, they never do.
@@ -256,6 +259,7 @@ def test_forged_unsigned_nonmember_and_approved_posts_are_refused_by_mail(world)
     wait_until("the later order on the list", lambda: on_the_list(world, later))
     for raw, _, _ in cases:
         assert not on_the_list(world, raw)
+    assert not any(b"Rejected: " in m for m in world.sink.messages(addr("mallory")))
     assert all(mbox.stamp(m).get("x-pit-digest") not in {digest(r) for r, _, _ in cases}
                for _, m in alpha.records()[before:])
 
@@ -284,13 +288,18 @@ def test_a_member_of_one_pit_cannot_post_to_another(world):
     world.send(into_beta, addr("bob"), pit="beta")
     world.send(alpha_order_to_beta, addr("alice"), pit="beta")
     world.send(carol_to_alpha, addr("carol"), pit="alpha")
-    notice_for(world, "bob", message_id(into_beta), "unknown key", "Pit: beta")
-    notice_for(world, "alice", message_id(alpha_order_to_beta), "unknown key", "Pit: beta")
-    notice_for(world, "carol", message_id(carol_to_alpha), "unknown key", "Pit: alpha")
+    # each is a stranger to the pit it wrote to: refused and recorded there,
+    # and no notice is mailed (the From address is no member's of that pit)
+    wait_until("the refusals on record", lambda: rejected(beta, into_beta)
+               and rejected(beta, alpha_order_to_beta) and rejected(alpha, carol_to_alpha))
+    for raw, pit in ((into_beta, beta), (alpha_order_to_beta, beta), (carol_to_alpha, alpha)):
+        assert b"unknown key" in mbox.split_stamp(rejected(pit, raw)[0])[0]
     assert archived(beta, into_beta) == 0 and archived(beta, alpha_order_to_beta) == 0
     assert archived(alpha, carol_to_alpha) == 0
     assert len(rejected(beta, into_beta)) == 1 and len(rejected(alpha, carol_to_alpha)) == 1
     assert not any(on_the_list(world, r) for r in (into_beta, alpha_order_to_beta, carol_to_alpha))
+    for who, raw in (("bob", into_beta), ("alice", alpha_order_to_beta), ("carol", carol_to_alpha)):
+        assert not any(message_id(raw).encode() in m for m in world.sink.messages(addr(who)))
 
 
 def _daemon_process(world: World, log: Path) -> subprocess.Popen:
@@ -400,7 +409,7 @@ def test_mail_path_ignores_a_redelivery_and_returns_what_it_appended(kit):
     again = notary.notarize_mail(raw.replace(b"\n", b"\r\n"))
     assert again.duplicate and again.records == [] and again.notices == []
     assert kit.rejects() == []
-    refused = notary.notarize_mail(kit.request("mallory", "r1", "Order", "buy 1 ACME at 1.00"))
+    refused = notary.notarize_mail(kit.request("alice", "r2", "Order", "buy 1 NOPE at 1.00"))
     assert not refused.decision.accepted and len(refused.notices) == 1
     assert refused.notices[0] == kit.notices()[-1]
     seal = notary.seal_mail()

@@ -130,7 +130,7 @@ def test_bulk_members_sign_orders(kit, tmp_path):
     assert len(members) == 40
     # a bulk member signs an order: accepted, as any member's
     _, signer = certs[7]
-    raw = ops.sign_request(pit, ops.request_text(pit.name, "bulk000007", "r1", "Transfer",
+    raw = ops.sign_request(pit, ops.request_text(pit, "bulk000007", "r1", "Transfer",
                                                  "1.00 USD to bulk000007:ACME"),
                            signer, signer.fingerprint, "bulk000007@pit.test")
     d = kit.notary().notarize([raw])[0]

@@ -28,11 +28,11 @@ def pit(tmp_path_factory):
     fpr = ring.generate("alice", "alice@example.org")
     assert ops.add_member(p, ring.export(fpr), ["alice"])[1].accepted
     assert ops.operator_request(p, "Deposit", "1000.00 USD to alice").accepted
-    raw = ops.sign_request(p, ops.request_text("demo", "alice", "t1", "Transfer",
+    raw = ops.sign_request(p, ops.request_text(p, "alice", "t1", "Transfer",
                                                "500.00 USD to alice:ACME"),
                            ring, fpr, "alice@example.org")
     ops.send_local(p, raw)
-    raw = ops.sign_request(p, ops.request_text("demo", "alice", "o1", "Order",
+    raw = ops.sign_request(p, ops.request_text(p, "alice", "o1", "Order",
                                                "buy 10 ACME at 12.50"),
                            ring, fpr, "alice@example.org")
     ops.send_local(p, raw)
