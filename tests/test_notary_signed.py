@@ -32,8 +32,8 @@ def pit(kit, *argv) -> subprocess.CompletedProcess:
     return p
 
 
-def order_text(ref: str, account: str = "alice") -> str:
-    return ops.request_text("demo", account, ref, "Order", "buy 10 ACME at 12.50")
+def order_text(kit, ref: str, account: str = "alice") -> str:
+    return ops.request_text(kit.pit, account, ref, "Order", "buy 10 ACME at 12.50")
 
 
 def headers(kit, who: str = "alice") -> list[tuple[str, str]]:
@@ -70,34 +70,34 @@ def test_refused_for_what_they_show_and_when_they_were_signed(kit, tmp_path):
     vet = vet_ring.generate("vet", "vet@pit.test", at=now - 60 * DAY)
     assert ops.add_member(kit.pit, vet_ring.export(vet), ["vet"])[1].accepted
 
-    sha1 = ring._gpg().sign(order_text("sha1"), keyid=alice, clearsign=True,
+    sha1 = ring._gpg().sign(order_text(kit, "sha1"), keyid=alice, clearsign=True,
                             extra_args=["--digest-algo", "SHA1"]).data
-    first = signed.compose_clearsigned(headers(kit), order_text("two-a"), ring, alice)
-    second = signed.compose_clearsigned(headers(kit), order_text("two-b"), ring, alice)
+    first = signed.compose_clearsigned(headers(kit), order_text(kit, "two-a"), ring, alice)
+    second = signed.compose_clearsigned(headers(kit), order_text(kit, "two-b"), ring, alice)
     cases = {
         "ambiguous: PGP/MIME signed part: the text/html alternative (what mail readers show) differs":
             signed.compose_pgp_mime_part(headers(kit), alternative(
-                order_text("alt"), html_of(order_text("alt").replace("buy 10", "buy 90"))), ring, alice),
+                order_text(kit, "alt"), html_of(order_text(kit, "alt").replace("buy 10", "buy 90"))), ring, alice),
         "ambiguous: PGP/MIME signed part is text/html only":
             signed.compose_pgp_mime_part(headers(kit), b"Content-Type: text/html\n\n"
-                                         + html_of(order_text("html")).encode(), ring, alice),
+                                         + html_of(order_text(kit, "html")).encode(), ring, alice),
         "ambiguous: message body holds 2 clearsigned blocks; send one request per message":
             first + b"\n" + second.split(b"\n\n", 1)[1],
         "in the future; the notary allows 5 min of clock skew":
-            signed.compose_clearsigned(headers(kit), order_text("future"), ring, alice, at=now + DAY),
+            signed.compose_clearsigned(headers(kit), order_text(kit, "future"), ring, alice, at=now + DAY),
         "old; the pit takes signatures up to 3 days old (signature_max_age)":
-            signed.compose_clearsigned(headers(kit, "vet"), order_text("old", "vet"), vet_ring, vet,
+            signed.compose_clearsigned(headers(kit, "vet"), order_text(kit, "old", "vet"), vet_ring, vet,
                                        at=now - 10 * DAY),
         "invalid signature: signature by key": b"From: alice@pit.test\nSubject: order\n\n" + sha1,
     }
     taken = {
         "flowed": signed.compose_pgp_mime_part(
             headers(kit), ("Content-Type: text/plain; charset=utf-8; format=flowed\n\n"
-                           + order_text("flowed").replace("Order: buy 10 ACME ", "Order: buy 10 \nACME ")
+                           + order_text(kit, "flowed").replace("Order: buy 10 ACME ", "Order: buy 10 \nACME ")
                            ).encode(), ring, alice),
-        "list": in_list_footer(signed.compose_pgp_mime(headers(kit), order_text("list"), ring, alice)),
-        "skew": signed.compose_clearsigned(headers(kit), order_text("skew"), ring, alice, at=now + 60),
-        "vet": signed.compose_clearsigned(headers(kit, "vet"), order_text("fresh", "vet"), vet_ring, vet),
+        "list": in_list_footer(signed.compose_pgp_mime(headers(kit), order_text(kit, "list"), ring, alice)),
+        "skew": signed.compose_clearsigned(headers(kit), order_text(kit, "skew"), ring, alice, at=now + 60),
+        "vet": signed.compose_clearsigned(headers(kit, "vet"), order_text(kit, "fresh", "vet"), vet_ring, vet),
     }
     vet_ring.stop_agent()
     for raw in [*cases.values(), *taken.values()]:
@@ -126,7 +126,7 @@ def test_the_age_limit_is_a_setting(kit, tmp_path):
     vet_ring = Keyring(tmp_path / "vet")
     vet = vet_ring.generate("vet", "vet@pit.test", at=now - 60 * DAY)
     assert ops.add_member(kit.pit, vet_ring.export(vet), ["vet"])[1].accepted
-    raw = signed.compose_clearsigned(headers(kit, "vet"), order_text("old", "vet"), vet_ring, vet,
+    raw = signed.compose_clearsigned(headers(kit, "vet"), order_text(kit, "old", "vet"), vet_ring, vet,
                                      at=now - 10 * DAY)
     vet_ring.stop_agent()
     kit.pit.set(signature_max_age="0")
