@@ -112,7 +112,9 @@ class Session:
                 "value": value, "with_key": with_key}
 
     def send(self, signer: str, req: dict, flavour: str = "good") -> None:
-        text = ops.request_text(req["pit"], req["account"], req["ref"], req["key"], req["value"])
+        # this pit's requests name its identity; another pit's name is written bare
+        pit = self.pit if req["pit"] == self.pit.name else req["pit"]
+        text = ops.request_text(pit, req["account"], req["ref"], req["key"], req["value"])
         if flavour == "syntax":
             text = text.replace(f"{req['key']}:", f"{req['key']}x:")
         if req.get("with_key"):

@@ -81,11 +81,9 @@ def test_deeply_nested_message_is_refused_and_the_queue_goes_on(kit, capsys):
 
 
 def test_any_failure_to_judge_is_an_unreadable_refusal(kit, monkeypatch, capsys):
-    from pit import signed
-
-    def explode(raw):
+    def explode(text, pit=None):
         raise RuntimeError("the parser fell over")
-    monkeypatch.setattr(signed, "extract", explode)
+    monkeypatch.setattr(message, "parse_request", explode)
     raw = kit.request("alice", "x1", *ORDER)
     ops.send_local(kit.pit, raw)
     code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")

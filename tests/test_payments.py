@@ -40,7 +40,7 @@ def test_a_member_pays_another_and_cannot_take(tmp_path, capsys):
     # taking is not paying: alice cannot move money out of bob's account
     ring, fpr = p.keys["alice"]
     from pit import ops
-    raw = ops.sign_request(p, ops.request_text("demo", "bob", "take", "Transfer", "1.00 USD to alice"),
+    raw = ops.sign_request(p, ops.request_text(p, "bob", "take", "Transfer", "1.00 USD to alice"),
                            ring, fpr, "alice@example.org")
     ops.send_local(p, raw)
     capsys.readouterr()

@@ -258,7 +258,7 @@ def test_a_forged_order_is_refused_by_mail(world):
 def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
     alpha, beta = world.alpha, world.beta
     # a message for the other pit too, through the same notary server
-    world.send(beta.sign("carol", ops.request_text("beta", "carol", "b1", "Transfer",
+    world.send(beta.sign("carol", ops.request_text(beta.pit, "carol", "b1", "Transfer",
                                                    "1.00 USD to carol:spare"),
                          pit_address=f"beta@{DOMAIN}"), addr("carol"), f"beta@{DOMAIN}")
     wait_until("beta's list copy to carol",
