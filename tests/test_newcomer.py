@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # lines a test cannot run: an interactive mail reader, other hosts, a
 # Mailman installation, the whole test suite and the benchmarks
-SKIP = re.compile(r"^(mutt |make (test|bench)|pit mailman |pit mirror pit-host:)")
+SKIP = re.compile(r"^(mutt |make (test|bench|fuzz-notary)|pit mailman |pit mirror pit-host:)")
 
 
 def readme_lines() -> list[str]:

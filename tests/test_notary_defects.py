@@ -191,6 +191,12 @@ WORKER = textwrap.dedent("""
         n = Notary(root)
         for raw in mbox.iter_file(src):
             n.notarize([raw])
+    elif mode.startswith("lmtp:"):
+        from pit.mailhost import lmtp_send
+        port = int(mode[5:])
+        for raw in mbox.iter_file(src):
+            got = lmtp_send("127.0.0.1", port, raw, "alice@pit.test", ["demo@pits.test"])
+            assert got["demo@pits.test"][0] == 250, got
     else:
         n = Notary(root)
         for raw in mbox.iter_file(src):
@@ -200,23 +206,63 @@ WORKER = textwrap.dedent("""
 
 
 def test_concurrent_notaries_finish_and_chain_gapless(kit, tmp_path):
-    direct, mail, maildir = [], [], []
+    """Three pit notarize runs over one maildir, a process notarizing in
+    process, one on the mail path and the LMTP server (pit mailman serve,
+    Mailman down: it spools), all at once on one pit."""
+    import signal
+    import time
+    from pit.mailhost import free_port
+    kit.pit.set(domain="pits.test", mailman_list="demo@pits.test",
+                mailman_secret="demo-secret-0123456789")
+    direct, mail, maildir, lmtp = [], [], [], []
     for i in range(30):
         maildir.append(kit.request("alice", f"m{i}", *ORDER))
         direct.append(kit.request("bob", f"d{i}", "Order", "sell 1 ACME at 13.00"))
         mail.append(kit.request("alice", f"l{i}", "Order", "buy 1 ACME at 11.00"))
+        lmtp.append(kit.request("bob", f"t{i}", "Order", "sell 1 ACME at 14.00"))
     maildir.append(b"garbage that is no email\n")
     for raw in maildir:
         ops.send_local(kit.pit, raw)
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "pit.cli", "mailman", "serve", str(kit.root),
+                               "--listen", f"127.0.0.1:{port}", "--mailman", "127.0.0.1:9",
+                               "--smtp", "127.0.0.1:9"], stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while b"notary for" not in (tmp_path / "serve.log").read_bytes():
+            assert server.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        _run_workers(kit, tmp_path, port, direct, mail, lmtp)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        log.close()
+    assert server.returncode == 0, (tmp_path / "serve.log").read_text()
+    assert Archive(kit.root).check() == []
+    assert incoming_left(kit) == []
+    done, refused = archived(kit), rejected(kit)
+    for raw in maildir + direct + mail + lmtp:
+        places = (digest(raw) in done) + (digest(raw) in refused)
+        assert places == 1, raw[:200]
+    assert sum(digest(r) in done for r in maildir + direct + mail + lmtp) == 120
+    res = audit.audit(kit.root)
+    assert res.ok, res.summary()
+
+
+def _run_workers(kit, tmp_path, port, direct, mail, lmtp):
     files = {}
-    for name, raws in (("direct", direct), ("mail", mail)):
+    for name, raws in (("direct", direct), ("mail", mail), ("lmtp", lmtp)):
         files[name] = tmp_path / f"{name}.mbox"
         files[name].write_bytes(b"".join(mbox.format_message(r, "x", "2026-01-01T00:00:00Z")
                                          for r in raws))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     jobs = [("maildir", "3"), ("maildir", "5"), ("maildir", "7"),
-            ("direct", str(files["direct"])), ("mail", str(files["mail"]))]
+            ("direct", str(files["direct"])), ("mail", str(files["mail"])),
+            (f"lmtp:{port}", str(files["lmtp"]))]
     procs = [subprocess.Popen([sys.executable, str(script), mode, str(kit.root), arg],
                               stderr=subprocess.PIPE, text=True) for mode, arg in jobs]
     errors = []
@@ -225,15 +271,6 @@ def test_concurrent_notaries_finish_and_chain_gapless(kit, tmp_path):
         if p.returncode:
             errors.append(err.strip().splitlines()[-1])
     assert errors == []
-    assert Archive(kit.root).check() == []
-    assert incoming_left(kit) == []
-    done, refused = archived(kit), rejected(kit)
-    for raw in maildir + direct + mail:
-        places = (digest(raw) in done) + (digest(raw) in refused)
-        assert places == 1, raw[:200]
-    assert sum(digest(r) in done for r in maildir + direct + mail) == 90
-    res = audit.audit(kit.root)
-    assert res.ok, res.summary()
 
 
 # -- 8. no backscatter; member add refuses dead keys ------------------------------------
