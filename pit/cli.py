@@ -1070,9 +1070,13 @@ def cmd_mirror(args) -> int:
               f"{result.seals} seals and {result.heads} signed tree heads by notary "
               f"{result.notary}" + (f"; newest head: {head[1]} records, root {head[2]}" if head else "")
               + (f"; it {result.consistency}" if result.consistency else
-                 "; remembered as this replica's first verified head"))
+                 "; remembered as this replica's first verified head" if head else
+                 "; no signed tree head to remember yet (its seals predate them)"))
     elif snap is not None:
-        where = mirror.first_difference(snap, dst)
+        try:
+            where = mirror.first_difference(snap, dst)
+        except (ArchiveError, mbox.MboxError, OSError) as e:
+            where = f"the new copy cannot be read record by record: {e}"
         refused = mirror.put_back(dst, snap)
         print(f"log check FAILED: the replica keeps the copy it verified; what the source "
               f"holds now is in {refused} for you to inspect ({where}):")
