@@ -140,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     print(f"bench.members: sizes {', '.join(f'{s:,}' for s in sizes)}, {_load()}")
     first = None
-    for n in sizes:
-        pit = bench_size(n, args.runs)
-        first = first or pit
-    if args.audit_orders and first is not None:
-        bench_audit(first, args.audit_orders)
+    try:
+        for n in sizes:
+            pit = bench_size(n, args.runs)
+            first = first or pit
+        if args.audit_orders and first is not None:
+            bench_audit(first, args.audit_orders)
+    finally:
+        testkeys.stop_agents(OUT / "pits")     # the pits' gpg-agents (key making, seals)
     print(f"  ({_load()})")
     return 0
 

@@ -28,7 +28,7 @@ import time
 from bench.fixtures import OUT
 from bench.replay import append_orders, pipeline
 from bench.streams import OWNERS, make_stream
-from pit import mbox, message, ops
+from pit import mbox, message, ops, testkeys
 from pit.pitdir import Pit
 from pit.signer import Signer
 
@@ -87,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     counts = [int(s.replace("_", "")) for s in args.tickers.split(",") if s]
     print(f"bench.tickers: {', '.join(f'{c:,}' for c in counts)} tickers, {_load()}")
+    try:
+        _run(counts, args)
+    finally:
+        for count in counts:                  # the pits' gpg-agents (key making, seals)
+            testkeys.stop_agents(OUT / f"tickers-{count}-n{args.orders}")
+    print(f"  ({_load()})")
+    return 0
+
+
+def _run(counts: list[int], args) -> None:
     base = None
     for count in counts:
         pit = build(count, args.orders)
@@ -107,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(target <= {TARGET:.0f}x at 10,000: {verdict}); CPU min {cpu * 1000:.0f} ms, median "
               f"{statistics.median(cpus) * 1000:.0f} ms = {cpu / base[1]:.2f}x; "
               f"checkpoint {size / 1000:,.0f} kB", flush=True)
-    print(f"  ({_load()})")
-    return 0
 
 
 if __name__ == "__main__":
