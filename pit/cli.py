@@ -100,6 +100,9 @@ def signing_key(home: Path, fpr: str | None) -> str:
             raise CliError(f"no secret key {fpr} in {home} (see 'gpg --homedir {home} -K')",
                            EXIT["key"])
         return match[0]
+    if not keys:
+        raise CliError(f"no secret key in {home} (make one with 'pit key new NAME EMAIL "
+                       f"--gnupghome {home}', or give --gnupghome DIR)", EXIT["key"])
     if len(keys) != 1:
         raise CliError(f"{home} holds {len(keys)} secret keys: choose one with --key FPR",
                        EXIT["key"])
@@ -141,13 +144,60 @@ def registry(pit: Pit, at: int | None = None):
     return reg
 
 
+def unknown(kind: str, name: str, known: Iterable[str], verb: str = "has") -> CliError:
+    """The one error for a name the pit does not know, wherever it is given:
+    ``unknown ticker NOPE (this pit trades ACME, BTC)``, exit 2."""
+    names = sorted(known)
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    return CliError(f"unknown {kind} {name} (this pit {verb} {shown or 'none yet'})",
+                    EXIT["usage"])
+
+
 def _ticker(pit: Pit, ticker: str):
     t = ticker.upper()
     reg = registry(pit)
     if t not in reg.instruments:
-        known = ", ".join(sorted(reg.instruments)) or "none yet"
-        raise CliError(f"unknown ticker {ticker} (this pit trades {known})", EXIT["usage"])
+        raise unknown("ticker", ticker, reg.instruments, "trades")
     return t, reg
+
+
+def member_accounts(pit: Pit) -> set[str]:
+    """Every account a member of the pit has been made owner of.  O(archive)."""
+    from filters.common import instruction
+    owned = set()
+    for _, st, _ in _records(pit):
+        if st.get("x-pit-kind") == "member":
+            try:
+                ins = instruction("member", st.get("x-pit-request", ""))
+            except (message.MessageError, UnitError):
+                continue
+            owned.update(getattr(ins, "accounts", None) or ())
+    return owned
+
+
+def _account(pit: Pit, account: str) -> str:
+    """*account* when the pit knows it: a member's account, its trading
+    account of a ticker (``alice:ACME``), or a fee account (``fees:ACME``)."""
+    base, _, ticker = account.partition(":")
+    owned = member_accounts(pit)
+    if (base in owned or base == "fees") and (not ticker or ticker in registry(pit).instruments):
+        return account
+    raise unknown("account", account, owned)
+
+
+def _asset(pit: Pit, asset: str) -> str:
+    """*asset* (upper case) when it is a currency or a ticker of the pit."""
+    a = asset.upper()
+    reg = registry(pit)
+    if a not in reg.currencies and a not in reg.instruments:
+        raise unknown("asset", asset, set(reg.currencies) | set(reg.instruments))
+    return a
+
+
+def _filter_kind(kind: str) -> str:
+    if kind not in ops.FILTERS:
+        raise unknown("filter", kind, ops.FILTERS)
+    return kind
 
 
 AT_HELP = ("as of record SEQ: what records 1 to SEQ caused, whenever the filters "
@@ -397,11 +447,19 @@ def cmd_member_remove(args) -> int:
     return _operator(args, "Member", f"remove {args.fpr}")
 
 
+def _funds_names(args) -> None:
+    pit = find_pit(args.pit)
+    args.asset = _asset(pit, args.asset)
+    _account(pit, args.account)
+
+
 def cmd_deposit(args) -> int:
+    _funds_names(args)
     return _operator(args, "Deposit", f"{args.amount} {args.asset} to {args.account}")
 
 
 def cmd_withdraw(args) -> int:
+    _funds_names(args)
     return _operator(args, "Withdrawal", f"{args.amount} {args.asset} from {args.account}")
 
 
@@ -437,11 +495,22 @@ def run_all(pit: Pit, only: list[str] | None = None, say=print) -> list:
 
 def cmd_run(args) -> int:
     pit = find_pit(args.pit)
+    if args.filter:
+        _filter_names(pit, args.filter, args.args)
     try:
         run_all(pit, [args.filter] + args.args if args.filter else None)
     except ValueError as e:
         raise CliError(str(e), EXIT["usage"]) from None
     return 0
+
+
+def _filter_names(pit: Pit, kind: str, words: list[str]) -> None:
+    """A filter's kind, and a specialist's tickers, when the pit knows them."""
+    _filter_kind(kind)
+    if kind == "specialist":
+        for t in words:
+            if not t.startswith("-"):
+                _ticker(pit, t)
 
 
 def _pidfile(pit: Pit) -> Path:
@@ -570,8 +639,22 @@ def _send(args, pit: Pit, key: str, value: str) -> int:
         return _decision(d, f"ref {ref}")
     else:
         ops.send_local(pit, raw)
-    print(f"ref {ref} sent ({args.send}){'; run pit notarize' if args.send == 'local' else ''}")
+    if args.send != "local":
+        print(f"ref {ref} sent ({args.send})")
+    elif _daemon_pid(pit):
+        print(f"ref {ref} sent (local); the daemon (pid {_daemon_pid(pit)}) notarizes it")
+    else:
+        print(f"ref {ref} sent (local); run pit notarize, or pit start")
     return 0
+
+
+def _daemon_pid(pit: Pit) -> int | None:
+    """The pid of the pit's running embedded daemon, or None."""
+    try:
+        pid = int(_pidfile(pit).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
 
 
 def cmd_order(args) -> int:
@@ -593,11 +676,15 @@ def cmd_order(args) -> int:
 
 def cmd_transfer(args) -> int:
     pit = find_pit(args.pit)
-    return _send(args, pit, "Transfer", f"{args.amount} {args.asset.upper()} to {args.to}")
+    asset = _asset(pit, args.asset)
+    _account(pit, args.to)
+    return _send(args, pit, "Transfer", f"{args.amount} {asset} to {args.to}")
 
 
 def cmd_orders(args) -> int:
     pit = find_pit(args.pit)
+    if args.account:
+        _account(pit, args.account)
     emit(args, open_orders(pit, args.account, args.at),
          lambda r: f"{r['seq']:>7} {r['account']} {r['ref']} {r['side']} {r['remaining']} "
                    f"{r['ticker']} {r['type']}"
@@ -613,12 +700,15 @@ def _trade_text(t: dict) -> str:
 
 def cmd_fills(args) -> int:
     pit = find_pit(args.pit)
+    _account(pit, args.account)
     emit(args, trades(pit, account=args.account, at=args.at), _trade_text)
     return 0
 
 
 def cmd_balances(args) -> int:
     pit = find_pit(args.pit)
+    if args.account:
+        _account(pit, args.account)
     emit(args, positions(pit, args.account, args.at),
          lambda r: f"{r['account']:<20} {r['amount']:>18} {r['asset']}")
     return 0
@@ -634,6 +724,9 @@ def cmd_audit(args) -> int:
     root = args.path or (args.pit or os.environ.get("PIT_DIR") or ".")
     if not Path(root).exists():
         raise CliError(f"{root} does not exist", EXIT["no-pit"])
+    if not any((Path(root) / p).exists() for p in ("pit.conf", "replica.conf", "archives", "index")):
+        raise CliError(f"{root}: not a pit (no pit.conf, replica.conf, archives/ or index: give "
+                       "a pit, a replica or a copy of its archives/)", EXIT["no-pit"])
     notary = _fingerprint(args.notary) if args.notary else None
     try:
         result = audit(root, progress=progress("audit"), notary=notary, remember=True)
@@ -908,7 +1001,9 @@ def _matches(st: dict, ticker: str | None, account: str | None) -> bool:
 
 def cmd_export(args) -> int:
     pit = find_pit(args.pit)
-    ticker = args.ticker.upper() if args.ticker else None
+    ticker = _ticker(pit, args.ticker)[0] if args.ticker else None
+    if args.account:
+        _account(pit, args.account)
     out = sys.stdout
     if args.format == "csv":
         import csv              # only for --format csv
@@ -938,11 +1033,14 @@ def cmd_export(args) -> int:
 
 def cmd_replay(args) -> int:
     pit = find_pit(args.pit)
+    _filter_kind(args.filter)
     try:
         cls = ops.filter_class(args.filter)
         flt = cls(args.args)
     except (PitError, ValueError) as e:
         raise CliError(str(e), EXIT["usage"]) from None
+    if args.filter == "specialist" and (args.from_start or not _has_checkpoint(pit, flt.name)):
+        _filter_names(pit, args.filter, args.args)  # a ticker run before is known: no archive scan
     out = mbox.stdout_writer()
     mbox.widen_pipe(out)
     show = progress("replay")
@@ -958,6 +1056,16 @@ def cmd_replay(args) -> int:
         mbox.drop_stdout()
     _end_progress()
     return 0
+
+
+def _has_checkpoint(pit: Pit, name: str) -> bool:
+    """Whether ``checkpoints/index`` names filter *name* (read, not the archive)."""
+    try:
+        text = (pit.checkpoints / "index").read_text()
+    except OSError:
+        return False
+    slug = ops.slug(name)
+    return any(line.split(" ", 1)[0] == slug for line in text.splitlines())
 
 
 def cmd_book(args) -> int:
@@ -1002,6 +1110,10 @@ def cmd_rejects(args) -> int:
 def cmd_search(args) -> int:
     from pit import search
     pit = find_pit(args.pit)
+    if args.ticker:
+        _ticker(pit, args.ticker)
+    if args.account:
+        _account(pit, args.account)
     try:
         exprs = search.terms(args.ticker and args.ticker.upper(), args.account, args.ref,
                              args.sender, args.date, args.expressions)
@@ -1018,7 +1130,9 @@ def cmd_search(args) -> int:
             print(f"{st.get('x-pit-seq', '-'):>7} {st.get('x-pit-kind', '')} "
                   f"{st.get('x-pit-account', '')} {st.get('x-pit-ref', '')}  "
                   f"{st.get('x-pit-request', '')}")
-    return 0 if found else 1
+    if not found:
+        raise CliError("no record matches")
+    return 0
 
 
 def cmd_mirror(args) -> int:
@@ -1167,6 +1281,7 @@ def cmd_mailman_postfix_config(args) -> int:
 def _filter_daemon(args):
     from pit.daemon import DaemonError, FilterDaemon
     pit = find_pit(args.pit)
+    _filter_names(pit, args.filter, args.args)
     try:
         return FilterDaemon(pit, args.filter, args.args, _hostport(args.lmtp, "--lmtp"))
     except (DaemonError, PitError) as e:
@@ -1205,6 +1320,9 @@ def cmd_mailman_deliver(args) -> int:
     return 0
 
 
+_FILTER_HELP = f"one of {', '.join(sorted(ops.FILTERS))}"
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join("  " + l for l in lines)
 
@@ -1240,6 +1358,18 @@ def _command_named(argv: list[str]) -> str | None:
     return None
 
 
+def _parser_class():
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """pit(1) errors are one line: no usage line before the error."""
+
+        def error(self, message):
+            self.exit(EXIT["usage"], f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    return Parser
+
+
 def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     """The ``pit`` command's parser.  With *only*, the name of a command,
     the other commands' parsers are not built (a few milliseconds of 40
@@ -1248,7 +1378,7 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     Without it, or if no command is called *only*, every one is built."""
     import argparse
     built = []
-    p = argparse.ArgumentParser(
+    p = _parser_class()(
         prog="pit", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A trading pit whose record is a mailing list archive.",
         epilog=_examples("pit init demo-pit --name demo", "export PIT_DIR=demo-pit",
@@ -1334,7 +1464,7 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
         ["pit notarize"])
     sp = cmd("run", cmd_run, "run transfers and every specialist, posting their output",
              ["pit run", "pit run specialist ACME", "pit run transfers"])
-    sp.add_argument("filter", nargs="?", choices=sorted(ops.FILTERS))
+    sp.add_argument("filter", nargs="?", metavar="FILTER", help=_FILTER_HELP)
     sp.add_argument("args", nargs="*")
     for name, func, text in (("start", cmd_start, "start the embedded daemon (notarize + run, in a loop)"),
                              ("daemon", cmd_daemon, "the embedded daemon, in the foreground")):
@@ -1489,7 +1619,8 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
             ("deliver", cmd_mailman_deliver, "the MTA's delivery program for a filter's "
              "address: one run (exit 75: try again later)")):
         c = cmd(name, func, text, [f"pit mailman {name} specialist ACME --lmtp 127.0.0.1:8025"], ms)
-        c.add_argument("filter", choices=sorted(ops.FILTERS)); c.add_argument("args", nargs="*")
+        c.add_argument("filter", metavar="FILTER", help=_FILTER_HELP)
+        c.add_argument("args", nargs="*")
         c.add_argument("--lmtp", default="127.0.0.1:8025", metavar="HOST:PORT",
                        help="the notary's LMTP server")
         if name == "daemon":

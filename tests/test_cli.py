@@ -357,8 +357,10 @@ def test_search(world, capsys):
     code, out, _ = run(capsys, "--pit", world["pit"], "search", "--ticker", "ACME",
                        "--account", "alice")
     assert code == 0 and "order alice a1" in out
-    code, out, _ = run(capsys, "--pit", world["pit"], "search", "--account", "nobodyatall")
-    assert code == 1 and out == ""
+    code, out, err = run(capsys, "--pit", world["pit"], "search", "--account", "nobodyatall")
+    assert code == 2 and out == "" and "unknown account nobodyatall" in err
+    code, out, err = run(capsys, "--pit", world["pit"], "search", "--account", "bob", "--ref", "nosuchref")
+    assert code == 1 and out == "" and err == "pit search: no record matches\n"
     code, _, err = run(capsys, "--pit", world["pit"], "search")
     assert code == 2 and "nothing to search for" in err
 
