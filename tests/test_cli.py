@@ -183,6 +183,13 @@ def test_every_order_type_is_accepted(world, capsys):
     assert run(capsys, "--pit", world["pit"], "run")[0] == 0
 
 
+def test_order_without_notarize_says_what_notarizes_it(world, capsys):
+    code, out, err = run(capsys, *alice(world, "order", "buy", "1", "ACME", "at", "10",
+                                        "--ref", "nn1"))
+    assert code == 0 and out == "ref nn1 sent (local); run pit notarize, or pit start\n", err
+    assert run(capsys, "--pit", world["pit"], "notarize")[0] == 0
+
+
 def test_order_to_stdout_is_a_signed_mail(world, capsys):
     code, out, _ = run(capsys, *alice(world, "order", "buy", "1", "ACME", "at", "12",
                                       "--send", "stdout", "--ref", "s1"))
@@ -336,7 +343,7 @@ def test_daemon_notarizes_and_runs(world, capsys, tmp_path):
         assert code == 1 and "already running" in err
         code, out, _ = run(capsys, *alice(world, "order", "buy", "1", "ACME", "at", "12.00",
                                           "--ref", "d1"))
-        assert code == 0 and "queued" not in err
+        assert code == 0 and "the daemon (pid" in out and "run pit notarize" not in out, out
         deadline = time.time() + 20
         while time.time() < deadline:
             code, out, _ = run(capsys, *P, "orders", "--account", "alice", "--json")
