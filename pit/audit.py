@@ -221,7 +221,8 @@ class _Keys:
 
 def audit(path: str | Path, progress=None, notary: str | None = None,
           remember: bool = False, log_only: bool = False) -> AuditResult:
-    """Audit the archive at *path*.  ``progress(done)`` is called now and then.
+    """Audit the archive at *path*.  ``progress(done, total)`` is called now
+    and then (*total*: the records the index holds, or None).
     *notary*: the fingerprint the genesis record must name (else the one
     the copy's state pins, if any).  *remember*: check the archive against
     the newest signed tree head this copy verified before, and on a pass
@@ -384,6 +385,13 @@ class _Reader:
 class _Audit:
     def __init__(self, arch: Archive, keys: _Keys, res: AuditResult, progress, reader: _Reader):
         self.arch, self.keys, self.res, self.progress = arch, keys, res, progress
+        self.total = None                  # records the archive's index holds, for progress
+        if progress:
+            try:
+                self.total = arch.last_seq()
+            except (ArchiveError, OSError, ValueError):
+                pass                       # a damaged index: the audit itself says so
+            progress(0, self.total)
         self.reader = reader
         self.tree = merkle.Frontier()
         self.leaves: list[bytes] = []      # every record's leaf hash, for the proofs
@@ -509,8 +517,8 @@ class _Audit:
             if not res.first_time:
                 res.first_time = t
             res.last_time = t
-            if self.progress and seq % 10000 == 0:
-                self.progress(seq)
+            if self.progress and seq % 200 == 0:
+                self.progress(seq, self.total)
         if self.unsealed:
             f = AuditFailure(self.unsealed[0][0], "record not covered by any seal",
                              "a seal after it", "none")

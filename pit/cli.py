@@ -109,19 +109,24 @@ def signing_key(home: Path, fpr: str | None) -> str:
     return keys[0]
 
 
-def progress(what: str) -> "callable":
-    """A progress callback that writes to a terminal only (quiet in pipes)."""
-    if not sys.stderr.isatty():
-        return lambda *a: None
-    def show(done, total=None):
-        sys.stderr.write(f"\r{what}: {done}" + (f"/{total}" if total else "") + " ")
-        sys.stderr.flush()
-    return show
+_BARS: list = []
+
+
+def progress(what: str, unit: str = "record") -> "callable":
+    """A progress callback ``show(done, total=None)`` drawing a bar with the
+    rate on stderr when it is a terminal, nothing otherwise (pit.progress);
+    :func:`_end_progress` takes the bar away."""
+    from pit.progress import Quiet, bar
+    b = bar(what, unit=unit)
+    if type(b) is Quiet:
+        return lambda *a, **k: None
+    _BARS.append(b)
+    return b.goto
 
 
 def _end_progress() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
+    while _BARS:
+        _BARS.pop().close()
 
 
 # -- queries (also used by pit.demo) --------------------------------------------
@@ -1044,13 +1049,18 @@ def cmd_replay(args) -> int:
     out = mbox.stdout_writer()
     mbox.widen_pipe(out)
     show = progress("replay")
+    total = Archive(pit.root).last_seq() if _BARS else None    # on a terminal only
+    if total:
+        show(0, total)
     n = 0
     try:
         for entry, _ in ops.replay_entries(pit, flt, from_start=args.from_start):
             out.write(entry)
             n += 1
-            if n % 1000 == 0:
-                show(n)
+            if total and n % 100 == 0:          # how far into the archive: its stamp's Seq
+                seq = entry.find(b"\nX-Pit-Seq: ", 0, 400)
+                if seq >= 0:
+                    show(int(entry[seq + 12:entry.index(b"\n", seq + 12)]), total)
         out.flush()
     except BrokenPipeError:
         mbox.drop_stdout()
@@ -1080,12 +1090,33 @@ def cmd_book(args) -> int:
         print(json.dumps(b, sort_keys=True))
         return 0
     print(f"{ticker} ({b['currency']})  last {b['last'] or '-'}")
-    print(f"{'bid qty':>12} {'bid':>12} | {'ask':<12} {'ask qty':<12}")
+    print(f"{'orders':>6} {'bid qty':>12} {'bid':>12} | {'ask':<12} {'ask qty':<12} {'orders':<6}")
     for i in range(max(len(b["bids"]), len(b["asks"]), 1)):
         bid = b["bids"][i] if i < len(b["bids"]) else None
         ask = b["asks"][i] if i < len(b["asks"]) else None
-        print(f"{bid['qty'] if bid else '':>12} {bid['price'] if bid else '':>12} | "
-              f"{ask['price'] if ask else '':<12} {ask['qty'] if ask else '':<12}")
+        print(f"{bid['orders'] if bid else '':>6} {bid['qty'] if bid else '':>12} "
+              f"{bid['price'] if bid else '':>12} | {ask['price'] if ask else '':<12} "
+              f"{ask['qty'] if ask else '':<12} {ask['orders'] if ask else '':<6}".rstrip())
+    return 0
+
+
+def cmd_chart(args) -> int:
+    from pit import chart
+    pit = find_pit(args.pit)
+    ticker, _ = _ticker(pit, args.ticker)
+    if args.at is not None and ticker not in specialist_state(pit, ticker, args.at).engine.tickers():
+        raise CliError(f"{ticker} is not yet defined at record {args.at}", EXIT["usage"])
+    out = args.output or f"{ticker}.{args.format}"
+    try:
+        drawn = chart.draw(pit, ticker, out, at=args.at, depth=args.depth)
+    except ValueError as e:
+        raise CliError(str(e), EXIT["usage"]) from None
+    if args.json:
+        import json
+        print(json.dumps(drawn, sort_keys=True))
+    else:
+        print(f"{drawn['path']}: {ticker} price and volume ({plural(drawn['trades'], 'trade')}), "
+              f"depth ({plural(drawn['bids'], 'bid level')}, {plural(drawn['asks'], 'ask level')})")
     return 0
 
 
@@ -1557,6 +1588,15 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
              json_flag=True)
     sp.add_argument("ticker"); sp.add_argument("--depth", type=int, default=5)
     sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
+    sp = cmd("chart", cmd_chart, "draw a ticker's price, volume and depth chart (PNG or SVG)",
+             ["pit chart ACME", "pit chart ACME --at 300 -o acme-300.svg",
+              "pit chart BTC --format svg --depth 100"], json_flag=True)
+    sp.add_argument("ticker"); sp.add_argument("--at", type=int, metavar="SEQ",
+                                               help="as of record SEQ (the book replayed to it)")
+    sp.add_argument("-o", "--output", metavar="FILE", help="default TICKER.png (or .svg)")
+    sp.add_argument("--format", choices=["png", "svg"], default="png",
+                    help="without -o: the file's kind")
+    sp.add_argument("--depth", type=int, default=50, help="price levels a side in the depth chart")
     sp = cmd("trades", cmd_trades, "trades reported by the specialists",
              ["pit trades --ticker ACME", "pit trades --json | tail -1"], json_flag=True)
     sp.add_argument("--ticker"); sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)

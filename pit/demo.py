@@ -28,6 +28,7 @@ from pathlib import Path
 from moderator.notary import deliver
 from pit import cli, ops
 from pit.keyring import Keyring
+from pit.progress import bar
 
 MARKER = ".pit-demo"
 TRADERS = ("alice", "bob", "carol", "dave", "erin")
@@ -136,8 +137,13 @@ class Demo:
         return ops.sign_request(self.pit, text, signer, fpr, f"{name}@example.org", mime=mime)
 
     def sign_all(self, items: list) -> list[bytes]:
-        """Sign in process, in order."""
-        return [self.sign(it[:4], mime=len(it) > 4) for it in items]
+        """Sign in process, in order (a progress bar on a terminal)."""
+        out = []
+        with bar("signing", total=len(items), unit="order") as b:
+            for it in items:
+                out.append(self.sign(it[:4], mime=len(it) > 4))
+                b.update()
+        return out
 
     def send_all(self, raws: list[bytes]) -> None:
         """Deliver to the incoming maildir in order (names sort as sent)."""
@@ -145,11 +151,22 @@ class Demo:
             self._sent = getattr(self, "_sent", 0) + 1
             deliver(self.pit, raw, name=f"{self._sent:09d}.demo")
 
-    def notarize(self, more: list[bytes] = ()) -> list:
-        """Notarize the incoming maildir, then *more* (sent as they are,
-        without the maildir: the same bytes twice); one line for all."""
+    def notarize(self, more: list[bytes] = (), burst: list[bytes] = (),
+                 mail: list[bytes] = ()) -> list:
+        """Deliver *burst* to the incoming maildir and notarize it, a chunk
+        at a time (a progress bar on a terminal); then deliver *mail* and
+        notarize the maildir; then *more* (sent as they are, without the
+        maildir: the same bytes twice).  One line for all."""
         notary = ops.notary(self.pit)
-        decisions = notary.run_maildir()
+        decisions = []
+        with bar("notarizing", total=len(burst), unit="msg") as b:
+            for i in range(0, len(burst), 500):
+                chunk = burst[i:i + 500]
+                self.send_all(chunk)
+                decisions += notary.run_maildir()
+                b.update(len(chunk))
+        self.send_all(mail)
+        decisions += notary.run_maildir()
         if more:
             decisions += notary.notarize(list(more))
         ok = [d for d in decisions if d.accepted]
@@ -253,10 +270,8 @@ class Demo:
         raws = self.sign_all(items)
         say(f"  signed {len(raws)} orders in {time.monotonic() - t:.1f} s")
         bad, what = self.bad_ones()
-        self.send_all(raws)
         head("and a handful of bad messages")
-        self.send_all(bad[:3])
-        decisions = self.notarize(bad[3:])
+        decisions = self.notarize(bad[3:], burst=raws, mail=bad[:3])
         head("the notary on the bad ones (the rest are in rejects/rejects.mbox)")
         for (label, why), d in zip(what, decisions[-len(bad):]):
             verdict = f"record {d.seq}" if d.accepted else f"refused: {d.reason}"
@@ -267,6 +282,7 @@ class Demo:
         cli.run_all(self.pit, say=lambda l: say("  " + l))
         say(f"  filters took {time.monotonic() - t:.1f} s")
         self.report()
+        self.picture()
         return self.audit()
 
     def report(self) -> None:
@@ -310,6 +326,13 @@ class Demo:
         self.rejected = rej
         self.filter_rejected = fr
 
+    def picture(self) -> None:
+        from pit import chart
+        head("a picture of ACME: pit chart ACME")
+        drawn = chart.draw(self.pit, "ACME", self.root / "charts" / "ACME.png")
+        say(f"  {_near(Path(drawn['path']))}: price and volume of {drawn['trades']} trades, "
+            f"the depth of the book now")
+
     def audit(self) -> int:
         head("the audit (pit audit)")
         try:
@@ -344,6 +367,7 @@ def try_lines(root: Path) -> list[str]:
     return lines + ["pit book ACME", "pit trades --ticker BTC | tail -3",
                     "pit orders --account alice", "pit verify 42",
                     f"grep -c '^X-Pit-Kind: order' {_near(root)}/archives/*.mbox",
+                    f"xdg-open {_near(root)}/charts/ACME.png",
                     f"mutt -f {_near(root)}/archives/000001.mbox",
                     f"less {_near(root)}/rejects/rejects.mbox"]
 

@@ -217,6 +217,9 @@ def test_book(world, capsys):
     assert code == 0 and b["bids"][0]["price"] == "12.50" and b["last"] == "12.50"
     code, out, _ = run(capsys, "--pit", world["pit"], "book", "acme")
     assert code == 0 and "ACME (USD)" in out
+    head, first = out.splitlines()[1:3]          # the order counts, as --json has them
+    assert head.split() == ["orders", "bid", "qty", "bid", "|", "ask", "ask", "qty", "orders"]
+    assert first.split()[:3] == [str(b["bids"][0]["orders"]), b["bids"][0]["qty"], "12.50"]
     code, _, err = run(capsys, "--pit", world["pit"], "book", "NOPE")
     assert code == 2 and "unknown ticker NOPE" in err
 

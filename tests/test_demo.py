@@ -3,11 +3,13 @@ and every kind of bad message is refused with its reason."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from pit import cli
+from pit.archive import Archive
 from pit.demo import MARKER, main
 from pit.pitdir import Pit
 
@@ -78,3 +80,70 @@ def test_demo_replaces_only_a_previous_demo(demo, tmp_path, capsys):
         main([str(other), "--orders", "10"])
     assert "not a previous demo pit" in str(e.value)
     assert (other / "keep.txt").exists()
+
+
+def test_demo_leaves_a_chart_in_the_pit(demo):
+    root, _ = demo
+    png = root / "charts" / "ACME.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chart_is_the_same_bytes_each_time(demo, tmp_path, capsys):
+    """pit chart from the archive, PNG and SVG, at a record and now: the
+    same archive gives the same bytes (no dates, no random ids)."""
+    root, _ = demo
+    for name in ("a.png", "a.svg"):
+        outs = []
+        for i in range(2):
+            out = tmp_path / f"{i}{name}"
+            assert cli.main(["--pit", str(root), "chart", "ACME", "--at", "150", "-o", str(out)]) == 0
+            outs.append(out.read_bytes())
+        assert outs[0] == outs[1], name
+    assert b"<svg" in outs[0] and b"Date" not in outs[0]
+    capsys.readouterr()
+    assert cli.main(["--pit", str(root), "chart", "BTC", "--json", "-o", str(tmp_path / "b.png")]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    assert drawn["trades"] == len(cli.trades(Pit(root), "BTC")) and drawn["at"] is None
+
+
+def _on_a_terminal(argv: list[str]) -> tuple[bytes, bytes]:
+    """Run the pit command with stderr on a pseudo-terminal; (stdout, stderr)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pit.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=slave, env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    out = proc.stdout.read()
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    proc.wait()
+    os.close(master)
+    return out, err
+
+
+@pytest.mark.parametrize("argv, unit", [(["audit"], b"record"),
+                                        (["replay", "specialist", "ACME", "--from-start"], b"record")])
+def test_long_runs_show_progress_on_a_terminal_only(demo, argv, unit):
+    """On a terminal: a bar with the total and a rate (tqdm); in a pipe: nothing."""
+    import subprocess
+    import sys
+    root, _ = demo
+    argv = ["--pit", str(root), *argv]
+    out, err = _on_a_terminal(argv)
+    total = str(Archive(root).last_seq())
+    assert unit + b"/s" in err, err[-500:]
+    assert b"/" + total.encode() in err, err[-500:]
+    piped = subprocess.run([sys.executable, "-m", "pit.cli", *argv], capture_output=True)
+    assert piped.stderr == b""
+    if "replay" in argv:                  # the bar goes to stderr only: the same bytes out
+        assert piped.stdout == out

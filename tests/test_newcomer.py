@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # lines a test cannot run: an interactive mail reader, other hosts, a
 # Mailman installation, the whole test suite and the benchmarks
-SKIP = re.compile(r"^(mutt |make (test|bench|fuzz-notary)|pit mailman |pit mirror pit-host:)")
+SKIP = re.compile(r"^(mutt |xdg-open |make (test|bench|fuzz-notary)|pit mailman |pit mirror pit-host:)")
 
 
 def readme_lines() -> list[str]:
@@ -109,7 +109,7 @@ def test_demo_try_lines_as_typed(scratch, tmp_path):
                           cwd=scratch, capture_output=True, text=True, timeout=600)
     assert demo.returncode == 0, demo.stdout[-2000:]
     tries = demo.stdout.split("Try:\n", 1)[1].splitlines()
-    lines = [l.strip() for l in tries if l.strip() and not re.match(r"\s*(mutt|less) ", l)]
+    lines = [l.strip() for l in tries if l.strip() and not re.match(r"\s*(mutt|less|xdg-open) ", l)]
     assert lines[0] == ". .venv/bin/activate", lines
     proc = fresh_shell("\n".join(lines), scratch, tmp_path)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
