@@ -114,11 +114,19 @@ def test_truncation_at_a_seal_boundary_with_a_rewritten_index_fails(pit, capsys)
 def test_an_empty_or_missing_archive_fails(tmp_path, capsys, how):
     if how != "missing":
         (tmp_path / "archives").mkdir()
+    else:
+        (tmp_path / "pit.conf").write_text("[pit]\nname = demo\n")   # a pit without its archive
     if how == "empty":
         (tmp_path / "archives" / "index").write_text("# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n")
     code, out, err = run(capsys, "audit", tmp_path)
     assert code == 1, out + err
     assert "RESULT: FAIL" in out
+
+
+def test_a_directory_that_is_not_a_pit_is_not_audited(tmp_path, capsys):
+    """Nothing of a pit there at all: pit(1)'s 'not a pit', exit 3 (it was 1)."""
+    code, out, err = run(capsys, "audit", tmp_path)
+    assert code == 3 and out == "" and "not a pit" in err
 
 
 def _ssh_shim(tmp_path: Path) -> Path:
