@@ -128,6 +128,13 @@ def places(template_pits, keyhome, tmp_path_factory):
     """The demo pit (a copy), a tampered copy, homes with one, none and
     several secret keys, a directory that is not a pit."""
     base = tmp_path_factory.mktemp("contract")
+    try:
+        yield _places(base, template_pits, keyhome)
+    finally:
+        agents.stop(agents.running([base]))
+
+
+def _places(base, template_pits, keyhome) -> dict:
     pit = copy_pit(template_pits[0], base / "pit")
     # a home holding alice's secret key only (the session's home holds several)
     alice = base / "alice"
@@ -139,9 +146,10 @@ def places(template_pits, keyhome, tmp_path_factory):
     subprocess.run(gpg + ["--homedir", gpg_home(alice), "--import"], input=secret,
                    capture_output=True, check=True)
     p = Pit(pit)
-    text = ops.request_text("demo", "alice", "used", "Order", "buy 1 ACME at 12.00")
+    text = ops.request_text(p, "alice", "used", "Order", "buy 1 ACME at 12.00")
     ops.send_local(p, ops.sign_request(p, text, Keyring(alice), fpr, "alice@example.org"))
-    assert all(d.accepted for d in ops.notary(p).run_maildir())
+    decisions = ops.notary(p).run_maildir()
+    assert all(d.accepted for d in decisions), [d.reason for d in decisions]
     tampered = copy_pit(pit, base / "tampered")
     vol = tampered / "archives" / "000001.mbox"
     vol.write_bytes(vol.read_bytes().replace(b"Currency: USD 0.01", b"Currency: USD 0.02", 1))
@@ -150,8 +158,7 @@ def places(template_pits, keyhome, tmp_path_factory):
     values = {"pit": str(pit), "tampered": str(tampered), "alice": str(alice),
               "several": str(keyhome), "empty": str(base / "empty"), "tmp": str(base),
               "notpit": str(base / "notpit"), "nowhere": str(base / "nowhere")}
-    yield values
-    agents.stop(agents.running([base]))
+    return values
 
 
 def fill(text: str, values: dict) -> str:
