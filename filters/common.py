@@ -176,16 +176,60 @@ class Registry:
         return True
 
 
+_MEMBER_BLOCK = re.compile(r"(?:(?:member|account) [^\n]*\n)*")
+_MEMBER_LINES = re.compile(r"^member ([0-9A-F]{40}) [a-z][^ \n]*$", re.M)
+_ACCOUNT_LINES = re.compile(r"^account [a-z][^ \n]*$", re.M)
+
+
 class Accounts:
-    """Members (key fingerprints) and the accounts they own."""
+    """Members (key fingerprints) and the accounts they own.
+
+    A checkpoint's block of member lines (one a member: a million at a
+    million members) can be kept as text (``take_block``) and read only
+    when a member record or an account lookup needs it; ``state`` writes
+    it back unchanged meanwhile.  A specialist's run of orders never does."""
 
     RESERVED = ("operator",)
 
     def __init__(self):
         self.members: dict[str, tuple[str, ...]] = {}
         self.known: set[str] = set(self.RESERVED)
+        self._block: str | None = None       # state lines kept as text, unread
+
+    def take_block(self, text: str) -> str:
+        """Keep the block of member and account lines of state *text*
+        (lines, each ending in a newline) unread; return the rest.  The text
+        unchanged unless the block is exactly as :meth:`state` writes it.
+        O(block), in C loops."""
+        if self._block is not None or self.members or len(self.known) > len(self.RESERVED):
+            return text
+        if text.startswith(("member ", "account ")):
+            a = 0
+        else:
+            a = min((i for i in (text.find("\nmember "), text.find("\naccount ")) if i >= 0),
+                    default=-1) + 1
+            if not a:
+                return text
+        end = _MEMBER_BLOCK.match(text, a).end()
+        block = text[a:end]
+        members = _MEMBER_LINES.findall(block)
+        accounts = len(_ACCOUNT_LINES.findall(block))
+        first_account = ("\n" + block).find("\naccount ")
+        if len(members) + accounts != block.count("\n") or members != sorted(set(members)) \
+                or (first_account >= 0 and ("\n" + block).rfind("\nmember ") > first_account):
+            return text
+        self._block = block
+        return text[:a] + text[end:]
+
+    def _read_block(self) -> None:
+        block, self._block = self._block, None
+        if block:
+            for line in block[:-1].split("\n"):
+                self.restore_line(line)
 
     def apply(self, text: str) -> None:
+        if self._block is not None:
+            self._read_block()
         m = instruction("member", text)
         if m.action == "add":
             self.members[m.fingerprint] = tuple(m.accounts)
@@ -194,6 +238,8 @@ class Accounts:
             self.members.pop(m.fingerprint, None)
 
     def exists(self, account: str, registry: Registry) -> bool:
+        if self._block is not None:
+            self._read_block()
         base, colon, ticker = account.partition(":")
         if base == "fees":
             return ticker in registry.instruments
@@ -202,6 +248,8 @@ class Accounts:
         return not colon or ticker in registry.instruments
 
     def state(self) -> list[str]:
+        if self._block is not None:
+            return self._block[:-1].split("\n") if self._block else []
         out = [f"member {f} {','.join(a)}" for f, a in sorted(self.members.items())]
         extra = sorted(self.known - set(self.RESERVED) - {a for v in self.members.values() for a in v})
         out += [f"account {a}" for a in extra]

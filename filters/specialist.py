@@ -657,6 +657,7 @@ class Specialist(Filter):
                 return super().restore_text(text, start)
         # the instrument lines of the whole pit, kept as text: read when used
         head = self.registry.take_instruments(text[start:book]) if book > start else ""
+        head = self.accounts.take_block(head)   # the members' lines too: read when used
         self._restore_head(head[:-1].split("\n") if head else [])
         if text.endswith("\n") and len(text) > book + 5:
             self.engine = Engine.restore(text, book + 5)

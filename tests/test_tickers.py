@@ -50,3 +50,28 @@ def test_lines_not_as_written_are_read_at_once():
     rest = reg.take_instruments("currency USD 0.01\ninstrument ACME USD tick 0.01 lot 1\n")
     assert rest.endswith("instrument ACME USD tick 0.01 lot 1\n")   # not canonical: kept in the text
     assert not reg.instruments.lazy
+
+
+def test_a_restored_specialist_reads_the_members_only_when_needed():
+    """Every specialist's checkpoint lists the members (a line each): a run
+    of orders leaves them unread, and writes them back byte for byte."""
+    from pit import testkeys
+    sp, _ = _pit_of(3, "T00001")
+    fprs = sorted(testkeys.certificate(f"m{i}")[1].fingerprint for i in range(300))
+    for i, fpr in enumerate(fprs):
+        sp.apply(10 + i, _operator_stamp("Member", f"add {fpr} accounts m{i}"), b"")
+    body = sp.checkpoint_body()
+    again = Specialist(["T00001"])
+    again.load_checkpoint(body)
+    assert not again.accounts.members                 # kept as text
+    assert again.checkpoint_body() == body
+    assert again.accounts.exists("m7", again.registry)     # read when an account is looked up
+    assert len(again.accounts.members) == 300
+    assert again.checkpoint_body() == body
+    # a member record read after a restore comes after the members restored
+    third = Specialist(["T00001"])
+    third.load_checkpoint(body)
+    extra = testkeys.certificate("later")[1].fingerprint
+    third.apply(999, _operator_stamp("Member", f"add {extra} accounts later"), b"")
+    sp.apply(999, _operator_stamp("Member", f"add {extra} accounts later"), b"")
+    assert third.accounts.state() == sp.accounts.state()
