@@ -738,8 +738,27 @@ def cmd_audit(args) -> int:
     except ValueError as e:            # a damaged [verified] state: the message says what to do
         raise CliError(str(e)) from None
     _end_progress()
-    print(result.summary())
+    if args.json:
+        _print_json(audit_row(result))
+    else:
+        print(result.summary())
     return 0 if result.ok else 1
+
+
+AUDIT_FIELDS = ("ok", "path", "pit", "notary", "records", "first_time", "last_time", "head",
+                "tree_root", "seals", "heads", "signatures", "kinds", "filters", "reports",
+                "checkpoints", "consistency", "problem", "seconds")
+
+
+VERIFY_FIELDS = ("record", "record_hash", "leaf_index", "leaf_hash", "tree_size", "root",
+                 "head_seal", "head_time", "path", "head", "checks", "verified")
+
+
+def audit_row(result) -> dict:
+    """An audit's result as one JSON object (pit audit --json)."""
+    row = {f: getattr(result, f, None) for f in AUDIT_FIELDS}
+    row["seconds"] = round(row["seconds"] or 0.0, 3)
+    return row
 
 
 def _fingerprint(text: str) -> str:
@@ -856,7 +875,9 @@ def cmd_verify(args) -> int:
                  f"the signature is by X-Pit-Signer {signer[:16]}...")
     if args.json:
         import json
-        out = dict(proof or {}, record=seq, record_hash=h, checks=lines[2:], verified=ok)
+        # the same fields whether or not a signed tree head covers the record yet
+        out = {**dict.fromkeys(VERIFY_FIELDS), **(proof or {}), "record": seq,
+               "record_hash": h, "checks": lines[2:], "verified": ok}
         print(json.dumps(out, sort_keys=True))
     elif args.proof:
         if proof is None:
@@ -986,12 +1007,31 @@ def cmd_show(args) -> int:
     out = sys.stdout.buffer
     n = 0
     for seq, msg in Archive(pit.root).read(first, last):
-        _write_mbox(out, seq, msg)
+        if args.json:
+            _print_json(record_row(seq, mbox.stamp(msg)))
+        else:
+            _write_mbox(out, seq, msg)
         n += 1
     if not n:
         raise CliError(f"no records {args.range} (the archive ends at {Archive(pit.root).last_seq()})",
                        EXIT["usage"])
     return 0
+
+
+RECORD_FIELDS = ("seq", "time", "kind", "account", "ref", "ticker", "request", "signer")
+
+
+def record_row(seq: int, st: dict) -> dict:
+    """A record as a row: the fields of RECORD_FIELDS from its stamp (what
+    export's CSV columns, show --json, export --json and search --json give)."""
+    row = {f: st.get(f"x-pit-{f}", "") for f in RECORD_FIELDS}
+    row["seq"] = seq
+    return row
+
+
+def _print_json(obj) -> None:
+    import json         # only for --json: not on every command's start-up path
+    print(json.dumps(obj, sort_keys=True))
 
 
 def _matches(st: dict, ticker: str | None, account: str | None) -> bool:
@@ -1016,14 +1056,16 @@ def cmd_export(args) -> int:
     else:
         writer = None
     if writer:
-        writer.writerow(["seq", "time", "kind", "account", "ref", "ticker", "request", "signer"])
+        writer.writerow(RECORD_FIELDS)
+    fmt = "json" if args.json else args.format
     for seq, st, msg in _records(pit, args.to, args.frm):
         if not _matches(st, ticker, args.account):
             continue
-        row = [seq, st.get("x-pit-time", ""), st.get("x-pit-kind", ""), st.get("x-pit-account", ""),
-               st.get("x-pit-ref", ""), st.get("x-pit-ticker", ""), st.get("x-pit-request", ""),
-               st.get("x-pit-signer", "")]
-        if args.format == "mbox":
+        if fmt == "json":
+            _print_json(record_row(seq, st))
+            continue
+        row = list(record_row(seq, st).values())
+        if fmt == "mbox":
             out.flush()
             _write_mbox(sys.stdout.buffer, seq, msg)
         elif writer:
@@ -1133,8 +1175,10 @@ def cmd_positions(args) -> int:
 
 def cmd_rejects(args) -> int:
     pit = find_pit(args.pit)
-    emit(args, rejections(pit), lambda r: f"{r['time']} {r['from']}: {r['reason']}")
-    emit(args, filter_rejections(pit), lambda r: f"report {r['report']} {r['filter']}: {r['line']}")
+    emit(args, ({"kind": "notary", **r} for r in rejections(pit)),
+         lambda r: f"{r['time']} {r['from']}: {r['reason']}")
+    emit(args, ({"kind": "filter", **r} for r in filter_rejections(pit)),
+         lambda r: f"report {r['report']} {r['filter']}: {r['line']}")
     return 0
 
 
@@ -1151,7 +1195,12 @@ def cmd_search(args) -> int:
         found = search.search(pit.root, exprs)
     except search.SearchError as e:
         raise CliError(str(e), EXIT["usage"]) from None
-    if args.format == "mbox":
+    if args.json:
+        for msg in found:
+            st = mbox.stamp(msg)
+            seq = st.get("x-pit-seq", "")
+            _print_json(record_row(int(seq) if seq.isdigit() else 0, st))
+    elif args.format == "mbox":
         for msg in found:
             _write_mbox(sys.stdout.buffer, 0, msg)
         sys.stdout.flush()
@@ -1551,7 +1600,8 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     # auditor
     sp = cmd("audit", cmd_audit, "re-verify every record and replay every filter",
              ["pit audit", "pit mirror pit-host:/srv/pits/demo copy && pit audit copy",
-              "pit audit copy --notary 9647B5B8FCC30BFBE8C790B08F9B3AE9A036F739"])
+              "pit audit copy --notary 9647B5B8FCC30BFBE8C790B08F9B3AE9A036F739",
+              "pit audit --json | jq .ok"], json_flag=True)
     sp.add_argument("path", nargs="?", help="a pit, a replica or a copy of its archive "
                     "(default the pit)")
     sp.add_argument("--notary", metavar="FPR", help="the notary key the genesis record must "
@@ -1564,16 +1614,18 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
                     "signed tree head, to check with sha256sum, xxd and gpg (docs/verifying.md)")
     sp.add_argument("--head", type=int, metavar="SEAL", help="the seal record whose signed "
                     "tree head to prove against (default the newest)")
-    sp = cmd("show", cmd_show, "print records as mbox",
-             ["pit show 42", "pit show 40-50 | grep X-Pit-Request"])
+    sp = cmd("show", cmd_show, "print records as mbox (--json: one summary a record)",
+             ["pit show 42", "pit show 40-50 | grep X-Pit-Request", "pit show 1-10 --json"],
+             json_flag=True)
     sp.add_argument("range", metavar="SEQ[-SEQ]")
-    sp = cmd("export", cmd_export, "records as mbox, text or CSV",
-             ["pit export --format csv --ticker ACME > acme.csv",
+    sp = cmd("export", cmd_export, "records as mbox, text, CSV or JSON lines",
+             ["pit export --format csv --ticker ACME > acme.csv", "pit export --json --to 10",
               "pit export --account alice --format text", "pit export --from 100 --to 200 > part.mbox"])
     sp.add_argument("--from", dest="frm", type=int, default=1, metavar="SEQ")
     sp.add_argument("--to", type=int, metavar="SEQ")
     sp.add_argument("--ticker"); sp.add_argument("--account")
-    sp.add_argument("--format", choices=["mbox", "text", "csv"], default="mbox")
+    sp.add_argument("--format", choices=["mbox", "text", "csv", "json"], default="mbox")
+    sp.add_argument("--json", action="store_true", help="the same as --format json")
     cmd("rejects", cmd_rejects, "what the notary and the filters refused, and why",
         ["pit rejects", "pit rejects --json"], json_flag=True)
 
@@ -1603,7 +1655,7 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
     sp = cmd("search", cmd_search, "search the archive with mairix (exit 1: nothing found)",
              ["pit search --ticker ACME --account alice", "pit search --ref 17 --account alice",
               "pit search --sender bob@example.org --format mbox | mutt -f /dev/stdin",
-              "pit search s:seal"])
+              "pit search s:seal", "pit search --ticker ACME --json"], json_flag=True)
     sp.add_argument("expressions", nargs="*", help="more mairix expressions (all must match)")
     sp.add_argument("--ticker"); sp.add_argument("--account"); sp.add_argument("--ref")
     sp.add_argument("--sender"); sp.add_argument("--date", metavar="YYYYMMDD[-YYYYMMDD]")

@@ -251,6 +251,38 @@ def test_trades_and_show_and_export(world, capsys):
     assert code == 0 and len(out.splitlines()) == 3
 
 
+def test_json_everywhere_one_field_set_a_kind(world, capsys):
+    """--json for what a script reads: every row of a kind has the same keys."""
+    from pit.cli import AUDIT_FIELDS, RECORD_FIELDS, VERIFY_FIELDS
+    P = ["--pit", world["pit"]]
+    rows = []
+    for argv in (["show", "1-6", "--json"], ["export", "--json", "--to", "6"],
+                 ["export", "--format", "json", "--account", "alice"]):
+        code, out, _ = run(capsys, *P, *argv)
+        assert code == 0
+        rows += [json.loads(l) for l in out.splitlines()]
+    assert rows and all(set(r) == set(RECORD_FIELDS) for r in rows)
+    assert [r["seq"] for r in rows[:6]] == list(range(1, 7)) and rows[:6] == rows[6:12]
+    code, out, _ = run(capsys, *P, "rejects", "--json")
+    kinds = {}
+    for r in map(json.loads, out.splitlines()):
+        kinds.setdefault(r["kind"], set()).add(frozenset(r))
+    assert set(kinds) <= {"notary", "filter"}, kinds
+    assert all(len(field_sets) == 1 for field_sets in kinds.values()), kinds
+    code, out, _ = run(capsys, *P, "verify", "1", "--json")
+    assert set(json.loads(out)) == set(VERIFY_FIELDS)
+    if shutil.which("mairix"):
+        code, out, _ = run(capsys, *P, "search", "--account", "alice", "--json")
+        assert code == 0 and all(set(json.loads(l)) == set(RECORD_FIELDS) for l in out.splitlines())
+
+
+def test_audit_json(world, capsys):
+    from pit.cli import AUDIT_FIELDS
+    code, out, _ = run(capsys, "--pit", world["pit"], "audit", "--json")
+    r = json.loads(out)
+    assert code == 0 and set(r) == set(AUDIT_FIELDS) and r["ok"] is True and r["problem"] is None
+
+
 def test_verify_one_record(world, capsys):
     code, out, _ = run(capsys, "--pit", world["pit"], "export", "--format", "csv",
                        "--account", "bob")
