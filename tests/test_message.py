@@ -2,7 +2,6 @@
 canonical form, and every user mistake is a clear error naming the line."""
 
 import doctest
-import timeit
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -192,15 +191,6 @@ def test_parse_canonical_order_agrees_with_the_forgiving_parser(text, fields):
 def test_parse_canonical_order_refuses_the_forgiving_form(text):
     with pytest.raises(MessageError, match="not a canonical order"):
         parse_canonical_order(text)
-
-
-def test_parse_canonical_order_is_fast():
-    n = 20000
-    for text, _ in CANONICAL_ORDERS:
-        per_call = timeit.timeit(lambda: parse_canonical_order(text), number=n) / n
-        slow = timeit.timeit(lambda: parse_order(text), number=n // 10) / (n // 10)
-        assert per_call < slow / 2, text
-        assert per_call < 10e-6, (text, per_call)   # ~1 us on a laptop; loose for CI
 
 
 def test_canonical_steps():
