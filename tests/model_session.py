@@ -144,10 +144,10 @@ class Session:
             return False, "unsigned"
         if flavour == "tampered":
             return False, "bad signature"
+        if signer == "mallory" or self.fpr[signer] not in self.model.members:
+            return False, "unknown key"
         if flavour == "syntax":
             return False, "malformed request"
-        if signer == "mallory":
-            return False, "unknown key"
         return self.model.judge(self.fpr[signer], req)
 
     def notarize(self) -> None:
@@ -358,7 +358,15 @@ class Session:
                                  (acct, r.choice(TRADERS)), (f"{acct}:{t}", f"{acct}:{r.choice(TICKERS)}")])
             if src != dst:
                 self.send(who, self._req(src, "Transfer", f"{amount} {asset} to {dst}"))
-        elif x < 0.88:
+        elif x < 0.885:
+            # the operator removes a member, or brings one back
+            if self.fpr[who] in self.model.members:
+                self.send("operator", self._req("operator", "Member", f"remove {self.fpr[who]}"))
+            else:
+                self.send("operator", self._req("operator", "Member",
+                                                f"add {self.fpr[who]} accounts {who}, {who}2",
+                                                with_key=who))
+        elif x < 0.89:
             kind = r.choice(["Deposit", "Withdrawal"])
             asset = r.choice(["USD", "EUR", "USD"])
             amount = r.choice(["10.00", "500.00", "30000.00"])
@@ -416,9 +424,13 @@ def run_session(base: Path, keyhome: Path, seed: int, messages: int, batch: int 
     """One session; its pit is removed when it agrees, kept when it does not."""
     import shutil
     root = base / f"pit-{seed}"
+    s = None
     try:
         s = Session(root, keyhome, seed)
         s.play(messages, batch)
+    except Disagreement as e:
+        e.messages = s.messages if s else 0      # sent before the first disagreement
+        raise
     finally:
         testkeys.stop_agents(root)
     shutil.rmtree(root, ignore_errors=True)
@@ -451,6 +463,7 @@ def main(argv=None) -> int:
                           flush=True)
                 except Disagreement as e:
                     bad.append(seed)
+                    total += getattr(e, "messages", 0)
                     print(f"seed {seed}: DISAGREE: {e}", flush=True)
         finally:
             testkeys.stop_agents(base)
