@@ -599,8 +599,8 @@ class Model:
             return self._reject(lines, seq, acct, ref, "quantity must be positive")
         if resting:
             kept = price == o.price and qty <= o.qty
-        else:
-            kept = stop == o.stop and qty <= o.qty
+        else:                   # pit-book: the same stop, the same limit, qty <= open
+            kept = stop == o.stop and price == o.price and qty <= o.qty
         if new_hold < o.hold:
             self.held[tacct, asset] -= o.hold - new_hold
         o.hold, o.unit = new_hold, unit if o.side == "buy" else o.unit

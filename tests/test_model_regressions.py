@@ -1,0 +1,47 @@
+"""Disagreements the whole-pit model (tests/pit_model.py) found, each as the
+smallest case that shows it, checked on the pit and on the model."""
+
+from __future__ import annotations
+
+from pit.book import BUY, FOK, LIMIT, SELL, STOP_LIMIT, STOP_LOSS, Engine, format_event
+
+from pit_model import Book, Instrument, Model, Order
+from decimal import Decimal
+
+
+def test_a_new_limit_alone_loses_a_stop_limits_trigger_priority():
+    """Seed 2 of the model sessions: a buy stop-limit whose limit (not its
+    stop) was modified fired before an older sell stop-loss in the pit, after
+    it in the model, which read pit-book's "on the same terms" as the stop
+    and quantity only.  The core keeps trigger priority only for the same
+    stop, the same limit and no more quantity (pit-book, now explicit)."""
+    eng = Engine()
+    eng.add_book("T")
+    eng.new(1, 1, "bob", "T", BUY, STOP_LIMIT, 20, 1010, 995, 0)
+    eng.new(2, 2, "carol", "T", SELL, STOP_LOSS, 3, 0, 1005, 0)
+    eng.modify(3, 1, "bob", 20, 995, 1005)                  # the limit only
+    eng.new(4, 4, "dave", "T", SELL, LIMIT, 3, 1005, 0, 0)
+    eng.new(5, 5, "erin", "T", BUY, FOK, 3, 1005, 0, 0)     # last 1005: both stops fire
+    lines = [format_event(e) for e in eng.events]
+    assert "modified 3 oid 1 bob T buy qty 20 price 1005 stop 995 priority lost" in lines
+    fired = [ln.split()[3] for ln in lines if ln.startswith("triggered ")]
+    assert fired == ["2", "1"]                               # carol's (prio 2) before bob's (prio 3)
+    assert not any(ln.startswith("trade 5 T qty 3 price 1005 maker 1") for ln in lines)
+    assert eng.order(1)[1:] == (BUY, LIMIT, "bob", 20, 1005, 0)   # bob's rests, untouched
+
+    # the model, told the same
+    m = Model("demo", "OP")
+    inst = Instrument("T", "USD", Decimal("0.01"), Decimal("0.01"), Decimal("1"), 0, 0)
+    m.instruments["T"], m.books["T"] = inst, Book()
+    lines = []
+    for acct in ("bob", "carol", "dave", "erin"):
+        m.trading[f"{acct}:T", "USD"] = m.trading[f"{acct}:T", "T"] = 10 ** 6
+    m._new("T", 1, "bob", "b", "buy 20 T stop-limit 9.95 limit 10.10", lines)
+    m._new("T", 2, "carol", "c", "sell 3 T stop-loss 10.05", lines)
+    m._modify("T", 3, "bob", "m", "b", {"price": "10.05"}, lines)
+    m._new("T", 4, "dave", "d", "sell 3 T limit 10.05", lines)
+    m._new("T", 5, "erin", "e", "buy 3 T fok 10.05", lines)
+    assert "modified 3 bob b qty 20 price 10.05 stop 9.95 priority lost" in lines
+    assert [ln.split()[3] for ln in lines if ln.startswith("triggered ")] == ["c", "b"]
+    assert [o.ref for o in m.orders.values()] == ["b"] and m.orders[1].qty == 20
+    assert isinstance(m.orders[1], Order)
