@@ -1192,7 +1192,9 @@ def cmd_search(args) -> int:
     try:
         exprs = search.terms(args.ticker and args.ticker.upper(), args.account, args.ref,
                              args.sender, args.date, args.expressions)
-        found = search.search(pit.root, exprs)
+        show = progress("indexing", unit="B")
+        found = search.search(pit.root, exprs, progress=show if _BARS else None)
+        _end_progress()
     except search.SearchError as e:
         raise CliError(str(e), EXIT["usage"]) from None
     if args.json:

@@ -49,7 +49,8 @@ class _Bar(Quiet):
         # tqdm hides a bar below a screen of height 0
         self._t = tqdm(desc=desc, total=total, unit=unit, file=sys.stderr, leave=False,
                        ncols=None if cols else 80, nrows=None if rows else 24,
-                       dynamic_ncols=bool(cols), mininterval=0.2, smoothing=0.1)
+                       dynamic_ncols=bool(cols), mininterval=0.2, smoothing=0.1,
+                       unit_scale=unit == "B", unit_divisor=1024 if unit == "B" else 1000)
 
     @property
     def n(self) -> int:

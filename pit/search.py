@@ -70,6 +70,34 @@ def index(root: str | os.PathLike) -> str:
     return _mairix(configure(root), []).strip()
 
 
+def _index_showing(rc: Path, root: str | os.PathLike, show) -> None:
+    """Index as :func:`index` does, calling ``show(bytes done, bytes in all)``
+    as mairix (verbose) says how far into each volume it has scanned."""
+    import re
+    exe = shutil.which("mairix")
+    if exe is None:
+        raise SearchError("mairix is not installed (make install does it: scripts/sysdeps.sh)")
+    arch, _ = _dirs(root)
+    sizes = {str(p.resolve()): p.stat().st_size for p in sorted(arch.glob("0*.mbox"))}
+    before, acc = {}, 0
+    for path, size in sizes.items():
+        before[path], acc = acc, acc + size
+    show(0, acc)
+    scanned = re.compile(rb"Scanning mbox (\S+) :\s*(\d+)% done")
+    p = subprocess.Popen([exe, "-v", "-f", str(rc)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    tail = b""
+    for chunk in iter(lambda: p.stdout.read1(1 << 16), b""):
+        text, tail = tail + chunk, chunk[-200:]
+        for m in scanned.finditer(text):
+            path = m.group(1).decode(errors="replace")
+            if path in sizes:
+                show(before[path] + sizes[path] * int(m.group(2)) // 100, acc)
+    err = p.stderr.read().decode(errors="replace")
+    if p.wait() not in (0, 1):
+        raise SearchError(f"mairix: {err.strip()}")
+
+
 def terms(ticker: str | None = None, account: str | None = None, ref: str | None = None,
           sender: str | None = None, date: str | None = None, words=()) -> list[str]:
     """mairix expressions for the usual questions (all must match)."""
@@ -108,10 +136,14 @@ def _days(date: str) -> str:
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
-def search(root: str | os.PathLike, expressions: list[str]) -> list[bytes]:
-    """The messages matching every expression, in archive order, as stored."""
+def search(root: str | os.PathLike, expressions: list[str], progress=None) -> list[bytes]:
+    """The messages matching every expression, in archive order, as stored.
+    *progress*: ``progress(bytes indexed, bytes in all)`` while indexing."""
     rc = configure(root)
-    _mairix(rc, [])                          # index first: searches see every record
+    if progress is None:
+        _mairix(rc, [])                      # index first: searches see every record
+    else:
+        _index_showing(rc, root, progress)
     out = Path(rc.parent / "results.mbox")
     if out.exists():
         out.unlink()
