@@ -477,8 +477,7 @@ class _Audit:
                 raise AuditFailure(seq, "sequence numbers are not gapless and in order",
                                    str(expected_seq), str(seq))
             if st.get("x-pit-prev") != prev:
-                raise AuditFailure(seq, "X-Pit-Prev does not chain to the record before",
-                                   prev, st.get("x-pit-prev", "(none)"))
+                raise self._broken_link(seq, st.get("x-pit-prev", "(none)"), prev)
             t = st.get("x-pit-time", "")
             try:
                 if not _NOTARY_TIME.fullmatch(t):
@@ -536,6 +535,36 @@ class _Audit:
             raise AuditFailure(seq, "the entry's 'From ' line is not the notary's for this record",
                                self._separator[1].decode(), found.decode("utf-8", "replace"))
 
+    def _broken_link(self, seq: int, found: str, prev: str) -> AuditFailure:
+        """Record *seq* does not chain to the one before: either that
+        record's bytes changed (a stamp field no other check reads) or this
+        record's X-Pit-Prev did.  The seal that lists record seq-1 tells
+        which: it agrees with the X-Pit-Prev when the record changed."""
+        listed = self._sealed_hash(seq - 1)
+        if listed is not None and listed == found:
+            return AuditFailure(seq - 1, "the record's bytes changed: its record hash is not "
+                                f"the one record {seq} chains to and its seal lists", found, prev)
+        return AuditFailure(seq, "X-Pit-Prev does not chain to the record before", prev, found)
+
+    def _sealed_hash(self, n: int) -> str | None:
+        """The record hash the first seal after record *n* lists for it
+        (None: no such seal, or it does not read).  Read only after a
+        failure: O(the volume from n on)."""
+        try:
+            for _, msg in self.arch.records_of_kind(n + 1, ("seal",)):
+                seal = message.parse_seal(signed.extract(mbox.split_stamp(msg)[1]).text)
+                return seal.hashes[n - seal.first] if seal.first <= n <= seal.last else None
+        except Exception:                   # noqa: BLE001 - a damaged seal: no opinion
+            return None
+        return None
+
+    def _notary_fields(self, seq: int, st: dict, want: dict) -> None:
+        """The stamp fields the notary writes for its own records."""
+        for k, v in want.items():
+            if st.get(k) != v:
+                raise AuditFailure(seq, f"the notary's stamp of this record is not what it writes",
+                                   f"{k}: {v}", f"{k}: {st.get(k, '(none)')}")
+
     def genesis(self, seq: int, st: dict, original: bytes) -> None:
         if st.get("x-pit-kind") != "genesis":
             raise AuditFailure(seq, "record 1 is not the genesis record", "genesis",
@@ -557,6 +586,13 @@ class _Audit:
         if not v.ok or v.fingerprint != notary:
             raise AuditFailure(seq, "the genesis record is not signed by its notary key",
                                notary, f"{v.status} {v.fingerprint}")
+        try:
+            subject = mbox.headers(original, ["subject"]).get("subject", "")
+        except mbox.MboxError:
+            subject = ""
+        self._notary_fields(seq, st, {"x-pit-signer": notary, "x-pit-account": "notary",
+                                      "x-pit-ref": "genesis",
+                                      "x-pit-pit": subject.rpartition(" genesis")[0]})
         self.notary, self.res.notary = notary, notary
         self.operator = operator
         # A pit made since requests name its identity says so in its genesis
@@ -590,6 +626,9 @@ class _Audit:
         if st.get("x-pit-signer") != self.notary:
             raise AuditFailure(seq, "seal stamp names another signer", self.notary,
                                st.get("x-pit-signer", ""))
+        self._notary_fields(seq, st, {"x-pit-pit": self.res.pit, "x-pit-account": "notary",
+                                      "x-pit-ref": f"seal-{seal.last}",
+                                      "x-pit-request": f"{seal.first}-{seal.last}"})
         if seal.tree_size:
             root = self.tree.root().hex()
             if seal.tree_size != seq - 1 or seal.root != root:
@@ -788,6 +827,9 @@ def _key_blocks(armored: str) -> list[str]:
         if a < 0:
             return blocks
         b = armored.find(_KEY_END, a)
+        if b < 0:                       # no end: the rest is one (unreadable) block
+            blocks.append(armored[a:])
+            return blocks
         blocks.append(armored[a:b + len(_KEY_END)])
         i = b + 1
 

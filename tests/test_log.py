@@ -438,3 +438,30 @@ def test_a_copy_whose_state_cannot_be_written_still_audits(pit, tmp_path):
     r = audit(copy, remember=True)
     assert r.ok, r.problem
     assert "could not be remembered" in r.consistency
+
+
+def test_a_key_block_without_its_end_line_fails_at_its_record(pit):
+    """Found by the every-byte matrix: a key block whose END line is damaged
+    made the audit loop, allocating, until the machine ran out of memory."""
+    data = volume(pit).read_bytes()
+    starts = entry_starts(data)
+    end = data.rindex(b"-----END PGP PUBLIC KEY BLOCK-----", 0, starts[1])
+    volume(pit).write_bytes(data[:end + 10] + b"X" + data[end + 11:])
+    r = audit(pit.root)
+    assert not r.ok and r.problem.startswith("record 1:"), r.problem
+
+
+def test_a_changed_fraction_of_a_time_is_named_at_its_record_not_the_next(pit):
+    """X-Pit-Time's microseconds: no check of the record itself reads them
+    (the order of times still holds, the From line has whole seconds); the
+    next record's X-Pit-Prev no longer chains, and the seal's list says the
+    record before changed, not the link."""
+    data = bytearray(volume(pit).read_bytes())
+    starts = entry_starts(bytes(data))
+    for seq in (1, 5, 9):
+        copy = bytearray(data)
+        i = copy.index(b"X-Pit-Time: ", starts[seq - 1]) + len(b"X-Pit-Time: 2026-12-06T00:00:00.12345")
+        copy[i] = ord("0") if copy[i] != ord("0") else ord("1")
+        volume(pit).write_bytes(bytes(copy))
+        r = audit(pit.root)
+        assert not r.ok and r.problem.startswith(f"record {seq}:"), r.problem
