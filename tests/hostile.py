@@ -42,6 +42,7 @@ import base64
 import hashlib
 import quopri
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -352,7 +353,7 @@ def _digest(raw: bytes) -> str:
 def _category(reason: str) -> str:
     if not reason:
         return "(no reason)"
-    return reason.split(":")[0][:48]
+    return re.sub(r"[0-9]+", "N", reason.split(":")[0][:48])
 
 
 def run(world: World, n: int, seed: int = 1, batch: int = 250, maildir_every: int = 4,
