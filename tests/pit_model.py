@@ -477,8 +477,12 @@ class Model:
             if avail < o.qty:
                 return self._cancelled(o, o.qty, "fok", seq, lines)
         spent = 0
+        capped = False
         for r in book.side(other):
             if o.qty == 0 or not crosses(r):
+                break
+            if o.cap and (o.cap - spent) // r.price == 0:
+                capped = True           # pit-book: a level it cannot afford ends it, first
                 break
             if r.account == o.account:
                 self._cancelled(r, r.qty, "self-trade", seq, lines)
@@ -486,8 +490,6 @@ class Model:
             q = min(o.qty, r.qty)
             if o.cap:
                 q = min(q, (o.cap - spent) // r.price)
-                if q == 0:
-                    break
             spent += q * r.price
             self._trade(t, seq, r, o, q, r.price, lines)
         if o.qty == 0:
@@ -496,9 +498,7 @@ class Model:
             if o not in book.resting:
                 book.resting.append(o)
             return
-        reason = {"ioc": "ioc", "fok": "fok"}.get(o.kind, "market")
-        if o.cap and any(r.account != o.account for r in book.side(other)):
-            reason = "cap"
+        reason = "cap" if capped else {"ioc": "ioc", "fok": "fok"}.get(o.kind, "market")
         self._cancelled(o, o.qty, reason, seq, lines)
 
     def _trade(self, t, seq, maker: Order, taker: Order, q, price, lines) -> None:

@@ -3,7 +3,7 @@ smallest case that shows it, checked on the pit and on the model."""
 
 from __future__ import annotations
 
-from pit.book import BUY, FOK, LIMIT, SELL, STOP_LIMIT, STOP_LOSS, Engine, format_event
+from pit.book import BUY, FOK, LIMIT, MARKET, SELL, STOP_LIMIT, STOP_LOSS, Engine, format_event
 
 from pit_model import Book, Instrument, Model, Order
 from decimal import Decimal
@@ -45,3 +45,27 @@ def test_a_new_limit_alone_loses_a_stop_limits_trigger_priority():
     assert [ln.split()[3] for ln in lines if ln.startswith("triggered ")] == ["c", "b"]
     assert [o.ref for o in m.orders.values()] == ["b"] and m.orders[1].qty == 20
     assert isinstance(m.orders[1], Order)
+
+
+def test_a_capped_market_buy_stops_at_a_level_it_cannot_afford_before_self_trade():
+    """Seed 68 of `make model-long`: a triggered stop buy (a market buy with
+    a cap) met its owner's own ask at a price it could not afford.  The pit
+    cancelled the buy (`cap`) and left the ask; the model cancelled the ask
+    for self-trade first.  pit-book now says the cap is looked at first."""
+    eng = Engine()
+    eng.add_book("T")
+    eng.new(1, 1, "alice", "T", SELL, LIMIT, 50, 215, 0, 0)
+    eng.new(2, 2, "alice", "T", BUY, MARKET, 10, 0, 0, 200)   # cap 200 < 215: nothing affordable
+    lines = [format_event(e) for e in eng.events]
+    assert lines[-1] == "cancelled 2 oid 2 qty 10 cap alice T buy price 0"
+    assert eng.order(1) is not None and not any("self-trade" in ln for ln in lines)
+
+    m = Model("demo", "OP")
+    inst = Instrument("T", "USD", Decimal("0.01"), Decimal("0.01"), Decimal("1"), 0, 0)
+    m.instruments["T"], m.books["T"] = inst, Book()
+    m.trading["alice:T", "USD"], m.trading["alice:T", "T"] = 210, 50    # 2.10 USD: cap 200
+    lines = []
+    m._new("T", 1, "alice", "s", "sell 50 T limit 2.15", lines)
+    m._new("T", 2, "alice", "b", "buy 10 T market", lines)
+    assert lines[-1] == "cancelled 2 alice b 10 cap"
+    assert [o.ref for o in m.orders.values()] == ["s"]
