@@ -91,6 +91,7 @@ class Order:
     cap: int = 0                # market-type buys: most sum(price x qty) to fill
     prio: int = 0               # time priority: the seq that placed it (or last moved it)
     triggered: bool = False
+    arrival: int = 0            # when it joined its level: FIFO inside a level
     hold: int = 0               # funds held for it (quote minor units or lots)
     unit: int = 0               # per-lot hold of a buy with a limit price (0: pooled)
 
@@ -107,8 +108,8 @@ class Book:
         """Resting orders of *side*, best first, then by time."""
         rows = [o for o in self.resting if o.side == side]
         if side == "buy":
-            return sorted(rows, key=lambda o: (-o.price, o.prio, o.oid))
-        return sorted(rows, key=lambda o: (o.price, o.prio, o.oid))
+            return sorted(rows, key=lambda o: (-o.price, o.arrival))
+        return sorted(rows, key=lambda o: (o.price, o.arrival))
 
     def levels(self, side: str) -> list[tuple[int, int, int]]:
         out: dict[int, list[int]] = {}
@@ -153,6 +154,7 @@ class Model:
         self.filter_rejections: list[Rejection] = []
         self.lines: dict[str, list[str]] = {}                     # filter -> unposted report lines
         self.seen: dict[str, int] = {}                            # filter -> records read up to
+        self.arrivals = 0                                         # orders that joined a level
 
     # ---------------------------------------------------------------- the notary
     def judge(self, signer: str, req: dict) -> tuple[bool, str]:
@@ -496,6 +498,8 @@ class Model:
             return self._gone(o)
         if o.kind == "limit":
             if o not in book.resting:
+                self.arrivals += 1      # the back of its level (a stop-limit: from its trigger)
+                o.arrival = self.arrivals
                 book.resting.append(o)
             return
         reason = "cap" if capped else {"ioc": "ioc", "fok": "fok"}.get(o.kind, "market")

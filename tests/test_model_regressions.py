@@ -69,3 +69,31 @@ def test_a_capped_market_buy_stops_at_a_level_it_cannot_afford_before_self_trade
     m._new("T", 2, "alice", "b", "buy 10 T market", lines)
     assert lines[-1] == "cancelled 2 alice b 10 cap"
     assert [o.ref for o in m.orders.values()] == ["s"]
+
+
+def test_a_triggered_stop_limit_joins_its_level_behind_what_rested_before():
+    """Seed 82 of `make model-long`: an order rested at 10.10 in the same
+    message that then fired an older stop-limit at 10.10.  In the pit the
+    order that rested first fills first (FIFO inside a level, the stop-limit
+    from its trigger); the model had ordered them by their ids."""
+    eng = Engine()
+    eng.add_book("T")
+    eng.new(1, 1, "alice", "T", BUY, STOP_LIMIT, 5, 1010, 1005, 0)    # fires at 10.05 or more
+    eng.new(2, 2, "bob", "T", SELL, LIMIT, 1, 1005, 0, 0)
+    eng.new(3, 3, "carol", "T", BUY, LIMIT, 4, 1010, 0, 0)        # trades 1 at 10.05, rests 3; fires 1
+    eng.new(4, 4, "dave", "T", SELL, LIMIT, 2, 1010, 0, 0)
+    trades = [format_event(e) for e in eng.events if e[0] == "trade"]
+    assert trades[-1] == "trade 4 T qty 2 price 1010 maker 3 carol taker 4 dave sell"
+
+    m = Model("demo", "OP")
+    inst = Instrument("T", "USD", Decimal("0.01"), Decimal("0.01"), Decimal("1"), 0, 0)
+    m.instruments["T"], m.books["T"] = inst, Book()
+    for acct in ("alice", "bob", "carol", "dave"):
+        m.trading[f"{acct}:T", "USD"] = m.trading[f"{acct}:T", "T"] = 10 ** 6
+    lines = []
+    m._new("T", 1, "alice", "a", "buy 5 T stop-limit 10.05 limit 10.10", lines)
+    m._new("T", 2, "bob", "b", "sell 1 T limit 10.05", lines)
+    m._new("T", 3, "carol", "c", "buy 4 T limit 10.10", lines)
+    m._new("T", 4, "dave", "d", "sell 2 T limit 10.10", lines)
+    assert [ln for ln in lines if ln.startswith("trade 4 ")] == [
+        "trade 4 T 2 at 10.10 USD buyer carol c seller dave d maker buy fees 0.00 0.00"]
