@@ -296,6 +296,10 @@ class Notary:
         self.recent_set: set[str] = set()
         self.sent: dict[str, deque[int]] = {}
         self._addresses: dict[str, tuple[str, ...]] | None = None
+        # where each filter stands: its newest report (from, to, record) and
+        # checkpoint (covered, record), for refusing a second run's output
+        self.filter_reports: dict[str, tuple[int, int, int]] = {}
+        self.filter_checkpoints: dict[str, tuple[int, int]] = {}
         saved = self._saved_tree()
         skip = saved.size if saved else 0
         for seq, msg in self.archive.read():
@@ -447,6 +451,13 @@ class Notary:
             self.unsealed.append((seq, h))
         if kind in ("member", "currency", "instrument", "fees"):
             self._operator_record(kind, st.get("x-pit-request", ""))
+        elif kind in ("report", "checkpoint"):
+            name, _, span = st.get("x-pit-request", "").rpartition(" ")
+            first, _, last = span.partition("-")
+            if kind == "report" and first.isdigit() and last.isdigit():
+                self.filter_reports[name] = (int(first), int(last), seq)
+            elif kind == "checkpoint" and span.isdigit():
+                self.filter_checkpoints[name] = (int(span), seq)
 
     def _operator_record(self, kind: str, text: str) -> None:
         from filters.common import instruction
@@ -586,7 +597,31 @@ class Notary:
         if (fs.accounts[0], fs.ref) in self.refs:
             raise Refused(f"replayed: {fs.kind} {fs.ref} of {fs.accounts[0]} was used by record "
                           f"{self.refs[fs.accounts[0], fs.ref][0]}")
+        self._refuse_overlap(fs)
         return fs.fields()
+
+    def _refuse_overlap(self, fs) -> None:
+        """Two runs of one filter over the same records (two specialists for
+        a ticker, a daemon restarted while its post was on the way) must not
+        both be archived, or their trades would count twice: a report must
+        start after the filter's newest report, and a checkpoint must close
+        that report (cover exactly its last record) and do so once."""
+        name, _, span = fs.summary.rpartition(" ")
+        last = self.filter_reports.get(name)
+        if fs.kind == "report":
+            first = int(span.partition("-")[0])
+            if last and first <= last[1]:
+                raise Refused(f"overlaps report {last[0]}-{last[1]} of {name} (record {last[2]}): "
+                              f"a report must start after record {last[1]}")
+            return
+        covered, done = int(span), self.filter_checkpoints.get(name)
+        if last and (covered != last[1] or (done and done[0] >= covered)):
+            if done and done[0] >= last[1]:
+                why = f"report {last[0]}-{last[1]} already has its checkpoint (record {done[1]})"
+            else:
+                why = f"it must cover record {last[1]}, the end of report {last[0]}-{last[1]}"
+            raise Refused(f"checkpoint {covered} of {name} does not close the filter's newest "
+                          f"report: {why}")
 
     # -- notarizing a batch -----------------------------------------------------
     def notarize(self, raws: list[bytes], seal: bool = True) -> list[Decision]:
