@@ -1364,8 +1364,17 @@ def _filter_daemon(args):
     from pit.daemon import DaemonError, FilterDaemon
     pit = find_pit(args.pit)
     _filter_names(pit, args.filter, args.args)
+    smtp = _hostport(args.smtp, "--smtp") if args.smtp else None
+    sync = None
+    if args.mirror:
+        from pit import mirror
+        source, root = args.mirror, pit.root
+        sync = lambda: mirror.mirror(source, root)     # noqa: E731
     try:
-        return FilterDaemon(pit, args.filter, args.args, _hostport(args.lmtp, "--lmtp"))
+        return FilterDaemon(pit, args.filter, args.args,
+                            None if smtp else _hostport(args.lmtp, "--lmtp"),
+                            address=args.to, sync=sync, smtp=smtp, sender=args.sender,
+                            gnupghome=args.gnupghome, fpr=args.key, wait_seconds=args.wait)
     except (DaemonError, PitError) as e:
         raise CliError(str(e), EXIT["usage"]) from None
 
@@ -1720,6 +1729,18 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
         if name == "daemon":
             c.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
                            help="how often to look at the archive")
+            c.add_argument("--mirror", metavar="SRC", help="on a replica: bring it up to "
+                           "date from SRC (pit mirror) before each look")
+            c.add_argument("--smtp", metavar="HOST:PORT", help="post through this mail host "
+                           "to the pit's address, like any member (instead of --lmtp)")
+            c.add_argument("--to", metavar="ADDRESS", help="the pit's address (default: the pit's)")
+            c.add_argument("--from", dest="sender", metavar="ADDRESS",
+                           help="the filter's own address (default: <pit>-<filter>@<domain>)")
+            c.add_argument("--gnupghome", metavar="DIR",
+                           help="the filter's own GnuPG home (default PIT/filters.gnupg)")
+            c.add_argument("--key", metavar="FPR", help="the filter's key (default: pit.conf's)")
+            c.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                           help="how long to wait for a post to reach the archive")
     if only is not None and not built:
         return build_parser()
     return p

@@ -232,9 +232,11 @@ class FilterDaemon:
     """
 
     def __init__(self, pit: Pit | str | os.PathLike, kind: str, args: list[str],
-                 lmtp: tuple[str, int], address: str | None = None,
+                 lmtp: tuple[str, int] | None = None, address: str | None = None,
                  sync: Callable[[], object] | None = None,
-                 wait_seconds: float = 60.0, retry_seconds: float = 2.0):
+                 wait_seconds: float = 60.0, retry_seconds: float = 2.0,
+                 smtp: tuple[str, int] | None = None, sender: str | None = None,
+                 gnupghome: str | os.PathLike | None = None, fpr: str | None = None):
         try:
             self.cls = ops.filter_class(kind)
             self.args = list(args)
@@ -243,15 +245,22 @@ class FilterDaemon:
             raise DaemonError(f"{kind}: {error}", permanent=True) from None
         self.pit = pit if isinstance(pit, Pit) else Pit(pit)
         self.slug = ops.slug(self.name)
-        fpr = self.pit.get(f"filter.{self.slug}")
+        if (lmtp is None) == (smtp is None):
+            raise DaemonError("post either by LMTP to the notary or by SMTP to a mail host",
+                              permanent=True)
+        if self.pit.is_replica and not (address and sender and fpr and gnupghome):
+            raise DaemonError(f"{self.pit.root} is a replica: give the pit's address, the "
+                              "filter's own address, its key and its GnuPG home", permanent=True)
+        fpr = fpr or self.pit.get(f"filter.{self.slug}")
         if not fpr:
             raise DaemonError(f"filter {self.name!r} has no key in {self.pit.root}; "
                               "make it with 'pit mailman provision' (or 'pit run') first")
         self.fpr = fpr
-        self.ring = Keyring(self.pit.filters_gnupg)
+        self.ring = Keyring(gnupghome or self.pit.filters_gnupg)
         self.lmtp = lmtp
+        self.smtp = smtp
         self.address = (address or self.pit.address).lower()
-        self.sender = filter_address(self.pit, self.name)
+        self.sender = (sender or filter_address(self.pit, self.name)).lower()
         self.sync = sync
         self.wait_seconds = wait_seconds
         self.retry_seconds = retry_seconds
@@ -341,14 +350,14 @@ class FilterDaemon:
             self._event.clear()
             if self._stop.is_set():
                 return
-            if self._poll is not None and not self.pending_path.exists():
-                self._call_sync()
-                last = Archive(self.pit.root).last_seq()
-                if last == seen:
-                    continue
-                seen = last
-                self._mark_pending()
             try:
+                if self._poll is not None and not self.pending_path.exists():
+                    self._call_sync()       # a replica's source may be away: retried below
+                    last = Archive(self.pit.root).last_seq()
+                    if last == seen:
+                        continue
+                    seen = last
+                    self._mark_pending()
                 self.kick()
             except Exception:
                 log.exception("%s: run failed; retrying in %s s", self.name, self.retry_seconds)
@@ -391,6 +400,9 @@ class FilterDaemon:
         """Sign each message with the filter's key and post it; stop at the first refusal."""
         for msg in messages:
             raw = self._sign(msg)
+            if self.smtp is not None:
+                self._send_smtp(raw)
+                continue
             if self._client is None:
                 self._client = LMTPClient(*self.lmtp)
             try:
@@ -401,6 +413,19 @@ class FilterDaemon:
                 raise DaemonError(f"{self.name}: the notary at {self.lmtp[0]}:{self.lmtp[1]} "
                                   f"answered {code} {text}")
         return len(messages)
+
+    def _send_smtp(self, raw: bytes) -> None:
+        """Post through a mail host like any member (a filter on a host of its
+        own): the notary judges it by its signature when it arrives.  Whether
+        it was archived shows in the replica (``_await_checkpoint``); a post
+        that arrives twice is refused there as an overlap."""
+        data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        try:
+            with smtplib.SMTP(*self.smtp, timeout=30) as smtp:
+                smtp.sendmail(self.sender, [self.address], data)
+        except (OSError, smtplib.SMTPException) as error:
+            raise DaemonError(f"{self.name}: cannot post to {self.address} through "
+                              f"{self.smtp[0]}:{self.smtp[1]}: {error}") from None
 
     def _sign(self, msg: bytes) -> bytes:
         """The filter's unsigned message, clearsigned by its key (as pit.ops.post does)."""

@@ -211,3 +211,137 @@ def running_postfix(root: Path | str, smtp_port: int, main_extra: str = "",
         yield handle
     finally:
         _stop(handle)
+
+
+# -- pits behind Postfix, as docs/mailman.md sets them up -------------------------
+
+PIT_USER = "nobody"            # the pits' own user in tests (production: a dedicated one)
+AS_PIT_USER = ["runuser", "-u", PIT_USER, "--"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pit_command() -> list[str]:
+    """How the pits' user runs ``pit``: the venv's program if that user may
+    run it; else this Python's packages under the system's interpreter of
+    the same version (a venv made from an interpreter in root's home is
+    root's alone).  Raises RuntimeError if neither runs."""
+    import sys
+    import sysconfig
+    venv_pit = [str(Path(sys.executable).with_name("pit"))]
+    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    paths = f"PYTHONPATH={REPO}:{sysconfig.get_paths()['purelib']}"
+    for command in (venv_pit, ["/usr/bin/env", paths, system_python, "-m", "pit.cli"]):
+        ok = subprocess.run(AS_PIT_USER + command + ["--help"], capture_output=True, timeout=60)
+        if ok.returncode == 0:
+            return command
+    raise RuntimeError(f"user {PIT_USER} can run neither {venv_pit[0]} nor {system_python}")
+
+
+def chown_tree(path: Path, user: str = PIT_USER) -> None:
+    import pwd
+    entry = pwd.getpwnam(user)
+    for dirpath, _, filenames in os.walk(path):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in filenames:
+            os.lchown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class MailHost:
+    """Mailman, Postfix and the notary's server, running for some pits."""
+    base: Path
+    mailman: object
+    postfix: PostfixHandle
+    client: object
+    notary_port: int
+    pit_command: list[str]
+
+    def send(self, raw: bytes, sender: str, rcpt: str) -> None:
+        """A mail client: SMTP to the mail host."""
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.postfix.smtp_port, timeout=30) as smtp:
+            smtp.sendmail(sender, [rcpt], raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    def as_pit_user(self, *words: str, **kw) -> subprocess.CompletedProcess:
+        """``pit WORDS`` run as the pits' user (the operator's commands on the pit)."""
+        return subprocess.run(AS_PIT_USER + self.pit_command + list(words), capture_output=True,
+                              text=True, timeout=300, cwd=self.base, **kw)
+
+
+def _wait_for_text(path: Path, text: str, count: int, proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while path.read_text(errors="replace").count(text) < count:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{text!r} not seen:\n{path.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
+                    sink_domains: tuple[str, ...] = ()) -> Iterator[MailHost]:
+    """Mailman (writing Postfix's maps), the pits provisioned on it, a
+    Postfix instance configured by ``pit mailman postfix-config``, and
+    ``pit mailman serve`` for the pits, all as docs/mailman.md says; the
+    pits' files belong to PIT_USER, who runs the notary and the filters.
+    ``base`` must be a directory every user may enter.  Mail for
+    ``sink_domains`` is relayed to the Mailman harness's sink (where the
+    Internet would carry it).  Everything is stopped on exit, also on an
+    interrupt."""
+    import signal
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mailman_harness import running_mailman
+    from pit.mailhost import free_port
+    from pit.mailman import MailmanClient, provision_local_pit
+    command = pit_command()
+    smtp_port, notary_port = free_port(), free_port()
+    while notary_port == smtp_port:
+        notary_port = free_port()
+    notary = None
+    with running_mailman(base / "mailman", smtp_port=smtp_port, postfix=True) as mailman:
+        client = MailmanClient(mailman.rest_url, mailman.rest_user, mailman.rest_password)
+        for root in pit_dirs:
+            provision_local_pit(client, root, domain)
+        for root in pit_dirs:
+            for home in (root / "gnupg", root / "filters.gnupg", root / "operator.gnupg"):
+                from pit.keyring import gpg_home
+                subprocess.run(["gpgconf", "--homedir", gpg_home(home), "--kill", "all"],
+                               capture_output=True)
+            chown_tree(root)
+        etc = base / "postfix" / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "pit.cli", "mailman", "postfix-config", *map(str, pit_dirs),
+             "--notary", f"127.0.0.1:{notary_port}",
+             "--mailman-data", str(mailman.root / "var" / "data"), "--config-dir", str(etc),
+             "--user", PIT_USER, "--pit-command", " ".join(command), "--out", str(etc)],
+            capture_output=True, text=True, cwd=REPO, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"pit mailman postfix-config: {out.stderr}")
+        (etc / "relays").write_text("".join(f"{d} smtp:[127.0.0.1]:{mailman.sink.port}\n"
+                                            for d in sink_domains))
+        main = (etc / "main.cf.pit").read_text().replace("transport_maps = hash:",
+                                                         "pit_transport_maps = hash:", 1)
+        main += f"transport_maps = $pit_transport_maps, hash:{etc}/relays\n"
+        try:
+            with running_postfix(base / "postfix", smtp_port, main_extra=main,
+                                 master_extra=(etc / "master.cf.pit").read_text(),
+                                 maps=("pit_transport", "pit_domains", "relays")) as postfix:
+                log = base / "notary.log"
+                with open(log, "wb") as out_file:
+                    notary = subprocess.Popen(
+                        AS_PIT_USER + command + ["mailman", "serve", *map(str, pit_dirs),
+                                                 "--listen", f"127.0.0.1:{notary_port}",
+                                                 "--mailman", f"127.0.0.1:{mailman.lmtp_port}",
+                                                 "--smtp", f"127.0.0.1:{smtp_port}"],
+                        stdout=out_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        cwd=base, start_new_session=True)
+                _wait_for_text(log, "notary for", len(pit_dirs), notary)
+                yield MailHost(base, mailman, postfix, client, notary_port, command)
+                notary.send_signal(signal.SIGTERM)
+                notary.wait(60)
+        finally:
+            if notary is not None and notary.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(notary.pid, signal.SIGKILL)
+                notary.wait()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -31,18 +30,15 @@ from pathlib import Path
 import pytest
 
 from conftest import _HOMES, _stop_agents, Kit
-from mailman_harness import mailman_available, running_mailman
+from mailman_harness import mailman_available
 from pit import mbox, ops, testkeys
 from pit.audit import audit
-from pit.mailhost import free_port
-from pit.mailman import PIT_LIST_SETTINGS, MailmanClient, provision_local_pit
-from postfix_harness import postfix_available, running_postfix
+from pit.mailman import PIT_LIST_SETTINGS
+from postfix_harness import MailHost, pit_command, pits_on_postfix, postfix_available
 
 DOMAIN = "pits.test"
 WAIT = 90.0
 REPO = Path(__file__).resolve().parent.parent
-USER = "nobody"
-AS_USER = ["runuser", "-u", USER, "--"]
 
 pytestmark = [pytest.mark.e2e]
 
@@ -53,18 +49,24 @@ def addr(who: str) -> str:
 
 @dataclass
 class World:
-    base: Path
+    host: MailHost
     alpha: Kit
     beta: Kit
-    mailman: object
-    postfix: object
-    client: MailmanClient
-    notary_port: int
+
+    @property
+    def postfix(self):
+        return self.host.postfix
+
+    @property
+    def mailman(self):
+        return self.host.mailman
+
+    @property
+    def client(self):
+        return self.host.client
 
     def send(self, raw: bytes, sender: str, rcpt: str) -> None:
-        """A trader's mail client: SMTP to the pits' mail host."""
-        with smtplib.SMTP("127.0.0.1", self.postfix.smtp_port, timeout=30) as smtp:
-            smtp.sendmail(sender, [rcpt], raw.replace(b"\n", b"\r\n"))
+        self.host.send(raw, sender, rcpt)
 
 
 def _build(base: Path, keyhome: Path, name: str, members: dict, setup) -> Kit:
@@ -78,54 +80,20 @@ def _build(base: Path, keyhome: Path, name: str, members: dict, setup) -> Kit:
     return Kit(root, keyhome)
 
 
-def _chown(path: Path, user: str) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
-        shutil.chown(dirpath, user, "nogroup")
-        for name in filenames:
-            os.lchown(os.path.join(dirpath, name), *_ids(user))
-
-
-def _ids(user: str) -> tuple[int, int]:
-    import pwd
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _pit_command() -> list[str]:
-    """How the pits' user runs ``pit``: the venv's program if that user may
-    run it; else this Python's packages under the system's interpreter of
-    the same version (a venv made from an interpreter in root's home is
-    root's alone)."""
-    venv_pit = [str(Path(sys.executable).with_name("pit"))]
-    import sysconfig
-    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    paths = f"PYTHONPATH={REPO}:{sysconfig.get_paths()['purelib']}"
-    for command in (venv_pit, ["/usr/bin/env", paths, system_python, "-m", "pit.cli"]):
-        ok = subprocess.run(AS_USER + command + ["--help"], capture_output=True, timeout=60)
-        if ok.returncode == 0:
-            return command
-    pytest.skip(f"user {USER} can run neither {venv_pit[0]} nor {system_python}")
-
-
-def _wait_for_line(path: Path, text: str, count: int, proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while path.read_text(errors="replace").count(text) < count:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{text!r} not seen:\n{path.read_text(errors='replace')}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def world(keyhome):
     for reason in (mailman_available(), postfix_available()):
         if reason:
             pytest.skip(reason)
+    try:
+        pit_command()
+    except RuntimeError as error:
+        pytest.skip(str(error))
     # Postfix and the pits' user must be able to walk to their files:
     # pytest's own temporary directories are root's alone.
     base = Path(tempfile.mkdtemp(prefix="pit-postfix-"))
     os.chmod(base, 0o755)
     _HOMES.append(base)
-    notary = None
     try:
         pits = base / "pits"
         alpha = _build(pits, keyhome, "alpha", {"alice": ["alice"], "bob": ["bob"]},
@@ -137,52 +105,13 @@ def world(keyhome):
         assert all(d.accepted for d in ops.notary(alpha.pit).run_maildir())
         ops.run_filter(alpha.pit, "transfers", [])
         beta = _build(pits, keyhome, "beta", {"carol": ["carol"]}, [("Currency", "USD 0.01")])
-
-        smtp_port, notary_port = free_port(), free_port()
-        while notary_port == smtp_port:
-            notary_port = free_port()
-        with running_mailman(base / "mailman", smtp_port=smtp_port, postfix=True) as mailman:
-            client = MailmanClient(mailman.rest_url, mailman.rest_user, mailman.rest_password)
-            for kit in (alpha, beta):
-                provision_local_pit(client, kit.root, DOMAIN)
-            _stop_agents(pits)
-            _chown(pits, USER)
-            etc = base / "postfix" / "etc"
-            pit_command = _pit_command()
-            out = subprocess.run(
-                [sys.executable, "-m", "pit.cli", "mailman", "postfix-config",
-                 str(alpha.root), str(beta.root),
-                 "--notary", f"127.0.0.1:{notary_port}",
-                 "--mailman-data", str(mailman.root / "var" / "data"),
-                 "--config-dir", str(etc), "--user", USER, "--pit-command", " ".join(pit_command),
-                 "--out", str(etc)], capture_output=True, text=True, cwd=REPO, timeout=120)
-            assert out.returncode == 0, out.stderr
-            # The traders' own domain: relayed to the test's sink, as the
-            # Internet would carry it.
-            (etc / "test_transport").write_text(f"{testkeys.DOMAIN} smtp:[127.0.0.1]:{mailman.sink.port}\n")
-            main = (etc / "main.cf.pit").read_text()
-            main += f"transport_maps = $transport_maps_pit, hash:{etc}/test_transport\n"
-            main = main.replace("transport_maps = hash:", "transport_maps_pit = hash:", 1)
-            with running_postfix(base / "postfix", smtp_port, main_extra=main,
-                                 master_extra=(etc / "master.cf.pit").read_text(),
-                                 maps=("pit_transport", "pit_domains", "test_transport")) as postfix:
-                log = open(base / "notary.log", "wb")
-                notary = subprocess.Popen(
-                    AS_USER + pit_command + ["mailman", "serve", str(alpha.root), str(beta.root),
-                               "--listen", f"127.0.0.1:{notary_port}",
-                               "--mailman", f"127.0.0.1:{mailman.lmtp_port}",
-                               "--smtp", f"127.0.0.1:{smtp_port}"],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=base,
-                    env={**os.environ, "HOME": "/nonexistent"}, start_new_session=True)
-                log.close()
-                _wait_for_line(base / "notary.log", "notary for", 2, notary)
-                yield World(base, alpha, beta, mailman, postfix, client, notary_port)
-                notary.send_signal(signal.SIGTERM)
-                notary.wait(60)
+        _stop_agents(pits)
+        # the traders' own domain: relayed to the test's sink, as the
+        # Internet would carry it (the sink is Mailman harness's)
+        with pits_on_postfix(base, [alpha.root, beta.root], DOMAIN,
+                             sink_domains=(testkeys.DOMAIN, "hostb.test")) as host:
+            yield World(host, alpha, beta)
     finally:
-        if notary is not None and notary.poll() is None:
-            os.killpg(notary.pid, signal.SIGKILL)
-            notary.wait()
         _stop_agents(base)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -279,4 +208,138 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
                      "bounce_you_are_disabled_warnings", "forward_unrecognized_bounces_to"):
             assert config[name] == PIT_LIST_SETTINGS[name], name
     result = audit(alpha.root)
+    assert result.ok, result.summary()
+
+
+# -- a specialist on a host of its own ---------------------------------------------
+
+def _pit(*words: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pit.cli", *words], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+
+
+def _seq_of(kit: Kit, raw: bytes) -> int | None:
+    mid = b"\nMessage-ID: " + mbox.headers(raw, ["message-id"])["message-id"].encode() + b"\n"
+    return next((seq for seq, m in kit.records() if mid in m), None)
+
+
+def _reports(kit: Kit, name: str) -> list[tuple[int, int, str, list[str]]]:
+    from pit.filter import signed_text
+    out = []
+    for _, msg in kit.records():
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") == "report" and st["x-pit-request"].rpartition(" ")[0] == name:
+            first, _, last = st["x-pit-request"].rpartition(" ")[2].partition("-")
+            out.append((int(first), int(last), st.get("x-pit-signer", ""),
+                        [ln for ln in signed_text(msg).split("\n") if ln.startswith("trade ")]))
+    return out
+
+
+def _sealed(kit: Kit) -> bool:
+    return mbox.stamp(kit.records()[-1][1]).get("x-pit-kind") == "seal"
+
+
+def _daemon_b(world: World, replica: Path, source: Path, home: Path, fpr: str, log: Path):
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pit.cli", "--pit", str(replica), "mailman", "daemon",
+             "specialist", "BRAVO", "--mirror", str(source),
+             "--smtp", f"127.0.0.1:{world.postfix.smtp_port}", "--to", f"alpha@{DOMAIN}",
+             "--from", "bravo@hostb.test", "--gnupghome", str(home), "--key", fpr,
+             "--poll", "0.2", "--wait", "20"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+
+def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
+    """Host B makes its own key (never copied anywhere), the operator
+    registers the public key, B follows a replica (pit mirror) and posts
+    through the mail host like any member.  B is killed mid-burst and
+    restarted, and cut off from its source for a while: every trade is
+    reported exactly once, and a member's replica audits."""
+    host, alpha = world.host, world.alpha
+    hostb = host.base / "hostb"
+    hostb.mkdir()
+    os.chmod(hostb, 0o755)
+    home, replica, source = hostb / "gnupg", hostb / "alpha", hostb / "source"
+    made = _pit("key", "new", "specialist BRAVO", "bravo@hostb.test", "--gnupghome", str(home))
+    assert made.returncode == 0, made.stderr
+    fpr = made.stdout.split()[-1]
+    public = _pit("key", "export", fpr, "--gnupghome", str(home))
+    assert public.returncode == 0 and "PRIVATE" not in public.stdout
+    (hostb / "bravo.asc").write_text(public.stdout)
+    os.chmod(hostb / "bravo.asc", 0o644)
+    # The operator, on the notary's host: an instrument, B's key as its
+    # specialist (filter accounts only), a deposit.
+    for words in (["instrument", "add", "BRAVO", "USD", "--tick", "0.01", "--lot", "1"],
+                  ["member", "add", str(hostb / "bravo.asc"), "--accounts", "specialist:BRAVO"],
+                  ["deposit", "1000", "BRAVO", "bob"]):
+        done = host.as_pit_user("--pit", str(alpha.root), *words)
+        assert done.returncode == 0, (words, done.stderr)
+    funding = [alpha.request("alice", "fb", "Transfer", "5000.00 USD to alice:BRAVO", pit="alpha"),
+               alpha.request("bob", "fb", "Transfer", "1000 BRAVO to bob:BRAVO", pit="alpha")]
+    for raw, who in zip(funding, ("alice", "bob")):
+        world.send(raw, addr(who), f"alpha@{DOMAIN}")
+    funded = wait_until("the funding transfers", lambda: all(_seq_of(alpha, r) for r in funding),
+                        world=world)
+    last_funding = max(_seq_of(alpha, r) for r in funding)
+    wait_until("the transfers filter's report of them",
+               lambda: (ops.filter_position(alpha.pit, "transfers")[0] or (0, 0))[1] >= last_funding,
+               world=world)
+    assert funded
+    # Host B: a replica, and the daemon following it.
+    source.symlink_to(alpha.root)
+    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)   # pit mirror audits the log
+    done = _pit("mirror", str(source), str(replica))
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = hostb / "daemon.log"
+    proc = _daemon_b(world, replica, source, home, fpr, log)
+    sells = []
+    try:
+        for n in range(8):
+            if n == 3:              # killed once it has reported something
+                wait_until("B's first report", lambda: _reports(alpha, "specialist BRAVO"),
+                           world=world)
+                proc.kill()
+                proc.wait(30)
+                proc = _daemon_b(world, replica, source, home, fpr, log)
+            if n == 5:              # cut off from its source, then back
+                source.unlink()
+                time.sleep(2)
+                source.symlink_to(alpha.root)
+            buy = alpha.request("alice", f"b{n}", "Order", "buy 1 BRAVO at 10.00", pit="alpha")
+            sell = alpha.request("bob", f"b{n}", "Order", "sell 1 BRAVO at 10.00", pit="alpha")
+            world.send(buy, addr("alice"), f"alpha@{DOMAIN}")
+            world.send(sell, addr("bob"), f"alpha@{DOMAIN}")
+            sells.append(sell)
+            time.sleep(0.3)
+        last = wait_until("the last sell archived", lambda: _seq_of(alpha, sells[-1]), world=world)
+        wait_until("B's checkpoint of the last order",
+                   lambda: (ops.filter_position(alpha.pit, "specialist BRAVO")[0] or (0, 0))[1] >= last,
+                   timeout=120, world=world)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _stop_agents(hostb)
+    spans = _reports(alpha, "specialist BRAVO")
+    assert {signer for _, _, signer, _ in spans} == {fpr}, log.read_text()[-3000:]
+    for prev, this in zip(spans, spans[1:]):
+        assert this[0] == prev[1] + 1, f"reports {prev[:2]} and {this[:2]} leave a gap or overlap"
+    lines = [ln for *_, ls in spans for ln in ls]
+    for n in range(8):
+        trades = [ln for ln in lines if f"buyer alice b{n} seller bob b{n} " in ln]
+        assert len(trades) == 1, (n, trades)
+    wait_until("the last trade in alice's mailbox",
+               lambda: has_trade(world, "alice", "buyer alice b7 seller bob b7"), world=world)
+    # A member's replica (host C) audits.
+    member_copy = host.base / "hostc"
+    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)
+    done = _pit("mirror", str(alpha.root), str(member_copy))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = audit(member_copy)
     assert result.ok, result.summary()
