@@ -1,0 +1,154 @@
+"""A pit through a real Postfix and Mailman 3: orders a second and order ->
+trade latency, the way traders reach it.
+
+    python -m bench.postfix [N] [PAIRS]
+
+Sets up what tests/test_postfix.py sets up (tests/postfix_harness.py:
+Mailman writing its Postfix maps, a Postfix instance of its own configured
+by ``pit mailman postfix-config``, ``pit mailman serve`` and the filters'
+``pipe`` services running as an unprivileged user), with one pit whose
+traders are relayed to a sink, then:
+
+1. Throughput.  N signed orders (bench/fixtures.py, signed in process)
+   are handed to Postfix by SMTP on one connection, as fast as it takes
+   them; timed from the first until the N-th is in the archive (verified,
+   stamped, chained, fsynced by the notary behind Postfix's LMTP client).
+2. Latency.  PAIRS crossing pairs (sell, then buy, of one lot of LAT) go
+   to Postfix one pair at a time; each is timed from handing the buy to
+   Postfix until the specialist's report with its trade lands in the
+   buyer's mailbox (notary, Mailman, Postfix, the specialist's pipe, the
+   notary, Mailman, Postfix).  Prints the median and the worst.
+
+Needs root (a Postfix instance of its own) and the postfix package
+(``make sysdeps``).  Every wait times out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from postfix_harness import pits_on_postfix, postfix_available  # noqa: E402
+
+from bench.fixtures import fresh_pit, signed_orders, trader_keys  # noqa: E402
+from bench.mailman import _lat_order, _load, _sender  # noqa: E402
+from pit import mbox, ops, testkeys  # noqa: E402
+from pit.archive import Archive  # noqa: E402
+
+DOMAIN = "bench.test"
+TRADERS = "traders.example"
+
+
+def _setup(root: Path, n: int):
+    pit = fresh_pit(root, domain=DOMAIN)
+    raws = signed_orders(pit, 20 + n, "ed25519")
+    for key, value in (("Instrument", "LAT USD tick 0.01 lot 1"),
+                       ("Deposit", "100000 LAT to trader01")):
+        assert ops.operator_request(pit, key, value).accepted
+    keys = trader_keys("ed25519", 2)
+    notary = ops.notary(pit)
+    for name, value in (("trader00", "1000000.00 USD to trader00:LAT"),
+                        ("trader01", "100000 LAT to trader01:LAT")):
+        ring, fpr = keys[name]
+        raw = ops.sign_request(pit, ops.request_text(pit.name, name, "lat-fund", "Transfer", value),
+                               ring, fpr, f"{name}@{TRADERS}")
+        assert notary.notarize([raw])[0].accepted
+    for ring, _ in keys.values():
+        ring.stop_agent()
+    ops.run_filter(pit, "transfers", [])
+    return pit, raws[20:], keys
+
+
+def _wait(what: str, predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench.postfix: timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def run(n: int = 200, pairs: int = 20) -> dict:
+    import smtplib
+    base = Path(tempfile.mkdtemp(prefix="pit-bench-postfix-"))
+    os.chmod(base, 0o755)
+    try:
+        pit, orders, keys = _setup(base / "pit", n)
+        for home in (pit.gnupg, pit.filters_gnupg, pit.root / "operator.gnupg"):
+            from pit.keyring import Keyring
+            Keyring(home).stop_agent()
+        # the traders send from traders.example; their keys (so their
+        # subscriptions) are at testkeys.DOMAIN: both relayed to the sink
+        mailbox = f"trader00@{testkeys.DOMAIN}"
+        with pits_on_postfix(base, [pit.root], DOMAIN,
+                             sink_domains=(TRADERS, testkeys.DOMAIN)) as host:
+            archive = Archive(pit.root)
+            first = archive.last_seq()
+            start = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", host.postfix.smtp_port, timeout=60) as smtp:
+                for raw in orders:
+                    smtp.sendmail(_sender(raw), [pit.address], raw.replace(b"\n", b"\r\n"))
+            handed = time.perf_counter() - start
+            last_id = mbox.headers(orders[-1], ["message-id"])["message-id"].encode()
+
+            def all_in() -> bool:
+                if archive.last_seq() < first + n:
+                    return False
+                return any(last_id in m for _, m in archive.read(first + 1))
+            _wait(f"{n} orders in the archive", all_in, 120 + n)
+            elapsed = time.perf_counter() - start
+            # the list copies of the burst (and the filters they trigger) first
+            _wait("an empty Postfix queue", host.postfix.queue_empty, 300 + n)
+            latencies = []
+            sink = host.mailman.sink
+            for k in range(pairs):
+                sell, buy = (_lat_order(pit, keys, who, f"p{k}", side)
+                             for who, side in (("trader01", "sell"), ("trader00", "buy")))
+                host.send(sell, f"trader01@{TRADERS}", pit.address)
+                wanted = f"buyer trader00 p{k} seller trader01 p{k} ".encode()
+                t0 = time.perf_counter()
+                host.send(buy, f"trader00@{TRADERS}", pit.address)
+                _wait(f"the trade of pair {k}", lambda: any(
+                    wanted in m for m in sink.messages(mailbox)), 120)
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        from conftest import _stop_agents
+        _stop_agents(base)
+        shutil.rmtree(base, ignore_errors=True)
+    return {"handed": handed, "elapsed": elapsed, "rate": n / elapsed,
+            "latency_median": statistics.median(latencies), "latency_max": max(latencies)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        n = int(argv[0]) if argv else 200
+        pairs = int(argv[1]) if len(argv) > 1 else 20
+        if min(n, pairs) < 1:
+            raise ValueError
+    except ValueError:
+        print("usage: python -m bench.postfix [N] [PAIRS]  (positive integers)", file=sys.stderr)
+        return 2
+    reason = postfix_available()
+    if reason:
+        print(f"bench.postfix: skipped: {reason}")
+        return 0
+    print(f"postfix: {_load()} before")
+    r = run(n, pairs)
+    print(f"postfix: {n} signed orders by SMTP to Postfix -> notary (LMTP) -> archive")
+    print(f"  handed to Postfix in {r['handed']:.2f} s; all archived after {r['elapsed']:.2f} s "
+          f"({r['rate']:.1f} orders/s)")
+    print(f"  order -> trade by mail through Postfix and Mailman, {pairs} pairs: "
+          f"median {r['latency_median'] * 1000:.0f} ms, worst {r['latency_max'] * 1000:.0f} ms")
+    print(f"postfix: {_load()} after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
