@@ -207,6 +207,7 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
         for name in ("process_bounces", "bounce_score_threshold", "bounce_info_stale_after",
                      "bounce_you_are_disabled_warnings", "forward_unrecognized_bounces_to"):
             assert config[name] == PIT_LIST_SETTINGS[name], name
+    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)
     result = audit(alpha.root)
     assert result.ok, result.summary()
 
