@@ -315,9 +315,15 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
             sells.append(sell)
             time.sleep(0.3)
         last = wait_until("the last sell archived", lambda: _seq_of(alpha, sells[-1]), world=world)
-        wait_until("B's checkpoint of the last order",
-                   lambda: (ops.filter_position(alpha.pit, "specialist BRAVO")[0] or (0, 0))[1] >= last,
-                   timeout=120, world=world)
+        try:
+            wait_until("B's checkpoint of the last order",
+                       lambda: (ops.filter_position(alpha.pit, "specialist BRAVO")[0]
+                                or (0, 0))[1] >= last, timeout=300)
+        except AssertionError as error:
+            refused = [mbox.headers(r, ["x-pit-rejected"]).get("x-pit-rejected", "")
+                       for r in alpha.rejects()]
+            raise AssertionError(f"{error}\n--- B's log\n{log.read_text()[-4000:]}\n"
+                                 f"--- refused\n{refused[-10:]}") from None
     finally:
         if proc.poll() is None:
             proc.terminate()
