@@ -254,7 +254,7 @@ class Session:
             kind = st.get("x-pit-kind")
             if kind == "member":
                 # a filter's first run makes its key a member (pit(1), pit run):
-                # the operator's record, which counts toward its rate limit
+                # the operator's record (the rate limit is the members', not the operator's)
                 self.model.accept(seq, st["x-pit-signer"],
                                   {"pit": st["x-pit-pit"], "account": st["x-pit-account"],
                                    "ref": st["x-pit-ref"], "key": "Member",

@@ -228,6 +228,16 @@ def test_rate_limited(kit):
     assert d.accepted, d.reason
 
 
+def test_the_rate_limit_is_the_members_not_the_operators(kit):
+    """A model session (seed 66) found the operator past the limit: the
+    Member record that makes a new filter's key a member was refused, and
+    `pit run` could not start that filter."""
+    kit.pit.set(rate_limit=2, rate_interval=3600)
+    for i in range(4):
+        d = kit.operator("Deposit", f"1.00 USD to alice")
+        assert d.accepted, d.reason
+
+
 @pytest.mark.parametrize("header", ["X-Pit-Seq: 1", "x-pit-kind: order", "X-PIT-Digest: 00"])
 def test_hostile_x_pit_headers(kit, header):
     raw = kit.request("alice", "1", *ORDER)
