@@ -1363,7 +1363,9 @@ def cmd_mailman_postfix_config(args) -> int:
 def _filter_daemon(args):
     from pit.daemon import DaemonError, FilterDaemon
     pit = find_pit(args.pit)
-    _filter_names(pit, args.filter, args.args)
+    # the kind only: a daemon or the MTA's delivery reads no archive to start
+    # (a replica may be mid-copy; the filter itself says what it lacks)
+    _filter_kind(args.filter)
     smtp = _hostport(args.smtp, "--smtp") if args.smtp else None
     sync = None
     if args.mirror:
