@@ -12,9 +12,13 @@ secret of the pit, whatever lies beside the archive at the source; the
 archive's genesis and member records carry the public keys an audit needs.
 
 rsync's delta transfer sends only what changed (volumes only grow, so an
-update costs the new records).  The volumes go first and the index last, so
-a reader of the replica never sees an index that promises records its
-volumes do not have yet.  :func:`compare` then asks rsync again, with
+update costs the new records).  The source's notary may append while rsync
+copies, so the index is copied first, under another name, then the
+volumes; the volumes are cut back to what that index says (the records
+appended meanwhile come with the next update) and only then is the copied
+index put in place.  So a replica is always one whole state of the source:
+its index never promises records its volumes lack, and its volumes hold
+nothing the index does not name.  :func:`compare` then asks rsync again, with
 ``--checksum`` and ``--dry-run``, which files differ between the source
 and the replica (both ends hash every byte): the replica is called
 identical only when that list is empty.
@@ -94,11 +98,46 @@ def mirror(src: str, dst: str | os.PathLike, rsync: str = "rsync") -> list[str]:
     dst = Path(dst)
     (dst / "archives").mkdir(parents=True, exist_ok=True)
     source, target = source_archive(src, rsync), str(dst / "archives") + "/"
-    changed: list[str] = []
-    for args in (["--delete-after", *_VOLUMES_ONLY], ["--checksum", *_INDEX_ONLY]):
-        out = _run([exe, "-a", "--out-format=%n", *args, source, target])
-        changed += [ln for ln in out.splitlines() if ln and not ln.endswith("/")]
+    index, incoming = dst / "archives" / "index", dst / "archives" / ".index.incoming"
+    if index.exists():
+        shutil.copy2(index, incoming)      # so an unchanged index is not sent again
+    out = _run([exe, "-a", "--checksum", "--out-format=%n", source + "index", str(incoming)])
+    changed = [ln for ln in out.splitlines() if ln and not ln.endswith("/")]
+    out = _run([exe, "-a", "--out-format=%n", "--delete-after", *_VOLUMES_ONLY, source, target])
+    changed = [ln for ln in out.splitlines() if ln and not ln.endswith("/")] + changed
+    _cut_to(incoming)
+    os.replace(incoming, index)
     return changed
+
+
+def _cut_to(index: Path) -> None:
+    """Cut the volumes beside *index* to the bytes it gives them and remove
+    the volumes it does not name (appended at the source while rsync ran).
+    An index that cannot be read is left for the audit to refuse."""
+    try:
+        sizes = {parts[0]: int(parts[4]) for parts in
+                 (line.split() for line in index.read_text("ascii").splitlines())
+                 if len(parts) == 5 and parts[4].isdigit()}
+    except (OSError, UnicodeDecodeError):
+        return
+    for vol in index.parent.iterdir():
+        if not re.fullmatch(r"[0-9]{6}\.mbox", vol.name):
+            continue
+        if vol.name not in sizes:
+            vol.unlink()
+        elif vol.stat().st_size > sizes[vol.name]:
+            # a cut copy, not a truncate: the volume may be a hard link to
+            # the verified copy kept aside (keep_verified)
+            cut = vol.with_name(f".{vol.name}.cut")
+            with open(vol, "rb") as whole, open(cut, "wb") as out:
+                left = sizes[vol.name]
+                while left:
+                    chunk = whole.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    left -= len(chunk)
+            os.replace(cut, vol)
 
 
 def compare(src: str | os.PathLike, dst: str | os.PathLike, rsync: str = "rsync") -> list[str]:

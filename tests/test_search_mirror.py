@@ -124,3 +124,32 @@ def test_a_tampered_replica_is_detected(pit, tmp_path):
     assert compare(pit.root, replica) == ["000001.mbox: differs from the source"]
     r = audit(replica)
     assert not r.ok and "record" in r.problem
+
+
+@needs
+@pytest.mark.parametrize("after", [1, 2, 3])
+def test_a_mirror_of_a_live_pit_never_promises_what_it_lacks(pit, tmp_path, monkeypatch, after):
+    """The notary appends while rsync copies: a record that lands between
+    the copy of the volumes and the copy of the index made the replica's
+    index promise bytes its volume did not have ('truncated at byte N; the
+    index says M'), and a filter daemon following the replica stopped."""
+    import pit.mirror as mirror_mod
+    replica = tmp_path / "replica"
+    mirror(str(pit.root), replica)
+    real_run, calls = mirror_mod._run, []
+
+    def run_then_append(args, *a, **kw):
+        out = real_run(args, *a, **kw)
+        calls.append(args)
+        if len(calls) == after:    # between two of rsync's runs, the notary appends
+            assert ops.operator_request(pit, "Deposit", "1.00 USD to alice").accepted
+        return out
+
+    monkeypatch.setattr(mirror_mod, "_run", run_then_append)
+    mirror(str(pit.root), replica)
+    monkeypatch.setattr(mirror_mod, "_run", real_run)
+    r = audit(replica)
+    assert r.ok, r.problem
+    mirror(str(pit.root), replica)
+    assert compare(pit.root, replica) == []
+    assert audit(replica).ok
