@@ -230,6 +230,31 @@ def copy_pit(src: Path, dst: Path) -> Path:
     return dst
 
 
+def traded_pit(base: Path) -> tuple[Path, dict]:
+    """:func:`funded_pit` after a little trading (orders, the specialist's
+    reports and checkpoints, seals), its agents stopped: a template that
+    :func:`copy_of_traded` copies for each test.  Returns (base, keys)."""
+    p = funded_pit(base)
+    p.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    p.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(p).run_maildir()
+    ops.run_filter(p, "specialist", ["ACME"])
+    p.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(p).run_maildir()
+    ops.run_filter(p, "specialist", ["ACME"])
+    for ring, _ in p.keys.values():
+        ring.stop_agent()
+    return base, p.keys
+
+
+def copy_of_traded(template: tuple[Path, dict], tmp_path: Path) -> Pit:
+    """A test's own copy of a :func:`traded_pit`, with its members' keys."""
+    base, keys = template
+    p = Pit(copy_pit(base / "pit", tmp_path / "pit"))
+    p.keys = keys
+    return p
+
+
 @pytest.fixture
 def kit(template_pits, keyhome, tmp_path) -> Kit:
     """A fresh copy of pit "demo" for one test."""

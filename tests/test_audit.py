@@ -2,7 +2,6 @@
 located (which record, what, expected, found)."""
 
 import re
-import shutil
 
 import pytest
 
@@ -11,34 +10,17 @@ from pit.archive import Archive, record_hash
 from pit.audit import audit
 from pit.keyring import Keyring
 
-from conftest import funded_pit
+from conftest import copy_of_traded, traded_pit
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    base = tmp_path_factory.mktemp("audit")
-    p = funded_pit(base)
-    p.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
-    p.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
-    ops.notary(p).run_maildir()
-    ops.run_filter(p, "specialist", ["ACME"])
-    p.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
-    ops.notary(p).run_maildir()
-    ops.run_filter(p, "specialist", ["ACME"])
-    for ring, _ in p.keys.values():
-        ring.stop_agent()
-    return base, p.keys
+    return traded_pit(tmp_path_factory.mktemp("audit"))
 
 
 @pytest.fixture
 def pit(template, tmp_path):
-    base, keys = template
-    dst = tmp_path / "pit"
-    shutil.copytree(base / "pit", dst, ignore=shutil.ignore_patterns("S.gpg-agent*"))
-    from pit.pitdir import Pit
-    p = Pit(dst)
-    p.keys = keys
-    return p
+    return copy_of_traded(template, tmp_path)
 
 
 def entries(p):

@@ -18,7 +18,7 @@ import pytest
 from pit import cli, ops
 from pit.audit import audit
 
-from conftest import funded_pit
+from conftest import copy_of_traded, traded_pit
 
 DATA = Path(__file__).parent / "data"
 needs_rsync = pytest.mark.skipif(not shutil.which("rsync"), reason="rsync: make install")
@@ -27,29 +27,12 @@ needs_rsync = pytest.mark.skipif(not shutil.which("rsync"), reason="rsync: make 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A small traded pit: orders, filter reports and checkpoints, seals."""
-    base = tmp_path_factory.mktemp("log")
-    p = funded_pit(base)
-    p.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
-    p.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
-    ops.notary(p).run_maildir()
-    ops.run_filter(p, "specialist", ["ACME"])
-    p.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
-    ops.notary(p).run_maildir()
-    ops.run_filter(p, "specialist", ["ACME"])
-    for ring, _ in p.keys.values():
-        ring.stop_agent()
-    return base, p.keys
+    return traded_pit(tmp_path_factory.mktemp("log"))
 
 
 @pytest.fixture
 def pit(template, tmp_path):
-    base, keys = template
-    dst = tmp_path / "pit"
-    shutil.copytree(base / "pit", dst, ignore=shutil.ignore_patterns("S.gpg-agent*"))
-    from pit.pitdir import Pit
-    p = Pit(dst)
-    p.keys = keys
-    return p
+    return copy_of_traded(template, tmp_path)
 
 
 def run(capsys, *argv):
