@@ -7,9 +7,7 @@ session starts is stopped at its end, so nothing is left running.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -45,22 +43,8 @@ def _stop_agents(base: Path) -> None:
     for home in {p.parent for p in base.rglob("pubring.kbx")}:
         subprocess.run(["gpgconf", "--homedir", gpg_home(home), "--kill", "all"],
                        capture_output=True, check=False)
-    prefix = os.path.realpath(base) + "/"
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"gpg-agent") and b"--homedir" in argv:
-            home = argv[argv.index(b"--homedir") + 1].decode(errors="replace")
-            # a long home's agent runs under its short link (pit.keyring.gpg_home)
-            if os.path.realpath(home).startswith(prefix):
-                try:
-                    os.kill(int(proc.name), signal.SIGTERM)
-                except OSError:
-                    pass
+    from pit import agents
+    agents.stop(agents.running([base]))     # a long home's agent runs under its short link
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _HOMES, _stop_agents
-from pit import ops
+from pit import agents, ops
 from pit.keyring import Keyring
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,29 +34,12 @@ def test_a_pit_at_a_long_path_signs_and_its_agent_is_stopped(tmp_path):
     assert len(ring.gpg_home) < 100 and os.path.realpath(ring.gpg_home) == str(pit.gnupg)
     ring.stop_agent()
     _stop_agents(tmp_path)
-    assert not _agents_under(tmp_path)
+    assert not agents.running([tmp_path])
 
 
 def test_gpg_home_is_the_path_itself_when_it_is_short(tmp_path):
     from pit.keyring import gpg_home
     assert gpg_home(tmp_path / "h") == str(tmp_path / "h")
-
-
-def _agents_under(base: Path) -> list[int]:
-    prefix = os.path.realpath(base) + "/"
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"gpg-agent") and b"--homedir" in argv:
-            home = argv[argv.index(b"--homedir") + 1].decode(errors="replace")
-            if os.path.realpath(home).startswith(prefix):
-                found.append(int(proc.name))
-    return found
 
 
 # -- pit mailman deliver: the MTA retries what is temporary ----------------------
