@@ -101,6 +101,20 @@ def append_orders(pit, stream, refs_ticker="ACME") -> None:
         arch.append(batch)
 
 
+def fund_owners(pit) -> None:
+    """Post the transfers filter's report that funds every bench owner's
+    ACME account, so their orders pass the specialist's checks."""
+    from pit import message
+    lines = []
+    for o in OWNERS:
+        lines.append(f"transferred 1 {o} {o}:ACME 1000000000.00 USD")
+        lines.append(f"transferred 1 {o} {o}:ACME 100000000 ACME")
+    body = ("Report: transfers\nPit: bench\nFrom-Seq: 1\nTo-Seq: 1\n\n" + "\n".join(lines) + "\n")
+    msg = message.filter_output("report", "transfers", "bench", body, "2026-01-01T00:00:00Z")
+    ds = ops.post(pit, "transfers", [msg])
+    assert ds and ds[0].accepted, ds
+
+
 def build(n: int, root: Path):
     marker = root / "bench-marker"
     if marker.exists() and marker.read_text() == f"replay {n}\n":
@@ -111,15 +125,7 @@ def build(n: int, root: Path):
     pit = ops.init(root, "bench", max_message_size=str(1 << 30), rate_limit="0")
     for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1")]:
         assert ops.operator_request(pit, k, v).accepted
-    lines = []
-    for o in OWNERS:
-        lines.append(f"transferred 1 {o} {o}:ACME 1000000000.00 USD")
-        lines.append(f"transferred 1 {o} {o}:ACME 100000000 ACME")
-    body = ("Report: transfers\nPit: bench\nFrom-Seq: 1\nTo-Seq: 1\n\n" + "\n".join(lines) + "\n")
-    from pit import message
-    msg = message.filter_output("report", "transfers", "bench", body, "2026-01-01T00:00:00Z")
-    ds = ops.post(pit, "transfers", [msg])
-    assert ds and ds[0].accepted, ds
+    fund_owners(pit)
     append_orders(pit, make_stream(n, seed=7))
     marker.write_text(f"replay {n}\n")
     print(f"built a {n:,}-order archive in {time.time() - t:.1f} s at {root}")

@@ -26,9 +26,9 @@ import sys
 import time
 
 from bench.fixtures import OUT
-from bench.replay import append_orders, pipeline
-from bench.streams import OWNERS, make_stream
-from pit import mbox, message, ops, testkeys
+from bench.replay import append_orders, fund_owners, pipeline
+from bench.streams import make_stream
+from pit import mbox, ops, testkeys
 from pit.pitdir import Pit
 from pit.signer import Signer
 
@@ -59,14 +59,7 @@ def build(tickers: int, orders: int) -> Pit:
         bad = [d.reason for d in notary.notarize(raws) if not d.accepted]
         if bad:
             raise RuntimeError(f"setting up {root}: {bad[0]}")
-    lines = []
-    for o in OWNERS:
-        lines.append(f"transferred 1 {o} {o}:ACME 1000000000.00 USD")
-        lines.append(f"transferred 1 {o} {o}:ACME 100000000 ACME")
-    body = ("Report: transfers\nPit: bench\nFrom-Seq: 1\nTo-Seq: 1\n\n" + "\n".join(lines) + "\n")
-    msg = message.filter_output("report", "transfers", "bench", body, "2026-01-01T00:00:00Z")
-    ds = ops.post(pit, "transfers", [msg])
-    assert ds and ds[0].accepted, ds
+    fund_owners(pit)
     append_orders(pit, make_stream(orders, seed=7))
     # the specialist's checkpoint, then 20 orders after it
     _, out = pipeline(pit)
