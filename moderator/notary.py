@@ -519,13 +519,14 @@ class Notary:
             raise Refused(f"unknown key: {fpr} is not a member of pit {self.pit.name}")
         self._signer = fpr
         text = s.text
-        if text.startswith(("Report: ", "Checkpoint: ")):
+        filter_output = text.startswith(("Report: ", "Checkpoint: "))
+        if filter_output:
             fields = self._filter_output(text, accounts)
         elif len(raw) > self.max_size:
             raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
         else:
             fields = self._request(text, accounts, fpr)
-        if self.rate_limit and fpr != self.pit.operator and not text.startswith(("Report: ", "Checkpoint: ")):
+        if self.rate_limit and fpr != self.pit.operator and not filter_output:
             # a member's flood is what the limit stops; the operator's
             # housekeeping and the filters' output must always get through
             q = self.sent.setdefault(fpr, deque())
