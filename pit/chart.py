@@ -34,14 +34,14 @@ def _matplotlib():
 def draw(pit, ticker: str, out: str | Path, at: int | None = None, depth: int = 50) -> dict:
     """Draw *ticker*'s chart to *out* (.png or .svg); returns what it drew:
     ``{"path", "trades", "bids", "asks", "last", "at"}``.  O(archive)."""
-    from pit import cli
+    from pit import query
     out = Path(out)
     fmt = out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise ValueError(f"cannot draw {out.name}: the file name must end in .png or .svg")
-    trades = cli.trades(pit, ticker, at)
-    flt = cli.specialist_state(pit, ticker, at)
-    book = cli.book_levels(flt, ticker, depth)
+    trades = query.trades(pit, ticker, at)
+    flt = query.specialist_state(pit, ticker, at)
+    book = query.book_levels(flt, ticker, depth)
     plt = _matplotlib()
     fig = plt.figure(figsize=(11, 5.5), dpi=100)
     grid = fig.add_gridspec(2, 2, height_ratios=(3, 1), width_ratios=(3, 2), hspace=0.08,

@@ -26,7 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from moderator.notary import deliver
-from pit import cli, ops
+from pit import ops, query
+from pit.commands.common import plural
+from pit.commands.run import run_all
 from pit.keyring import Keyring
 from pit.progress import bar
 
@@ -111,7 +113,7 @@ class Demo:
                           for i, a in enumerate(amounts)]
         self.send_all(self.sign_all(moves))
         self.notarize()
-        cli.run_all(self.pit, say=lambda l: say("  " + l))
+        run_all(self.pit, say=lambda l: say("  " + l))
 
     def operator_batch(self, requests: list[tuple[str, str]]) -> None:
         """Sign operator requests in parallel and notarize them as one batch."""
@@ -279,7 +281,7 @@ class Demo:
 
         head("the filters run: transfers, then one specialist per ticker")
         t = time.monotonic()
-        cli.run_all(self.pit, say=lambda l: say("  " + l))
+        run_all(self.pit, say=lambda l: say("  " + l))
         say(f"  filters took {time.monotonic() - t:.1f} s")
         self.report()
         self.picture()
@@ -289,19 +291,19 @@ class Demo:
         pit = self.pit
         for ticker, *_ in INSTRUMENTS:
             head(f"the book: pit book {ticker}")
-            b = cli.book_levels(cli.specialist_state(pit, ticker), ticker, 3)
+            b = query.book_levels(query.specialist_state(pit, ticker), ticker, 3)
             for side in ("asks", "bids"):
                 levels = b[side] if side == "bids" else list(reversed(b[side]))
                 for lv in levels:
                     say(f"  {side[:-1]:<4} {lv['price']:>10} {b['currency']}  {lv['qty']:>8} "
-                        f"({cli.plural(lv['orders'], 'order')})")
+                        f"({plural(lv['orders'], 'order')})")
             say(f"  last {b['last']}")
-        tr = cli.trades(pit)
+        tr = query.trades(pit)
         head(f"the trades: {len(tr)} (pit trades); the last few")
         for x in tr[-5:]:
-            say("  " + cli._trade_text(x))
+            say("  " + query.trade_text(x))
         head("the balances (pit positions)")
-        rows = cli.positions(pit)
+        rows = query.positions(pit)
         for n in TRADERS[:2]:
             for r in rows:
                 if r["account"] == n or r["account"].startswith(n + ":"):
@@ -311,11 +313,11 @@ class Demo:
             say(f"  {r['account']:<14} {r['amount']:>16} {r['asset']}")
         say(f"  ... and {len({r['account'] for r in rows})} accounts in all")
         head("rejections (pit rejects)")
-        rej = cli.rejections(pit)
+        rej = query.rejections(pit)
         say(f"  by the notary: {len(rej)} in rejects/rejects.mbox")
         for r in rej:
             say(f"    {r['from']:<22} {r['reason']}")
-        fr = cli.filter_rejections(pit)
+        fr = query.filter_rejections(pit)
         say(f"  by the specialists: {len(fr)} 'rejected' report lines; one of each kind:")
         kinds: dict[str, str] = {}
         for r in fr:

@@ -253,7 +253,9 @@ def test_trades_and_show_and_export(world, capsys):
 
 def test_json_everywhere_one_field_set_a_kind(world, capsys):
     """--json for what a script reads: every row of a kind has the same keys."""
-    from pit.cli import AUDIT_FIELDS, RECORD_FIELDS, VERIFY_FIELDS
+    from pit.commands.audit import AUDIT_FIELDS
+    from pit.commands.common import RECORD_FIELDS
+    from pit.commands.verify import VERIFY_FIELDS
     P = ["--pit", world["pit"]]
     rows = []
     for argv in (["show", "1-6", "--json"], ["export", "--json", "--to", "6"],
@@ -277,7 +279,7 @@ def test_json_everywhere_one_field_set_a_kind(world, capsys):
 
 
 def test_audit_json(world, capsys):
-    from pit.cli import AUDIT_FIELDS
+    from pit.commands.audit import AUDIT_FIELDS
     code, out, _ = run(capsys, "--pit", world["pit"], "audit", "--json")
     r = json.loads(out)
     assert code == 0 and set(r) == set(AUDIT_FIELDS) and r["ok"] is True and r["problem"] is None

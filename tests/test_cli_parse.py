@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from pit import cli
+from pit.commands import _command_named, _plain_replay, build_parser
 
 
 def parsed(parser, argv):
@@ -22,7 +22,7 @@ def parsed(parser, argv):
 
 
 def command_lines():
-    full = cli.build_parser()
+    full = build_parser()
     commands = next(a for a in full._actions if a.__class__.__name__ == "_SubParsersAction")
     for name, sub in commands.choices.items():
         yield [name, "--help"]
@@ -40,8 +40,8 @@ def command_lines():
 
 def test_only_the_command_run_is_built():
     for argv in command_lines():
-        assert parsed(cli.build_parser(cli._command_named(argv)), argv) == \
-            parsed(cli.build_parser(), argv), argv
+        assert parsed(build_parser(_command_named(argv)), argv) == \
+            parsed(build_parser(), argv), argv
 
 
 QUICK = [["replay", "specialist", "ACME"], ["--pit", "d", "replay", "specialist", "ACME", "BTC"],
@@ -55,8 +55,8 @@ PARSER = [["replay"], ["replay", "-h"], ["replay", "x", "--from-start"], ["--pit
 
 @pytest.mark.parametrize("argv", QUICK + PARSER)
 def test_a_plain_replay_needs_no_parser(argv):
-    quick = cli._plain_replay(argv)
+    quick = _plain_replay(argv)
     assert (quick is not None) == (argv in QUICK)
     if quick is not None:
-        result, _, _ = parsed(cli.build_parser(), argv)
+        result, _, _ = parsed(build_parser(), argv)
         assert vars(quick) == {"pit": None, **result}

@@ -183,7 +183,7 @@ def test_error_case(places, capsys, monkeypatch, argv, code, words):
 
 def test_the_table_covers_every_subcommand():
     """Each command of the parser has at least one error case."""
-    from pit.cli import build_parser
+    from pit.commands import build_parser
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     named = {c[0][c[0].index("--pit") + 2] if "--pit" in c[0] else c[0][0] for c in CASES}

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from pit import cli
+from pit import cli, query
 from pit.archive import Archive
 from pit.demo import MARKER, main
 from pit.pitdir import Pit
@@ -54,19 +54,19 @@ def test_demo_raises_the_rate_limit_to_fit_its_burst(tmp_path):
 def test_demo_trades(demo):
     root, _ = demo
     pit = Pit(root)
-    trades = cli.trades(pit)
+    trades = query.trades(pit)
     assert trades and {t["ticker"] for t in trades} <= {"ACME", "GLOBEX", "BTC"}
-    assert len(cli.positions(pit)) > 10
+    assert len(query.positions(pit)) > 10
 
 
 def test_each_bad_kind_is_refused_with_its_reason(demo):
     root, _ = demo
     pit = Pit(root)
-    reasons = [r["reason"] for r in cli.rejections(pit)]
+    reasons = [r["reason"] for r in query.rejections(pit)]
     for expected in ("unsigned:", "bad signature", "replayed: ref bad-1 of alice",
                      "malformed request: line 4: bad quantity 'ten'", "unknown key"):
         assert any(r.startswith(expected) for r in reasons), (expected, reasons)
-    lines = [r["line"] for r in cli.filter_rejections(pit)]
+    lines = [r["line"] for r in query.filter_rejections(pit)]
     assert any(" erin bad-5 insufficient funds" in l for l in lines), lines
 
 
@@ -103,7 +103,7 @@ def test_chart_is_the_same_bytes_each_time(demo, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["--pit", str(root), "chart", "BTC", "--json", "-o", str(tmp_path / "b.png")]) == 0
     drawn = json.loads(capsys.readouterr().out)
-    assert drawn["trades"] == len(cli.trades(Pit(root), "BTC")) and drawn["at"] is None
+    assert drawn["trades"] == len(query.trades(Pit(root), "BTC")) and drawn["at"] is None
 
 
 def _on_a_terminal(argv: list[str]) -> tuple[bytes, bytes]:

@@ -183,7 +183,7 @@ def _exec_start(unit: Path) -> list[str]:
 
 
 def test_the_service_units_run_pit_commands_that_parse():
-    from pit.cli import build_parser
+    from pit.commands import build_parser
     parser = build_parser()
     notary = _exec_start(REPO / "deploy" / "systemd" / "pit-notary.service")
     assert notary[0].endswith("/pit")

@@ -1,0 +1,20 @@
+"""pit fills --account ACCOUNT: the trades an account took part in."""
+
+from __future__ import annotations
+
+from pit.commands.common import AT_HELP, emit, find_pit, known_account
+from pit.query import trade_text, trades
+
+
+def arguments(cmd) -> None:
+    sp = cmd("fills", run, "trades an account took part in",
+             ["pit fills --account alice"], json_flag=True)
+    sp.add_argument("--account", required=True)
+    sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
+
+
+def run(args) -> int:
+    pit = find_pit(args.pit)
+    known_account(pit, args.account)
+    emit(args, trades(pit, account=args.account, at=args.at), trade_text)
+    return 0
