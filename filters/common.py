@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from pit import message
+from pit import kinds
 from pit.units import Currency, Instrument, UnitError
 
 __all__ = ["Registry", "Accounts", "amount_text", "parse_transferred", "TRANSFERRED"]
@@ -22,16 +22,6 @@ def parse_transferred(text: str):
 
 def amount_text(registry: "Registry", asset: str, n: int) -> str:
     return registry.amount_text(asset, n)
-
-
-_PARSERS = {"currency": "_parse_currency", "instrument": "_parse_instrument",
-            "fees": "_parse_fees", "member": "_parse_member", "transfer": "_parse_transfer",
-            "deposit": "_parse_deposit", "withdrawal": "_parse_withdrawal"}
-
-
-def instruction(kind: str, text: str):
-    """The instruction of a record from its canonical ``X-Pit-Request`` text."""
-    return getattr(message, _PARSERS[kind])(text, 1)
 
 
 # An instrument line as Registry.state() writes it (Instrument.describe()).
@@ -110,7 +100,7 @@ class Registry:
     def apply(self, kind: str, text: str) -> Instrument | None:
         """Apply one operator record (canonical request text).  Returns the
         instrument defined, if any.  Raises MessageError or UnitError."""
-        ins = instruction(kind, text)
+        ins = kinds.parse(kind, text)
         if kind == "currency":
             self.currencies[ins.code] = ins.currency()
         elif kind == "fees":
@@ -230,7 +220,7 @@ class Accounts:
     def apply(self, text: str) -> None:
         if self._block is not None:
             self._read_block()
-        m = instruction("member", text)
+        m = kinds.parse("member", text)
         if m.action == "add":
             self.members[m.fingerprint] = tuple(m.accounts)
             self.known.update(m.accounts)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 import sys
 
-from filters.common import Accounts, Registry, amount_text, instruction, parse_transferred, report_owns, reporter
-from pit import book, message
+from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns, reporter
+from pit import book, kinds, message
 from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
@@ -591,7 +591,7 @@ class Specialist(Filter):
     # -- transfers --------------------------------------------------------------
     def transfer_out(self, seq: int, account: str, text: str, ref: str = "-") -> None:
         try:
-            t = instruction("transfer", text)
+            t = kinds.parse("transfer", text)
             amount = self.registry.amount(t.asset, t.amount)
         except (message.MessageError, UnitError, KeyError) as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")

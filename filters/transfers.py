@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from filters.common import Accounts, Registry, instruction, parse_transferred, report_owns, reporter
-from pit import message
+from filters.common import Accounts, Registry, parse_transferred, report_owns, reporter
+from pit import kinds, message
 from pit.filter import Filter, main as filter_main, signed_text
 from pit.ledger import Insufficient, Ledger
 from pit.units import UnitError
@@ -43,7 +43,7 @@ class Transfers(Filter):
             return ":" not in stamp.get("x-pit-account", ":")
         if kind == "report":
             return stamp.get("x-pit-account", "").startswith("specialist:")
-        return kind in ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
+        return kind in kinds.OPERATOR
 
     def apply(self, seq: int, stamp: dict, msg: bytes) -> None:
         kind, account = stamp["x-pit-kind"], stamp.get("x-pit-account", "")
@@ -59,21 +59,21 @@ class Transfers(Filter):
             elif account != "operator" and kind in ("deposit", "withdrawal"):
                 self.say(f"rejected {seq} {account} {ref} only the operator records {kind}s")
             elif kind == "deposit":
-                d = instruction("deposit", text)
+                d = kinds.parse("deposit", text)
                 if not self.accounts.exists(d.to, self.registry) or ":" in d.to:
                     return self.say(f"rejected {seq} {account} {ref} unknown account {d.to}")
                 n = self.registry.amount(d.asset, d.amount)
                 self.ledger.credit(d.to, d.asset, n)
                 self.say(f"deposited {seq} {d.to} {self.registry.amount_text(d.asset, n)} {d.asset}")
             elif kind == "withdrawal":
-                d = instruction("withdrawal", text)
+                d = kinds.parse("withdrawal", text)
                 if not self.accounts.exists(d.frm, self.registry) or ":" in d.frm:
                     return self.say(f"rejected {seq} {account} {ref} unknown account {d.frm}")
                 n = self.registry.amount(d.asset, d.amount)
                 self.ledger.debit(d.frm, d.asset, n)
                 self.say(f"withdrawn {seq} {d.frm} {self.registry.amount_text(d.asset, n)} {d.asset}")
             elif kind == "transfer":
-                t = instruction("transfer", text)
+                t = kinds.parse("transfer", text)
                 n = self.registry.amount(t.asset, t.amount)
                 if not self.accounts.exists(t.to, self.registry):
                     return self.say(f"rejected {seq} {account} {ref} unknown account {t.to}")

@@ -85,7 +85,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import archive as archive_mod
-from pit import mbox, merkle, message, openpgp, signed
+from pit import kinds, mbox, merkle, message, openpgp, signed
 from pit.keyring import Keyring, KeyringError, certificate_fingerprint
 from pit.ops import FILTERS
 from pit.pitdir import Pit
@@ -97,7 +97,6 @@ __all__ = ["Notary", "Decision", "MailOutcome", "main", "request_fields", "stamp
 # the notary ever approves a post.  Header names only, at the start of a line.
 _APPROVAL_HEADER = re.compile(rb"\n((?:x-)?approved?)[ \t]*:", re.IGNORECASE)
 
-OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
 RECENT = 20_000       # digests remembered for crash recovery: more than any batch
 RESERVED_ACCOUNTS = ("operator", "notary", "fees")    # never a member's
 
@@ -175,7 +174,7 @@ def request_fields(req: message.Request, instruments, currencies, fees,
             what = "cancel" if isinstance(ins, message.Cancel) else "modify"
             raise Refused(f"{what} {ins.ref}: {req.account} has no order with ref {ins.ref}")
         target_ticker = known[1]
-    if req.kind in ("order", "transfer", "deposit", "withdrawal"):
+    if req.kind in kinds.NUMBERS:
         try:
             req = message.resolve(req, instruments, currencies, ticker=target_ticker)
         except (message.MessageError, UnitError, KeyError) as e:
@@ -460,8 +459,7 @@ class Notary:
                 self.filter_checkpoints[name] = (int(span), seq)
 
     def _operator_record(self, kind: str, text: str) -> None:
-        from filters.common import instruction
-        ins = instruction(kind, text)
+        ins = kinds.parse(kind, text)
         if kind == "member":
             self._addresses = None
             if ins.action == "add":
@@ -552,7 +550,7 @@ class Notary:
             raise Refused(f"the request is for another pit named {req.pit} (identity "
                           f"{req.pit_id}); this pit's identity is {self.pit.notary}", 1)
         base = req.account.partition(":")[0]
-        if req.kind in OPERATOR_KINDS:
+        if req.kind in kinds.OPERATOR:
             if fpr != self.pit.operator or req.account != "operator":
                 raise Refused(f"{req.kind} requests are the operator's; "
                               f"the signing key owns {', '.join(accounts)}")

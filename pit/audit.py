@@ -52,7 +52,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pit import mbox, merkle, message, openpgp, signed
+from pit import kinds, mbox, merkle, message, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring, KeyringError
@@ -60,7 +60,6 @@ from pit.ops import FILTERS
 
 __all__ = ["audit", "AuditResult", "AuditFailure"]
 
-OPERATOR_KINDS = ("deposit", "withdrawal", "member", "currency", "instrument", "fees")
 STAMP_FIELDS = ("x-pit-pit", "x-pit-kind", "x-pit-account", "x-pit-ref", "x-pit-ticker",
                 "x-pit-request")
 # Signature checks (extract + verify) are half the audit's work and each
@@ -708,7 +707,7 @@ class _Audit:
             ins = req.instruction
             if isinstance(ins, (message.Cancel, message.Modify)):
                 ticker = self.refs.get((req.account, ins.ref)) or None
-            if req.kind in ("order", "transfer", "deposit", "withdrawal"):
+            if req.kind in kinds.NUMBERS:
                 req = message.resolve(req, self.instruments, self.currencies, ticker=ticker)
         except (message.MessageError, ValueError, KeyError) as e:
             raise AuditFailure(seq, f"the signed request does not parse: {e}")
@@ -723,7 +722,7 @@ class _Audit:
             raise AuditFailure(seq, "a request without the pit's identity was notarized",
                                f"Pit: {pit} {self.notary}", f"Pit: {req.pit}")
         base = req.account.partition(":")[0]
-        owner = "operator" if req.kind in OPERATOR_KINDS else base
+        owner = "operator" if req.kind in kinds.OPERATOR else base
         if owner == "operator" and st.get("x-pit-signer") != self.operator:
             raise AuditFailure(seq, "an operator request not signed by the operator's key",
                                "operator", ",".join(accounts))

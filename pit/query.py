@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pit import mbox, message, ops
+from pit import kinds, mbox, message, ops
 from pit.archive import Archive
 from pit.pitdir import Pit
 from pit.units import UnitError
@@ -38,12 +38,11 @@ def registry(pit: Pit, at: int | None = None):
 
 def member_accounts(pit: Pit) -> set[str]:
     """Every account a member of the pit has been made owner of.  O(archive)."""
-    from filters.common import instruction
     owned = set()
     for _, st, _ in records(pit):
         if st.get("x-pit-kind") == "member":
             try:
-                ins = instruction("member", st.get("x-pit-request", ""))
+                ins = kinds.parse("member", st.get("x-pit-request", ""))
             except (message.MessageError, UnitError):
                 continue
             owned.update(getattr(ins, "accounts", None) or ())

@@ -312,7 +312,7 @@ class Tape:
 
     def request(self, account: str, ref: str, key: str, value: str) -> bytes:
         """A request record: *value* (any input form) stamped as the notary stamps it."""
-        from filters.common import instruction
+        from pit import kinds
         from moderator.notary import request_fields
         text = ops.request_text(self.pit, account, ref, key, value)
         req = message.parse_request(text)
@@ -320,7 +320,7 @@ class Tape:
         st = dict(fields)
         kind = st["X-Pit-Kind"]
         if kind in ("currency", "instrument", "fees"):
-            ins = instruction(kind, st["X-Pit-Request"])
+            ins = kinds.parse(kind, st["X-Pit-Request"])
             if kind == "currency":
                 self.currencies[ins.code] = ins.currency()
             elif kind == "fees":

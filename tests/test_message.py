@@ -53,7 +53,7 @@ def test_times_read_as_strptime_reads_them():
     every day and month number, leap years, times out of range, and text
     that is not ASCII digits."""
     from datetime import datetime
-    from pit._messages import _strptime
+    from pit.message import _strptime
     fmt = "%Y-%m-%dT%H:%M:%S"
     texts = [f"{y}-{m:02d}-{d:02d}T12:34:56" for y in ("2024", "2026", "1900", "2000", "0000",
                                                      "0001", "9999") for m in range(100)
