@@ -87,8 +87,8 @@ from pathlib import Path
 from pit import archive as archive_mod
 from pit import kinds, mbox, merkle, message, openpgp, signed
 from pit.keyring import Keyring, KeyringError, certificate_fingerprint
-from pit.ops import FILTERS
-from pit.pitdir import Pit
+from pit.filter import FILTERS
+from pit.pitdir import Pit, note_checkpoint
 from pit.units import UnitError
 
 __all__ = ["Notary", "Decision", "MailOutcome", "main", "request_fields", "stamp_text", "stamp_time"]
@@ -684,7 +684,6 @@ class Notary:
         """Keep ``checkpoints/index`` (which record holds each filter's newest
         checkpoint) in step with the archive, so replay seeks straight to it.
         The index is a cache: a reader that finds it behind scans the archive."""
-        from pit.ops import note_checkpoint
         for rec, _, _ in records:
             st = mbox.stamp(rec)
             if st.get("x-pit-kind") == "checkpoint":

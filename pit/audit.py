@@ -56,7 +56,7 @@ from pit import kinds, mbox, merkle, message, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring, KeyringError
-from pit.ops import FILTERS
+from pit.filter import FILTERS
 
 __all__ = ["audit", "AuditResult", "AuditFailure"]
 
@@ -96,6 +96,15 @@ class AuditFailure(Exception):
         if where and not self.where:
             self.where = where
             self.args = (self._text(),)
+
+
+def _consistency(state, leaves, res) -> str:
+    """pit.replica.check_consistency, its finding an AuditFailure."""
+    from pit import replica
+    try:
+        return replica.check_consistency(state, leaves, res)
+    except replica.LogChanged as e:
+        raise AuditFailure(*e.args) from None
 
 
 def _short(s: str, n: int = 200) -> str:
@@ -247,7 +256,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
         except AuditFailure as e:
             if getattr(e, "at_end", False) and state is not None and state.size:
                 # an unsealed tail where this copy saw more: the records cut off are the story
-                replica.check_consistency(state, a.leaves, res)
+                _consistency(state, a.leaves, res)
             raise
         except (ArchiveError, OSError):
             raise
@@ -270,7 +279,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
             raise AuditFailure(1, "the genesis record names another notary key than the "
                                "one this copy expects", pinned, res.notary)
         if state is not None and state.size:
-            res.consistency = replica.check_consistency(state, a.leaves, res)
+            res.consistency = _consistency(state, a.leaves, res)
         if remember:
             try:
                 replica.save_state(path, res, pinned or res.notary)

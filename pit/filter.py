@@ -21,6 +21,11 @@ from itertools import chain
 
 from pit import mbox, message
 
+# The pit's filters: kind -> "module:class" (pit.ops.filter_class loads one).
+FILTERS = {"specialist": "filters.specialist:Specialist",
+           "transfers": "filters.transfers:Transfers",
+           "positions": "filters.positions:Positions"}
+
 TYPE_CHECKING = False            # typing (~1.5 ms to import) is for type checkers only
 if TYPE_CHECKING:
     from typing import BinaryIO

@@ -6,15 +6,14 @@ requests, run the filters and post their output, replay.  The command line
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pit import mbox, message
 from pit.archive import ENTRY_HEAD, Archive, entry_stamp
-from pit.filter import Filter, run as run_filter_stream
-from pit.pitdir import Pit, PitError
+from pit.filter import FILTERS, Filter, run as run_filter_stream
+from pit.pitdir import Pit, PitError, note_checkpoint, slug
 
 TYPE_CHECKING = False  # typing (~1.5 ms to import) is for type checkers only
 if TYPE_CHECKING:      # imported where used: `pit replay` never needs gpg
@@ -237,17 +236,7 @@ def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
     return ring, fpr
 
 
-def slug(name: str) -> str:
-    """A filter name as a file and address part: "specialist ACME" -> "specialist-acme"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 # -- filters -----------------------------------------------------------------------
-
-FILTERS = {"specialist": "filters.specialist:Specialist",
-           "transfers": "filters.transfers:Transfers",
-           "positions": "filters.positions:Positions"}
-
 
 def filter_class(kind: str):
     import importlib
@@ -297,16 +286,6 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
 def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
     """``(record seq, covered seq)`` of filter *name*'s newest archived checkpoint."""
     return filter_position(pit, name)[0]
-
-
-def note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
-    idx = pit.checkpoints / "index"
-    lines = [ln for ln in (idx.read_text().splitlines() if idx.exists() else [])
-             if ln.split(" ")[0] != slug(name)]
-    lines.append(f"{slug(name)} {record} {covered}")
-    tmp = idx.with_suffix(".tmp")
-    tmp.write_text("\n".join(sorted(lines)) + "\n")
-    os.replace(tmp, idx)
 
 
 def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,

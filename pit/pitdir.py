@@ -19,9 +19,10 @@ keys and no incoming mail, and the notary refuses it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-__all__ = ["Pit", "PitError", "DEFAULTS"]
+__all__ = ["Pit", "PitError", "DEFAULTS", "slug", "note_checkpoint"]
 
 DEFAULTS = {
     "max_message_size": "262144",   # bytes; a signed order is about 1 KB
@@ -127,3 +128,20 @@ class Pit:
             self.conf.write(f)
         os.replace(tmp, self.conf_path)
         self.__init__(self.root)
+
+
+def slug(name: str) -> str:
+    """A filter name as a file and address part: "specialist ACME" -> "specialist-acme"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def note_checkpoint(pit: Pit, name: str, record: int, covered: int) -> None:
+    """Write in ``checkpoints/index`` that filter *name*'s newest checkpoint
+    is record *record*, covering records up to *covered*."""
+    idx = pit.checkpoints / "index"
+    lines = [ln for ln in (idx.read_text().splitlines() if idx.exists() else [])
+             if ln.split(" ")[0] != slug(name)]
+    lines.append(f"{slug(name)} {record} {covered}")
+    tmp = idx.with_suffix(".tmp")
+    tmp.write_text("\n".join(sorted(lines)) + "\n")
+    os.replace(tmp, idx)

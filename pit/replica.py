@@ -40,7 +40,7 @@ from pathlib import Path
 from pit import merkle
 
 __all__ = ["REPLICA_CONF", "State", "state_file", "load_state", "save_state",
-           "check_consistency", "write_replica_conf", "is_replica"]
+           "check_consistency", "LogChanged", "write_replica_conf", "is_replica"]
 
 REPLICA_CONF = "replica.conf"
 VERIFIED_CONF = "verified.conf"
@@ -154,12 +154,16 @@ def _records(first: int, end: int) -> str:
     return f"record {first + 1}" if end - first == 1 else f"records {first + 1}-{end}"
 
 
+class LogChanged(Exception):
+    """The archive does not extend the head a copy verified: ``(seq, what,
+    expected, found)``, as the audit reports it (pit.audit.AuditFailure)."""
+
+
 def check_consistency(state: State, leaves, res) -> str:
     """Check that the archive (its *leaves*, and *res*'s newest signed tree
     head) extends the head *state* remembers; return what was checked, or
-    raise pit.audit.AuditFailure saying what was lost or changed and from
+    raise :class:`LogChanged` saying what was lost or changed and from
     which record.  O(n)."""
-    from pit.audit import AuditFailure
     m, n = state.size, len(leaves)
     old = merkle.Frontier.from_text(state.frontier)
     seen = (f"the signed tree head of {m} records this copy verified "
@@ -172,7 +176,7 @@ def check_consistency(state: State, leaves, res) -> str:
                 f"holds {m}: {_records(n, last)} {'were' if last - n > 1 else 'was'} lost")
         if changed:
             what += f", and {_records(*changed)} changed"
-        raise AuditFailure(n + 1, what, f"{last} records", f"{n} records")
+        raise LogChanged(n + 1, what, f"{last} records", f"{n} records")
     head = res.newest_head
     if head and head[1] >= m:
         size, root_hex = head[1], head[2]
@@ -183,7 +187,7 @@ def check_consistency(state: State, leaves, res) -> str:
         return (f"extends {seen}: consistency proof {m} -> {size}, "
                 f"{len(proof)} hashes, checked")
     changed = _first_changed(old, leaves, n) or (0, m)
-    raise AuditFailure(changed[0] + 1,
+    raise LogChanged(changed[0] + 1,
                        f"history was rewritten: the archive does not extend {seen}; "
                        f"{_records(*changed)} differ from what was verified (the first "
                        f"changed record is {'among them' if changed[1] - changed[0] > 1 else 'that one'})",
