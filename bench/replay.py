@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench.streams import OWNERS, make_stream
-from pit import mbox, ops
+from pit import bookstate, mbox, ops
 from pit.archive import Archive, record_hash
 from pit.book import BUY, CANCEL, LIMIT, MODIFY, NEW, SELL, Engine
 
@@ -184,10 +184,10 @@ def checkpoint_speed(n: int) -> tuple[float, float, int]:
     gc.disable()
     try:
         t = time.process_time()
-        text = eng.checkpoint()
+        text = bookstate.write(eng)
         w = time.process_time() - t
         t = time.process_time()
-        Engine.restore(text)
+        bookstate.read(text)
         r = time.process_time() - t
     finally:
         gc.enable()

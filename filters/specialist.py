@@ -27,7 +27,7 @@ import re
 import sys
 
 from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns, reporter
-from pit import book, kinds, message
+from pit import book, bookstate, kinds, message
 from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
@@ -630,7 +630,7 @@ class Specialist(Filter):
             texts[oid] = od.line(oid)
         lines += [texts[oid] for oid in sorted(texts)]
         lines.append("book")
-        lines.extend(self.engine.checkpoint().rstrip("\n").split("\n"))
+        lines.extend(bookstate.write(self.engine).rstrip("\n").split("\n"))
         return lines
 
     def restore(self, lines: list[str]) -> None:
@@ -642,7 +642,7 @@ class Specialist(Filter):
         self._restore_head(lines if book_at is None else lines[:book_at])
         if book_at is None:
             raise ValueError("no 'book' section")
-        self.engine = Engine.restore("\n".join(lines[book_at + 1:]) + "\n")
+        self.engine = bookstate.read("\n".join(lines[book_at + 1:]) + "\n")
         self._refresh_units()
 
     def restore_text(self, text: str, start: int = 0) -> None:
@@ -660,9 +660,9 @@ class Specialist(Filter):
         head = self.accounts.take_block(head)   # the members' lines too: read when used
         self._restore_head(head[:-1].split("\n") if head else [])
         if text.endswith("\n") and len(text) > book + 5:
-            self.engine = Engine.restore(text, book + 5)
+            self.engine = bookstate.read(text, book + 5)
         else:                                 # as restore() would join its lines
-            self.engine = Engine.restore(text[book + 5:] + "\n")
+            self.engine = bookstate.read(text[book + 5:] + "\n")
         self._refresh_units()
 
     def _restore_head(self, lines: list[str]) -> None:
@@ -724,7 +724,7 @@ class Specialist(Filter):
         `pit replay`, which makes a specialist for its name, reads none."""
         if self._order_lines is None:
             self._order_lines = _order_lines(self.tickers)
-        Engine.prepare()
+        bookstate.prepare()
 
     def _keep_orders(self, lines: list[str], start: int) -> bool:
         """Keep ``lines[start:]`` (the rest of the state before its book) as

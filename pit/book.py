@@ -1,5 +1,5 @@
 """The matching core: order books for many tickers, matching, stops, events
-(the checkpoint text is ``pit.bookstate``).
+(an engine's checkpoint text is ``pit.bookstate``: ``write(engine)``, ``read(text)``).
 
 Integers only: prices in ticks, quantities in lots, order ids are the notary
 sequence numbers of the messages that placed the orders, owners are account
@@ -35,7 +35,7 @@ from operator import itemgetter
 __all__ = [
     "Engine", "CheckpointError", "format_event",
     "BUY", "SELL", "LIMIT", "MARKET", "IOC", "FOK", "STOP_LOSS", "STOP_LIMIT", "TAKE_PROFIT",
-    "NEW", "CANCEL", "MODIFY", "KINDS",
+    "NEW", "CANCEL", "MODIFY", "KINDS", "STOPS", "fires_up",
 ]
 
 BUY, SELL = "buy", "sell"
@@ -45,7 +45,7 @@ KINDS = (LIMIT, MARKET, IOC, FOK, STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
 NEW, CANCEL, MODIFY = "new", "cancel", "modify"      # tuple[0] of a batch message
 
 _PRICED = (LIMIT, IOC, FOK)                 # kinds that need a limit price and no stop
-_STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
+STOPS = (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT)
 _CAPPED = (MARKET, STOP_LOSS, TAKE_PROFIT)  # market-type kinds: a buy may carry a cap
 # What the batch loop's book at hand is the book of before there is one: no
 # caller's ticker (None included) is this object.
@@ -171,7 +171,7 @@ def _match(append, orders, book, side, seq, oid, owner, qty, price):
 _trigger_priority = itemgetter(9, 1)
 
 
-def _fires_up(side: str, kind: str) -> bool:
+def fires_up(side: str, kind: str) -> bool:
     """True if the stop fires when the price rises to it (last >= stop)."""
     return (side == BUY) != (kind == TAKE_PROFIT)
 
@@ -617,7 +617,7 @@ class Engine:
         elif price:
             reason = f"a {kind} order takes no limit price"
         if reason is None:
-            if kind in _STOPS:
+            if kind in STOPS:
                 if not isinstance(stop, int) or stop <= 0:
                     reason = "stop price must be positive"
             elif stop:
@@ -650,7 +650,7 @@ class Engine:
         else:
             prio = seq
             self._stops[oid] = [qty, oid, owner, stop, book, side, kind, price, cap, prio]
-            if _fires_up(side, kind):
+            if fires_up(side, kind):
                 heappush(book.up, (stop, prio, oid))
             else:
                 heappush(book.down, (-stop, prio, oid))
@@ -858,35 +858,13 @@ class Engine:
         s[0], s[7] = qty, limit
         if not kept:
             s[3], s[9] = stop, seq
-            if _fires_up(side, kind):
+            if fires_up(side, kind):
                 heappush(book.up, (stop, seq, oid))
             else:
                 heappush(book.down, (-stop, seq, oid))
         self.events.append(("modified", seq, oid, qty, limit, stop, kept, s[2], book.ticker, side))
         if not kept and book.last is not None:
             self._fire(book, seq)
-
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> str:
-        """Canonical text of the whole state (``pit.bookstate``).  O(N + L log L)
-        for N orders, L levels."""
-        from pit import bookstate
-        return bookstate.write(self)
-
-    @staticmethod
-    def restore(text: str, start: int = 0) -> "Engine":
-        """Rebuild an engine from ``checkpoint()`` text, ``text[start:]``
-        (``pit.bookstate``).  O(N + L log L).  CheckpointError names the line of
-        anything malformed."""
-        from pit import bookstate
-        return bookstate.read(text, start)
-
-    @staticmethod
-    def prepare() -> None:
-        """Get ready to read a checkpoint (``pit.bookstate.prepare``): a filter
-        program does it while its input is on the way."""
-        from pit import bookstate
-        bookstate.prepare()
 
 
 def format_event(e: tuple) -> str:

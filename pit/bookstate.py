@@ -1,5 +1,6 @@
 """The matching core's checkpoint: an engine's whole state as canonical text,
-and that text read back.  ``Engine.checkpoint`` and ``Engine.restore`` call here.
+and that text read back: ``write(engine)``, ``read(text)`` (and ``prepare()``,
+which a filter program calls while its input is on the way).
 
 The text (docs/pit-book.md, "Checkpoint text")::
 
@@ -25,7 +26,7 @@ import sys
 from collections import deque
 from heapq import heapify
 
-from pit.book import BUY, SELL, STOP_LIMIT, CheckpointError, Engine, _fires_up, _STOPS
+from pit.book import BUY, SELL, STOP_LIMIT, STOPS, CheckpointError, Engine, fires_up
 
 __all__ = ["write", "read", "prepare"]
 
@@ -159,7 +160,7 @@ def _read_sections(text: str, start: int = 0) -> Engine | None:
             oid, stop, prio = int(oid), int(stop), int(prio)
             stops[oid] = [int(qty), oid, intern(owner), stop, book, side, kind, int(limit),
                           int(cap), prio]
-            if _fires_up(side, kind):
+            if fires_up(side, kind):
                 book.up.append((stop, prio, oid))
             else:
                 book.down.append((-stop, prio, oid))
@@ -230,7 +231,7 @@ def _read_lines(text: str) -> Engine:
                 if book is None:
                     raise ValueError("stop before any 'book' line")
                 oid, owner, side, kind = _pos(w[2]), sys.intern(w[3]), w[4], w[5]
-                if side not in (BUY, SELL) or kind not in _STOPS:
+                if side not in (BUY, SELL) or kind not in STOPS:
                     raise ValueError(f"bad stop side/kind {side} {kind}")
                 if (w[11] == "0") != (kind != STOP_LIMIT):
                     raise ValueError("only a stop-limit order has a limit price")
@@ -238,7 +239,7 @@ def _read_lines(text: str) -> Engine:
                     raise ValueError(f"order {oid} appears twice")
                 qty, stop, limit, cap, prio = _pos(w[7]), _pos(w[9]), _nat(w[11]), _nat(w[13]), _pos(w[15])
                 stops[oid] = [qty, oid, owner, stop, book, side, kind, limit, cap, prio]
-                if _fires_up(side, kind):
+                if fires_up(side, kind):
                     book.up.append((stop, prio, oid))
                 else:
                     book.down.append((-stop, prio, oid))

@@ -181,10 +181,10 @@ def test_ioc_fills_what_it_can(eng, seq):
 def test_fok_that_would_fill_only_partly_fills_nothing(eng, seq):
     place(eng, seq, "a", SELL, LIMIT, 10, 100)
     place(eng, seq, "a", SELL, LIMIT, 10, 102)
-    before = eng.checkpoint()
+    before = bookstate.write(eng)
     _, ev = place(eng, seq, "b", BUY, FOK, 15, 101)
     assert ev[1:] == ["cancelled 3 oid 3 qty 15 fok b ACME buy price 101"]
-    assert eng.checkpoint().split("\n")[2:] == before.split("\n")[2:]   # only last-oid moved
+    assert bookstate.write(eng).split("\n")[2:] == before.split("\n")[2:]   # only last-oid moved
     _, ev = place(eng, seq, "b", BUY, FOK, 15, 102)
     assert [e.split()[4] for e in ev[1:]] == ["10", "5"]
 
@@ -352,14 +352,14 @@ def test_rejection_leaves_book_untouched(msg, reason, batch):
     eng.run([(NEW, 1, 1, "a", "ACME", BUY, LIMIT, 10, 100, 0, 0),
              (NEW, 2, 2, "b", "ACME", SELL, LIMIT, 10, 101, 0, 0),
              (NEW, 3, 3, "a", "ACME", SELL, STOP_LOSS, 10, 0, 90, 0)])
-    before = eng.checkpoint()
+    before = bookstate.write(eng)
     del eng.events[:]
     if batch:
         eng.run([msg])
     else:
         getattr(eng, msg[0])(*msg[1:])
     assert eng.events == [("rejected", 50, msg[2], reason)]
-    assert eng.checkpoint() == before
+    assert bookstate.write(eng) == before
 
 
 def test_acceptance_event_is_the_new_message(eng):
@@ -386,7 +386,7 @@ def test_batch_new_for_no_book_is_rejected_as_one_call_is(ticker):
     batch.run([msg])
     single.new(*msg[1:])
     assert batch.events == single.events == [("rejected", 1, 1, f"unknown ticker {ticker}")]
-    assert batch.checkpoint() == single.checkpoint()
+    assert bookstate.write(batch) == bookstate.write(single)
 
 
 def test_unknown_batch_operation(eng):
@@ -414,7 +414,7 @@ def build(eng, seq):
 
 def test_checkpoint_text(eng, seq):
     build(eng, seq)
-    assert eng.checkpoint() == (
+    assert bookstate.write(eng) == (
         "pit-book checkpoint 1\n"
         "last-oid 8\n"
         "book ACME last 101\n"
@@ -429,8 +429,8 @@ def test_checkpoint_text(eng, seq):
 
 def test_restore_round_trip_and_continue(eng, seq):
     build(eng, seq)
-    copy = Engine.restore(eng.checkpoint())
-    assert copy.checkpoint() == eng.checkpoint()
+    copy = bookstate.read(bookstate.write(eng))
+    assert bookstate.write(copy) == bookstate.write(eng)
     assert copy.best_bid("ACME") == 100 and copy.depth("ACME", BUY, 2) == [(100, 15, 2)]
     more = [(NEW, 19, 19, "i", "ACME", BUY, LIMIT, 5, 97, 0, 0),
             (NEW, 20, 20, "h", "ACME", SELL, MARKET, 17, 0, 0, 0), (CANCEL, 21, 4, "d"),
@@ -438,7 +438,7 @@ def test_restore_round_trip_and_continue(eng, seq):
     del eng.events[:]
     eng.run(more)
     copy.run(more)
-    assert copy.events == eng.events and copy.checkpoint() == eng.checkpoint()
+    assert copy.events == eng.events and bookstate.write(copy) == bookstate.write(eng)
     assert any(e[0] == "triggered" for e in eng.events)
 
 
@@ -481,7 +481,7 @@ def test_restore_round_trip_and_continue(eng, seq):
 ])
 def test_restore_refuses_bad_text(text, where):
     with pytest.raises(CheckpointError, match=where):
-        Engine.restore(text)
+        bookstate.read(text)
 
 
 _STOP = "stop oid 5 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 5\n"
@@ -502,8 +502,8 @@ def test_restore_reads_any_layout_it_accepts_alike(text, in_sections):
     assert (bookstate._read_sections(text) is not None) == in_sections
     by_line = bookstate._read_lines(text)
     bookstate._finish(by_line)
-    eng = Engine.restore(text)
-    assert eng.checkpoint() == by_line.checkpoint()
+    eng = bookstate.read(text)
+    assert bookstate.write(eng) == bookstate.write(by_line)
     assert [list(b.bids.levels) + list(b.asks.levels) for b in eng._books.values()] == \
         [list(b.bids.levels) + list(b.asks.levels) for b in by_line._books.values()]
 
@@ -516,25 +516,25 @@ def test_restore_reads_a_long_section_a_piece_at_a_time(monkeypatch):
              f"oid {i + 1} o{i % 3} qty {i % 5 + 1}" for i in range(60)]
     text = ("pit-book checkpoint 1\nlast-oid 99\nbook A last none\n" + "\n".join(lines)
             + "\nstop oid 99 a sell stop-loss qty 1 stop 9 limit 0 cap 0 prio 99\nend\n")
-    whole = Engine.restore(text)
+    whole = bookstate.read(text)
     for piece in (1, 7, 40, 100, 1 << 16):
         monkeypatch.setattr(bookstate, "_SECTION_PIECE", piece)
         assert bookstate._read_sections(text) is not None
-        eng = Engine.restore(text)
-        assert eng.checkpoint() == whole.checkpoint() == text
+        eng = bookstate.read(text)
+        assert bookstate.write(eng) == bookstate.write(whole) == text
         assert list(eng._orders) == list(whole._orders)
         bad = text.replace("oid 45 ", "oid 045 ")
         assert bookstate._read_sections(bad) is None
         with pytest.raises(CheckpointError, match="'045' is not a canonical"):
-            Engine.restore(bad)
+            bookstate.read(bad)
 
 
 def test_restore_keeps_level_order_when_a_level_comes_back():
     text = ("pit-book checkpoint 1\nlast-oid 3\nbook A last none\nbid 100 oid 1 a qty 1\n"
             "bid 99 oid 2 b qty 1\nbid 100 oid 3 c qty 1\nend\n")
-    eng = Engine.restore(text)
+    eng = bookstate.read(text)
     assert eng.depth("A", BUY, 5) == [(100, 2, 2), (99, 1, 1)]
-    assert "bid 100 oid 1 a qty 1\nbid 100 oid 3 c qty 1\nbid 99" in eng.checkpoint()
+    assert "bid 100 oid 1 a qty 1\nbid 100 oid 3 c qty 1\nbid 99" in bookstate.write(eng)
 
 
 # ------------------------------------------------------------- lazy cancel
@@ -577,7 +577,7 @@ def test_compaction_changes_nothing_observable(monkeypatch):
 
     lazy, eager = play(10**9), play(0)
     assert lazy._dead > 1000 and eager._dead <= len(eager._orders)
-    assert eager.events == lazy.events and eager.checkpoint() == lazy.checkpoint()
+    assert eager.events == lazy.events and bookstate.write(eager) == bookstate.write(lazy)
     assert eager.depth("ACME", BUY, 50) == lazy.depth("ACME", BUY, 50)
     assert sum(len(q) for _, q in eager._books["ACME"].bids.levels.values()) < \
         sum(len(q) for _, q in lazy._books["ACME"].bids.levels.values())
@@ -597,7 +597,7 @@ def test_run_equals_one_at_a_time(seq):
     for m in msgs:
         getattr(one, m[0])(*m[1:])
     batch.run(msgs)
-    assert one.events == batch.events and one.checkpoint() == batch.checkpoint()
+    assert one.events == batch.events and bookstate.write(one) == bookstate.write(batch)
 
 
 def test_run_with_equal_strings_that_are_not_the_constants():
@@ -617,7 +617,7 @@ def test_run_with_equal_strings_that_are_not_the_constants():
         e.add_book("ACME")
     a.run(stream)
     b.run(copied)
-    assert a.events == b.events and a.checkpoint() == b.checkpoint()
+    assert a.events == b.events and bookstate.write(a) == bookstate.write(b)
 
 
 def test_format_event_every_kind():

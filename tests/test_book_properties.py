@@ -122,7 +122,7 @@ def test_same_events_as_reference(stream):
         apply(ref, m)
         assert eng.events == ref.events, m
         check_invariants(eng, eng.events[n:])
-        assert eng.checkpoint() == ref.checkpoint()
+        assert bookstate.write(eng) == ref.checkpoint()
         for t in TICKERS:
             assert eng.best_bid(t) == ref.best_bid(t) and eng.best_ask(t) == ref.best_ask(t)
             for side in (BUY, SELL):
@@ -139,19 +139,19 @@ def test_restore_then_continue_is_the_same(stream, cut):
     whole.run(stream)
     first = fresh(Engine)
     first.run(stream[:cut])
-    text = first.checkpoint()
-    second = Engine.restore(text)
-    assert second.checkpoint() == text
+    text = bookstate.write(first)
+    second = bookstate.read(text)
+    assert bookstate.write(second) == text
     assert bookstate._read_sections(text) is not None   # read a section at a time
     by_line = bookstate._read_lines(text)               # what restore falls back on
     bookstate._finish(by_line)
     assert internals(by_line) == internals(second)
-    assert internals(Engine.restore("state\nbook\n" + text, 11)) == internals(second)
+    assert internals(bookstate.read("state\nbook\n" + text, 11)) == internals(second)
     second.run(stream[cut:])
     assert first.events + second.events == whole.events
-    assert second.checkpoint() == whole.checkpoint()
+    assert bookstate.write(second) == bookstate.write(whole)
     by_line.run(stream[cut:])
-    assert by_line.events == second.events and by_line.checkpoint() == second.checkpoint()
+    assert by_line.events == second.events and bookstate.write(by_line) == bookstate.write(second)
 
 
 def internals(eng: Engine):
@@ -175,4 +175,4 @@ def test_batch_equals_one_at_a_time(stream):
     batch = fresh(Engine)
     batch.run(stream)
     assert batch.events == one.events
-    assert batch.checkpoint() == one.checkpoint()
+    assert bookstate.write(batch) == bookstate.write(one)
