@@ -423,6 +423,9 @@ class Archive:
         finding the few reports and checkpoints among millions of orders
         costs little more than reading the bytes.  O(bytes of the volumes read)."""
         needles = tuple(f"\nX-Pit-Kind: {k}\n".encode() for k in kinds)
+        # one search for all of them: a pass over the bytes, not one a kind
+        search = re.compile(b"\nX-Pit-Kind: (?:%s)\n" % b"|".join(re.escape(k.encode())
+                                                                for k in kinds)).search
         for vol in self.volumes():
             if vol.last < from_seq:
                 continue
@@ -432,13 +435,12 @@ class Archive:
             find = data.find
             pos = 0
             hits = []
-            for needle in needles:
-                h = find(needle, pos)
-                while h >= 0:
-                    hits.append(h)
-                    h = find(needle, h + 1)
+            m = search(data)
+            while m is not None:
+                hits.append(m.start())
+                m = search(data, m.start() + 1)
             done = -1                                   # entry of the last record yielded
-            for h in sorted(hits):
+            for h in hits:
                 entry = max(data.rfind(b"\nFrom ", pos, h) + 1, pos)
                 if entry == done:
                     continue                            # two hits in one record

@@ -411,13 +411,36 @@ _ORDER_HEAD = (
     rb"\nX-Pit-Ticker: (?:%s)\nX-Pit-Request: " + _B_TEXT + rb"\n(?!X-Pit-)")
 
 
+def _order_head(tickers: Iterable[str]) -> bytes:
+    """_ORDER_HEAD for *tickers* (those that can be a stamp's word)."""
+    words = sorted({t.encode("ascii") for t in tickers
+                    if t.isascii() and re.fullmatch(r"[!-~]+", t)})
+    return _ORDER_HEAD % (b"|".join(map(re.escape, words)) or b"(?!)")
+
+
+# What order_entry reads between Prev and Signer: a word of printable ASCII,
+# as stamp()'s own fast path reads those values.
+_ORDER_ENTRY_SKIP = _B_SKIP.replace(rb"[^\n]*+", rb"[!-~]++")
+
+
+def order_entry(tickers: Iterable[str]):
+    """``match(buf, pos, endpos)``: the head of an mbox entry at *pos* (its
+    ``From `` line and stamp) holding a notarized order for one of
+    *tickers* in the notary's exact layout, every stamp value printable
+    ASCII; its group 6 is the request (the caller checks that it does not
+    end in a space).  For such an entry :func:`stamp` gives kind ``order``
+    and that ticker, without building the dict: what a replay needs to know
+    of most records (``Filter.order_tickers``)."""
+    head = _order_head(tickers)                         # (it starts with the From line's rest)
+    head = _B_SKIP + head[len(_B_SKIP):].replace(_B_SKIP, _ORDER_ENTRY_SKIP)
+    return re.compile(b"From " + head).match
+
+
 def _order_patterns(tickers: Iterable[str]):
     """``(match, search)``: the head of an order entry for one of *tickers*
     at a position, and the next entry separator followed by such a head or
     by anything else (its groups are then None)."""
-    words = sorted({t.encode("ascii") for t in tickers
-                    if t.isascii() and re.fullmatch(r"[!-~]+", t)})
-    head = _ORDER_HEAD % (b"|".join(map(re.escape, words)) or b"(?!)")
+    head = _order_head(tickers)
     # Patterns over the input decoded as latin-1 (one char a byte, at the
     # same offsets): what they match are str values without a decode each.
     return (re.compile((b"From " + head).decode("latin-1")).match,

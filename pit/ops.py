@@ -309,7 +309,15 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | 
             yield entry, body
         start = covered + 1
     wants, stamp = flt.wants, mbox.stamp
+    # An order record for one of the filter's order_tickers is wanted (the
+    # promise of Filter.order_tickers): known by one match, without a stamp.
+    order = mbox.order_entry(flt.order_tickers) if flt.order_tickers else None
     for _, buf, pos, body, end in arch.entry_spans(start, upto):
+        if order is not None:
+            m = order(buf, pos, end)
+            if m is not None and m[6][-1] != 32:         # (32: a request ending in a space)
+                yield buf[pos:end], body - pos
+                continue
         if end - body <= ENTRY_HEAD:           # most records: copied whole, as entry_stamp would
             entry = buf[pos:end]
             if wants(stamp(entry, body - pos)):

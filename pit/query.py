@@ -27,8 +27,12 @@ def registry(pit: Pit, at: int | None = None):
     """The pit's currencies and instruments from its operator records.  O(archive)."""
     from filters.common import Registry
     reg = Registry()
-    for _, st, _ in records(pit, at):
-        if st.get("x-pit-kind") in ("currency", "instrument", "fees"):
+    kinds = ("currency", "instrument", "fees")
+    for seq, msg in Archive(pit.root).records_of_kind(1, kinds):    # a search, not a stamp a record
+        if at is not None and seq > at:
+            break
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") in kinds:
             try:
                 reg.apply(st["x-pit-kind"], st.get("x-pit-request", ""))
             except (message.MessageError, UnitError):

@@ -190,3 +190,19 @@ def test_stream_orders_agree_with_the_general_reading(messages, chunk, torn):
                             st_["x-pit-account"], st_["x-pit-ref"], st_["x-pit-request"])
         else:
             assert item.__class__ is bytes and item == msg
+
+
+@settings(max_examples=300, deadline=None)
+@given(ORDER_ENTRY)
+def test_order_entry_agrees_with_stamp(message):
+    """order_entry (the replay's test of an order record for its tickers)
+    matches only an entry whose stamp() is an order for one of them, with
+    the same request; what it does not match takes the stamp() path."""
+    entry = mbox.format_message(message, "notary", 0)
+    m = mbox.order_entry(["ACME", "BTC"])(entry, 0, len(entry))
+    if m is None or m[6].endswith(b" "):
+        return
+    st_ = mbox.stamp(message)
+    assert st_["x-pit-kind"] == "order" and st_["x-pit-ticker"] in ("ACME", "BTC")
+    assert m[6].decode() == st_["x-pit-request"]
+    assert int(m[1]) == int(st_["x-pit-seq"])
