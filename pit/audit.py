@@ -36,6 +36,20 @@ that remembers the newest signed tree head it verified (pit.replica) is
 checked against it: the archive must extend that head (RFC 9162
 consistency), so a truncation, a rewrite or a fork fails and says which
 records were lost or changed.
+
+**Incremental by default.**  When the audit of a copy (with *remember*)
+passes, the auditor keeps its own state at that copy's newest seal
+(pit.auditstate, in ``audit-state/`` beside the archive, never taken from
+the archive).  The next audit starts from it: the volumes verified before
+must be unchanged (else a full audit, and the reason in one line), the
+records after it are checked exactly as above (the chain continues from
+the kept head; the tree grows from the kept frontier, so each new signed
+tree head is checked against a tree whose first records are those verified,
+and an RFC 9162 consistency proof from the kept head to the newest is made
+and checked), and each filter is replayed from its latest checkpoint that
+an audit reproduced, not from record 1.  Its cost is the new records plus,
+per filter, the records since that checkpoint.  ``full=True`` (``pit audit
+--full``) starts from record 1.
 """
 
 from __future__ import annotations
@@ -132,6 +146,10 @@ class AuditResult:
     heads: int = 0                 # signed tree heads among the seals
     newest_head: tuple | None = None   # (seal seq, size, root hex, time, Frontier)
     consistency: str = ""          # what the check against a remembered head found
+    mode: str = "full"             # or "incremental": from the auditor's kept state
+    since: int = 0                 # incremental: the record the kept state ends at
+    fallback: str = ""             # why a full audit ran where an incremental one was asked
+    incremental: str = ""          # incremental: what was read again and proved
     log_only: bool = False         # the log alone was checked (pit mirror)
     seconds: float = 0.0
     problem: str | None = None
@@ -152,9 +170,16 @@ class AuditResult:
                  f"  kinds          " + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
                  f"  filters        " + (", ".join(self.filters) or "none"),
                  f"  replayed       {self.reports} reports and {self.checkpoints} checkpoints "
-                 f"reproduced byte for byte",
-                 f"  time           {self.seconds:.2f} s "
-                 f"({self.records / max(self.seconds, 1e-9):,.0f} records/s)"]
+                 f"reproduced byte for byte"]
+        checked = self.records - self.since
+        if self.mode == "incremental":
+            lines.append(f"  audit          incremental: {self.incremental}")
+        else:
+            lines.append("  audit          full, from record 1"
+                         + (f" ({self.fallback})" if self.fallback else ""))
+        lines.append(f"  time           {self.seconds:.2f} s "
+                     f"({checked / max(self.seconds, 1e-9):,.0f} records/s"
+                     + (f", {checked} new records" if self.mode == "incremental" else "") + ")")
         if self.consistency:
             lines.insert(-1, f"  remembered     {self.consistency}")
         if self.ok and self.log_only:
@@ -213,6 +238,16 @@ class _Keys:
             except KeyringError:
                 pass        # the replay imports them one by one and says which failed
 
+    def restore(self, blocks: list[str]) -> None:
+        """Give gpg these key blocks in one run, in order (a resumed audit:
+        the certificates the new records need, as the kept state has them),
+        and take the verifier from there."""
+        if blocks:
+            self.ring.import_keys(blocks)
+        self.verifier = self.ring.load_verifier()
+        self.generation += 1
+        self._portable = None
+
     def portable(self):
         """What a worker process rebuilds the current verifier from: the
         GnuPG home whose key store it reads (cryptography keys do not
@@ -228,7 +263,7 @@ class _Keys:
 
 
 def audit(path: str | Path, progress=None, notary: str | None = None,
-          remember: bool = False, log_only: bool = False) -> AuditResult:
+          remember: bool = False, log_only: bool = False, full: bool = False) -> AuditResult:
     """Audit the archive at *path*.  ``progress(done, total)`` is called now
     and then (*total*: the records the index holds, or None).
     *notary*: the fingerprint the genesis record must name (else the one
@@ -238,25 +273,47 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
     the log alone (every byte, the chain, the digests, the genesis and
     every seal and tree head with gpg), not the members' signatures, the
     stamps or the filters: what ``pit mirror`` checks of each copy it
-    brings.  Never raises for a bad archive: the result says what is wrong."""
-    from pit import replica
+    brings.  With *remember* and not *full* or *log_only*, the audit
+    starts from the auditor's kept state when there is one that matches
+    the copy (module text, "Incremental"), and keeps the new state when it
+    passes.  Never raises for a bad archive: the result says what is wrong."""
+    from pit import auditstate, replica
     res = AuditResult(path=str(path), log_only=log_only)
     t0 = time.monotonic()
     keys = None
-    reader = None
+    snap = a = None
     try:
         arch = _archive_of(path)
         state = replica.load_state(path) if remember else None
+        if remember and not full and not log_only:
+            snap, res.fallback = auditstate.load(path, arch)
+            if snap and state is not None and state.size and state.size < snap.head[1]:
+                res.fallback = (f"this copy remembers an older signed tree head ({state.size} "
+                                f"records) than the auditor's state ({snap.head[1]})")
+                snap.close()
+                snap = None
         keys = _Keys()
-        reader = _Reader(arch)
-        a = _Audit(arch, keys, res, progress, reader)
+        a = None
+        if snap is not None:
+            try:
+                a = _Audit(arch, keys, res, progress, None)
+                a.resume(snap)
+            except Exception as e:                 # noqa: BLE001 - the state is ours, but whole?
+                res.fallback = f"the auditor's state cannot be used ({type(e).__name__}: {e})"
+                snap.close()
+                snap, a = None, None
+                keys.close()
+                keys = _Keys()
+                res.__init__(path=str(path), log_only=log_only, fallback=res.fallback)
+        if a is None:
+            a = _Audit(arch, keys, res, progress, None)
         a.log_only = log_only
         try:
             a.run()                                    # names the first bad record
         except AuditFailure as e:
             if getattr(e, "at_end", False) and state is not None and state.size:
                 # an unsealed tail where this copy saw more: the records cut off are the story
-                _consistency(state, a.leaves, res)
+                _consistency(state, a.all_leaves(), res)
             raise
         except (ArchiveError, OSError):
             raise
@@ -270,7 +327,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
         if res.records == 0:
             raise AuditFailure(0, "the archive holds no records (not even the genesis "
                                "record): nothing here is a pit's log")
-        problems = arch.check()                        # and then what lies around them
+        problems = arch.check(a.resume_at)             # and then what lies around them
         if problems:
             raise AuditFailure(res.records, "the archive's volumes and index disagree: "
                                + "; ".join(problems))
@@ -279,15 +336,23 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
             raise AuditFailure(1, "the genesis record names another notary key than the "
                                "one this copy expects", pinned, res.notary)
         if state is not None and state.size:
-            res.consistency = _consistency(state, a.leaves, res)
+            res.consistency = _consistency(state, a.all_leaves(), res)
+        if snap is not None:
+            a.prove_extension()
         if remember:
             try:
                 replica.save_state(path, res, pinned or res.notary)
+                if not log_only and res.newest_head and res.newest_head[0] == res.records:
+                    auditstate.save(path, a, res, snap)
             except OSError as e:            # a read-only copy: audited all the same
                 res.consistency = (res.consistency + "; " if res.consistency else "") + \
                     f"the newest head could not be remembered ({e.strerror}: {e.filename})"
+            except Exception as e:          # noqa: BLE001 - sqlite3.Error: the next audit is full
+                res.consistency = (res.consistency + "; " if res.consistency else "") + \
+                    f"the auditor's state could not be kept ({type(e).__name__}: {e})"
         res.ok = True
     except AuditFailure as e:
+        reader = a.reader if a is not None else None
         if reader is not None:
             e = (reader.joined(e.seq) if not e.unexpected else None) or e
             e.locate(reader.where(e.seq))
@@ -297,6 +362,8 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
     finally:
         if keys:
             keys.close()
+        if snap is not None:
+            snap.close()
         res.seconds = time.monotonic() - t0
     return res
 
@@ -306,23 +373,31 @@ class _Reader:
     volume whole, split at its entries by the audit itself, so that a
     damaged entry is a located :class:`AuditFailure` (never an exception
     from a reader), and the byte offset and ``From `` line of every entry
-    is kept.  Yields ``(seq, message)`` like ``Archive.read()``.
-    O(archive bytes); 8 bytes of memory a record."""
+    is kept.  Yields ``(seq, message)`` like ``Archive.read()``, from the
+    volume that holds record *from_seq* on (the records before it in that
+    volume are read, not yielded).  With *digests*, the SHA-256 of each
+    volume read whole is kept (``digests``: name -> (first, last, bytes,
+    hex)) for pit.auditstate.  O(archive bytes read); 8 bytes of memory a
+    record."""
 
-    def __init__(self, arch: Archive):
+    def __init__(self, arch: Archive, from_seq: int = 1, digests: bool = False):
         from array import array
         self.arch = arch
         self.vols = arch.volumes()
-        self.offsets = array("q")          # entry offset in its volume, by seq - 1
+        self.from_seq = from_seq
+        self.read_vols = [v for v in self.vols if v.last >= from_seq] if from_seq > 1 else self.vols
+        self.base = self.read_vols[0].first if self.read_vols else 1
+        self.offsets = array("q")          # entry offset in its volume, by seq - base
         self.from_lines: dict[int, bytes] = {}     # seq -> separator, of the records read last
         self.recent: dict[int, tuple] = {}         # seq -> (message, volume, offset), the same
+        self.digests: dict[str, tuple] | None = {} if digests else None
 
     def where(self, seq: int) -> str:
         """``NNNNNN.mbox byte N`` of record *seq*'s entry ("" when unknown)."""
-        if not 1 <= seq <= len(self.offsets):
+        if not self.base <= seq < self.base + len(self.offsets):
             return ""
         vol = next((v for v in self.vols if v.first <= seq <= v.last), None)
-        return f"{vol.name} byte {self.offsets[seq - 1]}" if vol else ""
+        return f"{vol.name} byte {self.offsets[seq - self.base]}" if vol else ""
 
     def joined(self, seq: int) -> "AuditFailure | None":
         """When record *seq* failed because the next entry's ``From `` line
@@ -340,7 +415,7 @@ class _Reader:
                             line.decode("utf-8", "replace"), where)
 
     def __iter__(self):
-        for vol in self.vols:
+        for vol in self.read_vols:
             yield from self._volume(vol)
 
     def _volume(self, vol):
@@ -351,8 +426,12 @@ class _Reader:
         except FileNotFoundError:
             raise AuditFailure(vol.first, f"records {vol.first}-{vol.last} are missing: "
                                f"{vol.name} is gone (the index lists it)", where=vol.name) from None
+        if self.digests is not None and len(data) == vol.bytes:
+            self.digests[vol.name] = (vol.first, vol.last, vol.bytes,
+                                      hashlib.sha256(data).hexdigest())
         seq, pos, end = vol.first, 0, len(data)
         find, offsets = data.find, self.offsets
+        skip = self.from_seq
         if end and not data.startswith(b"From "):
             raise AuditFailure(seq, "the entry does not start with a 'From ' line",
                                "From notary ...", repr(data[:20])[2:-1], f"{vol.name} byte 0")
@@ -369,6 +448,9 @@ class _Reader:
                     raise AuditFailure(seq, "the volume ends inside this record (cut short, "
                                        "or the last newline changed)",
                                        where=f"{vol.name} byte {pos}")
+            if seq < skip:                  # verified before: only its place is needed
+                pos, seq = nxt + 1, seq + 1
+                continue
             msg = data[body:nxt]
             if b">From " in msg:
                 msg = mbox.unquote(msg)
@@ -416,6 +498,85 @@ class _Audit:
         self.snapshots: dict[tuple[str, int], str] = {}
         self.marks: dict[str, list[tuple[int, int]]] = {}   # filter -> [(seq, lines so far)]
         self.covered: dict[str, int] = {}     # filter -> Seq of its last checkpoint seen
+        # What the auditor's state (pit.auditstate) keeps of this audit:
+        self.verified_checkpoints: dict[str, tuple[int, int, str]] = {}  # name -> (seq, Seq, text)
+        self.key_log: list[tuple[int, str, str]] = []     # (seq, fingerprint, key block)
+        self.operator_log: list[tuple[int, str, str]] = []  # (seq, kind, request text)
+        # Incremental (resume): records before `start` were verified; each
+        # filter is fed from its `restart` (its checkpoint's Seq) + 1 on.
+        self.start, self.prev, self.last_time = 1, ZERO_HASH, ""
+        self.restart: dict[str, int] = {}
+        self.base_frontier: merkle.Frontier | None = None
+        self.snap = None
+        self.resume_at = 1                    # the first record read
+
+    def all_leaves(self):
+        """Every record's leaf hash: a list, or after a resume the kept
+        head's frontier and the leaves since (merkle.CompactRange)."""
+        if self.base_frontier is None:
+            return self.leaves
+        return merkle.CompactRange(self.base_frontier, self.leaves)
+
+    # -- resuming from the auditor's state ----------------------------------------
+    def resume(self, snap) -> None:
+        """Continue after record ``snap.seq``, from the auditor's state
+        (pit.auditstate.Snapshot).  O(filters' checkpoints + operator records)."""
+        from pit import auditstate
+        from pit.ops import filter_class
+        self.snap = snap
+        res = self.res
+        seal, size, root, when, frontier = snap.head
+        self.start, self.prev, self.last_time = snap.seq + 1, snap.hash, snap.time
+        self.base_frontier = frontier.copy()
+        self.leaves = [merkle.leaf_hash(bytes.fromhex(snap.hash))]   # the seal record's
+        self.tree = frontier.copy()
+        self.tree.append(self.leaves[0])
+        self.tree_heads = True
+        self.notary, self.operator = snap.notary, snap.operator
+        self.bound, self.cancel_tickers = snap.flags["bound"], snap.flags["cancel_tickers"]
+        self.members = auditstate.Members(snap.db)
+        self.refs = auditstate.Refs(snap.db)
+        for _seq, _kind, text in snap.operator_texts():
+            self._operator(message.parse_request(text))
+        res.pit, res.notary, res.newest_head = snap.pit, snap.notary, snap.head
+        res.records, res.head, res.last_time = snap.seq, snap.hash, snap.time
+        res.kinds = dict(snap.kinds)
+        for k, v in snap.totals.items():
+            setattr(res, k, v)
+        res.mode, res.since = "incremental", snap.seq
+        for name, cp in snap.filters.items():
+            words = name.split(" ")
+            flt = filter_class(words[0])(words[1:])
+            if cp is not None:
+                record, span, body = cp
+                flt.load_checkpoint(body)
+                self.covered[name] = span
+            self.filters[name] = flt
+            self.marks[name] = []
+            self.restart[name] = cp[1] if cp is not None else 0
+
+    def prove_extension(self) -> None:
+        """After a resumed audit passed: the RFC 9162 consistency proof from
+        the signed tree head the auditor kept to the newest one, made from
+        the kept frontier and the new records' leaves, and checked."""
+        seal, size, root, _, _ = self.snap.head
+        new = self.res.newest_head
+        n = self.res.records
+        what = (f"records {self.start}-{n} checked" if n >= self.start
+                else "no record since the kept state") + f" after the auditor's state at record {seal}"
+        replayed = [f"{name} from record {self.restart[name] + 1}" for name in sorted(self.filters)]
+        if replayed:
+            what += "; filters replayed from their verified checkpoints: " + ", ".join(replayed)
+        if new[1] > size:
+            proof = merkle.consistency_proof(self.all_leaves(), size, new[1])
+            if not merkle.verify_consistency(size, new[1], bytes.fromhex(root),
+                                             bytes.fromhex(new[2]), proof):
+                raise AuditFailure(seal + 1, "the newest signed tree head does not extend the "
+                                   "one the auditor verified", f"size {size} root {root}",
+                                   f"size {new[1]} root {new[2]}")
+            what += (f"; consistency proof {size} -> {new[1]} ({len(proof)} hashes) from the "
+                     f"signed tree head the auditor verified, checked")
+        self.res.incremental = what
 
     # -- pass 1: which filters posted, and where their checkpoints fall ----------
     def plan(self) -> None:
@@ -423,17 +584,30 @@ class _Audit:
         self.points: dict[str, set[int]] = {}
         self.n_records = 0
         self.first_keys: dict[str, str] = {}      # each key's first certificate
+        self.signers: set[str] = set()            # resumed: who signed the new records
         try:
             self._plan()
         except AuditFailure:
             pass            # the main pass reaches it, or something before it, and says so
         self.res.filters = sorted(self.filters)
+        if self.snap is not None:
+            # gpg learns the keys the new records need, as they stood at the
+            # kept state (every certificate published for them, in order),
+            # then the first certificate of each key new since
+            want = self.signers | {self.notary, self.operator}
+            self.keys.restore([b for _, _, b in self.snap.certificates(want)])
+            known = self.snap.known_fingerprints(self.first_keys)
+            self.first_keys = {f: b for f, b in self.first_keys.items() if f not in known}
         self.keys.preload(list(self.first_keys.values()))
+        self.resume_at = min([self.start] + [r + 1 for r in self.restart.values()])
 
     def _plan(self) -> None:
         from pit.ops import filter_class
-        for seq, msg in _Reader(self.arch):
+        resumed = self.snap is not None
+        for seq, msg in _Reader(self.arch, self.start):
             self.n_records += 1
+            if resumed:
+                self.signers.add(_stamp(seq, msg).get("x-pit-signer", ""))
             if b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in msg:
                 _first_certificates(msg, self.first_keys)
             # A report or checkpoint stamp holds one of these words; most
@@ -451,6 +625,7 @@ class _Audit:
                     except Exception as e:
                         raise AuditFailure(seq, f"a {kind} of unknown filter {name!r}: {e}")
                     self.marks[name] = []
+                    self.restart[name] = 0         # new since a resume: from record 1
                 if kind == "checkpoint" and span.isdigit():
                     self.points.setdefault(name, set()).add(int(span))
 
@@ -459,9 +634,11 @@ class _Audit:
         self.prefetch = None
         if self.log_only:
             self.points, self.n_records = {}, 0
+            self.reader = _Reader(self.arch)
             self._run(self.reader)
             return
         self.plan()
+        self.reader = _Reader(self.arch, self.resume_at, digests=True)
         workers = min(4, os.cpu_count() or 1)
         if (self.n_records >= PARALLEL_MIN_RECORDS and workers > 1
                 and "fork" in multiprocessing.get_all_start_methods()):
@@ -473,11 +650,15 @@ class _Audit:
                 self.prefetch.close()
 
     def _run(self, records) -> None:
-        expected_seq, prev, last_time = 1, ZERO_HASH, ""
+        expected_seq, prev, last_time = self.start, self.prev, self.last_time
+        start = self.start
         res = self.res
         for seq, msg in records:
             self.current = seq
             st = _stamp(seq, msg)
+            if seq < start:                # verified before: only filters since their checkpoint
+                self.replay(seq, st, msg, refeed=True)
+                continue
             if st.get("x-pit-seq") != str(seq):
                 raise AuditFailure(seq, "the entry in this record's place has another X-Pit-Seq",
                                    str(seq), st.get("x-pit-seq", "(none)"))
@@ -521,11 +702,11 @@ class _Audit:
             self.leaves.append(leaf)
             prev, last_time, expected_seq = h, t, seq + 1
             res.records, res.head = seq, h
+            if self.progress and seq % 200 == 0:
+                self.progress(seq, self.total)
             if not res.first_time:
                 res.first_time = t
             res.last_time = t
-            if self.progress and seq % 200 == 0:
-                self.progress(seq, self.total)
         if self.unsealed:
             f = AuditFailure(self.unsealed[0][0], "record not covered by any seal",
                              "a seal after it", "none")
@@ -582,6 +763,7 @@ class _Audit:
             fprs = self.keys.add(s.text)
         except KeyringError as e:
             raise AuditFailure(seq, f"the genesis record's keys cannot be read: {e}") from None
+        self.key_log += [(seq, f, b) for f, b in zip(fprs, _key_blocks(s.text))]
         words = st.get("x-pit-request", "").split(" ")
         if len(words) != 4 or words[0] != "notary" or words[2] != "operator":
             raise AuditFailure(seq, "genesis names no notary and operator", "notary F operator F",
@@ -761,37 +943,44 @@ class _Audit:
                 if ins.fingerprint not in got:
                     raise AuditFailure(seq, "a member record without the member's key",
                                        ins.fingerprint, " ".join(got) or "no key block")
+                self.key_log += [(seq, f, b) for f, b in zip(got, _key_blocks(key_block))]
                 self.members[ins.fingerprint] = tuple(ins.accounts)
             else:
                 self.members.pop(ins.fingerprint, None)
-        elif req.kind == "currency":
+        elif req.kind in ("currency", "fees", "instrument"):
+            self._operator(req)
+            self.operator_log.append((seq, req.kind, body))
+        return fields
+
+    def _operator(self, req) -> None:
+        """A currency, fees or instrument request takes effect."""
+        ins = req.instruction
+        if req.kind == "currency":
             self.currencies[ins.code] = ins.currency()
         elif req.kind == "fees":
             self.fees = ins
         elif req.kind == "instrument":
             self.instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
-        return fields
 
     # -- the filters ---------------------------------------------------------------
-    def replay(self, seq: int, st: dict, msg: bytes) -> None:
+    def replay(self, seq: int, st: dict, msg: bytes, refeed: bool = False) -> None:
+        """Feed record *seq* to every filter, and check it when it is a
+        filter's report or checkpoint.  *refeed*: a record verified before,
+        read again after a resume for the filters whose checkpoint is older
+        (their outputs up to that checkpoint were reproduced then)."""
         kind = st.get("x-pit-kind")
+        restart = self.restart
         if kind in ("report", "checkpoint"):
             name, _, span = st.get("x-pit-request", "").rpartition(" ")
             flt = self.filters[name]
-            text = signed.extract(mbox.split_stamp(msg)[1]).text
-            if kind == "report":
-                expected = self.report_of(flt, int(span.split("-")[1]))
-                self.res.reports += 1
+            end = int(span.split("-")[-1])
+            if refeed and end <= restart.get(name, 0):
+                pass                         # up to the checkpoint the replay starts from
             else:
-                expected = self.snapshots.pop((name, int(span)), None)
-                self.covered[name] = int(span)
-                self.res.checkpoints += 1
-            if text != expected:
-                a, b = (expected or "").split("\n"), text.split("\n")
-                n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                raise AuditFailure(seq, f"{name} {kind} differs from the replay at its line {n + 1}",
-                                   a[n] if n < len(a) else "(end)", b[n] if n < len(b) else "(end)")
+                self.filter_output(seq, msg, kind, name, flt, end, refeed)
         for name, flt in self.filters.items():
+            if refeed and seq <= restart[name]:
+                continue
             try:
                 n_before = len(flt.lines)
                 if flt.feed(seq, st, msg) and len(flt.lines) != n_before:
@@ -800,6 +989,26 @@ class _Audit:
                 raise AuditFailure(seq, f"replaying {name} failed: {e}")
             if seq in self.points.get(name, ()):
                 self.snapshots[name, seq] = flt.checkpoint_body()
+
+    def filter_output(self, seq: int, msg: bytes, kind: str, name: str, flt: Filter,
+                      end: int, refeed: bool) -> None:
+        """Record *seq*, a report (to record *end*) or checkpoint (Seq
+        *end*) of filter *name*, must be what the replay produces."""
+        text = signed.extract(mbox.split_stamp(msg)[1]).text
+        if kind == "report":
+            expected = self.report_of(flt, end)
+            self.res.reports += not refeed
+        else:
+            expected = self.snapshots.pop((name, end), None)
+            self.covered[name] = end
+            self.res.checkpoints += not refeed
+        if text != expected:
+                a, b = (expected or "").split("\n"), text.split("\n")
+                n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                raise AuditFailure(seq, f"{name} {kind} differs from the replay at its line {n + 1}",
+                                   a[n] if n < len(a) else "(end)", b[n] if n < len(b) else "(end)")
+        if kind == "checkpoint" and not refeed:
+            self.verified_checkpoints[name] = (seq, end, text)
 
     def report_of(self, flt: Filter, to_seq: int) -> str:
         """The report the filter would have written for its run ending at

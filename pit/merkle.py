@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from hashlib import sha256
 
-__all__ = ["leaf_hash", "node_hash", "EMPTY_ROOT", "Frontier", "root", "subtree_root",
+__all__ = ["leaf_hash", "node_hash", "EMPTY_ROOT", "Frontier", "CompactRange", "root", "subtree_root",
            "inclusion_proof", "inclusion_steps", "consistency_proof", "verify_inclusion",
            "verify_consistency", "ProofError"]
 
@@ -131,8 +131,60 @@ class Frontier:
             raise ValueError(f"not a frontier: {e}") from None
 
 
+class CompactRange:
+    """The leaves of a tree known as the :class:`Frontier` of its first
+    ``base`` leaves followed by every later leaf hash: what an auditor
+    keeps of a log it verified up to a head, plus what it read since.
+    :func:`subtree_root`, :func:`root`, :func:`consistency_proof` and
+    :func:`inclusion_proof` (of a leaf after the base) take one in place of
+    a list of leaf hashes, for every subtree they need from the head on:
+    one that starts at a boundary of the frontier's subtrees or after
+    ``base`` (every subtree a consistency proof from a size >= ``base``
+    asks for does).
+
+    >>> leaves = [leaf_hash(bytes([i]) * 32) for i in range(13)]
+    >>> f = Frontier()
+    >>> for h in leaves[:6]: f.append(h)
+    >>> c = CompactRange(f, leaves[6:])
+    >>> root(c) == root(leaves), consistency_proof(c, 6) == consistency_proof(leaves, 6)
+    (True, True)
+    """
+
+    __slots__ = ("base", "starts", "leaves")
+
+    def __init__(self, frontier: Frontier, leaves: list[bytes]):
+        self.base = frontier.size
+        self.starts = {first: (end, h) for first, end, h in frontier.ranges()}
+        self.leaves = leaves
+
+    def __len__(self) -> int:
+        return self.base + len(self.leaves)
+
+    def subtree_root(self, lo: int, hi: int) -> bytes:
+        """MTH of leaves ``lo .. hi - 1``.  O(hi - max(lo, base) + log n);
+        ProofError when *lo* is inside one of the frontier's subtrees."""
+        base = self.base
+        if lo >= base:
+            return subtree_root(self.leaves, lo - base, hi - base)
+        if lo not in self.starts:
+            raise ProofError(f"leaf {lo} is inside a subtree of the head of {base} leaves")
+        hashes, at = [], lo                  # the frontier of leaves lo .. base - 1
+        while at < min(hi, base):
+            end, h = self.starts[at]
+            if end > hi:
+                raise ProofError(f"leaves {lo}-{hi - 1} end inside a subtree of the head")
+            hashes.append(h)
+            at = end
+        tree = Frontier(at - lo, hashes)
+        for leaf in self.leaves[:max(0, hi - base)]:
+            tree.append(leaf)
+        return tree.root()
+
+
 def subtree_root(leaves, lo: int, hi: int) -> bytes:
     """MTH of ``leaves[lo:hi]``.  O(hi - lo)."""
+    if leaves.__class__ is CompactRange:
+        return leaves.subtree_root(lo, hi)
     n = hi - lo
     if n <= 0:
         return EMPTY_ROOT

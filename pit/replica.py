@@ -192,7 +192,7 @@ def check_consistency(state: State, leaves, res) -> str:
                        f"{_records(*changed)} differ from what was verified (the first "
                        f"changed record is {'among them' if changed[1] - changed[0] > 1 else 'that one'})",
                        f"root {state.root} over records 1-{m}",
-                       f"root {merkle.root(leaves[:m]).hex()} over records 1-{m}")
+                       f"root {merkle.subtree_root(leaves, 0, m).hex()} over records 1-{m}")
 
 
 def write_replica_conf(root: str | os.PathLike, source: str, name: str, notary: str,

@@ -65,3 +65,30 @@ def test_every_consistency_proof_verifies_and_no_wrong_one_does(n):
         assert not merkle.verify_consistency(m, n, mth(forked[:m]), r, proof)
         if m < n:
             assert not merkle.verify_consistency(m, n, mth(LEAVES[:m]), mth(forked), proof)
+
+
+def test_a_compact_range_gives_the_proofs_a_list_of_every_leaf_gives():
+    """What an auditor keeps (the frontier of the head it verified) plus
+    the leaves since gives the same roots and consistency proofs as every
+    leaf of the log: the proofs from any later size, and every subtree of
+    any later head's frontier."""
+    for n in range(1, 45):
+        leaves = [merkle.leaf_hash(sha256(bytes([i])).digest()) for i in range(n)]
+        for base in range(n + 1):
+            f = merkle.Frontier()
+            for h in leaves[:base]:
+                f.append(h)
+            c = merkle.CompactRange(f, leaves[base:])
+            assert len(c) == n and merkle.root(c) == merkle.root(leaves)
+            for m in range(max(base, 1), n + 1):
+                assert merkle.consistency_proof(c, m) == merkle.consistency_proof(leaves, m)
+                later = merkle.Frontier()
+                for h in leaves[:m]:
+                    later.append(h)
+                for first, end, h in later.ranges():
+                    assert merkle.subtree_root(c, first, end) == h
+    f = merkle.Frontier()
+    for h in leaves[:6]:
+        f.append(h)
+    with pytest.raises(merkle.ProofError):      # inside a subtree of the head: not kept
+        merkle.subtree_root(merkle.CompactRange(f, leaves[6:]), 1, 3)

@@ -17,6 +17,12 @@ archive remembered, as a replica that saw it would:
   recomputed, index rewritten);
 * forked histories re-signed with the notary's own key, from every seal.
 
+Every case is audited as ``pit audit`` does by default, incrementally,
+from the auditor's state kept at a seal in the middle of the archive
+(pit.auditstate), and, when that audit ran incrementally rather than falling
+back to a full one, again with ``full=True``: both must fail and name the
+same record.
+
 Located means: the failure names the record whose entry holds the damaged
 byte (for a truncation, the first record lost; for a fork, a range of
 records that holds the first changed one).  The counts are printed (run
@@ -95,6 +101,10 @@ class _CachedKeys:
     def preload(self, blocks) -> None:
         pass                # a speed-up only: the verdicts are the same without it
 
+    def restore(self, blocks) -> None:
+        for block in blocks:
+            self.add(block)
+
     def portable(self):
         return None
 
@@ -130,13 +140,32 @@ def world(tmp_path_factory):
     saved = audit_mod._Keys
     audit_mod._Keys = _CachedKeys
     try:
+        # the auditor's own state, kept by an audit of the archive as it
+        # stood at a seal in the middle
+        seals = [i + 1 for i, k in enumerate(kinds) if k == "seal"]
+        middle = seals[len(seals) // 2]
+        early = base / "early"
+        (early / "archives").mkdir(parents=True)
+        (early / "archives" / "000001.mbox").write_bytes(data[:starts[middle]])
+        (early / "archives" / "index").write_text(
+            f"# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n000001.mbox 1 {middle} {middle} "
+            f"{starts[middle]}\n")
+        r = audit(early, remember=True)
+        assert r.ok, r.problem
+        kept = (early / "audit-state" / "state.sqlite").read_bytes()
         shutil.copy(pristine / "archives" / "index", work / "archives" / "index")
         shutil.copy(pristine / "archives" / "000001.mbox", work / "archives" / "000001.mbox")
-        r = audit(work, remember=True)                 # the head a replica remembers
+        r = audit(work, remember=True, full=True)      # the head a replica remembers
         assert r.ok, r.problem
         state = (work / "verified.conf").read_text()
-        yield {"base": base, "pit": pristine, "data": data, "starts": starts, "msgs": msgs,
-               "kinds": kinds, "work": work, "state": state, "counts": {}}
+        w = {"base": base, "pit": pristine, "data": data, "starts": starts, "msgs": msgs,
+             "kinds": kinds, "work": work, "state": state, "counts": {}, "kept": kept,
+             "kept_at": middle, "modes": {"incremental": 0, "full": 0}, "disagree": []}
+        yield w
+        print(f"\ntamper matrix, incremental from the auditor's state at record {middle}: "
+              f"{w['modes']['incremental']} cases audited incrementally and again in full, "
+              f"{w['modes']['full']} fell back to a full audit (bytes before record {middle} "
+              f"changed); disagreements {len(w['disagree'])}")
     finally:
         audit_mod._Keys = saved
         _CachedKeys.close_all()
@@ -150,6 +179,8 @@ def _write(w, data: bytes, count: int | None = None) -> None:
         "# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n"
         + (f"000001.mbox 1 {n} {n} {len(data)}\n" if n else ""))
     (work / "verified.conf").write_text(w["state"])
+    (work / "audit-state").mkdir(exist_ok=True)
+    (work / "audit-state" / "state.sqlite").write_bytes(w["kept"])
 
 
 def _named(problem: str) -> int | None:
@@ -184,18 +215,31 @@ def _tally(w, case: str, ok: bool, problem: str, accept) -> str:
     return "unlocated"
 
 
-def _audit(w, data: bytes, count: int | None = None):
+def _audit_once(w, data: bytes, count: int | None, full: bool):
     _write(w, data, count)
     try:
-        r = audit(w["work"], remember=True)
+        r = audit(w["work"], remember=True, full=full)
     except Exception as e:                             # noqa: BLE001 - counted, then failed
-        return False, f"CRASH {type(e).__name__}: {e}"
+        return False, f"CRASH {type(e).__name__}: {e}", "crashed"
     problem = r.problem or ""
     if r.ok:
-        return True, ""
+        return True, "", r.mode
     if "the record cannot be checked" in problem:     # the safety net caught a broken check
-        return False, "CRASH " + problem
-    return False, problem
+        return False, "CRASH " + problem, r.mode
+    return False, problem, r.mode
+
+
+def _audit(w, data: bytes, count: int | None = None):
+    """The default audit (incremental from the kept state, or full with
+    the reason); when it ran incrementally, the full audit too, which must
+    agree (both fail, naming the same record)."""
+    ok, problem, mode = _audit_once(w, data, count, full=False)
+    w["modes"]["incremental" if mode == "incremental" else "full"] += 1
+    if mode == "incremental":
+        full_ok, full_problem, _ = _audit_once(w, data, count, full=True)
+        if (ok, _named(problem)) != (full_ok, _named(full_problem)):
+            w["disagree"].append((problem.split("\n")[0][:140], full_problem.split("\n")[0][:140]))
+    return ok, problem
 
 
 def _report(w, case: str, bad: list) -> None:
@@ -203,6 +247,7 @@ def _report(w, case: str, bad: list) -> None:
     print(f"\ntamper matrix, {case}: tried {c['tried']}, detected and located {c['located']}, "
           f"detected not located {c['unlocated']}, missed {c['missed']}, crashed {c['crashed']}")
     assert not bad, f"{len(bad)} of {c['tried']} not detected and located: {bad[:5]}"
+    assert not w["disagree"], f"incremental and full audits disagree: {w['disagree'][:5]}"
 
 
 def _positions(w) -> list[int]:
