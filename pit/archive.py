@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pit import mbox
+from pit.record import Record
 
 # hashlib (OpenSSL), socket and signal are imported where used: a reader
 # (`pit replay`) starts without them.
@@ -103,37 +104,14 @@ def entry_stamp(buf, start: int, body: int, end: int) -> tuple[dict[str, str], b
     return mbox.stamp(entry, body - start), entry
 
 
-class Volume:
-    """One index line: an immutable record, equal to another with the same
-    fields.  (Written out rather than a dataclass: importing dataclasses
-    would cost every reader of the archive ~5 ms of start-up.)"""
-
-    __match_args__ = ("name", "first", "last", "count", "bytes")
-
-    def __init__(self, name: str, first: int, last: int, count: int, bytes: int):
-        for field, value in zip(self.__match_args__, (name, first, last, count, bytes)):
-            object.__setattr__(self, field, value)
-
-    def _values(self) -> tuple:
-        return (self.name, self.first, self.last, self.count, self.bytes)
-
-    def __eq__(self, other):
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        return (f"Volume(name={self.name!r}, first={self.first!r}, last={self.last!r}, "
-                f"count={self.count!r}, bytes={self.bytes!r})")
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"cannot delete field {name!r}")
+class Volume(Record, frozen=True):
+    """One index line: a volume's name, its first and last record, how many
+    records it holds and its size in bytes."""
+    name: str
+    first: int
+    last: int
+    count: int
+    bytes: int
 
     def line(self) -> str:
         return f"{self.name} {self.first} {self.last} {self.count} {self.bytes}\n"
