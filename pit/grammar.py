@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from fractions import Fraction
 
 from pit.record import replace
 from pit.units import Currency, Instrument, format_rate, format_steps, parse_rate
@@ -111,6 +110,7 @@ def fingerprint(text: str, n: int) -> str:
 def step_text(text: str, n: int, what: str) -> str:
     """Canonical decimal text of a positive step such as a tick or minor unit."""
     tok = number(text, n, what)
+    from fractions import Fraction      # as pit.units does: where a Fraction is made
     return format_steps(1, Fraction(tok.replace(",", "")))
 
 
