@@ -986,7 +986,7 @@ def _one_line(text: str) -> str:
 def _us(iso: str) -> int:
     """Microseconds since the epoch of a stamp's time (``stamp_time``'s text).
     The notary reads one a record at start-up: read by position (datetime
-    checks the ranges), not with strptime, which cost ten times as much."""
+    checks the ranges), not with strptime (docs/pit-book.md, "Start-up")."""
     if not iso:
         return 0
     if iso[4] != "-" or iso[7] != "-" or iso[10] != "T" or iso[13] != ":" or iso[16] != ":":

@@ -375,7 +375,6 @@ class Engine:
 
     def _run(self, batch, *, NEW=NEW, CANCEL=CANCEL, MODIFY=MODIFY, LIMIT=LIMIT, IOC=IOC,
              MARKET=MARKET, BUY=BUY, SELL=SELL, heappop=heappop):
-        # (the constants are bound as locals: a local is read faster than a global)
         # The common cases (a valid limit or IOC order, a cancel by the owner,
         # a modify of a resting order) are inlined here with everything bound
         # to locals: this loop is the hot path of every replay.  A new order and

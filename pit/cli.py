@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands that never run gpg: no look for gpg-agents to stop after them
-# (`pit replay` is on a filter daemon's every delivery; `pit start` leaves
-# the daemon it starts to stop its own).
+# (`pit start` leaves the daemon it starts to stop its own).
 _NO_GPG = {"replay", "start", "stop", "show", "export", "trades", "search", "mirror"}
 
 

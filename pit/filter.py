@@ -26,7 +26,7 @@ FILTERS = {"specialist": "filters.specialist:Specialist",
            "transfers": "filters.transfers:Transfers",
            "positions": "filters.positions:Positions"}
 
-TYPE_CHECKING = False            # typing (~1.5 ms to import) is for type checkers only
+TYPE_CHECKING = False            # typing is for type checkers only
 if TYPE_CHECKING:
     from typing import BinaryIO
 
@@ -407,7 +407,7 @@ def main(cls, argv: list[str] | None = None) -> int:
     from pit.message import filter_output  # noqa: F401
     flt.prepare()
     # The run builds millions of small objects and no cycles that matter:
-    # the cyclic collector would only rescan them (5-10% of a long replay).
+    # the cyclic collector would only rescan them (docs/pit-book.md).
     gc.disable()
     try:
         run(flt, _input(flt, sys.stdin.buffer), out)
@@ -424,7 +424,7 @@ def main(cls, argv: list[str] | None = None) -> int:
     finally:
         # The program ends here: what is left is freed with the process.
         # Frozen, it is not traversed again by the collections that
-        # Python's exit runs (~6 ms after a checkpoint of 8,000 orders).
+        # Python's exit runs.
         gc.freeze()
         gc.enable()
     try:

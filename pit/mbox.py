@@ -38,7 +38,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 
-TYPE_CHECKING = False            # typing (~1.5 ms to import) is for type checkers only
+TYPE_CHECKING = False            # typing is for type checkers only
 if TYPE_CHECKING:
     from typing import BinaryIO
 
@@ -91,7 +91,7 @@ def _date_text(date: str | int | None) -> str:
 
 def _timegm(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
     """``calendar.timegm``, computed as it computes it, without importing
-    calendar (and locale: ~1 ms of a filter program's start-up)."""
+    calendar (and locale) at a filter program's start."""
     from datetime import date           # here: a program that only reads mbox starts without it
     days = date(year, month, 1).toordinal() - _EPOCH_ORDINAL + day - 1
     return ((days * 24 + hour) * 60 + minute) * 60 + second
@@ -200,7 +200,7 @@ def _scan(data, start: int, end: int, base: int, final: bool):
 
 def iter_entries(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Entry]:
     """Every entry of the mbox bytes ``data[start:end]`` (bytes or mmap), in
-    order.  O(len(data)); ~1 µs per entry plus unquoting where ``>From ``
+    order.  O(len(data)), plus unquoting where ``>From ``
     occurs.  Raises :class:`MboxError` (with the byte offset) on input that
     does not start with ``From `` or ends inside an entry."""
     end = len(data) if end is None else end
@@ -588,8 +588,8 @@ def stamp(msg: bytes, start: int = 0) -> dict[str, str]:
     """The stamp block of a notarized message (the leading run of ``X-Pit-``
     lines) as ``{"x-pit-seq": "42", ...}`` (names lowercased, values
     stripped); ``{}`` for a message without one.  Stops at the first line
-    that is not ``X-Pit-``; never reads the rest.  O(stamp size): about
-    2 µs for the notary's own layout, a few more for any other.
+    that is not ``X-Pit-``; never reads the rest.  O(stamp size); the
+    notary's own layout is read fastest.
     With *start*, the message is ``msg[start:]`` (no copy is made).
     Raises :class:`MboxError` naming the line on a malformed or repeated
     stamp header or on bytes that are not UTF-8."""

@@ -326,8 +326,8 @@ def _strptime(text: str, fmt: str):
     (what the notary writes) is read by the datetime constructor: the same
     datetime, and the same ValueError for a date or time that does not
     exist (tests/test_message.py compares the two), without importing
-    _strptime (with calendar and locale) and compiling its patterns, ~2 ms
-    of a filter program's start-up.  Anything else goes to strptime."""
+    _strptime (with calendar and locale) at a filter program's start
+    (docs/pit-book.md, "Start-up").  Anything else goes to strptime."""
     from datetime import datetime       # here: a program that writes no message starts without it
     m = _ISO_ASCII.fullmatch(text)
     if m is None or (m.group(7) == "Z") != fmt.endswith("Z"):

@@ -47,8 +47,8 @@ from pit.record import Record, field
 
 # ``cryptography`` is imported where keys are built and signatures checked,
 # not here: reading a signed text (a filter reading its own checkpoint)
-# needs only the packet parser, and the import costs ~25 ms at start-up.
-# So is ``hashlib`` (OpenSSL, ~2 ms): the packet parser hashes nothing.
+# needs only the packet parser.  So is ``hashlib``: the packet parser
+# hashes nothing.  (The figures: docs/pit-book.md, "Start-up".)
 
 __all__ = [
     "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",

@@ -15,7 +15,7 @@ from pit.archive import ENTRY_HEAD, Archive, entry_stamp
 from pit.filter import FILTERS, Filter, run as run_filter_stream
 from pit.pitdir import Pit, PitError, note_checkpoint, slug
 
-TYPE_CHECKING = False  # typing (~1.5 ms to import) is for type checkers only
+TYPE_CHECKING = False  # typing is for type checkers only
 if TYPE_CHECKING:      # imported where used: `pit replay` never needs gpg
     from pit.keyring import Keyring
 

@@ -58,9 +58,8 @@ class Pit:
 
     @property
     def conf(self):
-        """pit.conf, read on first use: configparser takes ~2 ms to import, and
-        `pit replay` (which a filter daemon runs for every delivery) needs
-        none of the settings."""
+        """pit.conf, read on first use: most commands need none of the
+        settings (docs/pit-book.md, "Start-up")."""
         if self._conf is None:
             import configparser
             cp = configparser.ConfigParser()

@@ -3,8 +3,7 @@
 A long command (pit audit, pit replay, the demo's bursts) shows a bar with
 the count, the total when it is known, the rate and the time left, on
 stderr, when stderr is a terminal; in a pipe, a file or a test it shows
-nothing and tqdm is not even imported (`pit replay` is on a filter
-daemon's every delivery).  tqdm draws the bar and throttles it, so callers
+nothing and tqdm is not even imported.  tqdm draws the bar and throttles it, so callers
 may report as often as they like.
 """
 

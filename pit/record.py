@@ -16,11 +16,11 @@ assignment (a mutable record is unhashable).  :func:`replace` is
 ``dataclasses.replace``.
 
 Why not dataclasses: ``@dataclass`` writes each class's methods as source
-text and compiles them when the class is created (about 0.4 ms a class),
-and importing ``dataclasses`` imports ``inspect``, ``ast`` and ``dis``
-(about 5 ms).  A filter program creates the pit's two dozen message and
-signature kinds before it reads its input: with dataclasses, more start-up
-than a short run's whole work.  A record's methods are its base class's,
+text and compiles them when the class is created, and importing
+``dataclasses`` imports ``inspect``, ``ast`` and ``dis``.  A filter program
+creates the pit's two dozen message and signature kinds before it reads its
+input: with dataclasses, more start-up than a short run's whole work (the
+figures: docs/pit-book.md, "Start-up").  A record's methods are its base class's,
 reading the field names the class keeps; an instance costs what a
 dataclass instance costs.
 """

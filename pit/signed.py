@@ -46,8 +46,8 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 
-# The email package (15-20 ms to import) is imported only where a MIME
-# structure needs it: a plain clearsigned body, which is what the pit's own
+# The email package is imported only where a MIME structure needs it (the
+# figure: docs/pit-book.md, "Start-up"): a plain clearsigned body, which is what the pit's own
 # checkpoints and reports are, is read with byte searches, so a filter that
 # reads its checkpoint starts without it.  ``signed.email`` and
 # ``signed.BytesHeaderParser`` still exist (module __getattr__), imported on
@@ -764,7 +764,7 @@ def compose_pgp_mime_part(headers, part: bytes, keyring, fpr: str, at: int | Non
     part_bytes = part.encode("ascii")
     armoured = keyring.detach_sign(canonical_crlf(part_bytes), fpr, at=at)
     sig = openpgp.signature_packet(openpgp.dearmor(armoured)[1])
-    import hashlib          # here: reading a signed text needs no hash (OpenSSL, ~2 ms)
+    import hashlib          # here: reading a signed text needs no hash
     boundary = "pit-" + hashlib.sha256(part_bytes).hexdigest()[:24]
     return (_header_lines(headers) + "MIME-Version: 1.0\n"
             f"Content-Type: multipart/signed; micalg=pgp-{sig.hash_name};\n"

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 
-# fractions (with decimal, ~1.5 ms) is imported where a Fraction is made:
-# `pit replay` imports this module for UnitError, and makes none before it
-# writes its first byte.  (Annotations name Fraction as text.)
+# fractions (with decimal) is imported where a Fraction is made: `pit
+# replay` imports this module for UnitError, and makes none before it
+# writes its first byte (docs/pit-book.md, "Start-up").  (Annotations name
+# Fraction as text.)
 
 __all__ = [
     "UnitError", "Currency", "Instrument", "parse_decimal", "format_steps",

@@ -184,14 +184,14 @@ def emit(args, rows: Iterable[dict], text) -> None:
     """Rows as JSON lines with --json, else each through *text*."""
     for row in rows:
         if args.json:
-            import json         # only for --json: not on every command's start-up path
+            import json         # only for --json
             print(json.dumps(row, sort_keys=True))
         else:
             print(text(row))
 
 
 def print_json(obj) -> None:
-    import json         # only for --json: not on every command's start-up path
+    import json         # only for --json
     print(json.dumps(obj, sort_keys=True))
 
 

@@ -313,8 +313,7 @@ def parse_canonical_order(text: str) -> tuple:
     * ``("modify", ref, qty, price, stop)`` with None for what is kept.
 
     Numbers stay canonical decimal text (see :func:`canonical_steps`).
-    Raises :class:`MessageError` on anything not canonical.  O(len(text)),
-    about 1 µs.
+    Raises :class:`MessageError` on anything not canonical.  O(len(text)).
     """
     m = _CANON_NEW(text)
     if m is not None:
