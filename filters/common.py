@@ -4,6 +4,7 @@ archive, so every filter (and the audit) derives the same view by replay."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pit import kinds
@@ -264,9 +265,24 @@ def reporter(stamp: dict) -> str:
 
 def report_owns(filter_name: str, account: str) -> bool:
     """May the filter *filter_name* move money out of *account*?  Plain
-    accounts belong to ``transfers``; ``X:T`` to the specialist of T."""
+    accounts belong to ``transfers``; ``X:T`` to the specialist whose
+    tickers (pit.tickerset: tickers and ranges) hold T."""
     base, colon, ticker = account.partition(":")
     if not colon:
         return filter_name == "transfers"
-    words = filter_name.split(" ")
-    return words[0] == "specialist" and ticker in words[1:]
+    kind, _, words = filter_name.partition(" ")
+    if kind != "specialist":
+        return False
+    served = _served(words)
+    return served is not None and ticker in served
+
+
+@functools.lru_cache(maxsize=1024)
+def _served(words: str):
+    """The TickerSet of a specialist's name after ``specialist ``; None if
+    the name is not one (a report so named never reaches the archive)."""
+    from pit.tickerset import TickerSet, TickerSetError
+    try:
+        return TickerSet(words.split(" "))
+    except TickerSetError:
+        return None

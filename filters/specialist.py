@@ -32,6 +32,7 @@ from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
 from pit.ledger import Insufficient, Ledger
+from pit.tickerset import TickerSet
 from pit.units import PPM, UnitError, fee
 
 __all__ = ["Specialist", "main"]
@@ -45,11 +46,11 @@ _FIGURES_LIMIT = 65536            # new-order texts whose figures are kept (abou
 _INT = r"(?:0|-?[1-9][0-9]*)"
 
 
-def _order_lines(tickers) -> re.Pattern:
-    """A checkpoint's order line for one of *tickers* exactly as Order.line
-    writes it (integers in their canonical form, the side buy or sell, no
-    field holding a space): its oid, account and ref."""
-    return re.compile(rf"^order ({_INT}) ([^ \n]*) ([^ \n]*) (?:{'|'.join(map(re.escape, tickers))}) "
+def _order_lines() -> re.Pattern:
+    """A checkpoint's order line exactly as Order.line writes it (integers
+    in their canonical form, the side buy or sell, no field holding a
+    space): its oid, account, ref and ticker."""
+    return re.compile(rf"^order ({_INT}) ([^ \n]*) ([^ \n]*) ([A-Z][A-Z0-9.]*) "
                       rf"(?:buy|sell) [^ \n]* {_INT} {_INT} {_INT}$", re.M)
 
 
@@ -165,19 +166,23 @@ _new_order = object.__new__
 
 
 class Specialist(Filter):
-    """pit-specialist TICKER [TICKER...]
+    """pit-specialist TICKER|LO-HI [...]
 
     Matches the orders for its tickers through the matching core (pit.book),
     checks and settles funds in the trading accounts ACCOUNT:TICKER, and
-    executes transfers out of those accounts."""
+    executes transfers out of those accounts.  Its tickers are named by
+    tickers and ranges (A-M: every ticker from A to M, as in a phone book;
+    pit.tickerset), at most 32 words whatever their number."""
 
     def __init__(self, args):
         super().__init__(args)
         if not args:
-            raise ValueError("usage: pit-specialist TICKER [TICKER...]")
-        self.tickers = tuple(sorted(set(a.upper() for a in args)))
-        self.order_tickers = self.tickers       # wants() and apply() below agree
-        self._order_lines = None  # its checkpoint's order lines: _order_lines(tickers), see prepare()
+            raise ValueError("usage: pit-specialist TICKER|LO-HI [TICKER|LO-HI...]")
+        self.serves = TickerSet(args)           # TickerSetError (a ValueError): bad arguments
+        self.tickers = self.serves.words        # the words of its name: tickers and ranges
+        # wants() and apply() below agree on these orders
+        self.order_tickers = self.tickers if self.serves.finite else self.serves
+        self._order_lines = None  # its checkpoint's order lines: _order_lines(), see prepare()
         self.name = "specialist " + " ".join(self.tickers)
         self.registry = Registry()
         self.accounts = Accounts()
@@ -196,26 +201,36 @@ class Specialist(Filter):
         self._figures: dict[str, tuple] = {}  # new-order text -> what _new_figures gives for it
 
     def _refresh_units(self) -> None:
-        """Rebuild the hot path's view of the instruments after the registry
-        or the books changed (operator records, a restore: rare)."""
-        instruments = self.registry.instruments
-        self._units = {t: _Units(instruments[t]) for t in self.engine.tickers() if t in instruments}
+        """Drop the hot path's view of the instruments after the registry
+        or the books changed (operator records, a restore: rare); it is
+        built again a ticker at a time as orders come (:meth:`_unit`), so a
+        specialist of ten thousand tickers reads the few a run trades."""
+        self._units = {}
         self._figures = {}
+
+    def _unit(self, ticker: str):
+        """The _Units of one of our tickers with a book and an instrument
+        (None for any other), made and kept.  O(1)."""
+        instruments = self.registry.instruments
+        if not (self.engine.has_book(ticker) and ticker in instruments):
+            return None
+        u = self._units[ticker] = _Units(instruments[ticker])
+        return u
 
     @property
     def account(self) -> str:
-        return "specialist:" + self.tickers[0]
+        return "specialist:" + self.tickers[0]     # its first word: a ticker or a range
 
     # -- business ---------------------------------------------------------------
     def wants(self, stamp: dict) -> bool:
         kind = stamp.get("x-pit-kind")
         if kind == "order":
-            return stamp.get("x-pit-ticker") in self.tickers
+            return stamp.get("x-pit-ticker", "") in self.serves
         if kind in ("instrument", "currency", "fees", "member"):
             return True
         if kind == "transfer":
             src = stamp.get("x-pit-account", "")
-            return src.rpartition(":")[2] in self.tickers and ":" in src
+            return ":" in src and src.rpartition(":")[2] in self.serves
         if kind == "report":
             acct = stamp.get("x-pit-account", "")
             return acct != self.account and (acct == "transfers" or acct.startswith("specialist:"))
@@ -236,8 +251,8 @@ class Specialist(Filter):
         else:
             try:
                 added = self.registry.apply(kind, stamp["x-pit-request"])
-                if added is not None and added.ticker in self.tickers \
-                        and added.ticker not in self.engine.tickers():
+                if added is not None and added.ticker in self.serves \
+                        and not self.engine.has_book(added.ticker):
                     self.engine.add_book(added.ticker)
             finally:
                 self._refresh_units()
@@ -326,7 +341,7 @@ class Specialist(Filter):
         if verb == "modify":
             return self.modify(seq, account, ref, *o[1:])
         side_text, qty_text, ticker, kind, price_text, stop_text = o
-        u = self._units.get(ticker)
+        u = self._units.get(ticker) or self._unit(ticker)
         if u is None:
             return self.say(f"rejected {seq} {account} {ref} unknown ticker {ticker}")
         refs = self.refs
@@ -615,7 +630,7 @@ class Specialist(Filter):
 
     def _mine(self, account: str) -> bool:
         base, _, t = account.rpartition(":")
-        return bool(base) and t in self.tickers
+        return bool(base) and t in self.serves
 
     def _amount(self, asset: str, n: int) -> str:
         return amount_text(self.registry, asset, n)
@@ -701,9 +716,16 @@ class Specialist(Filter):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
 
     def _currencies(self) -> dict[str, str]:
-        """Ticker -> currency code of our tickers that have an instrument."""
+        """Ticker -> currency code of our tickers that have an instrument.
+        O(our tickers); with a range, O(instruments) comparisons of their
+        names (the instruments themselves are read for ours only)."""
         instruments = self.registry.instruments
-        return {t: instruments[t].currency.code for t in self.tickers if t in instruments}
+        if self.serves.finite:
+            mine = self.tickers
+        else:
+            serves = self.serves
+            mine = [t for t in (*dict.keys(instruments), *instruments.lazy) if t in serves]
+        return {t: instruments[t].currency.code for t in mine if t in instruments}
 
     @staticmethod
     def _read_order(w: list[str], currency: dict[str, str] | None) -> Order:
@@ -723,7 +745,7 @@ class Specialist(Filter):
         """Compile the patterns a checkpoint is read with (Filter.prepare):
         `pit replay`, which makes a specialist for its name, reads none."""
         if self._order_lines is None:
-            self._order_lines = _order_lines(self.tickers)
+            self._order_lines = _order_lines()
         bookstate.prepare()
 
     def _keep_orders(self, lines: list[str], start: int) -> bool:
@@ -733,7 +755,7 @@ class Specialist(Filter):
         so far has all of their instruments; else keep nothing.  Whether
         they were kept.  O(lines), in a few C loops."""
         currency = self._currencies()
-        if not currency.keys() >= set(self.tickers):
+        if self.serves.finite and not currency.keys() >= set(self.tickers):
             return False
         block = lines[start:]
         if self._order_lines is None:
@@ -741,7 +763,9 @@ class Specialist(Filter):
         found = self._order_lines.findall("\n".join(block))
         if len(found) != len(block):
             return False
-        oids, accounts, refs = zip(*found)
+        oids, accounts, refs, tickers = zip(*found)
+        if not currency.keys() >= set(tickers):
+            return False
         oids = list(map(int, oids))
         self.refs.update(zip(zip(accounts, refs), oids))
         self._kept.update(zip(oids, block))

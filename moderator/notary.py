@@ -562,6 +562,7 @@ class Notary:
         ins = req.instruction
         if req.kind == "member" and ins.action == "add":
             _check_member_accounts(ins.accounts)
+            self._check_one_specialist(ins.fingerprint, ins.accounts)
             if not key_block:
                 raise Refused("a member request must carry the member's public key block")
             try:
@@ -574,6 +575,36 @@ class Notary:
             # later messages of this same batch may be signed by the new key
             self.verifier = self.keyring.load_verifier()
         return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
+
+    def _check_one_specialist(self, fpr: str, accounts) -> None:
+        """Each ticker has one specialist: a key's specialist accounts
+        (tickers and ranges, pit.tickerset) may not overlap one another, nor
+        another key's, nor a specialist that has posted to the archive,
+        unless they are the same account (a filter's new key).  O(members)
+        for a filter key, O(1) for anyone else."""
+        from pit.tickerset import MAX_WORDS, TickerSet, TickerSetError
+        words = [a.partition(":")[2] for a in accounts if a.startswith("specialist:")]
+        if not words:
+            return
+        try:
+            mine = TickerSet(words, MAX_WORDS)
+        except TickerSetError as e:
+            raise Refused(f"the specialist accounts of one key: {e}") from None
+        others = [(f"key {f}", a.partition(":")[2]) for f, accts in self.members.items()
+                  if f != fpr for a in accts if a.startswith("specialist:")]
+        others += [(f"the filter {name} (it has posted)", w)
+                   for name in {*self.filter_reports, *self.filter_checkpoints}
+                   if name.startswith("specialist ") for w in name.split(" ")[1:]]
+        for who, w in others:
+            if w in mine.words:
+                continue                          # the same account: the filter's new key
+            try:
+                hit = TickerSet([w]).overlaps(mine)
+            except TickerSetError:
+                continue
+            if hit:
+                raise Refused(f"specialist:{hit} overlaps specialist:{w} of {who}: "
+                              "each ticker has one specialist")
 
     def _filter_output(self, text: str, accounts) -> list[tuple[str, str]]:
         """A report or checkpoint: accepted only from a registered filter's

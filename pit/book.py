@@ -200,6 +200,10 @@ class Engine:
         """Tickers with a book, sorted.  O(B log B)."""
         return sorted(self._books)
 
+    def has_book(self, ticker: str) -> bool:
+        """Whether *ticker* has a book.  O(1)."""
+        return ticker in self._books
+
     # ------------------------------------------------------------ market data
     def best_bid(self, ticker: str):
         """Best bid price in ticks, or None.  Amortised O(1) (drops dead levels at the top)."""

@@ -46,7 +46,7 @@ def show(text: str, limit: int = 40) -> str:
 REF_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
 TICKER_RE = re.compile(r"[A-Z][A-Z0-9.]{0,11}")
 CURRENCY_RE = re.compile(r"[A-Z][A-Z0-9]{1,9}")
-ACCOUNT_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}(?::[A-Z][A-Z0-9.]{0,11})?")
+ACCOUNT_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}(?::[A-Z][A-Z0-9.]{0,11}(?:-[A-Z][A-Z0-9.]{0,11})?)?")
 FINGERPRINT_RE = re.compile(r"[0-9A-F]{40}")
 # Decimal text as a person writes it: 100, 12.5, .5, 1,000.00 (commas only
 # as thousands separators, so "1,5" is refused rather than read as 15).
@@ -67,7 +67,21 @@ def account(value: str, n: int) -> str:
         raise MessageError(n, f"bad account {show(value)}: expected a name like 'alice' "
                               "(a letter, then up to 31 letters, digits, '.', '_', '-'), "
                               "optionally ':TICKER'")
+    if "-" in ticker:
+        if name.lower() != "specialist":
+            raise MessageError(n, f"bad account {show(value)}: a ticker range such as A-M "
+                                  "names a specialist's tickers (specialist:A-M), no other account")
+        ticker_set([v.partition(":")[2]], n)
     return v
+
+
+def ticker_set(words, n: int | None):
+    """The pit.tickerset.TickerSet of *words*; its refusal a MessageError of line *n*."""
+    from pit.tickerset import TickerSet, TickerSetError
+    try:
+        return TickerSet(words)
+    except TickerSetError as e:
+        raise MessageError(n, str(e)) from None
 
 
 def ticker(value: str, n: int) -> str:

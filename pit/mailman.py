@@ -421,9 +421,10 @@ def filter_list_address(pit_name: str, filter_name: str, domain: str) -> str:
 
 
 def filter_jobs(pit_dir) -> list[list[str]]:
-    """The filters a pit runs: transfers and one specialist per instrument."""
-    from moderator.notary import Notary
-    return [["transfers"]] + [["specialist", t] for t in sorted(Notary(pit_dir).registry_instruments)]
+    """The filters a pit runs: transfers and its specialists (pit.ops.specialist_jobs)."""
+    from pit import ops
+    from pit.pitdir import Pit
+    return [["transfers"]] + ops.specialist_jobs(Pit(pit_dir))
 
 
 def provision_local_pit(client: MailmanClient, pit_dir, domain: str) -> PitList:

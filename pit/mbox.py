@@ -412,7 +412,10 @@ _ORDER_HEAD = (
 
 
 def _order_head(tickers: Iterable[str]) -> bytes:
-    """_ORDER_HEAD for *tickers* (those that can be a stamp's word)."""
+    """_ORDER_HEAD for *tickers* (those that can be a stamp's word), or for
+    a pit.tickerset.TickerSet with ranges (its ``pattern``)."""
+    if hasattr(tickers, "pattern"):
+        return _ORDER_HEAD % tickers.pattern.encode("ascii")
     words = sorted({t.encode("ascii") for t in tickers
                     if t.isascii() and re.fullmatch(r"[!-~]+", t)})
     return _ORDER_HEAD % (b"|".join(map(re.escape, words)) or b"(?!)")
@@ -438,7 +441,7 @@ def order_entry(tickers: Iterable[str]):
 
 def _order_patterns(tickers: Iterable[str]):
     """``(match, search)``: the head of an order entry for one of *tickers*
-    at a position, and the next entry separator followed by such a head or
+    (ticker strings, or a TickerSet: its ``pattern``) at a position, and the next entry separator followed by such a head or
     by anything else (its groups are then None)."""
     head = _order_head(tickers)
     # Patterns over the input decoded as latin-1 (one char a byte, at the

@@ -74,7 +74,8 @@ PIT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 _SEAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
-FILTER_RE = re.compile(r"[a-z][a-z0-9-]{0,31}(?: [A-Z][A-Z0-9.]{0,11})*")
+# a filter's name: its kind, then (a specialist) the words of its TickerSet
+FILTER_RE = re.compile(r"[a-z][a-z0-9-]{0,31}(?: [A-Z][A-Z0-9.]{0,11}(?:-[A-Z][A-Z0-9.]{0,11})?)*")
 ADDRESS_RE = re.compile(r"[A-Za-z0-9._%+=:-]+@[A-Za-z0-9.-]+")
 _KEY_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z-]*)[ \t]*:[ \t]*(.*?)[ \t]*")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -372,6 +373,13 @@ def _check_opaque(line: str, n: int) -> None:
 def _check_filter_name(name: str, n: int | None = None) -> None:
     if not FILTER_RE.fullmatch(name):
         raise MessageError(n, f"bad filter name {show(name)}: expected e.g. 'specialist ACME'")
+    words = name.split(" ")
+    if len(words) > 1:
+        from pit.grammar import ticker_set
+        ts = ticker_set(words[1:], n)
+        if ts.words != tuple(words[1:]):
+            raise MessageError(n, f"bad filter name {show(name)}: its tickers and ranges are "
+                                  f"written sorted ('{words[0]} {ts}')")
 
 
 class Report(Record, frozen=True):

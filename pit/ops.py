@@ -238,6 +238,56 @@ def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
 
 # -- filters -----------------------------------------------------------------------
 
+def specialist_jobs(pit: Pit) -> list[list[str]]:
+    """The specialists the pit runs, each as ``["specialist", WORD, ...]``:
+    one for each member key granted specialist accounts (its words, tickers
+    and ranges: pit.tickerset), then one for each instrument that none of
+    those serves (its key made when it first posts).  Read from the
+    archive's member and instrument records (stamps only).  O(archive
+    bytes), O(members + instruments) memory."""
+    from pit import kinds
+    from pit.tickerset import TickerSet, TickerSetError
+    members: dict[str, tuple[str, ...]] = {}
+    tickers: set[str] = set()
+    for _, msg in Archive(pit.root).records_of_kind(1, ("member", "instrument")):
+        st = mbox.stamp(msg)
+        text = st.get("x-pit-request", "")
+        if st.get("x-pit-kind") == "instrument":
+            tickers.add(text.partition(" ")[0])
+            continue
+        try:
+            ins = kinds.parse("member", text)
+        except (ValueError, KeyError):
+            continue
+        if ins.action == "add":
+            words = tuple(a.partition(":")[2] for a in ins.accounts if a.startswith("specialist:"))
+            if words:
+                members[ins.fingerprint] = words
+            else:
+                members.pop(ins.fingerprint, None)
+        else:
+            members.pop(ins.fingerprint, None)
+    jobs, sets = [], []
+    for words in sorted(set(members.values())):
+        try:
+            sets.append(TickerSet(words))
+        except TickerSetError:
+            continue
+        jobs.append(["specialist", *sets[-1].words])
+    jobs += [["specialist", t] for t in sorted(tickers) if not any(t in s for s in sets)]
+    return jobs
+
+
+def specialist_of(pit: Pit, ticker: str, jobs: list[list[str]] | None = None) -> list[str]:
+    """The words of the specialist that serves *ticker* (``["A-M"]``), or
+    ``[ticker]`` when none does yet."""
+    from pit.tickerset import TickerSet
+    for job in jobs if jobs is not None else specialist_jobs(pit):
+        if ticker in TickerSet(job[1:]):
+            return job[1:]
+    return [ticker]
+
+
 def filter_class(kind: str):
     import importlib
     if kind not in FILTERS:

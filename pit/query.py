@@ -57,12 +57,17 @@ def specialist_state(pit: Pit, ticker: str, at: int | None = None):
     """The specialist of *ticker* brought up to date without posting; with
     *at*, replayed from record 1 up to record *at*.  O(new records), or
     O(at) with *at*."""
+    return _specialist_state(pit, ops.specialist_of(pit, ticker), at)
+
+
+def _specialist_state(pit: Pit, words: list[str], at: int | None = None):
+    """The specialist named by *words* (tickers and ranges), as above."""
     from filters.specialist import Specialist
     from pit.filter import run
     if at is None:
-        flt, _ = ops.run_filter(pit, "specialist", [ticker], post_output=False)
+        flt, _ = ops.run_filter(pit, "specialist", words, post_output=False)
         return flt
-    flt = Specialist([ticker])
+    flt = Specialist(words)
     run(flt, (m for _, m in Archive(pit.root).read(1, at)))
     return flt
 
@@ -132,17 +137,23 @@ def positions(pit: Pit, account: str | None = None, at: int | None = None) -> li
 
 def open_orders(pit: Pit, account: str | None = None, at: int | None = None) -> list[dict]:
     """Open orders (resting or waiting on a trigger) of *account*, by
-    specialist state (as of record *at*).  O(instruments x new records)."""
+    specialist state (as of record *at*), each specialist brought up to
+    date once.  O(specialists x new records)."""
     rows = []
+    jobs = ops.specialist_jobs(pit)
+    states: dict[tuple[str, ...], object] = {}
     for t in sorted(registry(pit).instruments):
-        flt = specialist_state(pit, t, at)
-        if t not in flt.engine.tickers():
+        words = tuple(ops.specialist_of(pit, t, jobs))
+        if words not in states:
+            states[words] = _specialist_state(pit, list(words), at)
+        flt = states[words]
+        if not flt.engine.has_book(t):
             continue                    # not yet defined at record *at*
         inst = flt.registry.instruments[t]
         orders = flt.open_orders()
         for oid in sorted(orders):
             od = orders[oid]
-            if account and od.account != account:
+            if od.ticker != t or (account and od.account != account):
                 continue
             live = flt.engine.order(oid)
             if live is None:

@@ -146,8 +146,14 @@ def known_filter_names(pit: Pit, kind: str, words: list[str]) -> None:
     """A filter's kind, and a specialist's tickers, when the pit knows them."""
     known_filter(kind)
     if kind == "specialist":
-        for t in words:
-            if not t.startswith("-"):
+        from pit.tickerset import TickerSet, TickerSetError
+        names = [w for w in words if not w.startswith("-")]
+        try:
+            TickerSet(names)
+        except TickerSetError as e:
+            raise CliError(f"specialist {' '.join(names)}: {e}", EXIT["usage"]) from None
+        for t in names:
+            if "-" not in t:                  # a range may hold tickers defined later
                 known_ticker(pit, t)
 
 

@@ -15,10 +15,16 @@ def arguments(cmd) -> None:
 
 
 def run_all(pit: Pit, only: list[str] | None = None, say=print) -> list:
-    """Run transfers, then a specialist per instrument, posting their output.
-    With *only* (``["specialist", "ACME"]``), run that filter alone."""
-    jobs = [only] if only else [["transfers"]] + [["specialist", t]
-                                                  for t in sorted(query.registry(pit).instruments)]
+    """Run transfers, then the specialists (ops.specialist_jobs: each key's
+    tickers and ranges, and one per instrument none of them serves),
+    posting their output.  With *only* (``["specialist", "ACME"]``), run
+    that filter alone."""
+    if only:
+        # a filter run by name is the pit's from now on: its key (made and
+        # granted its accounts now, if it has none) names it to the next
+        # 'pit run', whether it has anything to post yet or not
+        ops.filter_key(pit, ops.filter_class(only[0])(only[1:]).name)
+    jobs = [only] if only else [["transfers"]] + ops.specialist_jobs(pit)
     out = []
     for job in jobs:
         flt, decisions = ops.run_filter(pit, job[0], job[1:])
