@@ -148,15 +148,16 @@ INCREMENTAL_RUNS = 5
 FULL_RUNS = 3
 
 REPLAY = ("import sys; from pit.cli import main; sys.exit(main(['--pit', sys.argv[1], 'replay', "
-          "'specialist', 'ACME']))")
+          "'specialist', *sys.argv[2:]]))")
 
 
-def pipeline(pit) -> tuple[float, bytes]:
-    """Time `replay | pit-specialist ACME`, two real processes in a pipe."""
+def pipeline(pit, words: tuple[str, ...] = ("ACME",)) -> tuple[float, bytes]:
+    """Time `replay | pit-specialist ACME` (or the specialist of *words*:
+    tickers and ranges), two real processes in a pipe."""
     compile_programs()
     t = time.perf_counter()
-    rp = subprocess.Popen([PY, "-c", REPLAY, str(pit.root)], stdout=subprocess.PIPE)
-    sp = subprocess.Popen([PY, "-m", "filters.specialist", "ACME"], stdin=rp.stdout,
+    rp = subprocess.Popen([PY, "-c", REPLAY, str(pit.root), *words], stdout=subprocess.PIPE)
+    sp = subprocess.Popen([PY, "-m", "filters.specialist", *words], stdin=rp.stdout,
                           stdout=subprocess.PIPE)
     rp.stdout.close()
     out = sp.communicate()[0]

@@ -13,6 +13,10 @@ Target: at 10,000 tickers within 2x of the same run in a one-ticker pit.
 Wall and CPU time (both processes) are shown: on a loaded machine a run of
 ~0.1 s is mostly waiting for a CPU.
 Also printed: the size of the one-ticker specialist's checkpoint.
+
+``--all``: the same run, the same 20 ACME orders, by one specialist serving
+every ticker of the pit (``specialist A-Z``, pit.tickerset), in pits of its
+own (``tickers-T-nN-all``).
 """
 
 from __future__ import annotations
@@ -39,10 +43,11 @@ def _load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def build(tickers: int, orders: int) -> Pit:
-    root = OUT / f"tickers-{tickers}-n{orders}"
+def build(tickers: int, orders: int, words: tuple[str, ...] = ("ACME",)) -> Pit:
+    suffix = "" if words == ("ACME",) else "-all"
+    root = OUT / f"tickers-{tickers}-n{orders}{suffix}"
     marker = root / "bench-marker"
-    if marker.exists() and marker.read_text() == f"tickers {tickers} {orders}\n":
+    if marker.exists() and marker.read_text() == f"tickers {tickers} {orders} {' '.join(words)}\n":
         return Pit(root)
     shutil.rmtree(root, ignore_errors=True)
     t = time.perf_counter()
@@ -62,14 +67,18 @@ def build(tickers: int, orders: int) -> Pit:
     fund_owners(pit)
     append_orders(pit, make_stream(orders, seed=7))
     # the specialist's checkpoint, then 20 orders after it
-    _, out = pipeline(pit)
-    ck = [m for m in mbox.iter_messages(out) if b"\nSubject: ACME checkpoint" in m.split(b"\n\n", 1)[0]]
-    ds = ops.post(pit, "specialist ACME", ck)
+    _, out = pipeline(pit, words)
+    ck = [m for m in mbox.iter_messages(out) if _subject(words) in m.split(b"\n\n", 1)[0]]
+    ds = ops.post(pit, "specialist " + " ".join(words), ck)
     assert ds and ds[0].accepted, [d.reason for d in ds]
     append_orders(pit, make_stream(orders + 20, seed=7)[orders:])
-    marker.write_text(f"tickers {tickers} {orders}\n")
+    marker.write_text(f"tickers {tickers} {orders} {' '.join(words)}\n")
     print(f"  (built the {tickers:,}-ticker pit in {time.perf_counter() - t:.1f} s)")
     return pit
+
+
+def _subject(words: tuple[str, ...]) -> bytes:
+    return f"\nSubject: {' '.join(words)} checkpoint".encode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,30 +86,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tickers", default="1,100,10000")
     ap.add_argument("--orders", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--all", action="store_true",
+                    help="also time one specialist serving every ticker (specialist A-Z)")
     args = ap.parse_args(argv)
     counts = [int(s.replace("_", "")) for s in args.tickers.split(",") if s]
     print(f"bench.tickers: {', '.join(f'{c:,}' for c in counts)} tickers, {_load()}")
     try:
         _run(counts, args)
+        if args.all:
+            _run(counts, args, ("A-Z",))
     finally:
         for count in counts:                  # the pits' gpg-agents (key making, seals)
             testkeys.stop_agents(OUT / f"tickers-{count}-n{args.orders}")
+            testkeys.stop_agents(OUT / f"tickers-{count}-n{args.orders}-all")
     print(f"  ({_load()})")
     return 0
 
 
-def _run(counts: list[int], args) -> None:
+def _run(counts: list[int], args, words: tuple[str, ...] = ("ACME",)) -> None:
     base = None
+    if words != ("ACME",):
+        print(f"  one specialist serving every ticker: specialist {' '.join(words)}")
     for count in counts:
-        pit = build(count, args.orders)
+        pit = build(count, args.orders, words)
         runs, cpus = [], []
         for _ in range(args.runs):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            dt, out = pipeline(pit)
+            dt, out = pipeline(pit, words)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             runs.append(dt)
             cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        ck = [m for m in mbox.iter_messages(out) if b"\nSubject: ACME checkpoint" in m.split(b"\n\n", 1)[0]]
+        ck = [m for m in mbox.iter_messages(out) if _subject(words) in m.split(b"\n\n", 1)[0]]
         size = len(ck[-1]) if ck else 0
         best, cpu = min(runs), min(cpus)
         base = base if base is not None else (best, cpu)

@@ -754,9 +754,10 @@ class Specialist(Filter):
         :meth:`state` writes for one of our tickers and the registry read
         so far has all of their instruments; else keep nothing.  Whether
         they were kept.  O(lines), in a few C loops."""
-        currency = self._currencies()
-        if self.serves.finite and not currency.keys() >= set(self.tickers):
-            return False
+        if self.serves.finite:
+            currency = self._currencies()
+            if not currency.keys() >= set(self.tickers):
+                return False
         block = lines[start:]
         if self._order_lines is None:
             self.prepare()
@@ -764,7 +765,13 @@ class Specialist(Filter):
         if len(found) != len(block):
             return False
         oids, accounts, refs, tickers = zip(*found)
-        if not currency.keys() >= set(tickers):
+        used = set(tickers)
+        if not self.serves.finite:          # the instruments of the orders' tickers only
+            instruments, serves = self.registry.instruments, self.serves
+            if not all(t in serves and t in instruments for t in used):
+                return False
+            currency = {t: instruments[t].currency.code for t in used}
+        if not currency.keys() >= used:
             return False
         oids = list(map(int, oids))
         self.refs.update(zip(zip(accounts, refs), oids))

@@ -44,6 +44,30 @@ def test_a_restored_specialist_reads_only_its_own_instrument():
     assert again.checkpoint_body() == body
 
 
+def test_a_range_specialist_restored_reads_the_instruments_its_run_touches():
+    """A specialist of every ticker (A-Z) in a pit of 500: restored from its
+    checkpoint it reads the instruments of the orders it touches, and a run
+    from the checkpoint says what a run from the start says."""
+    sp, _ = _pit_of(500, "A-Z")
+    sp.accounts.known.update({"alice", "bob"})
+    for i, (acct, ticker) in enumerate([("alice", "T00007"), ("bob", "T00009")]):
+        sp.ledger.credit(f"{acct}:{ticker}", ticker, 100)
+        sp.order(1000 + i, acct, f"r{i}", f"sell 10 {ticker} limit 1.00")
+    body = sp.checkpoint_body().replace("Seq: 501", "Seq: 1001")
+    sp.seq = 1001
+    assert body == sp.checkpoint_body()
+    again = Specialist(["A-Z"])
+    again.load_checkpoint(body)
+    assert set(dict.keys(again.registry.instruments)) <= {"T00007", "T00009"}
+    assert again.checkpoint_body() == body
+    for flt in (sp, again):
+        flt.ledger.credit("carol:T00007", "USD", 10_000)
+        flt.order(1002, "carol", "c1", "buy 5 T00007 limit 1.00")
+    assert again.lines[-1] == sp.lines[-1] and again.lines[-1].startswith("trade 1002 T00007 5 at 1.00")
+    assert set(dict.keys(again.registry.instruments)) <= {"T00007", "T00009"}
+    assert again.checkpoint_body() == sp.checkpoint_body()
+
+
 def test_lines_not_as_written_are_read_at_once():
     reg = Registry()
     reg.restore_line("currency USD 0.01")
