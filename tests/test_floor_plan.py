@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pit", "filters", "moderator")
 
-CORE = {"pit", "pit.units", "pit.record", "pit.grammar", "pit.kinds", "pit.message", "pit.mbox",
+CORE = {"pit", "pit.units", "pit.tickerset", "pit.record", "pit.grammar", "pit.kinds", "pit.message", "pit.mbox",
         "pit.archive", "pit.book", "pit.bookstate", "pit.ledger", "pit.merkle"}
 LIBRARY = {"pit.signed", "pit.openpgp", "pit.keystore", "pit.keyring", "pit.signer",
            "pit.testkeys", "pit.pitdir", "pit.filter", "pit.progress", "pit.agents",
