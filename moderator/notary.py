@@ -24,10 +24,12 @@ original bytes follow the stamp unchanged, so its signature still verifies
 with stock gpg.  A refused message goes to the reject record with its
 reason, and a notice goes back where one may (see "No backscatter").
 
-Seals.  Signing every record with gpg costs a process per record (tens a
-second); instead the notary *seals* batches, as Certificate Transparency
-logs do: a seal is a record whose body, clearsigned with the notary's key by
-stock gpg, lists the hash of every record it covers.  Every record is sealed
+Seals.  Signing every record would cost a signature per record; instead
+the notary *seals* batches, as Certificate Transparency logs do: a seal is
+a record whose body, clearsigned with the notary's key, lists the hash of
+every record it covers.  The notary signs in process (pit.signer.KeySigner:
+gpg's own format, which stock gpg verifies; gpg itself signs when the key
+cannot be read so), so a seal costs no gpg process.  Every record is sealed
 at the end of the batch that brought it, and at most ``seal_every`` records
 apart, so the delay is bounded by one batch; an auditor checks one message
 on its own with its hash, the line of the seal that names it and one
@@ -276,6 +278,7 @@ class Notary:
         self.lock_path = self.pit.root / "notary.lock"
         self._lock_depth = 0
         self._signer: str | None = None     # the member key that signed the message being judged
+        self._seal_signer = None            # pit.signer.KeySigner, made at the first seal
         self._load()
 
     # -- state, derived from the archive ----------------------------------------
@@ -664,10 +667,19 @@ class Notary:
             return self._notarize(raws, seal)
 
     def _notarize(self, raws: list[bytes], seal: bool) -> list[Decision]:
+        return [d for d, _, _ in self._notarize_group(raws, seal)]
+
+    def _notarize_group(self, raws: list[bytes], seal: bool
+                        ) -> list[tuple[Decision, list[bytes], list[bytes]]]:
+        """Judge and stamp *raws* in order, then store them all with one
+        durable append to the archive (and one to the reject record, one to
+        the notices): ``(decision, records, notices)`` per message, where
+        *records* are the message's record and any seal that followed it,
+        exactly as appended (a final seal goes with the last message)."""
         records: list[tuple[bytes, str, str]] = []
         rejects: list[bytes] = []
         notices: list[bytes] = []
-        out: list[Decision] = []
+        out: list[tuple[Decision, list[bytes], list[bytes]]] = []
         for raw in raws:
             raw = raw.replace(b"\r\n", b"\n")
             digest = hashlib.sha256(raw).hexdigest()
@@ -688,18 +700,23 @@ class Notary:
                 d = Decision(False, _one_line(refusal.reason), digest=digest, line=refusal.line,
                              sender=self._notice_to(raw))
                 rejects.append(self._reject_entry(raw, d, now))
+                mine = []
                 if d.sender:
                     notices.append(self._notice(raw, d, now))
+                    mine = list(mbox.iter_messages(notices[-1]))     # as the outbox reads
                 self._recent(digest)
-                out.append(d)
+                out.append((d, [], mine))
                 continue
             rec = self._stamp(raw, digest, fpr, fields, now)
             records.append((rec, "notary", stamp_time(now)))
-            out.append(Decision(True, seq=self.seq, digest=digest))
+            out.append((Decision(True, seq=self.seq, digest=digest), [rec], []))
             if self.seal_every and len(self.unsealed) >= self.seal_every:
                 records.append(self._seal_record())
+                out[-1][1].append(records[-1][0])
         if seal and self.unsealed:
             records.append(self._seal_record())
+            if out:
+                out[-1][1].append(records[-1][0])
         if records:
             self.archive.append(records)
             self._tree_saved()
@@ -754,30 +771,48 @@ class Notary:
 
     # -- the mail path (pit/daemon.py: NotaryService) ---------------------------
     def notarize_mail(self, raw: bytes) -> "MailOutcome":
-        """Notarize one message that came by mail, without sealing it (a seal
-        costs a gpg run; the mail path seals on a timer with
-        :meth:`seal_mail`).  Returns the records exactly as appended (the
-        stamped message and any seal ``seal_every`` forced) and the notices
-        written to the outbox for the sender.
+        """Notarize one message that came by mail, without sealing it: see
+        :meth:`notarize_mails`, of which this is a group of one."""
+        return self.notarize_mails([raw])[0]
+
+    def notarize_mails(self, raws: list[bytes], seal: bool = False) -> list["MailOutcome"]:
+        """Notarize messages that came by mail together (group commit): each
+        judged in turn as if alone, then all stored with one durable append
+        (archive, reject record, notices), so a group costs the fsyncs of one
+        message.  Returns one :class:`MailOutcome` per message, in order, once
+        every record is on disk: the records exactly as appended (the
+        stamped message and any seal ``seal_every`` forced after it; with
+        *seal*, the group's seal goes with its last message) and the notices
+        written to the outbox for the sender.  Not sealed otherwise: the
+        mail path seals by size and on a timer (:meth:`seal_mail`).
 
         Idempotent for redelivery: an MTA may deliver the same bytes again
         after a crash; if the digest is among the recent records or
-        rejections, nothing is done (``duplicate``), so the message is
-        neither archived twice nor recorded as a replay of itself.
-        O(len(raw)) plus the bytes appended."""
-        raw = raw.replace(b"\r\n", b"\n")
-        digest = hashlib.sha256(raw).hexdigest()
+        rejections (or earlier in the group), nothing is done
+        (``duplicate``), so the message is neither archived twice nor
+        recorded as a replay of itself.  O(total bytes) plus one append."""
+        raws = [raw.replace(b"\r\n", b"\n") for raw in raws]
+        digests = [hashlib.sha256(raw).hexdigest() for raw in raws]
         with self._locked():
-            if digest in self.recent_set:
-                return MailOutcome(Decision(False, "duplicate delivery", digest=digest), [], [], True)
-            first = self.seq + 1
-            notices_at = _size(self.notices_path)
-            decision = self.notarize([raw], seal=False)[0]
-            return MailOutcome(decision, self._records_from(first), self._notices_from(notices_at))
+            fresh, seen = [], set()
+            for i, digest in enumerate(digests):
+                if digest not in self.recent_set and digest not in seen:
+                    fresh.append(i)
+                    seen.add(digest)
+            done = dict(zip(fresh, self._notarize_group([raws[i] for i in fresh], seal)))
+        out = []
+        for i, digest in enumerate(digests):
+            if i in done:
+                decision, records, notices = done[i]
+                out.append(MailOutcome(decision, records, notices))
+            else:
+                out.append(MailOutcome(Decision(False, "duplicate delivery", digest=digest),
+                                       [], [], True))
+        return out
 
     def seal_mail(self) -> list[bytes]:
         """Seal whatever is unsealed; return the seal record as appended
-        ([] when nothing was unsealed).  One gpg run."""
+        ([] when nothing was unsealed).  One signature (:meth:`_seal_signature`)."""
         with self._locked():
             first = self.seq + 1
             self.seal()
@@ -785,13 +820,6 @@ class Notary:
 
     def _records_from(self, first: int) -> list[bytes]:
         return [msg for _, msg in self.archive.read(first)] if self.seq >= first else []
-
-    def _notices_from(self, offset: int) -> list[bytes]:
-        if _size(self.notices_path) <= offset:
-            return []
-        with open(self.notices_path, "rb") as f:
-            f.seek(offset)
-            return list(mbox.iter_messages(f.read()))
 
     def _now(self) -> int:
         us = int(self.clock() * 1_000_000)
@@ -817,7 +845,7 @@ class Notary:
         seal = message.Seal(self.pit.name, first, tuple(h for _, h in self.unsealed),
                             self.tree.size, self.tree.root().hex(), stamp_time(now))
         env = message.Envelope(self.pit.notary_address, self.pit.address, stamp_time(now))
-        body = self.keyring.clearsign(message.seal_text(seal), self.pit.notary)
+        body = self._seal_signature(message.seal_text(seal))
         msg = _with_body(message.write_message(seal, env), body)
         digest = hashlib.sha256(msg).hexdigest()
         fields = [("X-Pit-Pit", self.pit.name), ("X-Pit-Kind", "seal"),
@@ -825,6 +853,16 @@ class Notary:
                   ("X-Pit-Request", f"{seal.first}-{seal.last}")]
         rec = self._stamp(msg, digest, self.pit.notary, fields, now)
         return rec, "notary", stamp_time(now)
+
+    def _seal_signature(self, text: str) -> str:
+        """*text* clearsigned with the notary's key, exactly as ``gpg
+        --clearsign`` writes it: in process (pit.signer.KeySigner, which
+        stock gpg verifies), so a seal costs a signature, not a gpg process;
+        by gpg itself when the key is not valid or cannot be read so."""
+        if self._seal_signer is None:
+            from pit.signer import KeySigner
+            self._seal_signer = KeySigner(self.keyring, self.pit.notary)
+        return self._seal_signer.clearsign(text)
 
     def _reject_entry(self, raw: bytes, d: Decision, now: int) -> bytes:
         head = (f"X-Pit-Rejected: {_one_line(d.reason)}\nX-Pit-Time: {stamp_time(now)}\n"

@@ -41,7 +41,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pit import openpgp
 from pit.openpgp import ALGO_EDDSA, ALGO_RSA, ALGO_RSA_SIGN, ED25519_OID, OpenPGPError
 
-__all__ = ["Signer", "SignerError", "secret_keys", "SecretKey"]
+__all__ = ["Signer", "SignerError", "secret_keys", "SecretKey", "KeySigner", "RECHECK_SECONDS"]
+
+RECHECK_SECONDS = 300   # how long a KeySigner trusts its look at the key's validity
 
 TAG_SECRET_KEY = 5
 TAG_SECRET_SUBKEY = 7
@@ -316,3 +318,52 @@ class Signer:
         if isinstance(data, str):
             data = data.encode("utf-8")
         return openpgp.armor("SIGNATURE", self.signature_packet(bytes(data), 0x00, at))
+
+
+class KeySigner:
+    """Signs as ``keyring.clearsign(text, fpr)`` would, in process.
+
+    For a long-running signer on the key's own host (the notary's seals, a
+    filter daemon's reports): the secret key is read once into a
+    :class:`Signer`, so a signature costs microseconds, not a gpg process.
+    The key's validity (gpg's listing: expired, revoked, its expiry time)
+    is looked at again every ``recheck`` seconds and at its expiry; a key
+    that is not valid, or cannot be read in process, is left to gpg, which
+    signs or refuses as it always did.  Has the Keyring signing methods
+    (``clearsign``, ``detach_sign``), so it stands in for a keyring in
+    ``pit.signed.compose_clearsigned``.  Thread-safe enough: a race builds
+    the Signer twice."""
+
+    def __init__(self, keyring, fpr: str, recheck: float = RECHECK_SECONDS):
+        self.keyring, self.fpr, self.recheck = keyring, fpr.upper(), recheck
+        self._signer: Signer | None = None
+        self._until = 0.0
+
+    def _current(self) -> Signer | None:
+        from pit.keyring import KeyringError
+        now = time.time()
+        if now < self._until:
+            return self._signer
+        signer, until = None, now + self.recheck
+        try:
+            info = next((k for k in self.keyring.keys() if k.fingerprint == self.fpr), None)
+            if info is not None and not info.expired and not info.revoked:
+                signer = Signer.from_keyring(self.keyring, self.fpr)
+                until = min([until] + [k.expires for k in (info, *info.subkeys) if k.expires
+                                       and k.fingerprint in (info.fingerprint, signer.key.fingerprint)])
+        except (SignerError, KeyringError):
+            signer = None
+        self._signer, self._until = signer, until
+        return signer
+
+    def clearsign(self, text: str, fpr: str | None = None, at: int | None = None) -> str:
+        signer = self._current()
+        if signer is None:
+            return self.keyring.clearsign(text, fpr or self.fpr, at=at)
+        return signer.clearsign(text, fpr, at)
+
+    def detach_sign(self, data: bytes, fpr: str | None = None, at: int | None = None) -> str:
+        signer = self._current()
+        if signer is None:
+            return self.keyring.detach_sign(data, fpr or self.fpr, at=at)
+        return signer.detach_sign(data, fpr, at)
