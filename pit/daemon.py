@@ -141,18 +141,27 @@ class NotaryService:
     # -- the route's notarize ----------------------------------------------------
     def __call__(self, msg_bytes: bytes, envelope_sender: str) -> list[bytes]:
         """``notarize(msg_bytes, envelope_sender) -> records to post``.  O(len(msg))."""
+        return self.group([(msg_bytes, envelope_sender)])[0]
+
+    def group(self, deliveries: list[tuple[bytes, str]]) -> list[list[bytes]]:
+        """Notarize ``(msg_bytes, envelope_sender)`` deliveries together, with
+        one durable append (``Notary.notarize_mails``); return each one's
+        records to post, in order, once all are on disk.  A seal that is due
+        goes into the same append, after the group.  O(total bytes)."""
         with self._lock:
-            outcome = self.notary.notarize_mail(msg_bytes)
-            if self._deadline is not None and time.monotonic() >= self._deadline:
-                # Under steady traffic the timer may wait for the pit's lock
-                # behind deliveries; the delivery holding it seals instead.
-                outcome.records += self.notary.seal_mail()
+            # Under steady traffic the timer may wait for the pit's lock
+            # behind deliveries; the group holding it seals instead.
+            due = self._deadline is not None and time.monotonic() >= self._deadline
+            outcomes = self.notary.notarize_mails([m for m, _ in deliveries], seal=due)
+            if due and self.notary.unsealed:
+                outcomes[-1].records += self.notary.seal_mail()     # the group was all redeliveries
             self._arm()
-        if outcome.duplicate:
-            log.info("%s: duplicate delivery from %s ignored", self.pit.name, envelope_sender)
-        for notice in outcome.notices:
-            self.mail_notice(notice)
-        return outcome.records
+        for outcome, (_, sender) in zip(outcomes, deliveries):
+            if outcome.duplicate:
+                log.info("%s: duplicate delivery from %s ignored", self.pit.name, sender)
+            for notice in outcome.notices:
+                self.mail_notice(notice)
+        return [outcome.records for outcome in outcomes]
 
     def mail_notice(self, notice: bytes) -> None:
         """Send one rejection notice to the address in its To: header.
@@ -227,8 +236,13 @@ class FilterDaemon:
     which only the notary's host may do.
 
     Trigger it with :meth:`notify` (a delivery), or run :meth:`start` with
-    ``poll`` seconds to look at the archive on its own.  :meth:`kick` is one
-    delivery handled synchronously (``pit mailman deliver``).
+    ``poll`` seconds to look at the archive on its own, or, on the notary's
+    host, with ``wake_on_append`` to run as soon as an append to the
+    archive commits (pit.watch.AppendWatch), without waiting for the list
+    to deliver the record: an order becomes a trade in milliseconds, while
+    the list still carries every record to every member.  :meth:`kick` is
+    one delivery handled synchronously (``pit mailman deliver``).  Its
+    posts are signed in process (pit.signer.KeySigner), gpg's format.
     """
 
     def __init__(self, pit: Pit | str | os.PathLike, kind: str, args: list[str],
@@ -257,6 +271,8 @@ class FilterDaemon:
                               "make it with 'pit mailman provision' (or 'pit run') first")
         self.fpr = fpr
         self.ring = Keyring(gnupghome or self.pit.filters_gnupg)
+        from pit.signer import KeySigner
+        self.signing = KeySigner(self.ring, fpr)
         self.lmtp = lmtp
         self.smtp = smtp
         self.address = (address or self.pit.address).lower()
@@ -272,6 +288,7 @@ class FilterDaemon:
         self._thread: threading.Thread | None = None
         self._poll: float | None = None
         self._client: LMTPClient | None = None
+        self._watcher: threading.Thread | None = None
 
     # -- triggers ----------------------------------------------------------------
     def notify(self, msg_bytes: bytes = b"", envelope_sender: str = "") -> None:
@@ -288,13 +305,20 @@ class FilterDaemon:
         self._mark_pending()
         self._event.set()
 
-    def start(self, poll: float | None = None) -> "FilterDaemon":
+    def start(self, poll: float | None = None, wake_on_append: bool = False) -> "FilterDaemon":
         """Run in a thread: catch up now, then on each notify (and every
-        ``poll`` seconds if the archive grew)."""
+        ``poll`` seconds if the archive grew; with ``wake_on_append``, at
+        each commit of the local archive)."""
         self._poll = poll
         self._stop.clear()
         self._mark_pending()
         self._event.set()
+        if wake_on_append:
+            from pit.watch import AppendWatch
+            watch = AppendWatch(Archive(self.pit.root).dir)     # before the first run
+            self._watcher = threading.Thread(target=self._watch, args=(watch,),
+                                             name=f"watch-{self.slug}", daemon=True)
+            self._watcher.start()
         self._thread = threading.Thread(target=self._loop, name=f"daemon-{self.slug}",
                                         daemon=True)
         self._thread.start()
@@ -304,9 +328,10 @@ class FilterDaemon:
         """End the thread after the run in progress (if any)."""
         self._stop.set()
         self._event.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for thread in (self._watcher, self._thread):
+            if thread is not None:
+                thread.join()
+        self._watcher = self._thread = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -338,6 +363,14 @@ class FilterDaemon:
             # A delivery that came between the last look and the unlock set
             # the flag and found the lock held: look again.
         return ran
+
+    def _watch(self, watch) -> None:
+        """Notify on every commit of the archive (its own posts too: their
+        run finds nothing to say and posts nothing)."""
+        with watch:
+            while not self._stop.is_set():
+                if watch.wait(0.5):
+                    self.notify()
 
     def _mark_pending(self) -> None:
         with open(self.pending_path, "ab"):
@@ -433,7 +466,7 @@ class FilterDaemon:
         headers = [tuple(h.split(": ", 1)) for h in head.decode("ascii").split("\n")
                    if not h.lower().startswith(("mime-version", "content-type",
                                                 "content-transfer-encoding"))]
-        return signed.compose_clearsigned(headers, body.decode("utf-8"), self.ring, self.fpr)
+        return signed.compose_clearsigned(headers, body.decode("utf-8"), self.signing, self.fpr)
 
     def _await_checkpoint(self, covered: int):
         """Wait until the archive holds this filter's checkpoint covering

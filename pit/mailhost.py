@@ -23,6 +23,7 @@ Three small pieces, each usable on its own:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -353,15 +354,69 @@ class _NotaryHandler:
     async def handle_DATA(self, server, session, envelope):
         content = envelope.original_content or b""
         sender = envelope.mail_from or ""
-        loop = asyncio.get_running_loop()
-        # The notary and the injection block (gpg, sockets): keep them off
-        # the event loop so other connections are still answered.
-        replies = []
-        for rcpt in envelope.rcpt_tos:
-            reply = await loop.run_in_executor(
-                None, self._server.deliver, rcpt, content, sender)
-            replies.append(reply)
-        return "\r\n".join(replies)
+        # Each recipient's delivery joins its pit's next group (committed by
+        # the pit's own thread, off the event loop, so other connections are
+        # still answered); its reply comes when its records are on disk.
+        waiting = [self._server.submit(rcpt, content, sender) for rcpt in envelope.rcpt_tos]
+        return "\r\n".join([await asyncio.wrap_future(w) for w in waiting])
+
+
+class _Delivery:
+    """One message for one pit, waiting in the pit's queue for its group."""
+
+    __slots__ = ("rcpt", "content", "sender", "reply")
+
+    def __init__(self, rcpt: str, content: bytes, sender: str):
+        self.rcpt, self.content, self.sender = rcpt, content, sender
+        self.reply: concurrent.futures.Future = concurrent.futures.Future()
+
+
+class _Queue:
+    """Work waiting for one of a pit's two threads (committer, injector)."""
+
+    def __init__(self):
+        self.waiting: list = []
+        self.ready = threading.Condition()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def put(self, items: list) -> bool:
+        """Queue *items* for the thread; False when it is not running."""
+        with self.ready:
+            if self.thread is None or self.stopping:
+                return False
+            self.waiting += items
+            self.ready.notify()
+            return True
+
+    def take(self, most: int) -> list:
+        """Up to *most* waiting items, waiting for one; [] once stopped and empty."""
+        with self.ready:
+            while not self.waiting and not self.stopping:
+                self.ready.wait()
+            taken, self.waiting = self.waiting[:most], self.waiting[most:]
+            return taken
+
+    def start(self, target, name: str) -> None:
+        self.stopping = False
+        self.thread = threading.Thread(target=target, args=(self,), name=name, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued, then end it."""
+        with self.ready:
+            self.stopping = True
+            self.ready.notify_all()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+
+def _answer_failed(group: list[_Delivery], error: BaseException) -> None:
+    for item in group:
+        if not item.reply.done():
+            item.reply.set_result(f"451 4.3.0 <{item.rcpt}>: notary failed, try again "
+                                  f"later ({type(error).__name__})")
 
 
 class NotaryLMTPServer:
@@ -371,7 +426,19 @@ class NotaryLMTPServer:
     ``mailman_lmtp`` is Mailman's LMTP runner ``(host, port)``.  Each
     message is handed to the route's ``notarize`` once per pit recipient;
     every message it returns is injected into Mailman, in order, with the
-    notary as envelope sender.  The LMTP reply for that recipient is:
+    notary as envelope sender.
+
+    Group commit: deliveries to one pit that arrive while the pit's
+    committer is busy wait, and the committer then takes them all (up to
+    ``max_group``) as one group: when the route's ``notarize`` has a
+    ``group`` method (``pit.daemon.NotaryService``), the whole group is
+    judged, stamped and stored with one durable append; otherwise the
+    messages are notarized one by one.  The pit's injector thread posts
+    each group's records to the list, in the pit's order, while the
+    committer notarizes the next group.  A message's reply is sent only
+    after its group is on disk and its records are injected (or spooled),
+    never before; each message gets its own reply, whatever became of the
+    others in its group.  The LMTP reply for that recipient is:
 
     * 250 when every returned message was injected (an empty list means
       the notary refused the message and told the sender: also 250);
@@ -385,7 +452,7 @@ class NotaryLMTPServer:
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
                  host: str = "127.0.0.1", port: int = 0,
-                 spool_dir: Path | str | None = None):
+                 spool_dir: Path | str | None = None, max_group: int = 500):
         self.routes = {address.lower(): route for address, route in routes.items()}
         self.mailman_lmtp = mailman_lmtp
         self.host = host
@@ -398,6 +465,13 @@ class NotaryLMTPServer:
         self._pit_locks = {address: threading.Lock() for address in self.routes}
         self._clients: dict[str, LMTPClient] = {}
         self._controller: Controller | None = None
+        self.max_group = max_group
+        # Per pit: deliveries waiting for their group, and notarized groups
+        # waiting for injection (the injection lock keeps the spool and the
+        # kept connection to one thread at a time).
+        self._queues = {address: _Queue() for address in self.routes}
+        self._injecting = {address: _Queue() for address in self.routes}
+        self._inject_locks = {address: threading.Lock() for address in self.routes}
 
     @property
     def port(self) -> int:
@@ -405,6 +479,11 @@ class NotaryLMTPServer:
 
     def start(self) -> "NotaryLMTPServer":
         self._port = self._port or free_port(self.host)
+        for address in sorted(self.routes):
+            self._injecting[address].start(
+                lambda q, a=address: self._injector(a, q), f"inject-{address}")
+            self._queues[address].start(
+                lambda q, a=address: self._committer(a, q), f"commit-{address}")
         self._controller = _LMTPController(
             _NotaryHandler(self), hostname=self.host, port=self._port,
             ready_timeout=10, data_size_limit=0)
@@ -415,6 +494,9 @@ class NotaryLMTPServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+        for address in sorted(self.routes):     # what is queued is still committed
+            self._queues[address].stop()
+            self._injecting[address].stop()
         for _, client in sorted(self._clients.items()):
             client.close()
         self._clients.clear()
@@ -426,12 +508,85 @@ class NotaryLMTPServer:
         self.stop()
 
     def deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
-        """Notarize one message for one pit and inject the result; return the LMTP reply line.
+        """Notarize one message for one pit and inject the result; return the
+        LMTP reply line once its records are on disk (see :meth:`submit`)."""
+        return self.submit(rcpt, msg_bytes, envelope_sender).result()
 
-        Messages for one pit are handled one at a time, in arrival order.
-        """
-        with self._pit_locks[rcpt.lower()]:
-            return self._deliver(rcpt, msg_bytes, envelope_sender)
+    def submit(self, rcpt: str, msg_bytes: bytes, envelope_sender: str
+               ) -> concurrent.futures.Future:
+        """Queue one message for pit ``rcpt``'s next group; the future's
+        result is its LMTP reply line.  Groups keep arrival order.  With the
+        server not started, the message is a group of its own, now."""
+        address = rcpt.lower()
+        item = _Delivery(rcpt, msg_bytes, envelope_sender)
+        if not self._queues[address].put([item]):
+            self._commit(address, [item])
+        return item.reply
+
+    def _committer(self, address: str, q: _Queue) -> None:
+        while group := q.take(self.max_group):
+            self._commit(address, group)
+
+    def _commit(self, address: str, group: list[_Delivery]) -> None:
+        """Notarize one group (pit lock held) and hand it to the injector;
+        a delivery the notary could not take is answered 451 there."""
+        try:
+            with self._pit_locks[address]:
+                results = self._notarize_group(self.routes[address], group)
+                self._inject_later(address, list(zip(group, results)))
+        except BaseException as error:
+            _answer_failed(group, error)
+            if not isinstance(error, Exception):
+                raise
+            log.exception("delivery group for %s failed", address)
+
+    def _inject_later(self, address: str, done: list) -> None:
+        """Queue ``(delivery, records or exception)`` pairs for injection, in
+        order (pit lock held); injected now when the server is not running."""
+        if not self._injecting[address].put(done):
+            self._inject(address, done)
+
+    def _injector(self, address: str, q: _Queue) -> None:
+        while done := q.take(self.max_group):
+            self._inject(address, done)
+
+    def _inject(self, address: str, done: list) -> None:
+        """Inject each delivery's records in order and answer it: never a
+        reply before its records are on disk, never a delivery left without one."""
+        route = self.routes[address]
+        try:
+            with self._inject_locks[address]:
+                for item, result in done:
+                    if isinstance(result, BaseException):
+                        reply = (f"451 4.3.0 <{item.rcpt}>: notary failed, try again later "
+                                 f"({type(result).__name__})")
+                    else:
+                        reply = self._inject_all(item.rcpt, route, result)
+                    item.reply.set_result(reply)
+        except BaseException as error:
+            _answer_failed([item for item, _ in done], error)
+            if not isinstance(error, Exception):
+                raise
+            log.exception("injecting into %s failed", route.list_address)
+
+    def _notarize_group(self, route: PitRoute, group: list[_Delivery]) -> list:
+        """Each delivery's messages to post, or the exception that kept it off disk."""
+        items = [(_lf(item.content), item.sender) for item in group]
+        together = getattr(route.notarize, "group", None)
+        if together is not None:
+            try:
+                return together(items)
+            except Exception as error:
+                log.exception("notary for %s failed", route.list_address)
+                return [error] * len(group)
+        out: list = []
+        for msg_bytes, sender in items:
+            try:
+                out.append(route.notarize(msg_bytes, sender))
+            except Exception as error:
+                log.exception("notary for %s failed", route.list_address)
+                out.append(error)
+        return out
 
     def post(self, address: str, produce: Callable[[], list]) -> str:
         """Call ``produce()`` with the pit's lock held and inject what it
@@ -440,20 +595,13 @@ class NotaryLMTPServer:
         as a seal on a timer: they take their place in the pit's order.
         Returns the LMTP-style reply line; exceptions of ``produce`` propagate."""
         address = address.lower()
+        item = _Delivery(address, b"", "")
         with self._pit_locks[address]:
-            return self._inject_all(address, self.routes[address], produce())
-
-    def _deliver(self, rcpt: str, msg_bytes: bytes, envelope_sender: str) -> str:
-        route = self.routes[rcpt.lower()]
-        try:
-            outgoing = route.notarize(_lf(msg_bytes), envelope_sender)
-        except Exception as error:
-            log.exception("notary for %s failed", rcpt)
-            return f"451 4.3.0 <{rcpt}>: notary failed, try again later ({type(error).__name__})"
-        return self._inject_all(rcpt, route, outgoing)
+            self._inject_later(address, [(item, produce())])
+        return item.reply.result()
 
     def _inject_all(self, rcpt: str, route: PitRoute, outgoing: list) -> str:
-        """Inject notarized messages in order (pit lock held); spool the rest on failure."""
+        """Inject notarized messages in order (injection lock held); spool the rest on failure."""
         if self._has_spooled(route) and not self._flush_pit(rcpt.lower(), route)[1]:
             # Older notarized messages still wait: these go behind them.
             for pending in outgoing:
@@ -474,7 +622,7 @@ class NotaryLMTPServer:
     def inject(self, route: PitRoute, notarized: bytes) -> None:
         """Post one notarized message to the list through Mailman's LMTP runner.
 
-        Call with the pit's lock held (deliver and flush_spool do).
+        Call with the injection lock held (the injector and flush_spool do).
         """
         key = route.list_address.lower()
         client = self._clients.get(key)
@@ -512,7 +660,7 @@ class NotaryLMTPServer:
         return directory is not None and directory.is_dir() and any(directory.glob("*.eml"))
 
     def _flush_pit(self, address: str, route: PitRoute) -> tuple[int, bool]:
-        """Inject one pit's spool in order (pit lock held): (how many, all of them?)."""
+        """Inject one pit's spool in order (injection lock held): (how many, all of them?)."""
         sent = 0
         with self._spool_lock:
             directory = self._spool_of(route)
@@ -537,6 +685,6 @@ class NotaryLMTPServer:
         for address, route in sorted(self.routes.items()):
             if self._spool_of(route) is None:
                 continue
-            with self._pit_locks[address]:
+            with self._inject_locks[address]:
                 sent += self._flush_pit(address, route)[0]
         return sent
