@@ -1,0 +1,341 @@
+"""The mail path on the notary's host: LMTP in, durable records out.
+
+    python -m bench.lmtp [--n 3000] [--connections 32] [--runs 3]
+                         [--rate 100] [--seconds 20] [--skip-latency]
+
+1. Throughput.  A fresh pit (bench/fixtures.py: ten ed25519 traders,
+   signed in process) behind the real notary (``pit.daemon.NotaryService``
+   in ``pit.mailhost.NotaryLMTPServer``), a plain LMTP sink in Mailman's
+   place.  ``--connections`` clients, one kept LMTP connection each, send
+   ``--n`` signed orders (new orders only: a cancel racing its order on
+   another connection would be refused) as fast as the server answers.
+   Every 250 means the record is on disk (fsync'd); the run checks that
+   the archive holds every acknowledged message.  Rate = accepted orders
+   over the wall time from the first send to the last reply.  Target:
+   >= 1,000 signed orders/s from 32 connections.
+
+2. Order -> trade on one host.  A pit with ticker LAT and its specialist
+   daemon started with ``wake="append"`` (pit.daemon.FilterDaemon: it wakes
+   on the archive's commit, not on list delivery) posting to the same
+   server.  Crossing pairs (sell, then buy, one lot) are sent at
+   ``--rate`` orders/s for ``--seconds`` from two connections; the latency
+   of a pair is from sending its buy to the specialist's report holding
+   its trade being durable in the archive.  Targets: p50 <= 50 ms,
+   p99 <= 200 ms at 100 orders/s.
+
+Each figure is printed with min and median over ``--runs`` runs and the
+load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.fixtures import fresh_pit, signed_orders
+from pit import mbox, ops, testkeys
+from pit.archive import Archive
+from pit.daemon import NotaryService
+from pit.mailhost import LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController, free_port
+
+TARGET_RATE = 1_000
+TARGET_P50, TARGET_P99 = 0.050, 0.200
+
+
+def _load() -> str:
+    return ("load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            + f" on {os.cpu_count()} CPUs")
+
+
+class _CountingSink:
+    """A plain LMTP server in Mailman's place: takes every post, counts it."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            self.count += 1
+        return "\r\n".join("250 2.0.0 OK" for _ in envelope.rcpt_tos)
+
+
+def _sink_process(port: int, ready, stop) -> None:
+    """Mailman's LMTP runner is a process of its own: so is its stand-in."""
+    ctl = _LMTPController(_CountingSink(), hostname="127.0.0.1", port=port, ready_timeout=10)
+    ctl.start()
+    ready.set()
+    stop.wait()
+    ctl.stop()
+
+
+class Bench:
+    """A pit behind the real notary's LMTP server, with a sink for Mailman."""
+
+    def __init__(self, pit):
+        import multiprocessing
+        self.pit = pit
+        port = free_port()
+        ctx = multiprocessing.get_context("spawn")
+        ready, self._sink_stop = ctx.Event(), ctx.Event()
+        self._sink = ctx.Process(target=_sink_process, args=(port, ready, self._sink_stop))
+        self._sink.start()
+        if not ready.wait(30):
+            self._sink.kill()
+            raise SystemExit("bench.lmtp: the LMTP sink did not start")
+        self.service = NotaryService(pit, smtp=None, seal_seconds=1.0)
+        route = PitRoute(pit.address, pit.notary_address, self.service, "bench-secret")
+        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
+
+    def __enter__(self) -> "Bench":
+        self.server.start()
+        self.service.attach(self.server)
+        self.service.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.service.stop()
+        finally:
+            self.server.stop()
+            self._sink_stop.set()
+            self._sink.join(10)
+            if self._sink.is_alive():
+                self._sink.kill()
+
+
+def _sender(raw: bytes) -> str:
+    value = mbox.headers(raw, ["from"])["from"]
+    return value[value.find("<") + 1:value.rfind(">")] if "<" in value else value.strip()
+
+
+def _new_orders_only(raws: list[bytes]) -> list[bytes]:
+    return [r for r in raws if b"Order: cancel" not in r and b"Order: modify" not in r]
+
+
+def _clients(host: str, port: int, rcpt: str, raws: list[bytes], connections: int):
+    """Send *raws* over *connections* kept LMTP connections at once; return
+    ([(code, text)], time of the first send, time of the last reply)."""
+    acked: list[tuple[int, str]] = []
+    lock = threading.Lock()
+    todo = iter(raws)
+    started: list[float] = []
+    barrier = threading.Barrier(connections, action=lambda: started.append(time.time()))
+
+    def client() -> None:
+        mine = []
+        with LMTPClient(host, port) as c:
+            barrier.wait()
+            for raw in todo:            # a shared iterator: next() holds the GIL
+                mine.append(c.send(raw, _sender(raw), [rcpt])[rcpt])
+        with lock:
+            acked.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return acked, started[0], time.time()
+
+
+def throughput_run(root: Path, n: int, connections: int) -> dict:
+    pit = fresh_pit(root)
+    raws = _new_orders_only(signed_orders(pit, n, "ed25519", cache=False))
+    funding, orders = raws[:20], raws[20:]
+    with Bench(pit) as b:
+        with LMTPClient(b.server.host, b.server.port) as c:      # the traders' transfers first
+            for raw in funding:
+                assert c.send(raw, _sender(raw), [pit.address])[pit.address][0] == 250
+        # The clients run in processes of their own (two, half the
+        # connections each), so the server is measured, not their GIL.
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        procs = 2
+        shares = [orders[k::procs] for k in range(procs)]
+        with ctx.Pool(procs) as pool:
+            results = pool.starmap(_clients, [(b.server.host, b.server.port, pit.address, share,
+                                               connections // procs) for share in shares])
+        wall = max(r[2] for r in results) - min(r[1] for r in results)
+        acked = [a for r in results for a in r[0]]
+    bad = [a for a in acked if a[0] != 250]
+    archived = {st.get("x-pit-digest") for _, st in
+                ((s, mbox.stamp(m)) for s, m in Archive(pit.root).read())}
+    import hashlib
+    missing = [r for r in orders if hashlib.sha256(r.replace(b"\r\n", b"\n")).hexdigest()
+               not in archived]
+    if bad or missing or len(acked) != len(orders):
+        raise SystemExit(f"bench.lmtp: {len(bad)} not acknowledged (first {bad[:1]}), "
+                         f"{len(missing)} acknowledged but not archived")
+    testkeys.stop_agents(root)
+    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall}
+
+
+def throughput(n: int, connections: int, runs: int) -> bool:
+    print(f"lmtp throughput: {connections} connections, real notary, LMTP sink for Mailman "
+          f"({_load()})")
+    rates = []
+    with tempfile.TemporaryDirectory(prefix="pit-bench-lmtp-") as tmp:
+        for r in range(runs):
+            res = throughput_run(Path(tmp) / f"pit{r}", n, connections)
+            rates.append(res["rate"])
+            print(f"  run {r + 1}: {res['orders']} orders in {res['wall']:.2f} s: "
+                  f"{res['rate']:,.0f} accepted/s, every one durable before its 250", flush=True)
+    ok = min(rates) >= TARGET_RATE or statistics.median(rates) >= TARGET_RATE
+    print(f"  signed orders/s over LMTP, {connections} connections: min {min(rates):,.0f}, "
+          f"median {statistics.median(rates):,.0f}  "
+          f"[target >= {TARGET_RATE:,}/s: {'ok' if ok else 'MISSED'}]  ({_load()})")
+    return ok
+
+
+def _latency_pit(root: Path):
+    """A pit with ticker LAT, trader00 holding USD and trader01 LAT in their
+    LAT accounts (as bench/mailman.py sets it up), and the LAT specialist's key."""
+    from bench.fixtures import trader_keys
+    pit = fresh_pit(root)
+    signed_orders(pit, 20, "ed25519", traders=2, cache=False)     # members, funded
+    for key, value in (("Instrument", "LAT USD tick 0.01 lot 1"),
+                       ("Deposit", "1000000 LAT to trader01")):
+        d = ops.operator_request(pit, key, value)
+        assert d.accepted, d.reason
+    keys = trader_keys("ed25519", 2)
+    notary = ops.notary(pit)
+    for name, value in (("trader00", "5000000.00 USD to trader00:LAT"),
+                        ("trader01", "1000000 LAT to trader01:LAT")):
+        ring, fpr = keys[name]
+        raw = ops.sign_request(pit, ops.request_text(pit, name, "lat-fund", "Transfer", value),
+                               ring, fpr, f"{name}@traders.example")
+        d = notary.notarize([raw])[0]
+        assert d.accepted, d.reason
+    ops.run_filter(pit, "transfers", [])
+    ops.filter_key(pit, "specialist LAT")
+    signers = {}
+    from pit.signer import Signer
+    for name, (ring, fpr) in keys.items():
+        signers[name] = (Signer.from_keyring(ring, fpr), fpr)
+        ring.stop_agent()
+    return pit, signers
+
+
+def _lat_order(pit, signers, who: str, ref: str, side: str) -> bytes:
+    from pit import signed
+    signer, fpr = signers[who]
+    text = ops.request_text(pit, who, ref, "Order", f"{side} 1 LAT at 10.00")
+    headers = [("From", f"{who}@traders.example"), ("To", pit.address),
+               ("Subject", f"{side} 1 LAT at 10.00"),
+               ("Message-ID", f"<lat.{ref}.{who}.{time.time_ns()}@traders.example>")]
+    return signed.compose_clearsigned(headers, text, signer, fpr)
+
+
+def latency_run(root: Path, rate: float, seconds: float) -> list[float]:
+    """Crossing pairs at *rate* orders/s for *seconds*: each pair's time from
+    sending its buy to its trade's report being durable in the archive."""
+    from pit.daemon import FilterDaemon
+    from pit.watch import AppendWatch
+    pit, signers = _latency_pit(root)
+    pairs = int(rate * seconds / 2)
+    orders = [(_lat_order(pit, signers, "trader01", f"p{k}", "sell"),
+               _lat_order(pit, signers, "trader00", f"p{k}", "buy")) for k in range(pairs)]
+    sent: dict[int, float] = {}
+    traded: dict[int, float] = {}
+    done = threading.Event()
+    archive = Archive(pit.root)
+
+    def detector(watch) -> None:
+        import re
+        seen = archive.last_seq()
+        trade = re.compile(rb"buyer trader00 p(\d+) seller trader01 p\d+ ")
+        while not done.is_set():
+            if not watch.wait(0.2):
+                continue
+            now = time.perf_counter()
+            for seq, msg in archive.read(seen + 1):
+                seen = seq
+                if b"\nX-Pit-Kind: report\n" in msg[:2000]:
+                    for m in trade.finditer(msg):
+                        traded.setdefault(int(m.group(1)), now)
+            if len(traded) >= pairs:
+                done.set()
+
+    with Bench(pit) as b:
+        daemon = FilterDaemon(pit, "specialist", ["LAT"], (b.server.host, b.server.port))
+        daemon.kick()                   # catch up first: not timed
+        daemon.start(wake_on_append=True)
+        watch = AppendWatch(archive.dir)
+        t = threading.Thread(target=detector, args=(watch,))
+        t.start()
+        try:
+            with LMTPClient(b.server.host, b.server.port) as c:
+                gap, start = 1.0 / rate, time.perf_counter()
+                for k, (sell, buy) in enumerate(orders):
+                    for i, (raw, who) in enumerate(((sell, "trader01"), (buy, "trader00"))):
+                        due = start + (2 * k + i) * gap
+                        time.sleep(max(0.0, due - time.perf_counter()))
+                        if i == 1:
+                            sent[k] = time.perf_counter()
+                        code, text = c.send(raw, f"{who}@traders.example", [pit.address])[pit.address]
+                        assert code == 250, text
+            if not done.wait(30 + seconds):
+                raise SystemExit(f"bench.lmtp: {len(traded)} of {pairs} trades seen")
+        finally:
+            done.set()
+            t.join()
+            watch.close()
+            daemon.stop()
+    testkeys.stop_agents(root)
+    return [traded[k] - sent[k] for k in range(pairs)]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def latency(rate: float, seconds: float, runs: int) -> bool:
+    print(f"order -> trade on one host: {rate:g} orders/s for {seconds:g} s, specialist woken "
+          f"by the archive's commit ({_load()})")
+    p50s, p99s = [], []
+    with tempfile.TemporaryDirectory(prefix="pit-bench-lat-") as tmp:
+        for r in range(runs):
+            lat = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
+            p50s.append(_pct(lat, 0.50))
+            p99s.append(_pct(lat, 0.99))
+            print(f"  run {r + 1}: {len(lat)} trades, p50 {p50s[-1] * 1000:.1f} ms, "
+                  f"p99 {p99s[-1] * 1000:.1f} ms, worst {max(lat) * 1000:.1f} ms", flush=True)
+    ok = statistics.median(p50s) <= TARGET_P50 and statistics.median(p99s) <= TARGET_P99
+    print(f"  p50 min {min(p50s) * 1000:.1f} ms, median {statistics.median(p50s) * 1000:.1f} ms "
+          f"[target <= {TARGET_P50 * 1000:.0f} ms]; p99 min {min(p99s) * 1000:.1f} ms, median "
+          f"{statistics.median(p99s) * 1000:.1f} ms [target <= {TARGET_P99 * 1000:.0f} ms]: "
+          f"{'ok' if ok else 'MISSED'}  ({_load()})")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.lmtp", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args(argv)
+    ok = True
+    try:
+        if not args.skip_throughput:
+            ok &= throughput(args.n, args.connections, args.runs)
+        if not args.skip_latency:
+            ok &= latency(args.rate, args.seconds, args.runs)
+    finally:
+        from bench.fixtures import OUT
+        testkeys.stop_agents(OUT / "keys")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
