@@ -44,7 +44,7 @@ from pit import mbox, message, ops, signed
 from pit.archive import Archive
 from pit.filter import run as run_filter_stream
 from pit.keyring import Keyring
-from pit.mailhost import LMTPClient, MailError
+from pit.mailhost import LMTPClient, MailError, Refusal
 from pit.pitdir import Pit, PitError
 
 __all__ = ["DaemonError", "NotaryService", "FilterDaemon", "filter_address", "deliver",
@@ -146,7 +146,8 @@ class NotaryService:
     def group(self, deliveries: list[tuple[bytes, str]]) -> list[list[bytes]]:
         """Notarize ``(msg_bytes, envelope_sender)`` deliveries together, with
         one durable append (``Notary.notarize_mails``); return each one's
-        records to post, in order, once all are on disk.  A seal that is due
+        records to post (a refused one: a ``pit.mailhost.Refusal``), in
+        order, once all are on disk.  A seal that is due
         goes into the same append, after the group.  O(total bytes)."""
         with self._lock:
             # Under steady traffic the timer may wait for the pit's lock
@@ -161,7 +162,8 @@ class NotaryService:
                 log.info("%s: duplicate delivery from %s ignored", self.pit.name, sender)
             for notice in outcome.notices:
                 self.mail_notice(notice)
-        return [outcome.records for outcome in outcomes]
+        return [Refusal(o.decision.reason) if not (o.decision.accepted or o.duplicate)
+                else o.records for o in outcomes]
 
     def mail_notice(self, notice: bytes) -> None:
         """Send one rejection notice to the address in its To: header.

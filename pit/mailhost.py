@@ -46,7 +46,7 @@ from aiosmtpd.lmtp import LMTP
 
 __all__ = [
     "MailError", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
-    "NotaryLMTPServer", "Notarize", "APPROVE_HEADER", "approved", "free_port",
+    "NotaryLMTPServer", "Notarize", "Refusal", "APPROVE_HEADER", "approved", "free_port",
 ]
 
 log = logging.getLogger("pit.mailhost")
@@ -361,6 +361,16 @@ class _NotaryHandler:
         return "\r\n".join([await asyncio.wrap_future(w) for w in waiting])
 
 
+class Refusal(list):
+    """What a route's ``notarize`` returns for a message it refused (and
+    recorded, and told the sender of): nothing to post, and the reason,
+    which the delivery's reply names."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
 class _Delivery:
     """One message for one pit, waiting in the pit's queue for its group."""
 
@@ -602,6 +612,9 @@ class NotaryLMTPServer:
 
     def _inject_all(self, rcpt: str, route: PitRoute, outgoing: list) -> str:
         """Inject notarized messages in order (injection lock held); spool the rest on failure."""
+        if isinstance(outgoing, Refusal):
+            reason = " ".join(outgoing.reason.split())[:200]
+            return f"250 2.0.0 <{rcpt}>: refused and recorded ({reason})"
         if self._has_spooled(route) and not self._flush_pit(rcpt.lower(), route)[1]:
             # Older notarized messages still wait: these go behind them.
             for pending in outgoing:

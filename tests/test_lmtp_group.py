@@ -1,0 +1,277 @@
+"""The notary's mail path with group commit, through the user's path:
+signed mail over LMTP from concurrent connections, the real notary
+(pit.daemon.NotaryService in pit.mailhost.NotaryLMTPServer), the archive.
+
+* every 250 is for a record on disk, and deliveries that arrive together
+  share one durable append;
+* a refused message in a group gets its own reply and the others are
+  archived;
+* a server killed in the middle of a group's append (before its fsync,
+  and after the data's fsync but before the index commits) has
+  acknowledged nothing that is missing afterwards;
+* on the notary's host, a specialist woken by the append (not by list
+  delivery) posts the trade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pit import mbox, ops
+from pit.archive import CRASH_ENV, Archive
+from pit.daemon import FilterDaemon, NotaryService
+from pit.mailhost import LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController, free_port
+from pit.watch import AppendWatch
+
+from conftest import funded_pit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Sink:
+    """A plain LMTP server in Mailman's place: keeps every post."""
+
+    def __init__(self):
+        self.posts: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.posts.append(envelope.original_content)
+        return "\r\n".join("250 2.0.0 OK" for _ in envelope.rcpt_tos)
+
+
+class Served:
+    """A pit's real notary behind a running NotaryLMTPServer, a sink for Mailman."""
+
+    def __init__(self, pit):
+        self.pit = pit
+        self.sink = _Sink()
+        port = free_port()
+        self._sink = _LMTPController(self.sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+        self.service = NotaryService(pit, smtp=None, seal_seconds=60)
+        route = PitRoute(pit.address, pit.notary_address, self.service, "secret")
+        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
+
+    def __enter__(self):
+        self._sink.start()
+        self.server.start()
+        self.service.attach(self.server)
+        self.service.start()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.service.stop()
+        finally:
+            self.server.stop()
+            self._sink.stop()
+
+    def send(self, raw: bytes, sender: str = "x@example.org") -> tuple[int, str]:
+        with LMTPClient(self.server.host, self.server.port) as c:
+            return c.send(raw, sender, [self.pit.address])[self.pit.address]
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
+
+
+def _archived(root) -> dict[str, int]:
+    return {mbox.stamp(m)["x-pit-digest"]: seq for seq, m in Archive(root).read()}
+
+
+@pytest.fixture
+def appends(monkeypatch):
+    """How many durable appends the archive took."""
+    count = [0]
+    real = Archive.append
+
+    def counting(self, messages):
+        count[0] += 1
+        return real(self, messages)
+    monkeypatch.setattr(Archive, "append", counting)
+    return count
+
+
+def test_concurrent_connections_are_committed_in_groups_and_acked_once_durable(kit, appends):
+    orders = [kit.request("alice" if i % 2 else "bob", f"g{i}", "Order",
+                          f"{'buy' if i % 2 else 'sell'} 1 ACME at 12.{i:02d}") for i in range(24)]
+    replies: dict[int, tuple[int, str]] = {}
+    with Served(kit.pit) as s:
+        before = appends[0]
+
+        def client(k: int) -> None:
+            with LMTPClient(s.server.host, s.server.port) as c:
+                for i in range(k, len(orders), 8):
+                    replies[i] = c.send(orders[i], "t@example.org", [kit.pit.address])[kit.pit.address]
+                    # durable before the ack: the record is in the archive now
+                    assert _digest(orders[i]) in _archived(kit.root)
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        groups = appends[0] - before
+        posted = len(s.sink.posts)
+    assert sorted(replies) == list(range(24))
+    assert all(code == 250 for code, _ in replies.values()), replies
+    archived = _archived(kit.root)
+    assert all(_digest(o) in archived for o in orders)
+    assert groups < len(orders)             # deliveries shared appends
+    assert posted >= len(orders)             # every record went to the list
+
+
+def test_a_refused_message_in_a_group_gets_its_own_reply(kit, appends):
+    good = [kit.request("alice", f"r{i}", "Order", f"buy 1 ACME at 12.0{i}") for i in range(3)]
+    forged = kit.request("mallory", "r9", "Order", "buy 1 ACME at 1", account="alice")
+    mail = [good[0], good[1], forged, good[2]]
+    replies: dict[int, tuple[int, str]] = {}
+    with Served(kit.pit) as s:
+        lock = s.server._pit_locks[kit.pit.address.lower()]
+        queue = s.server._queues[kit.pit.address.lower()]
+        with lock:                          # the committer waits: the rest queue up
+            before = appends[0]
+            threads = []
+            for i, raw in enumerate(mail):
+                threads.append(threading.Thread(
+                    target=lambda i=i, raw=raw: replies.__setitem__(i, s.send(raw))))
+                threads[-1].start()
+                deadline = time.monotonic() + 10
+                while len(queue.waiting) < i and time.monotonic() < deadline:
+                    time.sleep(0.01)        # the first is taken at once, then it blocks
+            while len(queue.waiting) < 3 and time.monotonic() < 10 + deadline:
+                time.sleep(0.01)
+        for t in threads:
+            t.join()
+        groups = appends[0] - before
+    assert [replies[i][0] for i in range(4)] == [250, 250, 250, 250]
+    assert "refused" in replies[2][1] and "notarized" in replies[3][1]
+    archived = _archived(kit.root)
+    assert [(_digest(m) in archived) for m in mail] == [True, True, False, True]
+    assert groups == 2                      # the first alone, then the other three together
+    rejects = kit.rejects()
+    assert len(rejects) == 1 and _digest(forged) in rejects[0].decode("utf-8", "replace")
+
+
+SERVER = r"""
+import os, sys, time
+from pathlib import Path
+from pit.archive import Archive, CRASH_ENV
+from pit.daemon import NotaryService
+from pit.mailhost import NotaryLMTPServer, PitRoute, _LMTPController
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "\r\n".join("250 2.0.0 OK" for _ in envelope.rcpt_tos)
+
+root, port, sink_port, step, after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+real, count = Archive.append, [0]
+def append(self, messages):
+    count[0] += 1
+    if count[0] > after:              # this append dies at the step: SIGKILL
+        os.environ[CRASH_ENV] = step
+    return real(self, messages)
+Archive.append = append
+sink = _LMTPController(Sink(), hostname="127.0.0.1", port=sink_port, ready_timeout=10)
+sink.start()
+service = NotaryService(root, smtp=None, seal_seconds=60)
+server = NotaryLMTPServer({service.pit.address: PitRoute(service.pit.address,
+    service.pit.notary_address, service, "secret")}, ("127.0.0.1", sink_port), port=port)
+server.start()
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("step", ["mid-write", "after-data-fsync"])
+def test_a_server_killed_mid_append_acknowledged_nothing_that_is_missing(kit, step):
+    orders = [kit.request("alice" if i % 2 else "bob", f"k{i}", "Order",
+                          f"{'buy' if i % 2 else 'sell'} 1 ACME at 11.{i:02d}") for i in range(40)]
+    port, sink_port = free_port(), free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    env.pop(CRASH_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(kit.root), str(port), str(sink_port),
+                             step, "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready", proc.stderr.read()
+        replies: dict[int, tuple[int, str] | str] = {}
+
+        def client(k: int) -> None:
+            try:
+                with LMTPClient("127.0.0.1", port, timeout=20) as c:
+                    for i in range(k, len(orders), 8):
+                        replies[i] = c.send(orders[i], "t@example.org",
+                                            [kit.pit.address])[kit.pit.address]
+            except Exception as error:          # the server died: no reply
+                replies.setdefault(-1 - k, repr(error))
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert proc.wait(20) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    acked = [i for i, r in replies.items() if i >= 0 and not isinstance(r, str) and r[0] == 250]
+    assert acked and len(acked) < len(orders)      # some got through, the crash cut the rest
+    # The next notary on the pit cuts the torn tail and finds every acked record.
+    archived = {mbox.stamp(m)["x-pit-digest"] for _, m in kit.notary().archive.read()}
+    missing = [i for i in acked if _digest(orders[i]) not in archived]
+    assert missing == []
+    # What the crash cut was never acknowledged, and sending it again archives it once.
+    with Served(kit.pit) as s:
+        for i, raw in enumerate(orders):
+            if i not in acked:
+                assert s.send(raw)[0] == 250
+    seqs = [seq for seq, _ in Archive(kit.root).read()]
+    assert seqs == list(range(1, len(seqs) + 1))
+    digests = [mbox.stamp(m)["x-pit-digest"] for _, m in Archive(kit.root).read()]
+    assert all(digests.count(_digest(o)) == 1 for o in orders)
+
+
+def test_the_specialist_woken_by_the_append_posts_the_trade(tmp_path):
+    pit = funded_pit(tmp_path)
+    ops.filter_key(pit, "specialist ACME")
+    with Served(pit) as s:
+        daemon = FilterDaemon(pit, "specialist", ["ACME"], (s.server.host, s.server.port))
+        daemon.kick()                      # caught up: nothing to trade yet
+        daemon.start(wake_on_append=True)  # no list delivery, no notify: the append wakes it
+        try:
+            for who, side in (("bob", "sell"), ("alice", "buy")):
+                ring, fpr = pit.keys[who]
+                raw = ops.sign_request(pit, ops.request_text(pit, who, "w1", "Order",
+                                                             f"{side} 5 ACME at 12.00"),
+                                       ring, fpr, f"{who}@example.org")
+                assert s.send(raw, f"{who}@example.org")[0] == 250
+            deadline = time.monotonic() + 30
+            trade = b"buyer alice w1 seller bob w1 "
+            while not any(trade in m for _, m in Archive(pit.root).read()):
+                assert time.monotonic() < deadline, "no trade archived"
+                time.sleep(0.05)
+        finally:
+            daemon.stop()
+    report = next(m for _, m in Archive(pit.root).read() if trade in m)
+    assert mbox.stamp(report)["x-pit-kind"] == "report"
+    assert any(trade in p for p in s.sink.posts)          # and the list carried it
+
+
+def test_append_watch_wakes_on_a_commit_with_inotify_and_without(kit):
+    for inotify in (True, False):
+        watch = AppendWatch(Archive(kit.root).dir, poll=0.01)
+        if not inotify:
+            watch.close()                  # the fallback: read the index on a timer
+        assert watch.uses_inotify == inotify
+        assert not watch.wait(0.05)
+        kit.notary().notarize([kit.request("alice", f"aw{inotify}", "Order", "buy 1 ACME at 1.00")])
+        assert watch.wait(5)
+        assert not watch.wait(0.05)
+        watch.close()
