@@ -28,7 +28,8 @@ CORE = {"pit", "pit.units", "pit.tickerset", "pit.record", "pit.grammar", "pit.k
         "pit.archive", "pit.book", "pit.bookstate", "pit.ledger", "pit.merkle"}
 LIBRARY = {"pit.signed", "pit.openpgp", "pit.keystore", "pit.keyring", "pit.signer",
            "pit.testkeys", "pit.pitdir", "pit.filter", "pit.progress", "pit.agents",
-           "pit.replica", "pit.auditstate", "pit.search", "pit.mirror", "pit.mailhost"}
+           "pit.replica", "pit.auditstate", "pit.search", "pit.mirror", "pit.mailhost",
+           "pit.watch"}
 OPERATIONS = {"pit.ops", "pit.query", "pit.audit", "pit.daemon", "pit.mailman", "pit.postfix",
               "pit.chart"}
 PROGRAMS = {"pit.cli", "pit.commands", "pit.demo"}
