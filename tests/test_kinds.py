@@ -8,18 +8,8 @@ import pytest
 
 from pit import kinds, message
 
-PARTS = ("NAME", "KEY", "SIGNER", "NUMBERS", "CLASSES", "parse", "text", "resolve", "resolved")
-
-# one canonical X-Pit-Request text per instruction class
-EXAMPLES = {
-    "Order": "buy 100 ACME limit 12.50", "Cancel": "cancel 17", "Modify": "modify 17 qty 90",
-    "Transfer": "100.00 USD to alice:ACME", "Deposit": "1000.00 USD to alice",
-    "Withdrawal": "50.00 USD from alice",
-    "Member": "add 9647B5B8FCC30BFBE8C790B08F9B3AE9A036F739 accounts alice, bob",
-    "CurrencyDef": "USD 0.01", "InstrumentDef": "ACME USD tick 0.01 lot 1",
-    "Fees": "maker 0.1% taker 0.2%",
-}
-
+PARTS = ("NAME", "KEY", "SIGNER", "NUMBERS", "CLASSES", "EXAMPLES", "parse", "text", "resolve",
+         "resolved")
 
 @pytest.mark.parametrize("kind", kinds.KINDS, ids=lambda k: k.__name__)
 def test_a_kind_is_complete(kind):
@@ -28,13 +18,11 @@ def test_a_kind_is_complete(kind):
     assert kind.__doc__ and kind.__doc__.strip(), f"{kind.__name__}: say what it is"
     assert kind.NAME == kind.KEY.lower() and kind.__name__ == f"pit.kinds.{kind.NAME}"
     assert kind.SIGNER in ("operator", "owner")
-    assert kind.CLASSES and all(callable(getattr(kind, f)) for f in PARTS[5:])
-    for cls in kind.CLASSES:
-        assert cls.__name__ in EXAMPLES, f"give {cls.__name__} an example here"
-        text = EXAMPLES[cls.__name__]
-        ins = kind.parse(text, 1)
-        assert type(ins) is cls and kind.text(ins) == text, (cls, text)
-        assert kinds.of(ins) is kind
+    assert kind.CLASSES and all(callable(getattr(kind, f)) for f in PARTS[6:])
+    parsed = [kind.parse(text, 1) for text in kind.EXAMPLES]
+    assert [kind.text(ins) for ins in parsed] == list(kind.EXAMPLES)
+    assert {type(ins) for ins in parsed} == set(kind.CLASSES), "an example of each class"
+    assert all(kinds.of(ins) is kind for ins in parsed)
 
 
 def test_the_table_is_one():
@@ -44,8 +32,7 @@ def test_the_table_is_one():
 
 
 def test_a_request_of_each_kind_reads_through_the_table():
-    for name, text in EXAMPLES.items():
-        kind = kinds.OF_CLASS[next(c for c in kinds.OF_CLASS if c.__name__ == name)]
+    for kind, text in ((k, t) for k in kinds.KINDS for t in k.EXAMPLES):
         account = "operator" if kind.SIGNER == "operator" else "alice"
         req = message.parse_request(f"Pit: demo\nAccount: {account}\nRef: 1\n{kind.KEY}: {text}\n")
         assert req.kind == kind.NAME and message.instruction_text(req) == text

@@ -12,6 +12,7 @@ with examples that run) and has:
 ``NUMBERS``   whether the notary reads its numbers with the pit's
               instruments (``resolve``) before stamping it
 ``CLASSES``   its instruction records (an order's: Order, Cancel, Modify)
+``EXAMPLES``  canonical texts, one of each class (tests/test_kinds.py reads them)
 ``parse(value, line)``   the instruction from the key's value, strictly
 ``text(ins)``            its canonical text (the ``X-Pit-Request`` stamp)
 ``resolve(ins, instruments, currencies, ticker, line)``   numbers read

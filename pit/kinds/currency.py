@@ -28,6 +28,7 @@ class CurrencyDef(Record, frozen=True):
 
 
 CLASSES = (CurrencyDef,)
+EXAMPLES = ("USD 0.01",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> CurrencyDef:

@@ -27,6 +27,7 @@ class Deposit(Record, frozen=True):
 
 
 CLASSES = (Deposit,)
+EXAMPLES = ("1000.00 USD to alice",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> Deposit:

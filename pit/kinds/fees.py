@@ -33,6 +33,7 @@ class Fees(Record, frozen=True):
 
 
 CLASSES = (Fees,)
+EXAMPLES = ("maker 0.1% taker 0.2%",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> Fees:

@@ -50,6 +50,7 @@ class InstrumentDef(Record, frozen=True):
 
 
 CLASSES = (InstrumentDef,)
+EXAMPLES = ("ACME USD tick 0.01 lot 1",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> InstrumentDef:

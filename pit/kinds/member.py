@@ -29,6 +29,7 @@ class Member(Record, frozen=True):
 
 
 CLASSES = (Member,)
+EXAMPLES = ("add 9647B5B8FCC30BFBE8C790B08F9B3AE9A036F739 accounts alice, bob",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> Member:

@@ -66,6 +66,7 @@ class Modify(Record, frozen=True):
 
 
 CLASSES = (Order, Cancel, Modify)
+EXAMPLES = ("buy 100 ACME limit 12.50", "cancel 17", "modify 17 qty 90")       # canonical text, one of each class
 
 
 _MARKET = ("market", "mkt")

@@ -29,6 +29,7 @@ class Transfer(Record, frozen=True):
 
 
 CLASSES = (Transfer,)
+EXAMPLES = ("100.00 USD to alice:ACME",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> Transfer:

@@ -27,6 +27,7 @@ class Withdrawal(Record, frozen=True):
 
 
 CLASSES = (Withdrawal,)
+EXAMPLES = ("50.00 USD from alice",)       # canonical text, one of each class
 
 
 def parse(value: str, n: int) -> Withdrawal:
