@@ -28,7 +28,7 @@ expected:
 >>> parse_request("Pit: demo\\nAccount: alice\\nRef: 1\\nOrdr: buy 1 ACME market\\n")
 Traceback (most recent call last):
 ...
-pit.grammar.MessageError: line 4: unknown key 'Ordr' (expected one of Pit, Account, Ref, Order, Transfer, Deposit, Withdrawal, Member, Currency, Instrument, Fees)
+pit.grammar.MessageError: line 4: unknown key 'Ordr' (expected one of Pit, Account, Ref, Order, Transfer, ...)
 """
 
 from __future__ import annotations

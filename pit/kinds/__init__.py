@@ -22,8 +22,8 @@ Adding a kind is its module, its line in :data:`KINDS`, its page in
 docs/kinds/, and the filter that executes it; tests/test_kinds.py fails
 while any part is missing.
 
->>> [k.NAME for k in KINDS if k.SIGNER == "operator"]
-['deposit', 'withdrawal', 'member', 'currency', 'instrument', 'fees']
+>>> [k.NAME for k in KINDS][:4], order.SIGNER, deposit.SIGNER
+(['order', 'transfer', 'deposit', 'withdrawal'], 'owner', 'operator')
 >>> parse("deposit", "1000.00 USD to alice")
 Deposit(amount='1000.00', asset='USD', to='alice', units=None)
 """
