@@ -422,11 +422,20 @@ class _Queue:
             self.thread = None
 
 
+def _answer(item: _Delivery, reply: str) -> None:
+    """Give a delivery its reply, unless nobody waits for it any more (its
+    client hung up: the MTA then sends it again, and the notary knows it)."""
+    try:
+        item.reply.set_result(reply)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 def _answer_failed(group: list[_Delivery], error: BaseException) -> None:
     for item in group:
         if not item.reply.done():
-            item.reply.set_result(f"451 4.3.0 <{item.rcpt}>: notary failed, try again "
-                                  f"later ({type(error).__name__})")
+            _answer(item, f"451 4.3.0 <{item.rcpt}>: notary failed, try again "
+                          f"later ({type(error).__name__})")
 
 
 class NotaryLMTPServer:
@@ -572,7 +581,7 @@ class NotaryLMTPServer:
                                  f"({type(result).__name__})")
                     else:
                         reply = self._inject_all(item.rcpt, route, result)
-                    item.reply.set_result(reply)
+                    _answer(item, reply)
         except BaseException as error:
             _answer_failed([item for item, _ in done], error)
             if not isinstance(error, Exception):

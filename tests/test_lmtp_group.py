@@ -134,20 +134,31 @@ def test_a_refused_message_in_a_group_gets_its_own_reply(kit, appends):
     mail = [good[0], good[1], forged, good[2]]
     replies: dict[int, tuple[int, str]] = {}
     with Served(kit.pit) as s:
-        lock = s.server._pit_locks[kit.pit.address.lower()]
-        queue = s.server._queues[kit.pit.address.lower()]
-        with lock:                          # the committer waits: the rest queue up
+        address = kit.pit.address.lower()
+        lock, queue = s.server._pit_locks[address], s.server._queues[address]
+        taken, commit = [], s.server._commit
+
+        def committing(address, group):
+            taken.append(len(group))
+            return commit(address, group)
+        s.server._commit = committing
+
+        def wait_until(ready) -> None:
+            deadline = time.monotonic() + 20
+            while not ready():
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        threads = []
+        with lock:               # the committer waits for it: the rest queue up
             before = appends[0]
-            threads = []
             for i, raw in enumerate(mail):
                 threads.append(threading.Thread(
                     target=lambda i=i, raw=raw: replies.__setitem__(i, s.send(raw))))
                 threads[-1].start()
-                deadline = time.monotonic() + 10
-                while len(queue.waiting) < i and time.monotonic() < deadline:
-                    time.sleep(0.01)        # the first is taken at once, then it blocks
-            while len(queue.waiting) < 3 and time.monotonic() < 10 + deadline:
-                time.sleep(0.01)
+                if i == 0:
+                    wait_until(lambda: taken == [1])      # taken alone, blocked on the lock
+                else:
+                    wait_until(lambda: len(queue.waiting) == i)
         for t in threads:
             t.join()
         groups = appends[0] - before
