@@ -165,7 +165,10 @@ def run_daemon(args) -> int:
     daemon = _filter_daemon(args)
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    daemon.start(poll=args.poll)
+    # On the notary's host (a local pit, not a copy kept by --mirror) it
+    # wakes on the archive's own commits: an order becomes a trade without
+    # waiting for the list to deliver it.
+    daemon.start(poll=args.poll, wake_on_append=not args.mirror and not daemon.pit.is_replica)
     print(f"{daemon.name}: running, posting to {daemon.address}", flush=True)
     try:
         while not stop:
