@@ -78,16 +78,16 @@ import fcntl
 import hashlib
 import os
 import re
+import sqlite3
 import sys
 import time
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import archive as archive_mod
-from pit import kinds, mbox, merkle, message, openpgp, signed
+from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed
 from pit.keyring import Keyring, KeyringError, certificate_fingerprint
 from pit.filter import FILTERS
 from pit.pitdir import Pit, note_checkpoint
@@ -99,7 +99,6 @@ __all__ = ["Notary", "Decision", "MailOutcome", "main", "request_fields", "stamp
 # the notary ever approves a post.  Header names only, at the start of a line.
 _APPROVAL_HEADER = re.compile(rb"\n((?:x-)?approved?)[ \t]*:", re.IGNORECASE)
 
-RECENT = 20_000       # digests remembered for crash recovery: more than any batch
 RESERVED_ACCOUNTS = ("operator", "notary", "fees")    # never a member's
 
 # Bounds checked before any parser sees a message (a parser's recursion or
@@ -279,84 +278,142 @@ class Notary:
         self._lock_depth = 0
         self._signer: str | None = None     # the member key that signed the message being judged
         self._seal_signer = None            # pit.signer.KeySigner, made at the first seal
-        self._load()
+        self.state: notarystate.NotaryState | None = None
+        self.last_us = 0                    # the newest time stamped or refused here
+        self._addresses: dict[str, tuple[str, ...]] | None = None
+        self._addresses_at = -1
+        self._members_seen = -1
+        with self._locked():                # open (or rebuild) the state, bring it to the head
+            pass
 
     # -- state, derived from the archive ----------------------------------------
+    # The notary's state is the fold of the archive by one rule
+    # (pit.notarystate.NotaryState.remember), kept in SQLite beside the
+    # archive and bound to the record it is exact at.  A start opens it and
+    # folds only the records after it; memory holds what the pit's
+    # configuration bounds, not its history.
+    seq = property(lambda self: self.state.seq)
+    head = property(lambda self: self.state.head)
+    tree = property(lambda self: self.state.tree)
+    unsealed = property(lambda self: self.state.unsealed)
+    refs = property(lambda self: self.state.refs)
+    members = property(lambda self: self.state.members)
+    registry_instruments = property(lambda self: self.state.registry_instruments)
+    currencies = property(lambda self: self.state.currencies)
+    fees = property(lambda self: self.state.fees)
+    filter_reports = property(lambda self: self.state.filter_reports)
+    filter_checkpoints = property(lambda self: self.state.filter_checkpoints)
+    recent_set = property(lambda self: self.state.recent)
+
     def _load(self) -> None:
+        """Open the pit's state (or rebuild it from record 1, the reason
+        recorded), lock held.  The caller folds the records after it."""
         self.verifier = self.keyring.load_verifier()
-        self.members: dict[str, tuple[str, ...]] = {}
-        if self.pit.operator:
-            self.members[self.pit.operator] = ("operator",)
-        self.refs: dict[tuple[str, str], tuple[int, str]] = {}   # -> (seq, ticker)
-        self.registry_instruments = {}
-        self.currencies = {}
-        self.fees = None
-        self.seq, self.head, self.last_us = 0, "0" * 64, 0
-        self.unsealed: list[tuple[int, str]] = []
-        self.tree = merkle.Frontier()      # over every record, for the signed tree heads
-        self.recent: deque[str] = deque(maxlen=RECENT)
-        self.recent_set: set[str] = set()
-        self.sent: dict[str, deque[int]] = {}
-        self._addresses: dict[str, tuple[str, ...]] | None = None
-        # where each filter stands: its newest report (from, to, record) and
-        # checkpoint (covered, record), for refusing a second run's output
-        self.filter_reports: dict[str, tuple[int, int, int]] = {}
-        self.filter_checkpoints: dict[str, tuple[int, int]] = {}
+        self._addresses = None
+        if self.state is not None:
+            self.state.close()
+            self.state = None
+        state, _ = notarystate.open_state(self.pit, self.archive)
+        self.state = state if state is not None else self._rebuild()
+        self._members_seen = self.state.members_version
+
+    def _rebuild(self) -> "notarystate.NotaryState":
+        """A new state folded from the whole archive, written under another
+        name and put in place once complete."""
+        path = self.archive.dir / notarystate.STATE_NAME
+        tmp = path.with_name(notarystate.STATE_NAME + ".new")
+        state = notarystate.NotaryState.create(tmp, notarystate.binding_of(self.pit),
+                                               self.pit.operator, wal=False)
+        state.begin()
         saved = self._saved_tree()
         skip = saved.size if saved else 0
         for seq, msg in self.archive.read():
             st = mbox.stamp(msg)
-            if seq <= skip:
+            if seq <= skip and seq > 1:
                 # covered by the saved frontier: not hashed again (every
                 # record up to the newest seal; the seal and what follows are)
-                self._remember(seq, st, None)
+                state.remember(seq, st, None)
                 continue
             if seq == skip + 1 and saved is not None:
                 if not self._signed_root_is(msg, saved):
-                    return self._load_hashing_all()
-                self.tree = saved
-            self._remember(seq, st, archive_mod.record_hash(msg))
-        if self.tree.size != self.seq:
-            return self._load_hashing_all()          # the archive ends where the file says
-        self._rejects_read = 0
-        self._follow_rejects()
+                    state.close()
+                    return self._rebuild_hashing_all()
+                state.tree = saved
+            state.remember(seq, st, archive_mod.record_hash(msg))
+        if state.tree.size != state.seq:
+            state.close()
+            return self._rebuild_hashing_all()     # the archive ends where the file says
+        state.rejects_read = 0
+        state.commit()
+        state.close()
+        os.replace(tmp, path)
+        archive_mod.fsync_dir(path.parent)
+        return notarystate.NotaryState.open(path, notarystate.binding_of(self.pit))
 
     def _follow_rejects(self) -> None:
         """Remember the digests of reject entries written since the last look
         (by this notary or another one on the pit).  O(new entries)."""
         size = _size(self.rejects_path)
-        if size <= self._rejects_read:
+        if size <= self.state.rejects_read:
             return
         with open(self.rejects_path, "rb") as f:
-            f.seek(self._rejects_read)
-            data = f.read(size - self._rejects_read)
+            f.seek(self.state.rejects_read)
+            data = f.read(size - self.state.rejects_read)
         for msg in mbox.iter_messages(data):
             d = _reject_digest(msg)
             if d:
-                self._recent(d)
-        self._rejects_read = size
+                self.state.add_recent(d)
+        self.state.rejects_read = size
 
     def _follow(self) -> None:
         """Bring the state up to the archive's head and the reject record's
-        end, which other notaries on the pit may have moved (lock held).
-        O(records appended since) when the archive only grew."""
+        end, which other notaries on the pit (or one killed before it saved
+        its state) may have moved (lock held).  O(records appended since)
+        when the archive only grew."""
+        if self.state is not None:
+            try:
+                self.state.begin()
+                if self.state.changed_elsewhere():
+                    self.state.reload()         # another notary's turn
+            except Exception as e:
+                self._drop_state(f"it could not be read: {type(e).__name__}: {e}")
+        if self.state is not None and self.archive.last_seq() < self.state.seq:
+            self.state.rollback()
+            self.state.close()
+            self.state = None                   # repaired or replaced: open_state says why
+        if self.state is None:
+            self._load()
+            self.state.begin()
+        st = self.state
         last = self.archive.last_seq()
-        if last < self.seq:
-            self._load()                     # repaired or replaced: start over
-            return
-        if last > self.seq:
-            members = dict(self.members)
-            for seq, msg in self.archive.read(self.seq + 1):
-                self._remember(seq, mbox.stamp(msg), archive_mod.record_hash(msg))
-            if self.members != members:      # another notary imported member keys
-                self.verifier = self.keyring.load_verifier()
-                self._addresses = None
+        if last > st.seq:
+            notarystate.fold(st, self.archive, st.seq + 1)
+        if st.members_version != self._members_seen:   # another notary imported member keys
+            self.verifier = self.keyring.load_verifier()
+            self._addresses = None
+        self.last_us = max(self.last_us, st.last_us)
         self._follow_rejects()
+
+    def _drop_state(self, why: str) -> None:
+        """Stop using a state that failed: the reason recorded, the next
+        turn of the lock opens (or rebuilds) it."""
+        st, self.state = self.state, None
+        if st is None:
+            return
+        try:
+            if st._in_tx:
+                st.db.execute("ROLLBACK")
+        except Exception:
+            pass
+        st.close()
+        notarystate.record(self.archive, why)
 
     @contextmanager
     def _locked(self):
         """Hold the pit's notary lock (re-entrant), with the state brought up
-        to date on taking it.  Every judgement and append happens inside."""
+        to date on taking it and saved on letting go.  Every judgement and
+        append happens inside.  What fails inside leaves the saved state as
+        it was (the archive is the truth: it is folded again next time)."""
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -371,6 +428,14 @@ class Notary:
             try:
                 self._follow()
                 yield
+                self.state.commit()
+                self._members_seen = self.state.members_version
+            except BaseException as e:
+                try:
+                    self.state.rollback()
+                except Exception:
+                    self._drop_state(f"it could not be rolled back after {type(e).__name__}: {e}")
+                raise
             finally:
                 self._lock_depth = 0
         finally:
@@ -378,16 +443,14 @@ class Notary:
 
     # -- the tree's frontier, saved at each seal ---------------------------------
     # archives/tree holds the frontier of the newest seal's tree (its
-    # Tree-Size records), one line.  It is a cache: it is used only when its
-    # root is the Root that seal signed, so a notary starting on a large
-    # archive hashes only the records since its newest seal.
+    # Tree-Size records), one line.  It is a cache for rebuilding the state:
+    # it is used only when its root is the Root that seal signed, so a
+    # rebuild hashes only the records since the newest seal.
     @property
     def _tree_path(self) -> Path:
         return self.archive.dir / "tree"
 
     def _saved_tree(self):
-        if getattr(self, "_hash_all", False):
-            return None
         try:
             return merkle.Frontier.from_text(self._tree_path.read_text("ascii"))
         except (OSError, ValueError):
@@ -401,12 +464,12 @@ class Notary:
             return False
         return seal.tree_size == tree.size and seal.root == tree.root().hex()
 
-    def _load_hashing_all(self) -> None:
-        self._hash_all = True
+    def _rebuild_hashing_all(self) -> "notarystate.NotaryState":
+        saved, self._saved_tree = self._saved_tree, lambda: None
         try:
-            self._load()
+            return self._rebuild()
         finally:
-            self._hash_all = False
+            self._saved_tree = saved
 
     def _tree_saved(self) -> None:
         """After an append that held a seal: save that seal's frontier."""
@@ -418,63 +481,15 @@ class Notary:
             tmp.write_text(tree.to_text() + "\n", "ascii")
             os.replace(tmp, self._tree_path)
         except OSError:
-            pass                    # a cache: the next start hashes what it must
+            pass                    # a cache: the next rebuild hashes what it must
 
     def _recent(self, digest: str) -> None:
-        if len(self.recent) == self.recent.maxlen:
-            self.recent_set.discard(self.recent[0])
-        self.recent.append(digest)
-        self.recent_set.add(digest)
+        self.state.add_recent(digest)
 
     def _remember(self, seq: int, st: dict, h: str, us: int | None = None) -> None:
         """Fold one record into the notary's state (*us*: its time, when the
         caller has it as a number already).  O(1) amortized."""
-        self.seq, self.head = seq, h
-        if h is not None:
-            self.tree.append(merkle.leaf_hash(bytes.fromhex(h)))
-        if us is None:
-            us = _us(st.get("x-pit-time", ""))
-        self.last_us = max(self.last_us, us)
-        kind = st.get("x-pit-kind", "")
-        acct, ref = st.get("x-pit-account", ""), st.get("x-pit-ref", "")
-        if ref:
-            self.refs[acct, ref] = (seq, st.get("x-pit-ticker", ""))
-        self._recent(st.get("x-pit-digest", ""))
-        signer = st.get("x-pit-signer")
-        if self.rate_limit and signer and kind not in ("seal", "genesis"):
-            # the rate limit counts records, so it holds across runs and restarts
-            q = self.sent.setdefault(signer, deque())
-            q.append(us)
-            while q[0] <= us - self.rate_interval:
-                q.popleft()
-        if kind == "seal":
-            self.unsealed = []
-        else:
-            self.unsealed.append((seq, h))
-        if kind in ("member", "currency", "instrument", "fees"):
-            self._operator_record(kind, st.get("x-pit-request", ""))
-        elif kind in ("report", "checkpoint"):
-            name, _, span = st.get("x-pit-request", "").rpartition(" ")
-            first, _, last = span.partition("-")
-            if kind == "report" and first.isdigit() and last.isdigit():
-                self.filter_reports[name] = (int(first), int(last), seq)
-            elif kind == "checkpoint" and span.isdigit():
-                self.filter_checkpoints[name] = (int(span), seq)
-
-    def _operator_record(self, kind: str, text: str) -> None:
-        ins = kinds.parse(kind, text)
-        if kind == "member":
-            self._addresses = None
-            if ins.action == "add":
-                self.members[ins.fingerprint] = tuple(ins.accounts)
-            else:
-                self.members.pop(ins.fingerprint, None)
-        elif kind == "currency":
-            self.currencies[ins.code] = ins.currency()
-        elif kind == "fees":
-            self.fees = ins
-        elif kind == "instrument" and ins.currency in self.currencies:
-            self.registry_instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
+        self.state.remember(seq, st, h, us)
 
     # -- judging one message ----------------------------------------------------
     def judge(self, raw: bytes, now_us: int):
@@ -530,11 +545,9 @@ class Notary:
         if self.rate_limit and fpr != self.pit.operator and not filter_output:
             # a member's flood is what the limit stops; the operator's
             # housekeeping and the filters' output must always get through
-            q = self.sent.setdefault(fpr, deque())
-            while q and q[0] <= now_us - self.rate_interval:
-                q.popleft()
-            if len(q) >= self.rate_limit:
-                raise Refused(f"rate limited: {fpr} sent {len(q)} messages in "
+            sent = self.state.sent_since(fpr, now_us - self.rate_interval)
+            if sent >= self.rate_limit:
+                raise Refused(f"rate limited: {fpr} sent {sent} messages in "
                               f"{self.rate_interval // 1_000_000} s; the limit is {self.rate_limit}")
         return fpr, fields, v
 
@@ -692,6 +705,8 @@ class Notary:
                 fpr, fields, _ = self.judge(raw, now)
             except Refused as e:
                 refusal = e
+            except sqlite3.Error:
+                raise                       # the state's store failed, not the message
             except Exception as e:          # nothing a message does may stop the notary
                 refusal = Refused(f"unreadable: {type(e).__name__}: {_one_line(str(e))[:300]}")
             else:
@@ -723,7 +738,7 @@ class Notary:
             self._note_checkpoints(records)
         if rejects:
             _append_durably(self.rejects_path, rejects)
-            self._rejects_read = _size(self.rejects_path)    # ours: already remembered
+            self.state.rejects_read = _size(self.rejects_path)    # ours: already remembered
         if notices:
             _append_durably(self.notices_path, notices)
         return out
@@ -892,14 +907,14 @@ class Notary:
     def member_addresses(self) -> dict[str, tuple[str, ...]]:
         """``{fingerprint: (email, ...)}`` of the current members, from their
         keys' user ids.  One gpg run, then cached until the members change."""
-        if self._addresses is None:
+        if self._addresses is None or self._addresses_at != self.state.members_version:
             found = {}
             for key in self.keyring.keys():
                 if key.fingerprint in self.members:
                     found[key.fingerprint] = tuple(
                         (m.group(1) or m.group(2)).lower()
                         for m in map(_UID_EMAIL.search, key.uids) if m)
-            self._addresses = found
+            self._addresses, self._addresses_at = found, self.state.members_version
         return self._addresses
 
     def _notice(self, raw: bytes, d: Decision, now: int) -> bytes:
@@ -1052,18 +1067,7 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], " ".join(text.split()))
 
 
-def _us(iso: str) -> int:
-    """Microseconds since the epoch of a stamp's time (``stamp_time``'s text).
-    The notary reads one a record at start-up: read by position (datetime
-    checks the ranges), not with strptime (docs/pit-book.md, "Start-up")."""
-    if not iso:
-        return 0
-    if iso[4] != "-" or iso[7] != "-" or iso[10] != "T" or iso[13] != ":" or iso[16] != ":":
-        raise ValueError(f"time {iso[:19]!r} does not match format '%Y-%m-%dT%H:%M:%S'")
-    dt = datetime(int(iso[0:4]), int(iso[5:7]), int(iso[8:10]), int(iso[11:13]), int(iso[14:16]),
-                  int(iso[17:19]), tzinfo=timezone.utc)
-    frac = iso[20:-1] if len(iso) > 21 else "0"
-    return int(dt.timestamp()) * 1_000_000 + int(frac.ljust(6, "0")[:6])
+_us = notarystate.stamp_us     # a stamp's time in microseconds (tests read records with it)
 
 
 def _append_durably(path: Path, entries: list[bytes]) -> None:

@@ -66,7 +66,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pit import kinds, mbox, merkle, message, openpgp, signed
+from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring, KeyringError
@@ -339,6 +339,13 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
             res.consistency = _consistency(state, a.all_leaves(), res)
         if snap is not None:
             a.prove_extension()
+        if snap is None and not log_only:
+            # a full audit: the notary's state beside the archive
+            # (pit.notarystate) must be the fold of the records up to the
+            # one it is bound to
+            at, found = notarystate.check(arch)
+            if found:
+                raise AuditFailure(at, "; ".join(found))
         if remember:
             try:
                 replica.save_state(path, res, pinned or res.notary)

@@ -107,10 +107,12 @@ def test_sigkill_at_random_points_loses_nothing(kit, tmp_path):
 
 
 @pytest.mark.parametrize("step", ["after-lock", "mid-write", "after-data-fsync",
-                                  "after-index-temp", "after-index-rename"])
+                                  "after-index-temp", "after-index-rename",
+                                  "notary-state-commit"])
 def test_sigkill_at_each_archive_write_step(kit, tmp_path, step):
     """Killed at an exact step of the archive append (pit.archive's crash
-    hook), then rerun: every message once, the archive whole."""
+    hook), or after it before the notary's state is committed
+    (pit.notarystate), then rerun: every message once, the archive whole."""
     good, bad, replays = _mailbag(kit, 12)
     mixed = good + bad + replays
     for i, raw in enumerate(mixed):
