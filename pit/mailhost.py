@@ -218,11 +218,22 @@ class MailSink:
 class LMTPClient:
     """An LMTP connection kept open across messages (one LHLO, then RSET-free
     transactions), reopened once if the server dropped it.  Not thread-safe:
-    one client per thread, or a lock around ``send``."""
+    one client per thread, or a lock around ``send``.
 
-    def __init__(self, host: str, port: int, timeout: float = 30.0):
+    ``timeout`` bounds the connection and each command; the replies to a
+    message (after its final dot, when the server does its work: the
+    notary verifies, stamps and archives) are awaited up to
+    ``reply_timeout``, ten minutes as RFC 5321 (4.5.3.2.6) and Postfix's
+    ``lmtp_data_done_timeout`` have it.  A client that gave up sooner would
+    not know whether the message was delivered, and its caller would send
+    it again (a filter run did, and the notary refused the repeat)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0,
+                 reply_timeout: float = 600.0):
         self.host, self.port, self.timeout = host, port, timeout
+        self.reply_timeout = reply_timeout
         self._lmtp: smtplib.LMTP | None = None
+        self._dot_sent = False
 
     def _connect(self) -> smtplib.LMTP:
         lmtp = smtplib.LMTP(self.host, self.port, timeout=self.timeout)
@@ -259,12 +270,18 @@ class LMTPClient:
             raise MailError("an LMTP transaction needs at least one recipient")
         for attempt in (1, 2):
             fresh = self._lmtp is None
+            self._dot_sent = False
             try:
                 if self._lmtp is None:
                     self._lmtp = self._connect()
                 return self._transaction(self._lmtp, msg_bytes, mail_from, rcpts)
             except (OSError, smtplib.SMTPServerDisconnected) as error:
                 self.close()
+                if self._dot_sent:
+                    # The message went out whole: the server may have
+                    # delivered it.  Sending it again could deliver it twice.
+                    raise MailError(f"LMTP {self.host}:{self.port}: no reply to the message, "
+                                    f"which may have been delivered: {error}") from error
                 # A kept connection may have been closed by the server while
                 # idle: retry once on a new one.  A new one that fails is final.
                 if fresh or attempt == 2:
@@ -302,9 +319,12 @@ class LMTPClient:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         lmtp.send(data + b".\r\n")
+        self._dot_sent = True
+        lmtp.sock.settimeout(self.reply_timeout)
         for rcpt in accepted:
             code, text = lmtp.getreply()
             status[rcpt] = (code, text.decode("utf-8", "replace"))
+        lmtp.sock.settimeout(self.timeout)
         return status
 
 

@@ -10,6 +10,7 @@ every path, and ignores a redelivered message on the mail path.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -365,6 +366,82 @@ def test_a_killed_specialist_restarts_and_catches_up_exactly_once(world, tmp_pat
     wait_until("the seal of the tail", lambda: sealed(alpha), 10)
     result = audit(alpha.root)
     assert result.ok, result.summary()
+
+
+@pytest.mark.e2e
+def test_a_post_the_notary_answers_late_is_not_posted_again(world, monkeypatch):
+    """A filter run whose post the notary answers only after the run's
+    client stopped waiting must not leave the next run to post it again.
+
+    tests/test_postfix.py saw it on a loaded machine: a ``pit mailman
+    deliver`` gave up on the notary's reply (its LMTP client's 30 s
+    timeout), exited 75 and released the run lock while the notary was
+    still archiving the report; the next delivery posted the same report,
+    the notary refused it (``replayed: report ...``) and mailed a notice to
+    the filter's key address, which Postfix refused.  Here the notary is
+    held (its lock taken) for longer than the client's command timeout
+    (shortened to keep the test short) while a run posts, and a second
+    delivery arrives meanwhile: one report, nothing refused."""
+    import fcntl
+    import threading
+    from pit import daemon as daemon_module
+    from pit.mailhost import LMTPClient
+
+    class Impatient(LMTPClient):          # commands answered within 2 s, or it gives up
+        def __init__(self, host, port, *args, **kw):
+            super().__init__(host, port, 2.0)
+
+    monkeypatch.setattr(daemon_module, "LMTPClient", Impatient)
+    alpha = world.alpha
+    world.callback = None                 # this test runs the filter itself
+    if world.daemon is not None:
+        world.daemon.stop()
+        world.daemon = None
+    lmtp = (world.server.host, world.server.port)
+    rejects_before = len(alpha.rejects())
+    world.send(alpha.request("alice", "late1", "Order", "buy 2 ACME at 12.00", pit="alpha"),
+               addr("alice"))
+    sell = alpha.request("bob", "late1", "Order", "sell 2 ACME at 12.00", pit="alpha")
+    world.send(sell, addr("bob"))
+    last = next(int(st["x-pit-seq"]) for st in stamps(alpha)
+                if st.get("x-pit-digest") == digest(sell))
+    errors = []
+
+    def delivery():                        # what 'pit mailman deliver' does
+        try:
+            FilterDaemon(alpha.pit, "specialist", ["ACME"], lmtp).kick()
+        except Exception as error:         # deliver exits 75 on it; the MTA retries
+            errors.append(error)
+
+    held = os.open(alpha.root / "notary.lock", os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)   # the notary, busy for 6 s
+        first = threading.Thread(target=delivery)
+        first.start()
+        time.sleep(3)                      # past the client's 2 s
+        second = threading.Thread(target=delivery)
+        second.start()
+        time.sleep(3)
+    finally:
+        os.close(held)
+    first.join(120)
+    second.join(120)
+    failed = list(errors)
+    for _ in range(3):                     # the MTA retries a deferred delivery
+        if not errors:
+            break
+        errors.clear()
+        delivery()
+    wait_until("the specialist's checkpoint of the sell",
+               lambda: (ops.filter_position(alpha.pit, "specialist ACME")[0] or (0, 0))[1] >= last)
+    refused = [mbox.headers(r, ["x-pit-rejected"]).get("x-pit-rejected", "")
+               for r in alpha.rejects()[rejects_before:]]
+    assert not refused, (refused, failed)
+    spans = reports(alpha)
+    for prev, this in zip(spans, spans[1:]):
+        assert this[0] == prev[1] + 1, f"reports {prev[:2]} and {this[:2]} leave a gap or overlap"
+    lines = [ln for _, _, ls in spans for ln in ls]
+    assert sum("buyer alice late1 seller bob late1 " in ln for ln in lines) == 1
 
 
 @pytest.mark.e2e
