@@ -44,14 +44,14 @@ mail_owner = postfix
 setgid_group = postdrop
 maillog_file_prefixes = {root}
 maillog_file = {root}/maillog
-myhostname = mail.local.test
+myhostname = {hostname}
 mydomain = local.test
 myorigin = $myhostname
 mydestination = localhost, $myhostname
-inet_interfaces = loopback-only
+inet_interfaces = {interfaces}
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-smtp_bind_address = 127.0.0.1
+smtp_bind_address = {bind}
 smtp_dns_support_level = disabled
 lmtp_dns_support_level = disabled
 default_transport = error:tests send no mail beyond loopback
@@ -69,8 +69,7 @@ maximal_backoff_time = 4s
 """
 
 MASTER_CF = """\
-127.0.0.1:{smtp_port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
+{listeners}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -170,9 +169,15 @@ def _stop(handle: PostfixHandle) -> None:
 
 @contextlib.contextmanager
 def running_postfix(root: Path | str, smtp_port: int, main_extra: str = "",
-                    master_extra: str = "", maps: tuple[str, ...] = ()) -> Iterator[PostfixHandle]:
+                    master_extra: str = "", maps: tuple[str, ...] = (),
+                    addresses: tuple[str, ...] = ("127.0.0.1",),
+                    hostname: str = "mail.local.test") -> Iterator[PostfixHandle]:
     """Start a Postfix instance under ``root``; stop it on exit.  ``maps``
-    are file names in the config directory to postmap before the start."""
+    are file names in the config directory to postmap before the start.
+    It listens on ``smtp_port`` of each of ``addresses`` (loopback by
+    default; a host in a network namespace adds its link's address) and
+    greets as ``hostname`` (two instances that relay to each other need
+    two names, or each takes the other for itself)."""
     reason = postfix_available()
     if reason:
         raise RuntimeError(reason)
@@ -185,8 +190,13 @@ def running_postfix(root: Path | str, smtp_port: int, main_extra: str = "",
     os.chmod(boxes, 0o1777)              # local(8) writes as the recipient
     for path in (root, root / "data"):
         shutil.chown(path, "postfix")
-    (etc / "main.cf").write_text(MAIN_CF.format(root=root) + main_extra)
-    (etc / "master.cf").write_text(MASTER_CF.format(smtp_port=smtp_port) + master_extra)
+    loopback_only = tuple(addresses) == ("127.0.0.1",)
+    (etc / "main.cf").write_text(MAIN_CF.format(
+        root=root, hostname=hostname,
+        interfaces="loopback-only" if loopback_only else ", ".join(addresses),
+        bind="127.0.0.1" if loopback_only else "") + main_extra)
+    listeners = "".join(f"{a}:{smtp_port} inet n - n - - smtpd\n" for a in addresses)
+    (etc / "master.cf").write_text(MASTER_CF.format(listeners=listeners) + master_extra)
     (etc / "aliases").write_text("postmaster: nobody\nmailer-daemon: nobody\n")
     _run(["/usr/sbin/postalias", "-c", str(etc), f"hash:{etc}/aliases"])
     handle = PostfixHandle(root, etc, smtp_port)
@@ -278,7 +288,8 @@ def _wait_for_text(path: Path, text: str, count: int, proc, timeout: float = 60)
 
 @contextlib.contextmanager
 def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
-                    sink_domains: tuple[str, ...] = ()) -> Iterator[MailHost]:
+                    sink_domains: tuple[str, ...] = (),
+                    addresses: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[MailHost]:
     """Mailman (writing Postfix's maps), the pits provisioned on it, a
     Postfix instance configured by ``pit mailman postfix-config``, and
     ``pit mailman serve`` for the pits, all as docs/mailman.md says; the
@@ -286,7 +297,8 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
     ``base`` must be a directory every user may enter.  Mail for
     ``sink_domains`` is relayed to the Mailman harness's sink (where the
     Internet would carry it).  Everything is stopped on exit, also on an
-    interrupt."""
+    interrupt.  Postfix listens on ``addresses`` (loopback by default; the
+    mail host of tests/test_hosts.py adds its links' addresses)."""
     import signal
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -326,7 +338,8 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
         try:
             with running_postfix(base / "postfix", smtp_port, main_extra=main,
                                  master_extra=(etc / "master.cf.pit").read_text(),
-                                 maps=("pit_transport", "pit_domains", "relays")) as postfix:
+                                 maps=("pit_transport", "pit_domains", "relays"),
+                                 addresses=addresses) as postfix:
                 log = base / "notary.log"
                 with open(log, "wb") as out_file:
                     notary = subprocess.Popen(
@@ -345,3 +358,34 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
                 with contextlib.suppress(OSError):
                     os.killpg(notary.pid, signal.SIGKILL)
                 notary.wait()
+
+
+# -- reading a pit's archive in these tests ------------------------------------------
+
+def seq_of(kit, raw: bytes) -> int | None:
+    """The record number of message ``raw`` in ``kit``'s archive, found by
+    its Message-ID (Postfix adds Received: lines, so the archived bytes are
+    the MTA's, not the client's), or None."""
+    from pit import mbox
+    mid = b"\nMessage-ID: " + mbox.headers(raw, ["message-id"])["message-id"].encode() + b"\n"
+    return next((seq for seq, m in kit.records() if mid in m), None)
+
+
+def reports_of(kit, name: str) -> list[tuple[int, int, str, list[str]]]:
+    """``(From-Seq, To-Seq, signer, trade lines)`` of each archived report of filter ``name``."""
+    from pit import mbox
+    from pit.filter import signed_text
+    out = []
+    for _, msg in kit.records():
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") == "report" and st["x-pit-request"].rpartition(" ")[0] == name:
+            first, _, last = st["x-pit-request"].rpartition(" ")[2].partition("-")
+            out.append((int(first), int(last), st.get("x-pit-signer", ""),
+                        [ln for ln in signed_text(msg).split("\n") if ln.startswith("trade ")]))
+    return out
+
+
+def sealed(kit) -> bool:
+    """Is the newest record of ``kit``'s archive a seal?"""
+    from pit import mbox
+    return mbox.stamp(kit.records()[-1][1]).get("x-pit-kind") == "seal"

@@ -34,7 +34,8 @@ from mailman_harness import mailman_available
 from pit import mbox, ops, testkeys
 from pit.audit import audit
 from pit.mailman import PIT_LIST_SETTINGS
-from postfix_harness import MailHost, pit_command, pits_on_postfix, postfix_available
+from postfix_harness import (MailHost, pit_command, pits_on_postfix, postfix_available,
+                             reports_of, sealed, seq_of)
 
 DOMAIN = "pits.test"
 WAIT = 90.0
@@ -125,9 +126,23 @@ def wait_until(what: str, predicate, timeout: float = WAIT, world: World | None 
         if got:
             return got
         if time.monotonic() > deadline:
-            detail = f"\n--- maillog\n{world.postfix.log_text()}" if world else ""
+            detail = f"\n--- maillog\n{world.postfix.log_text()}\n{refusals(world)}" if world else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
         time.sleep(0.1)
+
+
+def refusals(world: World) -> str:
+    """What each pit refused and why (its reject records), for a failure's message."""
+    out = []
+    for kit in (world.alpha, world.beta):
+        for raw in kit.rejects():
+            h = mbox.headers(raw, ["x-pit-rejected", "from", "subject", "message-id"])
+            out.append(f"{kit.pit.name}: {h.get('x-pit-rejected', '?')} "
+                       f"[from {h.get('from', '?')}, {h.get('subject', '')}]")
+    notary_log = world.host.base / "notary.log"
+    tail = notary_log.read_text(errors="replace")[-3000:] if notary_log.exists() else ""
+    return ("--- refused\n" + ("\n".join(out) if out else "(nothing)")
+            + f"\n--- the notary's log\n{tail}")
 
 
 def has_trade(world: World, who: str, line_part: str):
@@ -194,11 +209,17 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
                lambda: any(b"X-Pit-Seq: " in m and b"carol:spare" in m
                            for m in world.mailman.sink.messages(addr("carol"))), world=world)
     wait_until("an empty Postfix queue", world.postfix.queue_empty, world=world)
+    # the pits refused nothing but the forged order (a filter's post refused
+    # would mean two runs of one filter raced)
+    reasons = [mbox.headers(r, ["x-pit-rejected"]).get("x-pit-rejected", "")
+               for kit in (alpha, beta) for r in kit.rejects()]
+    assert all(r.startswith("bad signature") for r in reasons), refusals(world)
     log = world.postfix.log_text(10 ** 7)
-    assert "status=bounced" not in log and "status=deferred" not in log, log[-4000:]
+    assert "status=bounced" not in log and "status=deferred" not in log, \
+        f"{log[-4000:]}\n{refusals(world)}"
     refused = [line for line in log.splitlines()
                if ": reject: " in line and "no-such-user@localhost" not in line]
-    assert not refused, refused
+    assert not refused, f"{refused}\n{refusals(world)}"
     for kit in (alpha, beta):
         list_id = f"{kit.pit.name}.{DOMAIN}"
         scores = members_bounce_scores(world, list_id)
@@ -207,7 +228,7 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
         for name in ("process_bounces", "bounce_score_threshold", "bounce_info_stale_after",
                      "bounce_you_are_disabled_warnings", "forward_unrecognized_bounces_to"):
             assert config[name] == PIT_LIST_SETTINGS[name], name
-    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)
+    wait_until("a sealed tail", lambda: sealed(alpha), world=world)
     result = audit(alpha.root)
     assert result.ok, result.summary()
 
@@ -217,27 +238,6 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
 def _pit(*words: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pit.cli", *words], capture_output=True,
                           text=True, cwd=REPO, timeout=300)
-
-
-def _seq_of(kit: Kit, raw: bytes) -> int | None:
-    mid = b"\nMessage-ID: " + mbox.headers(raw, ["message-id"])["message-id"].encode() + b"\n"
-    return next((seq for seq, m in kit.records() if mid in m), None)
-
-
-def _reports(kit: Kit, name: str) -> list[tuple[int, int, str, list[str]]]:
-    from pit.filter import signed_text
-    out = []
-    for _, msg in kit.records():
-        st = mbox.stamp(msg)
-        if st.get("x-pit-kind") == "report" and st["x-pit-request"].rpartition(" ")[0] == name:
-            first, _, last = st["x-pit-request"].rpartition(" ")[2].partition("-")
-            out.append((int(first), int(last), st.get("x-pit-signer", ""),
-                        [ln for ln in signed_text(msg).split("\n") if ln.startswith("trade ")]))
-    return out
-
-
-def _sealed(kit: Kit) -> bool:
-    return mbox.stamp(kit.records()[-1][1]).get("x-pit-kind") == "seal"
 
 
 def _daemon_b(world: World, replica: Path, source: Path, home: Path, fpr: str, log: Path):
@@ -281,16 +281,16 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
                alpha.request("bob", "fb", "Transfer", "1000 BRAVO to bob:BRAVO", pit="alpha")]
     for raw, who in zip(funding, ("alice", "bob")):
         world.send(raw, addr(who), f"alpha@{DOMAIN}")
-    funded = wait_until("the funding transfers", lambda: all(_seq_of(alpha, r) for r in funding),
+    funded = wait_until("the funding transfers", lambda: all(seq_of(alpha, r) for r in funding),
                         world=world)
-    last_funding = max(_seq_of(alpha, r) for r in funding)
+    last_funding = max(seq_of(alpha, r) for r in funding)
     wait_until("the transfers filter's report of them",
                lambda: (ops.filter_position(alpha.pit, "transfers")[0] or (0, 0))[1] >= last_funding,
                world=world)
     assert funded
     # Host B: a replica, and the daemon following it.
     source.symlink_to(alpha.root)
-    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)   # pit mirror audits the log
+    wait_until("a sealed tail", lambda: sealed(alpha), world=world)   # pit mirror audits the log
     done = _pit("mirror", str(source), str(replica))
     assert done.returncode == 0, done.stdout + done.stderr
     log = hostb / "daemon.log"
@@ -299,7 +299,7 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
     try:
         for n in range(8):
             if n == 3:              # killed once it has reported something
-                wait_until("B's first report", lambda: _reports(alpha, "specialist BRAVO"),
+                wait_until("B's first report", lambda: reports_of(alpha, "specialist BRAVO"),
                            world=world)
                 proc.kill()
                 proc.wait(30)
@@ -314,7 +314,7 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
             world.send(sell, addr("bob"), f"alpha@{DOMAIN}")
             sells.append(sell)
             time.sleep(0.3)
-        last = wait_until("the last sell archived", lambda: _seq_of(alpha, sells[-1]), world=world)
+        last = wait_until("the last sell archived", lambda: seq_of(alpha, sells[-1]), world=world)
         try:
             wait_until("B's checkpoint of the last order",
                        lambda: (ops.filter_position(alpha.pit, "specialist BRAVO")[0]
@@ -333,7 +333,7 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
                 proc.kill()
                 proc.wait()
         _stop_agents(hostb)
-    spans = _reports(alpha, "specialist BRAVO")
+    spans = reports_of(alpha, "specialist BRAVO")
     assert {signer for _, _, signer, _ in spans} == {fpr}, log.read_text()[-3000:]
     for prev, this in zip(spans, spans[1:]):
         assert this[0] == prev[1] + 1, f"reports {prev[:2]} and {this[:2]} leave a gap or overlap"
@@ -345,8 +345,9 @@ def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
                lambda: has_trade(world, "alice", "buyer alice b7 seller bob b7"), world=world)
     # A member's replica (host C) audits.
     member_copy = host.base / "hostc"
-    wait_until("a sealed tail", lambda: _sealed(alpha), world=world)
+    wait_until("a sealed tail", lambda: sealed(alpha), world=world)
     done = _pit("mirror", str(alpha.root), str(member_copy))
     assert done.returncode == 0, done.stdout + done.stderr
     result = audit(member_copy)
     assert result.ok, result.summary()
+
