@@ -12,7 +12,8 @@ Checked: local mail is still delivered (and an unknown local user still
 refused); signed orders sent to Postfix come back to both traders as a
 trade, through the notary, Mailman and the specialist; a forged order is
 refused by mail; nothing bounces and no member's bounce score moves; the
-list has the pit's bounce policy; the audit passes.
+list has the pit's bounce policy; the audit passes.  A specialist on a
+host of its own, and a member's replica on a third: tests/test_hosts.py.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import smtplib
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,12 +33,10 @@ from mailman_harness import mailman_available
 from pit import mbox, ops, testkeys
 from pit.audit import audit
 from pit.mailman import PIT_LIST_SETTINGS
-from postfix_harness import (MailHost, pit_command, pits_on_postfix, postfix_available,
-                             reports_of, sealed, seq_of)
+from postfix_harness import MailHost, pit_command, pits_on_postfix, postfix_available, sealed
 
 DOMAIN = "pits.test"
 WAIT = 90.0
-REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.e2e]
 
@@ -231,123 +228,3 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
     wait_until("a sealed tail", lambda: sealed(alpha), world=world)
     result = audit(alpha.root)
     assert result.ok, result.summary()
-
-
-# -- a specialist on a host of its own ---------------------------------------------
-
-def _pit(*words: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pit.cli", *words], capture_output=True,
-                          text=True, cwd=REPO, timeout=300)
-
-
-def _daemon_b(world: World, replica: Path, source: Path, home: Path, fpr: str, log: Path):
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pit.cli", "--pit", str(replica), "mailman", "daemon",
-             "specialist", "BRAVO", "--mirror", str(source),
-             "--smtp", f"127.0.0.1:{world.postfix.smtp_port}", "--to", f"alpha@{DOMAIN}",
-             "--from", "bravo@hostb.test", "--gnupghome", str(home), "--key", fpr,
-             "--poll", "0.2", "--wait", "20"],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-
-
-def test_a_specialist_on_a_host_of_its_own_with_its_own_key(world):
-    """Host B makes its own key (never copied anywhere), the operator
-    registers the public key, B follows a replica (pit mirror) and posts
-    through the mail host like any member.  B is killed mid-burst and
-    restarted, and cut off from its source for a while: every trade is
-    reported exactly once, and a member's replica audits."""
-    host, alpha = world.host, world.alpha
-    hostb = host.base / "hostb"
-    hostb.mkdir()
-    os.chmod(hostb, 0o755)
-    home, replica, source = hostb / "gnupg", hostb / "alpha", hostb / "source"
-    made = _pit("key", "new", "specialist BRAVO", "bravo@hostb.test", "--gnupghome", str(home))
-    assert made.returncode == 0, made.stderr
-    fpr = made.stdout.split()[-1]
-    public = _pit("key", "export", fpr, "--gnupghome", str(home))
-    assert public.returncode == 0 and "PRIVATE" not in public.stdout
-    (hostb / "bravo.asc").write_text(public.stdout)
-    os.chmod(hostb / "bravo.asc", 0o644)
-    # The operator, on the notary's host: an instrument, B's key as its
-    # specialist (filter accounts only), a deposit.
-    for words in (["instrument", "add", "BRAVO", "USD", "--tick", "0.01", "--lot", "1"],
-                  ["member", "add", str(hostb / "bravo.asc"), "--accounts", "specialist:BRAVO"],
-                  ["deposit", "1000", "BRAVO", "bob"]):
-        done = host.as_pit_user("--pit", str(alpha.root), *words)
-        assert done.returncode == 0, (words, done.stderr)
-    funding = [alpha.request("alice", "fb", "Transfer", "5000.00 USD to alice:BRAVO", pit="alpha"),
-               alpha.request("bob", "fb", "Transfer", "1000 BRAVO to bob:BRAVO", pit="alpha")]
-    for raw, who in zip(funding, ("alice", "bob")):
-        world.send(raw, addr(who), f"alpha@{DOMAIN}")
-    funded = wait_until("the funding transfers", lambda: all(seq_of(alpha, r) for r in funding),
-                        world=world)
-    last_funding = max(seq_of(alpha, r) for r in funding)
-    wait_until("the transfers filter's report of them",
-               lambda: (ops.filter_position(alpha.pit, "transfers")[0] or (0, 0))[1] >= last_funding,
-               world=world)
-    assert funded
-    # Host B: a replica, and the daemon following it.
-    source.symlink_to(alpha.root)
-    wait_until("a sealed tail", lambda: sealed(alpha), world=world)   # pit mirror audits the log
-    done = _pit("mirror", str(source), str(replica))
-    assert done.returncode == 0, done.stdout + done.stderr
-    log = hostb / "daemon.log"
-    proc = _daemon_b(world, replica, source, home, fpr, log)
-    sells = []
-    try:
-        for n in range(8):
-            if n == 3:              # killed once it has reported something
-                wait_until("B's first report", lambda: reports_of(alpha, "specialist BRAVO"),
-                           world=world)
-                proc.kill()
-                proc.wait(30)
-                proc = _daemon_b(world, replica, source, home, fpr, log)
-            if n == 5:              # cut off from its source, then back
-                source.unlink()
-                time.sleep(2)
-                source.symlink_to(alpha.root)
-            buy = alpha.request("alice", f"b{n}", "Order", "buy 1 BRAVO at 10.00", pit="alpha")
-            sell = alpha.request("bob", f"b{n}", "Order", "sell 1 BRAVO at 10.00", pit="alpha")
-            world.send(buy, addr("alice"), f"alpha@{DOMAIN}")
-            world.send(sell, addr("bob"), f"alpha@{DOMAIN}")
-            sells.append(sell)
-            time.sleep(0.3)
-        last = wait_until("the last sell archived", lambda: seq_of(alpha, sells[-1]), world=world)
-        try:
-            wait_until("B's checkpoint of the last order",
-                       lambda: (ops.filter_position(alpha.pit, "specialist BRAVO")[0]
-                                or (0, 0))[1] >= last, timeout=300)
-        except AssertionError as error:
-            refused = [mbox.headers(r, ["x-pit-rejected"]).get("x-pit-rejected", "")
-                       for r in alpha.rejects()]
-            raise AssertionError(f"{error}\n--- B's log\n{log.read_text()[-4000:]}\n"
-                                 f"--- refused\n{refused[-10:]}") from None
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        _stop_agents(hostb)
-    spans = reports_of(alpha, "specialist BRAVO")
-    assert {signer for _, _, signer, _ in spans} == {fpr}, log.read_text()[-3000:]
-    for prev, this in zip(spans, spans[1:]):
-        assert this[0] == prev[1] + 1, f"reports {prev[:2]} and {this[:2]} leave a gap or overlap"
-    lines = [ln for *_, ls in spans for ln in ls]
-    for n in range(8):
-        trades = [ln for ln in lines if f"buyer alice b{n} seller bob b{n} " in ln]
-        assert len(trades) == 1, (n, trades)
-    wait_until("the last trade in alice's mailbox",
-               lambda: has_trade(world, "alice", "buyer alice b7 seller bob b7"), world=world)
-    # A member's replica (host C) audits.
-    member_copy = host.base / "hostc"
-    wait_until("a sealed tail", lambda: sealed(alpha), world=world)
-    done = _pit("mirror", str(alpha.root), str(member_copy))
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = audit(member_copy)
-    assert result.ok, result.summary()
-
