@@ -121,6 +121,10 @@ def _consistency(state, leaves, res) -> str:
         raise AuditFailure(*e.args) from None
 
 
+class _Fallback(Exception):
+    """The kept state cannot carry this audit: audit in full (the reason)."""
+
+
 def _short(s: str, n: int = 200) -> str:
     s = str(s)
     return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
@@ -282,6 +286,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
     t0 = time.monotonic()
     keys = None
     snap = a = None
+    fallback = ""
     try:
         arch = _archive_of(path)
         state = replica.load_state(path) if remember else None
@@ -315,7 +320,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
                 # an unsealed tail where this copy saw more: the records cut off are the story
                 _consistency(state, a.all_leaves(), res)
             raise
-        except (ArchiveError, OSError):
+        except (ArchiveError, OSError, _Fallback):
             raise
         except Exception as e:
             # A check that broke on what it read: still a discrepancy of
@@ -366,11 +371,17 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
         res.problem = str(e)
     except (ArchiveError, OSError) as e:
         res.problem = f"after record {res.records}: the archive cannot be read: {e}"
+    except _Fallback as e:
+        fallback = str(e)
     finally:
         if keys:
             keys.close()
         if snap is not None:
             snap.close()
+        res.seconds = time.monotonic() - t0
+    if fallback:
+        res = audit(path, progress, notary, remember, log_only, full=True)
+        res.fallback = fallback
         res.seconds = time.monotonic() - t0
     return res
 
@@ -551,16 +562,34 @@ class _Audit:
         for k, v in snap.totals.items():
             setattr(res, k, v)
         res.mode, res.since = "incremental", snap.seq
-        for name, cp in snap.filters.items():
+        for name, kept in snap.filters.items():
             words = name.split(" ")
             flt = filter_class(words[0])(words[1:])
-            if cp is not None:
-                record, span, body = cp
-                flt.load_checkpoint(body)
-                self.covered[name] = span
+            flt.load_checkpoint(kept.own)
+            flt.lines = list(kept.lines)
             self.filters[name] = flt
-            self.marks[name] = []
-            self.restart[name] = cp[1] if cp is not None else 0
+            self.marks[name] = list(kept.marks)
+            self.covered[name] = kept.covered
+            self.restart[name] = snap.seq
+
+    def _replay_again(self, name: str, seq: int, span: int) -> None:
+        """Record *seq* (new) is filter *name*'s checkpoint of record *span*,
+        which the kept state is past: replay the filter again from its
+        latest checkpoint the audit reproduced, so that its state at *span*
+        is there to compare.  Raises _Fallback when there is none that old."""
+        kept = self.snap.filters[name]
+        cp = kept.checkpoint
+        if cp is None or cp[1] > span:
+            raise _Fallback(f"{name}'s checkpoint at record {seq} is of record {span}, before "
+                            "any checkpoint of it the auditor kept")
+        words = name.split(" ")
+        from pit.ops import filter_class
+        flt = filter_class(words[0])(words[1:])
+        flt.load_checkpoint(cp[2])
+        self.filters[name] = flt
+        self.marks[name] = []
+        self.covered[name] = cp[1]
+        self.restart[name] = cp[1]
 
     def prove_extension(self) -> None:
         """After a resumed audit passed: the RFC 9162 consistency proof from
@@ -571,9 +600,11 @@ class _Audit:
         n = self.res.records
         what = (f"records {self.start}-{n} checked" if n >= self.start
                 else "no record since the kept state") + f" after the auditor's state at record {seal}"
-        replayed = [f"{name} from record {self.restart[name] + 1}" for name in sorted(self.filters)]
-        if replayed:
-            what += "; filters replayed from their verified checkpoints: " + ", ".join(replayed)
+        again = [f"{name} from record {self.restart[name] + 1}" for name in sorted(self.filters)
+                 if self.restart[name] < seal]
+        what += "; filters replayed from their state kept there" + \
+            (f" (from an earlier record, a checkpoint or a filter new since: "
+             f"{', '.join(again)})" if again else "")
         if new[1] > size:
             proof = merkle.consistency_proof(self.all_leaves(), size, new[1])
             if not merkle.verify_consistency(size, new[1], bytes.fromhex(root),
@@ -596,6 +627,8 @@ class _Audit:
             self._plan()
         except AuditFailure:
             pass            # the main pass reaches it, or something before it, and says so
+        except FilterError as e:         # a kept checkpoint that does not load
+            raise _Fallback(f"the auditor's kept checkpoint does not load ({e})") from None
         self.res.filters = sorted(self.filters)
         if self.snap is not None:
             # gpg learns the keys the new records need, as they stood at the
@@ -635,6 +668,8 @@ class _Audit:
                     self.restart[name] = 0         # new since a resume: from record 1
                 if kind == "checkpoint" and span.isdigit():
                     self.points.setdefault(name, set()).add(int(span))
+                    if resumed and int(span) < self.start and self.restart.get(name, 0) >= int(span):
+                        self._replay_again(name, seq, int(span))
 
     # -- pass 2 ------------------------------------------------------------------
     def run(self) -> None:

@@ -20,9 +20,13 @@ the newest seal (a passing audit ends at a seal):
   published, in order, and ``keyids`` (which certificate holds which key
   id): an audit gives gpg only the keys the new records need;
 * ``operator``: the currency, fees and instrument requests' texts;
-* ``filters``: each filter's latest checkpoint the audit reproduced byte
-  for byte (its record, its Seq and its text): the filter is replayed from
-  there, as the filter programs themselves restart;
+* ``filters``: each filter's state at record S as the audit's replay left
+  it (its checkpoint text at S, the report lines not yet reported, the Seq
+  of its last checkpoint): the replay goes on from there, as the filter
+  programs themselves restart from a checkpoint; and its latest checkpoint
+  in the archive that the audit reproduced byte for byte (record, Seq,
+  text), from which the records since are replayed again when a new
+  checkpoint covers records before S (posted across a seal);
 * ``volumes``: each volume's bytes as verified (size, SHA-256, inode and
   modification time).  A volume whose inode, time or size moved is hashed
   again; the volume holding record S is hashed up to S's end every time.
@@ -60,7 +64,9 @@ CREATE INDEX certificates_fpr ON certificates (fingerprint);
 CREATE TABLE keyids (keyid TEXT NOT NULL, fingerprint TEXT NOT NULL,
                      PRIMARY KEY (keyid, fingerprint)) WITHOUT ROWID;
 CREATE TABLE operator (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, text TEXT NOT NULL);
-CREATE TABLE filters (name TEXT PRIMARY KEY, record INTEGER, span INTEGER, body TEXT);
+CREATE TABLE filters (name TEXT PRIMARY KEY, record INTEGER, span INTEGER, body TEXT,
+                      own TEXT NOT NULL, lines TEXT NOT NULL, marks TEXT NOT NULL,
+                      covered INTEGER NOT NULL);
 CREATE TABLE volumes (name TEXT PRIMARY KEY, first INTEGER NOT NULL, last INTEGER NOT NULL,
                       bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, inode INTEGER NOT NULL,
                       mtime_ns INTEGER NOT NULL);
@@ -72,6 +78,16 @@ def state_path(path: str | os.PathLike) -> Path:
     replica, or a bare archive folder: beside its index then)."""
     from pit.replica import _root_of
     return _root_of(path) / STATE_DIR / STATE_DB
+
+
+@dataclass
+class KeptFilter:
+    """A filter as the audit left it at the state's record."""
+    own: str                             # its checkpoint text at that record
+    lines: list                          # report lines not reported yet
+    marks: list                          # [(seq, index into lines)]
+    covered: int                         # the Seq of its last checkpoint in the archive
+    checkpoint: tuple | None             # (record, Seq, text) of that checkpoint
 
 
 @dataclass
@@ -90,7 +106,7 @@ class Snapshot:
     flags: dict = field(default_factory=dict)     # bound, cancel_tickers
     totals: dict = field(default_factory=dict)    # the summary's running counts
     kinds: dict = field(default_factory=dict)
-    filters: dict = field(default_factory=dict)   # name -> (record, span, body) or None
+    filters: dict = field(default_factory=dict)   # name -> KeptFilter
 
     def close(self) -> None:
         self.db.close()
@@ -196,8 +212,11 @@ def load(path: str | os.PathLike, arch) -> tuple[Snapshot | None, str]:
                         remembered=tuple(json.loads(meta["remembered"])),
                         flags=json.loads(meta["flags"]), totals=json.loads(meta["totals"]),
                         kinds=json.loads(meta["kinds"]))
-        for name, record, span, body in db.execute("SELECT name, record, span, body FROM filters"):
-            snap.filters[name] = (record, span, body) if record is not None else None
+        for name, record, span, body, own, lines, marks, covered in db.execute(
+                "SELECT name, record, span, body, own, lines, marks, covered FROM filters"):
+            snap.filters[name] = KeptFilter(own, json.loads(lines),
+                                            [tuple(m) for m in json.loads(marks)], covered,
+                                            (record, span, body) if record is not None else None)
     except (sqlite3.Error, KeyError, ValueError, TypeError) as e:
         return None, f"the auditor's state in {f} does not read ({type(e).__name__}: {e})"
     why = _volumes_changed(snap, arch)
@@ -324,12 +343,14 @@ def _write(db, audit, meta: dict, whole: bool) -> None:
     db.executemany("INSERT OR IGNORE INTO keyids VALUES (?, ?)",
                    ((k, fpr) for _, fpr, block in audit.key_log for k in _keyids(block)))
     db.executemany("INSERT OR REPLACE INTO operator VALUES (?, ?, ?)", audit.operator_log)
-    for name in audit.filters:
+    for name, flt in audit.filters.items():
         cp = audit.verified_checkpoints.get(name)
-        if cp is not None:
-            db.execute("INSERT OR REPLACE INTO filters VALUES (?, ?, ?, ?)", (name, *cp))
-        else:
-            db.execute("INSERT OR IGNORE INTO filters VALUES (?, NULL, NULL, NULL)", (name,))
+        if cp is None and audit.snap is not None and name in audit.snap.filters:
+            cp = audit.snap.filters[name].checkpoint
+        db.execute("INSERT OR REPLACE INTO filters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (name, *(cp or (None, None, None)), flt.checkpoint_body(),
+                    json.dumps(flt.lines), json.dumps(audit.marks[name]),
+                    audit.covered.get(name, 0)))
     for name, (first, last, size, digest) in audit.reader.digests.items():
         try:
             st = (audit.arch.dir / name).stat()
