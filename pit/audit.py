@@ -290,7 +290,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
     try:
         arch = _archive_of(path)
         state = replica.load_state(path) if remember else None
-        if remember and not full and not log_only:
+        if remember and not full:
             snap, res.fallback = auditstate.load(path, arch)
             if snap and state is not None and state.size and state.size < snap.head[1]:
                 res.fallback = (f"this copy remembers an older signed tree head ({state.size} "
@@ -302,6 +302,7 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
         if snap is not None:
             try:
                 a = _Audit(arch, keys, res, progress, None)
+                a.log_only = log_only
                 a.resume(snap)
             except Exception as e:                 # noqa: BLE001 - the state is ours, but whole?
                 res.fallback = f"the auditor's state cannot be used ({type(e).__name__}: {e})"
@@ -564,6 +565,8 @@ class _Audit:
         for k, v in snap.totals.items():
             setattr(res, k, v)
         res.mode, res.since = "incremental", snap.seq
+        if self.log_only:
+            return                       # the log alone: no filter, no member signature
         for name, kept in snap.filters.items():
             words = name.split(" ")
             flt = filter_class(words[0])(words[1:])
@@ -678,7 +681,9 @@ class _Audit:
         self.prefetch = None
         if self.log_only:
             self.points, self.n_records = {}, 0
-            self.reader = _Reader(self.arch)
+            if self.snap is not None:        # the seals' key, as the kept state has it
+                self.keys.restore([b for _, _, b in self.snap.certificates([self.notary])])
+            self.reader = _Reader(self.arch, self.start)
             self._run(self.reader)
             return
         self.plan()

@@ -73,10 +73,11 @@ def mirrored(p, tmp_path, capsys) -> Path:
     return replica
 
 
-def grow(p, replica, capsys, ref: str = "o7") -> None:
+def grow(p, replica, capsys, ref: str = "o7") -> str:
     trade(p, capsys, ref)
     code, out, err = run(capsys, "mirror", p.root, replica)
     assert code == 0, out + err
+    return out
 
 
 def volume(root: Path) -> Path:
@@ -96,7 +97,10 @@ def test_the_next_audit_checks_only_the_new_records_and_agrees_with_a_full_one(p
     kept = audit_json(capsys, replica)            # nothing new: still a pass
     assert kept["ok"] and kept["mode"] == "incremental"
     before = kept["records"]
-    grow(pit, replica, capsys)
+    out = grow(pit, replica, capsys)
+    # pit mirror's log check, too, reads only what is new since the auditor's state
+    assert re.search(rf"log of \d+ records checked \(records {before + 1}-\d+: those before, "
+                     rf"the auditor's state at record {before} holds verified\)", out), out
     code, out, err = run(capsys, "audit", replica)
     assert code == 0, out
     n = int(re.search(r"records +(\d+) \(1-", out).group(1))

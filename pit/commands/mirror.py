@@ -65,7 +65,10 @@ def run(args) -> int:
     end_progress()
     if result.ok:
         head = result.newest_head
-        print(f"log of {result.records} records checked: chain, digests, "
+        print(f"log of {result.records} records checked"
+              + (f" (records {result.since + 1}-{result.records}: those before, the "
+                 f"auditor's state at record {result.since} holds verified)"
+                 if result.mode == "incremental" else "") + ": chain, digests, "
               f"{result.seals} seals and {result.heads} signed tree heads by notary "
               f"{result.notary}" + (f"; newest head: {head[1]} records, root {head[2]}" if head else "")
               + (f"; it {result.consistency}" if result.consistency else
