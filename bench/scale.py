@@ -1,7 +1,7 @@
 """make bench-scale: members, records and tickers at scale, each figure beside its target.
 
     python -m bench.scale [--members 1000,10000,100000] [--records 100000,1000000]
-                          [--tickers 1,100,10000] [--runs 3]
+                          [--tickers 1,100,10000] [--audit 100000,1000000] [--runs 3]
 
 * members (bench.members): bulk add of N members made in process; adding
   one more (running notary, and `pit member add`); notary start-up and peak
@@ -13,6 +13,9 @@
   <= 2 s and memory independent of the record count.
 * tickers (bench.tickers): a one-ticker specialist's incremental run in
   pits of 1 / 100 / 10,000 instruments.  Target: within 2x at 10,000.
+* audit (bench.incremental): ``pit audit`` of 10,000 new records on a copy
+  whose auditor's state is kept at N records.  Target: <= 10 s at
+  10,000,000, the same at every N.
 
 Sizes are lists so that the curves show; the largest points (1,000,000
 members, 10,000,000 records) take hours to build on a small machine: pass
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", default="1000,10000")
     ap.add_argument("--records", default="100000")
     ap.add_argument("--tickers", default="1,100,10000")
+    ap.add_argument("--audit", default="100000")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
     sizes = lambda text: [int(s.replace("_", "")) for s in text.split(",") if s]   # noqa: E731
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.tickers:
         print("tickers:")
         tickers.main(["--tickers", args.tickers, "--runs", str(max(args.runs, 5))])
+    if args.audit:
+        print("audit:")
+        from bench import incremental
+        incremental.main(["--sizes", args.audit, "--runs", str(args.runs)])
     print(f"({_load()})")
     return 0
 
