@@ -173,6 +173,62 @@ class Recent:
                                       (digest,)).fetchone() is not None
 
 
+class Unsealed:
+    """The records since the newest seal, ``(seq, hash)`` in order: what
+    the next seal lists.  Its length and first entry are kept; the rows
+    are read from the store when a seal is made."""
+
+    def __init__(self, state: "NotaryState"):
+        self._state = weakref.proxy(state)
+        self._pending: list[tuple[int, str]] = []
+        self.n, self.first = 0, None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __bool__(self) -> bool:
+        return self.n > 0
+
+    def __getitem__(self, i: int) -> tuple[int, str]:
+        if i == 0 and self.first is not None:
+            return self.first
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        self.flush()
+        row = self._state.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq LIMIT 1 OFFSET ?",
+                                     (i,)).fetchone()
+        return int(row[0]), row[1]
+
+    def __iter__(self):
+        self.flush()
+        for seq, h in self._state.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq").fetchall():
+            yield int(seq), h
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def append(self, entry: tuple[int, str]) -> None:
+        self._pending.append(entry)
+        if self.first is None:
+            self.first = entry
+        self.n += 1
+        if len(self._pending) >= _FLUSH:
+            self.flush()
+
+    def clear(self) -> None:
+        self._pending = []
+        if self.n:
+            self._state.db.execute("DELETE FROM unsealed")
+        self.n, self.first = 0, None
+
+    def flush(self) -> None:
+        if self._pending:
+            self._state.db.executemany("INSERT INTO unsealed VALUES (?, ?)", self._pending)
+            self._pending = []
+
+
 class NotaryState:
     """The notary's state at record ``seq`` (see the module text).
 
@@ -195,7 +251,7 @@ class NotaryState:
     def _reset(self) -> None:
         self.seq, self.head, self.last_us = 0, ZERO, 0
         self.tree = merkle.Frontier()
-        self.unsealed: list[tuple[int, str]] = []
+        self.unsealed = Unsealed(self)
         self.registry_instruments: dict = {}
         self.currencies: dict = {}
         self.fees = None
@@ -290,8 +346,9 @@ class NotaryState:
         self.members_version = int(meta.get("members_version", "0"))
         self.generation = int(meta.get("generation", "0"))
         self.genesis = meta.get("genesis", "")
-        self.unsealed = [(int(s), str(h)) for s, h in
-                         self.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq")]
+        if int(meta.get("unsealed_n", "0")):
+            first = self.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq LIMIT 1").fetchone()
+            self.unsealed.n, self.unsealed.first = int(meta["unsealed_n"]), (int(first[0]), first[1])
         for seq, kind, text in self.db.execute("SELECT seq, kind, request FROM registry ORDER BY seq"):
             self._registry(kind, text)
         for name, kind, first, last, seq in self.db.execute("SELECT * FROM filters"):
@@ -337,7 +394,8 @@ class NotaryState:
             ("seq", str(self.seq)), ("head", self.head), ("last_us", str(self.last_us)),
             ("tree", self.tree.to_text()), ("rejects_read", str(self.rejects_read)),
             ("recent_n", str(self.recent_n)), ("members_version", str(self.members_version)),
-            ("generation", str(self.generation)), ("genesis", self.genesis)])
+            ("generation", str(self.generation)), ("genesis", self.genesis),
+            ("unsealed_n", str(len(self.unsealed)))])
         if os.environ.get(CRASH_ENV) == "notary-state-commit":
             import signal
             os.kill(os.getpid(), signal.SIGKILL)
@@ -354,6 +412,7 @@ class NotaryState:
 
     def flush(self) -> None:
         """Write the rows buffered by :meth:`remember` (before any look-up)."""
+        self.unsealed.flush()
         if self._pending_refs:
             self.db.executemany("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)", self._pending_refs)
             self._pending_refs = []
@@ -400,12 +459,9 @@ class NotaryState:
             # the rate limit counts records, so it holds across runs and restarts
             self._pending_sent.append((signer, us))
         if kind == "seal":
-            if self.unsealed:
-                self.db.execute("DELETE FROM unsealed")
-            self.unsealed = []
+            self.unsealed.clear()
         elif h is not None:
             self.unsealed.append((seq, h))
-            self.db.execute("INSERT INTO unsealed VALUES (?, ?)", (seq, h))
         if kind in ("member", "currency", "instrument", "fees"):
             self._operator_record(seq, kind, st.get("x-pit-request", ""))
         elif kind in ("report", "checkpoint"):
@@ -541,11 +597,20 @@ def _ignore(archive, path: Path, why: str) -> None:
         pass
 
 
+_COMMIT_EVERY = 100_000   # a long fold commits on the way (each commit is exact at its record)
+
+
 def fold(state: NotaryState, archive, from_seq: int, to_seq: int | None = None) -> None:
-    """Fold the archive's records *from_seq* .. *to_seq* into *state*."""
+    """Fold the archive's records *from_seq* .. *to_seq* into *state*
+    (in an open transaction), committing every so many records so that a
+    long catch-up neither holds its whole change in the write-ahead log
+    nor starts over when interrupted."""
     from pit import mbox
     for seq, msg in archive.read(from_seq, to_seq):
         state.remember(seq, mbox.stamp(msg), record_hash(msg))
+        if seq % _COMMIT_EVERY == 0 and state._in_tx:
+            state.commit()
+            state.begin()
 
 
 def check(archive) -> tuple[int, list[str]]:
