@@ -242,33 +242,16 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
     """The specialists the pit runs, each as ``["specialist", WORD, ...]``:
     one for each member key granted specialist accounts (its words, tickers
     and ranges: pit.tickerset), then one for each instrument that none of
-    those serves (its key made when it first posts).  Read from the
-    archive's member and instrument records (stamps only).  O(archive
-    bytes), O(members + instruments) memory."""
-    from pit import kinds
+    those serves (its key made when it first posts).  What the notary
+    knows (its members and instruments, as it starts).  O(members +
+    instruments) besides the notary's start."""
     from pit.tickerset import TickerSet, TickerSetError
-    members: dict[str, tuple[str, ...]] = {}
-    tickers: set[str] = set()
-    for _, msg in Archive(pit.root).records_of_kind(1, ("member", "instrument")):
-        st = mbox.stamp(msg)
-        text = st.get("x-pit-request", "")
-        if st.get("x-pit-kind") == "instrument":
-            tickers.add(text.partition(" ")[0])
-            continue
-        try:
-            ins = kinds.parse("member", text)
-        except (ValueError, KeyError):
-            continue
-        if ins.action == "add":
-            words = tuple(a.partition(":")[2] for a in ins.accounts if a.startswith("specialist:"))
-            if words:
-                members[ins.fingerprint] = words
-            else:
-                members.pop(ins.fingerprint, None)
-        else:
-            members.pop(ins.fingerprint, None)
+    nt = notary(pit)
+    keys = {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
+            for accounts in nt.members.values()}
+    tickers = set(nt.registry_instruments)
     jobs, sets = [], []
-    for words in sorted(set(members.values())):
+    for words in sorted(keys - {()}):
         try:
             sets.append(TickerSet(words))
         except TickerSetError:
