@@ -248,7 +248,7 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
     from pit.tickerset import TickerSet, TickerSetError
     nt = notary(pit)
     keys = {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
-            for accounts in nt.members.values()}
+            for _, accounts in nt.members.items()}
     tickers = set(nt.registry_instruments)
     jobs, sets = [], []
     for words in sorted(keys - {()}):
