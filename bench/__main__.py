@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ["core", "archive", "verify", "replay", "moderator", "lmtp", "audit", "mailman", "postfix"]
+ORDER = ["core", "archive", "verify", "replay", "moderator", "lmtp", "audit", "mailman", "postfix", "hosts"]
 
 
 def main(argv=None) -> int:
