@@ -370,6 +370,9 @@ class Notary:
         end, which other notaries on the pit (or one killed before it saved
         its state) may have moved (lock held).  O(records appended since)
         when the archive only grew."""
+        if self.state is not None and self.state.replaced():
+            self.state.close()
+            self.state = None                   # another notary rebuilt it: open the new one
         if self.state is not None:
             try:
                 self.state.begin()

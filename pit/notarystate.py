@@ -239,6 +239,7 @@ class NotaryState:
 
     def __init__(self, path: Path, db: sqlite3.Connection, binding: dict[str, str]):
         self.path, self.db, self.binding = path, db, binding
+        self.inode = _inode(path)
         self.rate_limited = binding.get("rate", "0 0").split(" ")[0] == "1"
         self.rate_interval = int(binding.get("rate", "0 0").split(" ")[1])
         self.refs, self.members, self.recent = Refs(self), Members(self), Recent(self)
@@ -372,6 +373,11 @@ class NotaryState:
 
     def _mark(self) -> tuple:
         return self.seq, self.recent_n, self.rejects_read, self.last_us
+
+    def replaced(self) -> bool:
+        """Is the file at our path no longer the one we opened (another
+        notary rebuilt it, or set it aside)?"""
+        return _inode(self.path) != self.inode
 
     def changed_elsewhere(self) -> bool:
         """Has another notary on the pit committed since we last read or wrote?"""
@@ -521,6 +527,14 @@ class NotaryState:
             out["sent"] = q("SELECT signer, us FROM sent WHERE us > ? ORDER BY signer, us",
                             (self.last_us - self.rate_interval,)).fetchall()
         return out
+
+
+def _inode(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def binding_of(pit) -> dict[str, str]:

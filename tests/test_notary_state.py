@@ -219,3 +219,13 @@ def test_two_notaries_on_one_pit_share_the_state(pit, tmp_path):
     assert not d.accepted and "replayed" in d.reason
     a.seal()                                   # a turn of the lock: a reads b's turn
     assert state_of(b) == state_of(a) == from_scratch(pit.root, tmp_path)
+
+
+def test_a_notary_whose_state_another_rebuilt_opens_the_new_one(pit, tmp_path):
+    a = Notary(pit)
+    (pit.root / STATE).unlink()                # gone (set aside, say): the next start rebuilds
+    b = Notary(pit)
+    pit.send("alice", "re1", "Order", "buy 1 ACME at 12.00")
+    assert [d.accepted for d in a.run_maildir()] == [True]
+    assert a.state.inode == b.state.inode      # a writes where b and every later start read
+    assert state_of(Notary(pit)) == from_scratch(pit.root, tmp_path)
