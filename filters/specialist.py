@@ -162,9 +162,6 @@ class Order:
                 f"{self.kind} {self.rem} {self.hold} {self.unit}")
 
 
-_new_order = object.__new__
-
-
 class Specialist(Filter):
     """pit-specialist TICKER|LO-HI [...]
 
@@ -272,30 +269,12 @@ class Specialist(Filter):
         ticker, side, kind, asset, qty, price, stop, hold, unit, cap, keys = f
         ks = keys.get(account) or self._units[ticker].keys(account, side)
         acct, k, g = ks
-        # Ledger.hold inlined (same check, same effect)
-        ledger = self.ledger
-        held = ledger.held
-        h = held.get(k, 0)
-        avail = ledger.balance.get(k, 0) - h
-        if hold > avail:
-            return self.say(f"rejected {seq} {account} {ref} "
-                            f"{self._short(Insufficient(acct, asset, hold, avail))}")
-        held[k] = h + hold
+        try:
+            self.ledger.hold_key(k, hold)
+        except Insufficient as e:
+            return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
         orders = self.orders
-        # Order's fields set here, without its __init__ (a class call and a frame an order)
-        orders[seq] = od = _new_order(Order)
-        od.account = account
-        od.ref = ref
-        od.ticker = ticker
-        od.side = side
-        od.kind = kind
-        od.rem = qty
-        od.hold = hold
-        od.unit = unit
-        od.acct = acct
-        od.key = k
-        od.gkey = g
-        od.rkey = rkey
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, g, rkey)
         self.refs[rkey] = seq
         self._text = text
         engine = self.engine

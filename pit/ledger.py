@@ -66,11 +66,16 @@ class Ledger:
 
     def hold(self, account: str, asset: str, n: int) -> None:
         """Set *n* aside for an open order."""
-        k = (account, asset)
-        avail = self.balance.get(k, 0) - self.held.get(k, 0)
+        self.hold_key((account, asset), n)
+
+    def hold_key(self, k: tuple[str, str], n: int) -> None:
+        """:meth:`hold` by the key ``(account, asset)``, for a caller that keeps it."""
+        held = self.held
+        h = held.get(k, 0)
+        avail = self.balance.get(k, 0) - h
         if n > avail:
-            raise Insufficient(account, asset, n, avail)
-        self.held[k] = self.held.get(k, 0) + n
+            raise Insufficient(k[0], k[1], n, avail)
+        held[k] = h + n
 
     def release(self, account: str, asset: str, n: int) -> None:
         """Give back *n* of what was held."""
