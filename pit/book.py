@@ -347,10 +347,31 @@ class Engine:
         self._dead += 1
         self.events.append(("modified", seq, oid, qty, price, 0, False, owner, half.ticker, half.side))
         book = self._books[half.ticker]
-        last = book.last
-        self._limit(seq, oid, owner, book, half.side, qty, price)
-        if book.last != last:
-            self._fire(book, seq)
+        # as new(): a cross is tested for with `if` statements, and an order
+        # that does not cross is rested in place (_rest, inlined)
+        crosses = False
+        if half.is_bid:
+            heap = book.asks.heap
+            if heap and heap[0] <= price:
+                crosses = True
+        else:
+            heap = book.bids.heap
+            if heap and -heap[0] >= price:
+                crosses = True
+        if crosses:
+            last = book.last
+            self._limit(seq, oid, owner, book, half.side, qty, price)
+            if book.last != last:
+                self._fire(book, seq)
+        else:
+            rec = [qty, oid, owner, price, half]
+            self._orders[oid] = rec
+            level = half.levels.get(price)
+            if level is None:
+                _add_level(half, price, rec)
+            else:
+                level[1].append(rec)
+                level[0] += qty
         if self._dead > len(self._orders) + _DEAD_SLACK:
             self._compact()
         return None
