@@ -6,29 +6,48 @@ messages, as a specialist would), messages/s with one ``new``/``cancel``/
 ``modify`` call per message, and memory per resting order with R orders
 resting (tracemalloc: bytes the engine holds after inserting them, divided by
 R; peak includes dict resizing).  The stream is ``bench.streams.make_stream``;
-building it is not timed; each figure is the best of --repeat runs after an
-untimed one.  Targets: >= 2,000,000 msg/s batch, >= 1,000,000
-msg/s one at a time, <= 400 bytes per resting order.
+building it is not timed; each figure is the min and median of --repeat
+runs after an untimed one.  Then the same stream on a deep book (R orders
+resting before it starts, ``bench.streams.resting_orders`` around the same
+mid price) and the modify-heavy flow (``make_stream(modify_heavy=True)``).
+Targets: >= 2,000,000 msg/s batch, >= 1,000,000 msg/s one at a time, the
+deep book no worse than 0.8x the shallow one, <= 400 bytes per resting order.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 import tracemalloc
 
 from bench.streams import make_stream, resting_orders
-from pit.book import BUY, CANCEL, NEW, SELL, Engine
+from pit.book import BUY, CANCEL, MODIFY, NEW, SELL, Engine
 
 CHUNK = 10_000
 
 
-def bench_batch(stream, ticker="ACME"):
-    """Seconds to run *stream* in batches of CHUNK messages; events drained each batch."""
+def deep_engine(resting: int, ticker="ACME") -> Engine:
+    """An engine with *resting* orders on its book (ids 1..resting)."""
     eng = Engine()
     eng.add_book(ticker)
+    eng.run(resting_orders(resting, ticker=ticker))
+    eng.events.clear()
+    return eng
+
+
+def shifted(stream, by: int) -> list:
+    """*stream* with every seq and order id *by* higher (to follow resting orders)."""
+    return [(m[0], m[1] + by, m[2] + by) + m[3:] for m in stream]
+
+
+def bench_batch(stream, ticker="ACME", eng=None):
+    """Seconds to run *stream* in batches of CHUNK messages; events drained each batch."""
+    if eng is None:
+        eng = Engine()
+        eng.add_book(ticker)
     ev = eng.events
     chunks = [stream[i:i + CHUNK] for i in range(0, len(stream), CHUNK)]
     count = 0
@@ -40,11 +59,12 @@ def bench_batch(stream, ticker="ACME"):
     return time.process_time() - t0, count, eng
 
 
-def bench_single(stream, ticker="ACME"):
+def bench_single(stream, ticker="ACME", eng=None):
     """Seconds with one method call per message (arguments prepared beforehand,
     as a specialist has them after parsing); events drained every CHUNK calls."""
-    eng = Engine()
-    eng.add_book(ticker)
+    if eng is None:
+        eng = Engine()
+        eng.add_book(ticker)
     ev = eng.events
     table = {NEW: eng.new, CANCEL: eng.cancel}
     calls = [(table.get(m[0], eng.modify), m[1:]) for m in stream]
@@ -75,12 +95,29 @@ def bench_memory(n):
     return held / n, peak / n
 
 
+def rates(n: int, times: list) -> tuple[float, float]:
+    """(best, median) messages/s of *n* messages over run *times*."""
+    times = sorted(times)
+    return n / times[0], n / times[len(times) // 2]
+
+
+def single_times(stream, repeat: int, eng_of=lambda: None) -> list:
+    """bench_single times, gc paused as a replay pauses it around one-at-a-time
+    calls (the core makes no cycles)."""
+    gc.disable()
+    try:
+        return [bench_single(stream, eng=eng_of())[0] for _ in range(repeat)]
+    finally:
+        gc.enable()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="messages in the stream")
-    ap.add_argument("--resting", type=int, default=1_000_000, help="orders resting for the memory figure")
+    ap.add_argument("--resting", type=int, default=1_000_000,
+                    help="orders resting for the memory figure and the deep book")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=5, help="best of this many timed runs")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each figure")
     a = ap.parse_args(argv)
     stream = make_stream(a.n, a.seed)
     kinds = {}
@@ -89,27 +126,58 @@ def main(argv=None):
         kinds[k] = kinds.get(k, 0) + 1
     print(f"stream: {a.n} messages, seed {a.seed}: "
           + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    print(f"(CPU time; min and median of {a.repeat} runs after an untimed one; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     gc.collect()
     # one untimed run first: it counts the events, and the allocator's arenas
     # are then in place as they are for a specialist that has been running
     _, events, eng = bench_batch(stream)
-    tb = min(bench_batch(stream)[0] for _ in range(a.repeat))   # run() pauses gc itself
-    ts_gc = min(bench_single(stream)[0] for _ in range(a.repeat))
-    gc.disable()   # what a replay does around one-at-a-time calls: the core makes no cycles
-    try:
-        ts = min(bench_single(stream)[0] for _ in range(a.repeat))
-    finally:
-        gc.enable()
     print(f"events: {events}; final best bid/ask {eng.best_bid('ACME')}/{eng.best_ask('ACME')}")
-    batch_rate, single_rate = a.n / tb, a.n / ts
-    print(f"batch  (Engine.run):        {batch_rate:12,.0f} msg/s  (target >= 2,000,000)")
-    print(f"single (one call/message):  {single_rate:12,.0f} msg/s  (target >= 1,000,000; gc paused by the caller)")
+    del eng
+    tb = [bench_batch(stream)[0] for _ in range(a.repeat)]     # run() pauses gc itself
+    ts = single_times(stream, a.repeat)
+    ts_gc = min(bench_single(stream)[0] for _ in range(a.repeat))
+    (batch, batch_med), (single, single_med) = rates(a.n, tb), rates(a.n, ts)
+    print(f"batch  (Engine.run):        {batch:12,.0f} msg/s, median {batch_med:12,.0f}  "
+          f"(target >= 2,000,000)")
+    print(f"single (one call/message):  {single:12,.0f} msg/s, median {single_med:12,.0f}  "
+          f"(target >= 1,000,000; gc paused by the caller)")
     print(f"single, gc left running:    {a.n / ts_gc:12,.0f} msg/s")
+
+    # the same stream on a deep book: a.resting orders rest before it starts
+    deep_stream = shifted(stream, a.resting)
+    del stream
+    tdb = [bench_batch(deep_stream, eng=deep_engine(a.resting))[0] for _ in range(a.repeat)]
+    tds = single_times(deep_stream, a.repeat, lambda: deep_engine(a.resting))
+    del deep_stream
+    (dbatch, dbatch_med), (dsingle, dsingle_med) = rates(a.n, tdb), rates(a.n, tds)
+    print(f"deep book ({a.resting:,} resting), batch:  {dbatch:12,.0f} msg/s, median "
+          f"{dbatch_med:12,.0f} = {dbatch / batch:.2f}x shallow (median {dbatch_med / batch_med:.2f}x; "
+          f"target >= 0.8x)")
+    print(f"deep book ({a.resting:,} resting), single: {dsingle:12,.0f} msg/s, median "
+          f"{dsingle_med:12,.0f} = {dsingle / single:.2f}x shallow (median "
+          f"{dsingle_med / single_med:.2f}x; target >= 0.8x)")
+
+    # the modify-heavy flow
+    mstream = make_stream(a.n, a.seed, modify_heavy=True)
+    mods = sum(1 for m in mstream if m[0] == MODIFY)
+    bench_batch(mstream)
+    (mbatch, mbatch_med), (msingle, msingle_med) = (
+        rates(a.n, [bench_batch(mstream)[0] for _ in range(a.repeat)]),
+        rates(a.n, single_times(mstream, a.repeat)))
+    del mstream
+    print(f"modify-heavy ({100 * mods / a.n:.0f}% modifies), batch:  {mbatch:12,.0f} msg/s, "
+          f"median {mbatch_med:12,.0f}  (target >= 2,000,000)")
+    print(f"modify-heavy ({100 * mods / a.n:.0f}% modifies), single: {msingle:12,.0f} msg/s, "
+          f"median {msingle_med:12,.0f}  (target >= 1,000,000)")
+
     held, peak = bench_memory(a.resting)
     print(f"memory with {a.resting:,} resting: {held:.0f} bytes/order held, "
           f"{peak:.0f} peak  (target <= 400)")
-    print(f"notes: pit.book {batch_rate / 1e6:.2f}M msg/s batch, {single_rate / 1e6:.2f}M msg/s single, "
-          f"{held:.0f} B/resting order (peak {peak:.0f}); CPython {sys.version.split()[0]}")
+    print(f"notes: pit.book {batch / 1e6:.2f}M msg/s batch, {single / 1e6:.2f}M msg/s single, "
+          f"deep book {dbatch / batch:.2f}x/{dsingle / single:.2f}x, modify-heavy "
+          f"{mbatch / 1e6:.2f}M/{msingle / 1e6:.2f}M, {held:.0f} B/resting order (peak {peak:.0f}); "
+          f"CPython {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ a couple of ticks through the mid; 33% cancels of live orders (so most limit
 orders are cancelled: some cancels arrive after a fill and are rejected, as in
 life); 4% modifies (half reprices, half size increases); 2% market orders;
 1% stops (stop-loss, stop-limit, take-profit) a few ticks away from the mid.
+
+``make_stream(n, seed, modify_heavy=True)`` is the flow of a venue where
+orders are repriced and resized more than they are cancelled, as market
+makers requote (and as public matching-engine benchmarks drive their
+books): 30% new limit orders, 10% IOC, 15% cancels, 42% modifies (a third
+of them size decreases, which keep priority; the rest reprices by up to
+three ticks or size increases), 2% market orders, 1% stops.
 """
 
 from __future__ import annotations
@@ -24,8 +31,15 @@ from pit.book import (BUY, CANCEL, IOC, LIMIT, MARKET, MODIFY, NEW, SELL, STOP_L
 OWNERS = tuple(f"trader{i:02d}" for i in range(40))
 
 
-def make_stream(n: int, seed: int = 1, ticker: str = "ACME", mid: int = 10_000) -> list:
+# (limit, IOC, cancel, modify, market) thresholds of the draw; stops take the rest
+_MIX = (0.45, 0.60, 0.93, 0.97, 0.99)
+_MODIFY_HEAVY_MIX = (0.30, 0.40, 0.55, 0.97, 0.99)
+
+
+def make_stream(n: int, seed: int = 1, ticker: str = "ACME", mid: int = 10_000,
+                modify_heavy: bool = False) -> list:
     """*n* messages as ``Engine.run`` tuples.  O(n)."""
+    p_limit, p_ioc, p_cancel, p_modify, p_market = _MODIFY_HEAVY_MIX if modify_heavy else _MIX
     rng = random.Random(seed)
     rand, randrange = rng.random, rng.randrange
     live: list = []           # (oid, owner, side, price, qty) of orders that may still rest
@@ -39,7 +53,7 @@ def make_stream(n: int, seed: int = 1, ticker: str = "ACME", mid: int = 10_000) 
         side = BUY if rand() < 0.5 else SELL
         sign = -1 if side == BUY else 1          # passive direction
         owner = OWNERS[randrange(len(OWNERS))]
-        if r < 0.45:
+        if r < p_limit:
             # depth falls off away from the mid: geometric distance in ticks
             d = 1
             while rand() < 0.85 and d < 200:
@@ -50,26 +64,28 @@ def make_stream(n: int, seed: int = 1, ticker: str = "ACME", mid: int = 10_000) 
             qty = 1 + randrange(10) * (1 + randrange(10))
             append((NEW, seq, seq, owner, ticker, side, LIMIT, qty, price, 0, 0))
             live.append((seq, owner, side, price, qty))
-        elif r < 0.60:
+        elif r < p_ioc:
             price = mid - sign * randrange(0, 3)
             qty = 1 + randrange(20)
             append((NEW, seq, seq, owner, ticker, side, IOC, qty, price, 0, 0))
-        elif r < 0.93 and live:
+        elif r < p_cancel and live:
             # cancel a live order, more often a recent one (some have filled meanwhile)
             i = len(live) - 1 - min(int(rng.expovariate(1 / 400)), len(live) - 1)
             live[i], live[-1] = live[-1], live[i]
             oid, own, _, _, _ = live.pop()
             append((CANCEL, seq, oid, own))
-        elif r < 0.97 and live:
+        elif r < p_modify and live:
             i = randrange(len(live))
             oid, own, s, price, qty = live[i]
-            if rand() < 0.5:
+            if modify_heavy and rand() < 1 / 3:
+                qty = max(1, qty - 1 - randrange(qty))   # a decrease: keeps its priority
+            elif rand() < 0.5:
                 price = max(1, price + randrange(-3, 4))
             else:
                 qty += 1 + randrange(10)
             live[i] = (oid, own, s, price, qty)
             append((MODIFY, seq, oid, own, qty, price))
-        elif r < 0.99:
+        elif r < p_market:
             qty = 1 + randrange(30)
             cap = (mid + 50) * qty if side == BUY and rand() < 0.5 else 0
             append((NEW, seq, seq, owner, ticker, side, MARKET, qty, 0, 0, cap))
