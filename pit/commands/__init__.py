@@ -114,8 +114,10 @@ def build_parser(only: str | None = None) -> "argparse.ArgumentParser":
 def _plain_replay(argv: list[str]):
     """What the parser makes of a plain ``pit [--pit DIR] replay FILTER
     [ARG...]`` (no option after the command, nothing starting with "-"),
-    without importing argparse or building a parser (~4 ms of a replay
-    that a filter daemon runs on every delivery); None for any other
+    without importing argparse or building a parser: the incremental run
+    ``pit replay specialist T | pit-specialist T`` that bench.tickers times
+    is mostly start-up (docs/pit-book.md, "Start-up");
+    tests/test_cli_parse.py holds it to the parser.  None for any other
     command line, which goes to the parser."""
     words = list(argv)
     pit = None
