@@ -142,6 +142,7 @@ class _Overlay:
     def __init__(self, db: sqlite3.Connection | None):
         self.db = db
         self.changed: dict = {}
+        self.read: dict = {}                # rows looked up, kept (a member signs often)
 
     def _read(self, key):
         raise NotImplementedError
@@ -149,8 +150,13 @@ class _Overlay:
     def get(self, key, default=None):
         if key in self.changed:
             value = self.changed[key]
+        elif key in self.read:
+            value = self.read[key]
         else:
             value = self._read(key) if self.db is not None else None
+            if len(self.read) >= 100_000:
+                self.read.clear()           # memory stays bounded
+            self.read[key] = value
         return default if value is None else value
 
     def __contains__(self, key) -> bool:
