@@ -408,28 +408,29 @@ class Archive:
             if vol.last < from_seq:
                 continue
             with self._volume_map(vol) as mm:
+                # searched where it is mapped: a copy of each volume cost more
+                # than the search (fresh pages for every byte of the archive)
                 starts, seq = self._entry_starts(vol, mm, from_seq)
-                data = mm[starts[0]:vol.bytes]
-            find = data.find
-            pos = 0
-            hits = []
-            m = search(data)
-            while m is not None:
-                hits.append(m.start())
-                m = search(data, m.start() + 1)
-            done = -1                                   # entry of the last record yielded
-            for h in hits:
-                entry = max(data.rfind(b"\nFrom ", pos, h) + 1, pos)
-                if entry == done:
-                    continue                            # two hits in one record
-                seq += data.count(b"\nFrom ", pos, entry + 5)   # the separator ending at entry + 5
-                pos = done = entry
-                body = find(b"\n", entry) + 1
-                sep = find(b"\nFrom ", body)
-                msg = mbox.unquote(data[body:sep if sep >= 0 else len(data) - 1])
-                head = msg[:msg.find(b"\nX-Pit-Request: ")]
-                if any(n in head for n in needles):
-                    yield seq, msg
+                pos, end = starts[0], vol.bytes
+                find = mm.find
+                hits = []
+                m = search(mm, pos, end)
+                while m is not None:
+                    hits.append(m.start())
+                    m = search(mm, m.start() + 1, end)
+                done = -1                               # entry of the last record yielded
+                for h in hits:
+                    entry = max(mm.rfind(b"\nFrom ", pos, h) + 1, pos)
+                    if entry == done:
+                        continue                        # two hits in one record
+                    seq += mm[pos:entry + 5].count(b"\nFrom ")  # the separator ending at entry + 5
+                    pos = done = entry
+                    body = find(b"\n", entry, end) + 1
+                    sep = find(b"\nFrom ", body, end)
+                    msg = mbox.unquote(mm[body:sep if sep >= 0 else end - 1])
+                    head = msg[:msg.find(b"\nX-Pit-Request: ")]
+                    if any(n in head for n in needles):
+                        yield seq, msg
 
     @contextmanager
     def _volume_map(self, vol: Volume):
