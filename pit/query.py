@@ -23,8 +23,12 @@ def records(pit: Pit, to_seq: int | None = None, from_seq: int = 1) -> Iterator[
         yield seq, mbox.stamp(msg), msg
 
 
-def registry(pit: Pit, at: int | None = None):
-    """The pit's currencies and instruments from its operator records.  O(archive)."""
+def registry(pit: Pit, at: int | None = None, until: str | None = None):
+    """The pit's currencies and instruments from its operator records (to
+    record *at*).  With *until*, the registry as soon as it defines that
+    ticker (an instrument is never taken away, so it is defined for good).
+    O(archive): the volumes are searched for those records, and no further
+    than the one that defines *until*."""
     from filters.common import Registry
     reg = Registry()
     kinds = ("currency", "instrument", "fees")
@@ -37,6 +41,8 @@ def registry(pit: Pit, at: int | None = None):
                 reg.apply(st["x-pit-kind"], st.get("x-pit-request", ""))
             except (message.MessageError, UnitError):
                 pass        # the filters refuse such a definition too: it defines nothing
+            if until is not None and until in reg.instruments:
+                break
     return reg
 
 

@@ -153,7 +153,9 @@ def known_filter_names(pit: Pit, kind: str, words: list[str]) -> None:
         except TickerSetError as e:
             raise CliError(f"specialist {' '.join(names)}: {e}", EXIT["usage"]) from None
         for t in names:
-            if "-" not in t:                  # a range may hold tickers defined later
+            # (a range may hold tickers defined later; the archive is read
+            # only up to a ticker's definition, whole only to name the others)
+            if "-" not in t and t.upper() not in query.registry(pit, until=t.upper()).instruments:
                 known_ticker(pit, t)
 
 
