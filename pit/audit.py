@@ -1121,7 +1121,7 @@ _last_epoch: tuple[str, int] = ("", 0)
 
 def _epoch(iso: str) -> int:
     """Whole seconds of a notary time.  Records come a thousand a second, so
-    the last answer is kept: strptime was 5% of an audit."""
+    the last answer is kept (docs/pit-book.md, "Start-up")."""
     global _last_epoch
     key = iso[:19]
     if _last_epoch[0] == key:

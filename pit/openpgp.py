@@ -517,8 +517,8 @@ class Verifier:
     """Verifies signatures against a fixed set of public keys, in process.
 
     Build it once per keyring (``Keyring.load_verifier``); each
-    ``verify`` is O(len(data)) hashing plus one signature check
-    (ed25519: ~60 us; RSA-3072: ~40 us on this class of machine).
+    ``verify`` is O(len(data)) hashing plus one signature check (rates:
+    docs/pit-book.md, "The notary's verifier").
     """
 
     def __init__(self, keys: Iterable[PublicKey]):
