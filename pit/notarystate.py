@@ -547,9 +547,12 @@ def binding_of(pit) -> dict[str, str]:
 
 
 def _record_hash_at(archive, seq: int) -> str | None:
-    for s, msg in archive.read(seq, seq):
-        if s == seq:
-            return record_hash(msg)
+    """The record hash of record *seq*, read alone (the index finds its
+    volume, a walk from the nearer end of it finds the entry)."""
+    from pit import mbox
+    for s, entry, _ in archive.read_entries(seq, seq):
+        msgs = list(mbox.iter_messages(entry)) if s == seq else []
+        return record_hash(msgs[0]) if len(msgs) == 1 else None
     return None
 
 
