@@ -42,7 +42,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,7 +104,7 @@ class Refs:
     ``''`` when the record has none); read from the store on each look-up."""
 
     def __init__(self, state: "NotaryState"):
-        self._state = weakref.proxy(state)     # no cycle: the store closes with its state
+        self._state = state
 
     def get(self, key, default=None):
         self._state.flush()
@@ -132,7 +131,7 @@ class Members:
     operator's key from pit.conf included); read from the store."""
 
     def __init__(self, state: "NotaryState"):
-        self._state = weakref.proxy(state)     # no cycle: the store closes with its state
+        self._state = state
 
     def get(self, fpr, default=None):
         row = self._state.db.execute("SELECT accounts FROM members WHERE fingerprint = ?",
@@ -165,7 +164,7 @@ class Recent:
     """The digests of the latest :data:`RECENT` records and rejections."""
 
     def __init__(self, state: "NotaryState"):
-        self._state = weakref.proxy(state)     # no cycle: the store closes with its state
+        self._state = state
 
     def __contains__(self, digest) -> bool:
         self._state.flush()
@@ -178,8 +177,8 @@ class Unsealed:
     the next seal lists.  Its length and first entry are kept; the rows
     are read from the store when a seal is made."""
 
-    def __init__(self, state: "NotaryState"):
-        self._state = weakref.proxy(state)
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
         self._pending: list[tuple[int, str]] = []
         self.n, self.first = 0, None
 
@@ -197,13 +196,13 @@ class Unsealed:
         if not 0 <= i < self.n:
             raise IndexError(i)
         self.flush()
-        row = self._state.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq LIMIT 1 OFFSET ?",
+        row = self._db.execute("SELECT seq, hash FROM unsealed ORDER BY seq LIMIT 1 OFFSET ?",
                                      (i,)).fetchone()
         return int(row[0]), row[1]
 
     def __iter__(self):
         self.flush()
-        for seq, h in self._state.db.execute("SELECT seq, hash FROM unsealed ORDER BY seq").fetchall():
+        for seq, h in self._db.execute("SELECT seq, hash FROM unsealed ORDER BY seq").fetchall():
             yield int(seq), h
 
     def __eq__(self, other) -> bool:
@@ -220,12 +219,12 @@ class Unsealed:
     def clear(self) -> None:
         self._pending = []
         if self.n:
-            self._state.db.execute("DELETE FROM unsealed")
+            self._db.execute("DELETE FROM unsealed")
         self.n, self.first = 0, None
 
     def flush(self) -> None:
         if self._pending:
-            self._state.db.executemany("INSERT INTO unsealed VALUES (?, ?)", self._pending)
+            self._db.executemany("INSERT INTO unsealed VALUES (?, ?)", self._pending)
             self._pending = []
 
 
@@ -242,17 +241,22 @@ class NotaryState:
         self.inode = _inode(path)
         self.rate_limited = binding.get("rate", "0 0").split(" ")[0] == "1"
         self.rate_interval = int(binding.get("rate", "0 0").split(" ")[1])
-        self.refs, self.members, self.recent = Refs(self), Members(self), Recent(self)
         self._pending_refs: list[tuple] = []
         self._pending_recent: list[tuple] = []
         self._pending_sent: list[tuple] = []
         self._in_tx = False
         self._reset()
 
+    # made on each use, so that nothing the state holds refers back to it
+    # (its store closes as soon as it is dropped, with no cycle to collect)
+    refs = property(lambda self: Refs(self))
+    members = property(lambda self: Members(self))
+    recent = property(lambda self: Recent(self))
+
     def _reset(self) -> None:
         self.seq, self.head, self.last_us = 0, ZERO, 0
         self.tree = merkle.Frontier()
-        self.unsealed = Unsealed(self)
+        self.unsealed = Unsealed(self.db)
         self.registry_instruments: dict = {}
         self.currencies: dict = {}
         self.fees = None

@@ -229,3 +229,11 @@ def test_a_notary_whose_state_another_rebuilt_opens_the_new_one(pit, tmp_path):
     assert [d.accepted for d in a.run_maildir()] == [True]
     assert a.state.inode == b.state.inode      # a writes where b and every later start read
     assert state_of(Notary(pit)) == from_scratch(pit.root, tmp_path)
+
+
+def test_what_a_notary_hands_out_outlives_it(pit):
+    """notary.members / refs read on after the notary itself is gone (a
+    caller keeps only what it asked for)."""
+    members, refs = Notary(pit).members, Notary(pit).refs
+    assert members.get(pit.keys["alice"][1]) == ("alice",)
+    assert ("alice", "o1") in refs
