@@ -108,7 +108,6 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADER_FIELDS = 1000
 MAX_MIME_DEPTH = 16
 MAX_MIME_PARTS = 256
-_UID_EMAIL = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>\s*$|^([^<>@\s]+@[^<>@\s]+)$")
 _MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 _BOUNDARY = re.compile(rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^ \t;\r\n]{1,200}))',
                        re.IGNORECASE)
@@ -591,8 +590,8 @@ class Notary:
                 self.keyring.import_key(key_block)
             except KeyringError as e:
                 raise Refused(f"the member's key block: {e}") from None
-            # later messages of this same batch may be signed by the new key
-            self.verifier = self.keyring.load_verifier()
+            # later messages of this same batch may be signed by the new key:
+            # the verifier reads the store import_key has just written
         return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
 
     def _check_one_specialist(self, fpr: str, accounts) -> None:
@@ -899,25 +898,23 @@ class Notary:
             sender = _sender_of(raw).lower()
         except Exception:
             sender = ""
-        addresses = self.member_addresses()
+        store = self.keyring.store
         if self._signer is not None:
-            own = addresses.get(self._signer, ())
+            own = store.addresses(self._signer) if self._signer in self.members else ()
             return sender if sender in own else (own[0] if own else "")
-        if any(sender in own for own in addresses.values()):
+        if sender and any(f in self.members for f in store.certificates_with(sender)):
             return sender
         return ""
 
     def member_addresses(self) -> dict[str, tuple[str, ...]]:
         """``{fingerprint: (email, ...)}`` of the current members, from their
-        keys' user ids.  One gpg run, then cached until the members change."""
+        keys' user ids as gpg lists them (the key store), cached until the
+        members change.  O(members): a notice looks up its one member
+        instead (``_notice_to``)."""
         if self._addresses is None or self._addresses_at != self.state.members_version:
-            found = {}
-            for key in self.keyring.keys():
-                if key.fingerprint in self.members:
-                    found[key.fingerprint] = tuple(
-                        (m.group(1) or m.group(2)).lower()
-                        for m in map(_UID_EMAIL.search, key.uids) if m)
-            self._addresses, self._addresses_at = found, self.state.members_version
+            store = self.keyring.store
+            self._addresses = {f: store.addresses(f) for f in self.members}
+            self._addresses_at = self.state.members_version
         return self._addresses
 
     def _notice(self, raw: bytes, d: Decision, now: int) -> bytes:

@@ -225,7 +225,9 @@ class _Keys:
 
     def add(self, armored: str) -> list[str]:
         fprs = [self.ring.import_key(block) for block in _key_blocks(armored)]
-        self.verifier = self.ring.load_verifier()
+        if self.verifier is None:
+            # once: it reads the key store, which import_key keeps up to date
+            self.verifier = self.ring.load_verifier()
         self.generation += 1
         self._portable = None
         return fprs

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pit import openpgp
-from pit.keystore import KeyStore, StoreVerifier
+from pit.keystore import SHARDS, KeyStore, StoreVerifier, homes
 from pit.openpgp import Verdict
 
 __all__ = ["Keyring", "KeyringError", "KeyInfo", "Verdict", "ALGORITHMS", "gpg_home",
-           "certificate_fingerprint"]
+           "certificate_fingerprint", "shard_of"]
 
 # Key kinds a pit accepts, as gpg's batch key-generation parameters.
 ALGORITHMS = {
@@ -156,12 +156,16 @@ class Keyring:
         return g
 
     def _run(self, args: list[str], what: str, at: int | None = None,
-             input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """gpg subcommands python-gnupg has no method for (--quick-set-expire)."""
+             input: bytes | None = None, check: bool = True,
+             home: str = "") -> subprocess.CompletedProcess:
+        """gpg subcommands python-gnupg has no method for (--quick-set-expire),
+        and every run in a shard (*home* 'shards/XYZ'), which starts no agent."""
         # Keys here have no passphrase; loopback keeps the agent from
         # looking for a terminal to ask on.
-        cmd = [self.gpgbinary, "--homedir", self.gpg_home, "--batch", "--yes",
+        cmd = [self.gpgbinary, "--homedir", self._gpg_path(home), "--batch", "--yes",
                "--pinentry-mode", "loopback", "--passphrase", "", *self._options]
+        if home:
+            cmd.append("--no-autostart")
         if at is not None:
             cmd += ["--faked-system-time", f"{int(at)}!"]
         proc = subprocess.run(cmd + args, input=input, capture_output=True)
@@ -220,43 +224,147 @@ class Keyring:
         if not path.exists():
             raise KeyringError(f"no revocation certificate for {fpr} in {path.parent}")
         # gpg prefixes the armour with ':' so that it is not imported by accident.
-        text = path.read_text().replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----",
-                                        "-----BEGIN PGP PUBLIC KEY BLOCK-----")
-        result = self.gpg.import_keys(text)
-        if not getattr(result, "count", 0) and not result.results:
-            raise KeyringError(f"importing the revocation of {fpr} failed: {result.stderr.strip()}")
+        home = self._find(fpr)
+        # gpg prefixes the armour with ':' so that it is not imported by accident
+        binary = openpgp.dearmor(path.read_bytes().replace(b":-----BEGIN", b"-----BEGIN"))[1]
+        in_step = self.store.in_step(home)
+        self._run(["--import"], f"importing the revocation of {fpr}", input=binary, home=home)
+        self._refresh_keys(home, [fpr], {}, in_step)
+
+    # ----------------------------------------------------- the shard homes
+
+    def _home_for(self, fpr: str) -> str:
+        """The home ('' main, 'shards/XYZ') holding certificate *fpr*, as the
+        store knows it; a certificate it does not know goes to its shard."""
+        known = self.store.home_of(fpr)
+        return known if known is not None else shard_of(fpr)
+
+    def _find(self, fpr: str) -> str:
+        """Where to look for certificate *fpr*: as ``_home_for``, without
+        opening the store of a home that has no shards (a signing home)."""
+        if not (self.home / SHARDS).is_dir():
+            return ""
+        home = self._home_for(fpr)
+        return home if (self.home / home).is_dir() else ""
+
+    def home_for(self, fpr: str) -> Path:
+        """The GnuPG home directory that holds certificate *fpr* (the main
+        home when none does): what to give ``gpg --homedir`` to check a
+        signature by it by hand.  O(log n)."""
+        home = self._find(fpr)
+        return self.home / home if home else self.home
+
+    def home_for_signature(self, sig: bytes) -> Path:
+        """The GnuPG home holding the key that signature *sig* (binary or
+        armoured, or a clearsigned block) names; the main home when none does."""
+        if b"-----BEGIN PGP SIGNED MESSAGE-----" in sig[:4096]:
+            sig = _signature_in_clearsigned(sig)
+        home = self._signer_home(sig)
+        return self.home / home if home else self.home
+
+    def _gpg_path(self, home: str) -> str:
+        # a shard runs no agent (--no-autostart), so its path needs no socket room
+        return os.path.join(self.gpg_home, home) if home else self.gpg_home
+
+    def _make_shard(self, home: str) -> None:
+        """Make shard *home* if it is not there: a GnuPG home with its keybox
+        and trustdb (gpg with ``--trust-model always`` makes no trustdb, then
+        stops with "Fatal: can't open trustdb.gpg" importing a revocation)."""
+        path = self.home / home
+        if (path / "trustdb.gpg").exists():
+            return
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cmd = [self.gpgbinary, "--homedir", self._gpg_path(home), "--batch", "--no-autostart",
+               "--trust-model", "pgp", "--check-trustdb"]
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0:
+            raise KeyringError(f"making GnuPG home {path} failed: "
+                               f"{proc.stderr.decode('utf-8', 'replace').strip()}")
+
+    def _main_in_step(self) -> None:
+        """Before placing certificates: the store knows what the main home
+        holds (a key imported there by hand is updated there, not copied to
+        a shard).  One stat when nothing changed."""
+        if not self.store.in_step(""):
+            self._refresh_home("")
 
     def import_key(self, armored: str | bytes) -> str:
         """Import one public key (armoured); returns its primary fingerprint.
 
         Refuses anything but exactly one certificate, and keys whose
-        primary algorithm the pit cannot verify in process.  The store
+        primary algorithm the pit cannot verify in process.  The key goes
+        to the home the store says holds it, else to its shard.  The store
         (``load_verifier``) learns the key at once.  A certificate imported
         before, byte for byte, is not given to gpg again.  Three gpg runs,
-        each O(1) in the number of keys here on its command line.
+        each O(1) in the number of keys here on its command line and over a
+        shard of O(keys / 4096) keys.
         """
         fpr, binary = _one_certificate(armored)
         digest = hashlib.sha256(binary).hexdigest()
-        in_step = self.store.in_step()
+        self._main_in_step()
+        home = self._home_for(fpr)
+        in_step = self.store.in_step(home)
         if in_step and self.store.digest(fpr) == digest:
             return fpr
-        text = armored if isinstance(armored, str) else armored.decode("ascii", "replace")
-        result = self.gpg.import_keys(text)
-        if fpr not in (result.fingerprints or []):
-            raise KeyringError(f"gpg did not import key {fpr}: {result.stderr.strip()}")
-        self._refresh_keys([fpr], {fpr: digest}, in_step)
+        imported, reasons = self._import(home, binary)
+        if fpr not in imported:
+            raise KeyringError(f"gpg did not import key {fpr}: {reasons.get(fpr[-16:], '?')}")
+        self._refresh_keys(home, [fpr], {fpr: digest}, in_step)
         return fpr
 
+    def import_revocation(self, armored: str | bytes) -> str:
+        """Import a revocation certificate (``gpg --gen-revoke``'s, or the one
+        gpg made at key generation) into the home of the key it revokes;
+        returns that key's fingerprint.  The store learns it at once."""
+        data = armored.encode("ascii", "replace") if isinstance(armored, str) else armored
+        try:
+            binary = openpgp.dearmor(data.replace(b":-----BEGIN", b"-----BEGIN"))[1]
+            sig = openpgp.signature_packet(binary)
+        except openpgp.OpenPGPError as exc:
+            raise KeyringError(f"not a revocation certificate: {exc}") from None
+        key = self.store.key(sig.issuer_fpr or sig.issuer_keyid or "")
+        if key is None:
+            raise KeyringError(f"no key {sig.issuer_keyid} here to revoke")
+        fpr = key.primary_fingerprint
+        home = self._home_for(fpr)
+        in_step = self.store.in_step(home)
+        self._run(["--import"], f"importing the revocation of {fpr}", input=binary, home=home)
+        self._refresh_keys(home, [fpr], {}, in_step)
+        return fpr
+
+    def _import(self, home: str, binary: bytes) -> tuple[set[str], dict[str, str]]:
+        """``gpg --import`` of *binary* into *home*: (fingerprints gpg
+        imported, {key id: gpg's reason} for what it did not)."""
+        if home:
+            self._make_shard(home)
+        proc = self._run(["--status-fd", "1", "--import"], "importing keys", input=binary,
+                         check=False, home=home)
+        imported = set()
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            if line.startswith("[GNUPG:] IMPORT_OK "):
+                imported.add(line.split()[-1].upper())
+        reasons: dict[str, str] = {}
+        for line in proc.stderr.decode("utf-8", "replace").splitlines():
+            head, sep, why = line.partition(": ")
+            if head == "gpg" and why.startswith("key ") and ":" in why[4:]:
+                keyid, _, why = why[4:].partition(":")
+                reasons.setdefault(keyid.strip().upper()[-16:], why.strip())
+        if not imported and proc.returncode != 0 and not reasons:
+            raise KeyringError(f"importing keys failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        return imported, reasons
+
     def import_keys(self, certificates: Iterable[str | bytes]) -> list[str | KeyringError]:
-        """Import many public keys in one gpg run (an operator moving a
-        membership in): for each armoured certificate, its primary
-        fingerprint, or the KeyringError saying why it was not imported.
-        The store then learns them all, from one export and listing of the
-        whole keyring.  O(total size) in process, plus gpg's own import.
+        """Import many public keys (an operator moving a membership in): for
+        each armoured certificate, its primary fingerprint, or the
+        KeyringError saying why it was not imported.  One gpg import per
+        home touched (shards in parallel, one per core), then the store
+        learns each home's keys from one export and listing of that home.
+        O(total size) in process, plus gpg's imports: O(shard) a key.
         """
         out: list[str | KeyringError] = []
-        data, digests = [], {}
-        in_step = self.store.in_step()
+        self._main_in_step()
+        todo: dict[str, dict[str, tuple[bytes, str]]] = {}      # home -> fpr -> (binary, digest)
+        in_step: dict[str, bool] = {}
         for armored in certificates:
             try:
                 fpr, binary = _one_certificate(armored)
@@ -265,32 +373,45 @@ class Keyring:
                 continue
             out.append(fpr)
             digest = hashlib.sha256(binary).hexdigest()
-            if not (in_step and self.store.digest(fpr) == digest):
-                data.append(binary)       # not already imported, byte for byte
-                digests[fpr] = digest
-        if not data:
+            home = self._home_for(fpr)
+            if home not in in_step:
+                in_step[home] = self.store.in_step(home)
+            if not (in_step[home] and self.store.digest(fpr) == digest):
+                todo.setdefault(home, {})[fpr] = (binary, digest)   # not imported, byte for byte
+        if not todo:
             return out
-        proc = self._run(["--status-fd", "1", "--import"], "importing keys",
-                         input=b"".join(data), check=False)
-        imported = set()
-        for line in proc.stdout.decode("utf-8", "replace").splitlines():
-            if line.startswith("[GNUPG:] IMPORT_OK "):
-                imported.add(line.split()[-1].upper())
-        if not imported and proc.returncode != 0:
-            raise KeyringError(f"importing keys failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+
+        def one(home: str):
+            certs = todo[home]
+            imported, reasons = self._import(home, b"".join(b for b, _ in certs.values()))
+            got = sorted(f for f in certs if f in imported)
+            whole = not in_step[home] or len(got) > _FEW
+            read = self._read(home, None if whole else got) if got else None
+            return home, imported, reasons, got, read
+
+        from concurrent.futures import ThreadPoolExecutor
+        failed: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
+            for home, imported, reasons, got, read in pool.map(one, sorted(todo)):
+                certs = todo[home]
+                for fpr in certs:
+                    if fpr not in imported:
+                        failed[fpr] = reasons.get(fpr[-16:], "?")
+                if read is not None:
+                    self._write(home, read, got, {f: certs[f][1] for f in got})
         for i, fpr in enumerate(out):
-            if isinstance(fpr, str) and fpr in digests and fpr not in imported:
-                out[i] = KeyringError(f"gpg did not import key {fpr}")
-        self._refresh_keys(sorted(imported), {f: d for f, d in digests.items() if f in imported},
-                           in_step)
+            if isinstance(fpr, str) and fpr in failed:
+                out[i] = KeyringError(f"gpg did not import key {fpr}: {failed[fpr]}")
         return out
 
     def export(self, fpr: str) -> str:
         """The armoured public key ``fpr`` (with its subkeys and revocations)."""
-        text = self.gpg.export_keys(fpr)
-        if not text:
-            raise KeyringError(f"no public key {fpr} to export")
-        return text
+        for home in dict.fromkeys((self._find(fpr), "")):
+            data = self._run(["--armor", "--export", fpr], f"exporting {fpr}", home=home,
+                             check=False).stdout
+            if data:
+                return data.decode("ascii")
+        raise KeyringError(f"no public key {fpr} to export")
 
     def export_secret(self, fpr: str) -> str:
         """The armoured secret key ``fpr`` (keys here have no passphrase)."""
@@ -300,14 +421,27 @@ class Keyring:
         return text
 
     def keys(self) -> list[KeyInfo]:
-        """Every public key with gpg's view of its validity.  One gpg run."""
-        proc = self._run(["--with-colons", "--fixed-list-mode", "--list-keys"], "listing keys")
-        return _parse_colons(proc.stdout.decode("utf-8", "replace"))
+        """Every public key with gpg's view of its validity: one gpg run a
+        home (the main one and every shard).  O(keyring): for a few keys
+        use ``key``, or the store."""
+        out = []
+        for home in homes(self.home):
+            proc = self._run(["--with-colons", "--fixed-list-mode", "--list-keys"],
+                             "listing keys", home=home)
+            out += _parse_colons(proc.stdout.decode("utf-8", "replace"))
+        return out
+
+    def key(self, fpr: str) -> KeyInfo:
+        """gpg's listing of certificate *fpr*: one gpg run naming it."""
+        return self._key(fpr)
 
     def _key(self, fpr: str) -> KeyInfo:
-        for key in self.keys():
-            if key.fingerprint == fpr.upper():
-                return key
+        for home in dict.fromkeys((self._find(fpr), "")):
+            proc = self._run(["--with-colons", "--fixed-list-mode", "--list-keys", fpr],
+                             f"listing {fpr}", home=home, check=False)
+            for key in _parse_colons(proc.stdout.decode("utf-8", "replace")):
+                if key.fingerprint == fpr.upper():
+                    return key
         raise KeyringError(f"no public key {fpr} in {self.home}")
 
     # ---------------------------------------------------------- signing
@@ -337,18 +471,38 @@ class Keyring:
         ``sig_id`` is the SHA-256 of the signature packet, as in-process.
         """
         if signature is None:
-            result = self.gpg.verify(data)
+            if isinstance(data, str):
+                data = data.encode("utf-8")
             sig_bytes = _signature_in_clearsigned(data)
+            home = self._signer_home(sig_bytes)
+            proc = self._run(["--status-fd", "2", "--verify"], "verifying", input=data,
+                             check=False, home=home)
         else:
             raw = signature.encode("ascii") if isinstance(signature, str) else signature
+            sig_bytes = raw
+            home = self._signer_home(raw)
             with tempfile.NamedTemporaryFile(dir=self.home, suffix=".sig") as tmp:
                 tmp.write(raw)
                 tmp.flush()
-                result = self.gpg.verify_data(tmp.name, data)
-            sig_bytes = raw
-        return self._verdict_from_status(result.stderr or "", sig_bytes)
+                proc = self._run(["--status-fd", "2", "--verify", tmp.name, "-"], "verifying",
+                                 input=data, check=False, home=home)
+        return self._verdict_from_status(proc.stderr.decode("utf-8", "replace"), sig_bytes, home)
 
-    def _verdict_from_status(self, stderr: str, sig_bytes: bytes | None) -> Verdict:
+    def _signer_home(self, sig_bytes: bytes | None) -> str:
+        """The home holding the key a signature names (the store says), else
+        the main home: gpg judges the signature there."""
+        try:
+            if sig_bytes.lstrip().startswith(b"-----BEGIN"):
+                sig_bytes = openpgp.dearmor(sig_bytes)[1]
+            sig = openpgp.signature_packet(sig_bytes)
+        except (openpgp.OpenPGPError, AttributeError):
+            return ""
+        if not (self.home / SHARDS).is_dir():
+            return ""
+        key = self.store.key(sig.issuer_fpr or sig.issuer_keyid or "")
+        return self._find(key.primary_fingerprint) if key is not None else ""
+
+    def _verdict_from_status(self, stderr: str, sig_bytes: bytes | None, home: str = "") -> Verdict:
         known: dict = {}
         try:
             if sig_bytes is not None:
@@ -371,7 +525,7 @@ class Keyring:
             if word in status:
                 keyid = status[word][0]
                 if "fingerprint" not in known:
-                    known["fingerprint"] = self._primary_of(keyid)
+                    known["fingerprint"] = self._primary_of(keyid, home)
                 detail = f"gpg: {word} {keyid}"
                 return Verdict(verdict == "good", verdict, detail=detail, **known)
         if "ERRSIG" in status:
@@ -380,16 +534,21 @@ class Keyring:
                 return Verdict.failed("unknown-key", f"gpg: no public key {fields[0]}", **known)
             if len(fields) > 5 and fields[5] in _GPG_INVALID:
                 if "fingerprint" not in known:
-                    known["fingerprint"] = self._primary_of(fields[0])
+                    known["fingerprint"] = self._primary_of(fields[0], home)
                 return Verdict.failed("invalid", f"gpg: {_GPG_INVALID[fields[5]]} ({fields[0]})", **known)
             return Verdict.failed("malformed", f"gpg: ERRSIG {' '.join(fields)}", **known)
         if "NODATA" in status or "BADARMOR" in status:
             return Verdict.failed("malformed", "gpg found no valid OpenPGP data", **known)
         return Verdict.failed("malformed", "gpg reported no signature verdict", **known)
 
-    def _primary_of(self, keyid: str) -> str | None:
+    def _primary_of(self, keyid: str, home: str = "") -> str | None:
         keyid = keyid.upper()
-        for key in self.keys():
+        owners = self.store.owners(keyid[-16:])
+        if len(owners) == 1:
+            return next(iter(owners))
+        proc = self._run(["--with-colons", "--fixed-list-mode", "--list-keys"], "listing keys",
+                         home=home, check=False)
+        for key in _parse_colons(proc.stdout.decode("utf-8", "replace")):
             for k in (key, *key.subkeys):
                 if k.fingerprint.endswith(keyid):
                     return key.fingerprint
@@ -405,51 +564,76 @@ class Keyring:
         return self._store
 
     def load_verifier(self) -> openpgp.Verifier:
-        """The in-process verifier of every public key here.
+        """The in-process verifier of every public key here (main home and
+        shards).
 
         Its keys come from the store (``pit.keystore``), which
-        ``import_key`` and ``import_keys`` keep in step with gpg: O(1)
-        whatever the number of keys, and the same verifier sees keys
-        imported after it was made.  When the keyring was changed behind
-        the store's back (gpg by hand), the store is rebuilt first: one
-        export and one listing of the whole keyring, O(size of the
-        keyring).  Expiry and revocation are gpg's judgement; a subkey
-        inherits its primary's.
+        ``import_key`` and ``import_keys`` keep in step with gpg: O(homes)
+        stats whatever the number of keys, and the same verifier sees keys
+        imported after it was made.  A home changed behind the store's back
+        (gpg by hand) is read again first: one export and one listing of
+        that home, O(its size).  Expiry and revocation are gpg's judgement;
+        a subkey inherits its primary's.
         """
-        if not self.store.in_step():
-            self.refresh_store()
+        for home in self.store.stale():
+            self._refresh_home(home)
         return StoreVerifier(self.store)
 
     def refresh_store(self) -> None:
-        """Rebuild the store from gpg's export and listing of every key.
-        Two gpg runs, neither naming a key.  O(size of the keyring)."""
-        stamp = self.store.keyring_stamp()
-        exported = self._run(["--export"], "exporting the public keys").stdout
-        listing = self.keys()
-        self.store.replace(_judged(exported, listing), stamp)
+        """Rebuild the store from gpg's export and listing of every home.
+        Two gpg runs a home, neither naming a key.  O(size of the keyring)."""
+        for home in dict.fromkeys(self.store.homes() + self.store.stale()):
+            self._refresh_home(home)
 
-    def _refresh_keys(self, fprs: list[str], digests: dict[str, str], was_in_step: bool) -> None:
-        """Bring the store's rows for certificates *fprs* up to date after an
-        import.  A few keys: their own export and listing, O(1) in the size
-        of the keyring (bounded command line); many, or a store that was
-        out of step before: the whole keyring once."""
-        stamp = self.store.keyring_stamp()
+    def _refresh_home(self, home: str, digests: dict[str, str] | None = None) -> None:
+        self._write(home, self._read(home, None), None, digests)
+
+    def _read(self, home: str, fprs: list[str] | None):
+        """gpg's view of *home* (``fprs`` None) or of its certificates
+        *fprs*: (stamp before reading, judged keys).  Two gpg runs."""
+        if home and not (self.home / home).is_dir():
+            return "", []                 # a shard that went away
+        stamp = self.store.keyring_stamp(home)
+        names = list(fprs or ())
+        exported = self._run(["--export", *names], "exporting keys", home=home).stdout
+        listing = _parse_colons(self._run(["--with-colons", "--fixed-list-mode", "--list-keys", *names],
+                                          "listing keys", home=home,
+                                          check=bool(names)).stdout.decode("utf-8", "replace"))
+        if not stamp:
+            stamp = self.store.keyring_stamp(home)     # gpg made the keyring just now
+        return stamp, _judged(exported, listing)
+
+    def _write(self, home: str, read, fprs: list[str] | None, digests: dict[str, str] | None) -> None:
+        stamp, keys = read
+        self.store.replace(home, keys, stamp, primaries=fprs, digests=digests)
+
+    def _refresh_keys(self, home: str, fprs: list[str], digests: dict[str, str],
+                      was_in_step: bool) -> None:
+        """Bring the store's rows for certificates *fprs* of *home* up to
+        date after an import.  A few keys: their own export and listing, O(1)
+        in the size of the keyring (bounded command line); many, or a home
+        that was out of step before: that whole home once."""
         if not was_in_step or len(fprs) > _FEW:
-            self.refresh_store()
-            self.store.replace([], self.store.stamp() or stamp, primaries=[], digests=digests)
-            return
-        exported = self._run(["--export", *fprs], "exporting the imported keys").stdout
-        listing = _parse_colons(self._run(["--with-colons", "--fixed-list-mode", "--list-keys", *fprs],
-                                          "listing the imported keys").stdout.decode("utf-8", "replace"))
-        self.store.replace(_judged(exported, listing), stamp, primaries=fprs, digests=digests)
+            self._write(home, self._read(home, None), None, digests)
+        else:
+            self._write(home, self._read(home, fprs), fprs, digests)
 
 
+_TAG_SECRET_KEY, _TAG_SECRET_SUBKEY = 5, 7
 _FEW = 64        # certificates refreshed by name, at most: a bounded gpg command line
 
 
-def _judged(exported: bytes, listing: list[KeyInfo]) -> list[tuple[openpgp.PublicKey, bytes]]:
+def shard_of(fpr: str) -> str:
+    """The shard home of certificate *fpr*: ``shards/`` and the first three
+    hex digits of its fingerprint (4,096 homes; ~250 keys each at a million
+    members, where a gpg import costs milliseconds)."""
+    return f"{SHARDS}/{fpr[:3].upper()}"
+
+
+def _judged(exported: bytes, listing: list[KeyInfo]) -> list[tuple[openpgp.PublicKey, bytes, tuple]]:
     """The keys of binary export *exported* that gpg lists, with gpg's
-    judgement (*listing*) filled in, each with its key packet's body."""
+    judgement (*listing*) filled in, each with its key packet's body and
+    (a primary) its user ids."""
     info: dict[str, tuple[KeyInfo, KeyInfo]] = {}
     for primary in listing:
         info[primary.fingerprint] = (primary, primary)
@@ -463,13 +647,14 @@ def _judged(exported: bytes, listing: list[KeyInfo]) -> list[tuple[openpgp.Publi
         if key.fingerprint not in info:
             continue                      # not listed by gpg: not valid to it
         primary, own = info[key.fingerprint]
+        uids = primary.uids if own is primary else ()
         key.revoked = primary.revoked or own.revoked
         ends = [e for e in (primary.expires, own.expires) if e is not None]
         key.expires = min(ends) if ends else None
         if (primary.expired or own.expired) and key.expires is None:
             key.expires = 0               # gpg says expired: trust it
         key.can_sign = own.can_sign
-        out.append((key, body))
+        out.append((key, body, uids))
     return out
 
 
@@ -485,6 +670,10 @@ def _one_certificate(armored: str | bytes) -> tuple[str, bytes]:
     data = armored.encode("ascii", "replace") if isinstance(armored, str) else armored
     try:
         _label, binary = openpgp.dearmor(data)
+        tags = {tag for tag, _, _ in openpgp.iter_packets(binary)}
+        if tags & {_TAG_SECRET_KEY, _TAG_SECRET_SUBKEY}:
+            raise KeyringError("a secret key: a pit takes public keys only "
+                               "(gpg --export, not --export-secret-keys); not imported")
         keys = openpgp.parse_keys(binary)
     except openpgp.OpenPGPError as exc:
         raise KeyringError(f"not an OpenPGP public key: {exc}") from None

@@ -14,31 +14,40 @@ public key packet and that judgement, so that
 * a verifier looks a key up when a signature names it (an index lookup,
   then a cache), and holds in memory only the keys that signed.
 
-The store is ``pit-keys.sqlite`` in the GnuPG home.  It records the size,
-change time and inode of gpg's public keyring as it was after the store's
-last update; when they differ (a key imported or revoked with gpg by
-hand), the store is rebuilt from one ``gpg --export`` and one listing of
-the whole keyring, neither of which names keys on its command line.
-O(keyring) then, O(1) otherwise.
+The keyring of record is several GnuPG homes (``pit.keyring``): the main
+home and its shards, ``shards/XYZ`` (a certificate's shard is the first
+three hex digits of its fingerprint).  The store is one SQLite file,
+``pit-keys.sqlite`` in the main home, over all of them: each row says
+which home holds its key.  For each home it records the size, change time
+and inode of gpg's public keyring as it was after the store's last update;
+when they differ (a key imported or revoked with gpg by hand), that home's
+rows are rebuilt from one ``gpg --export`` and one listing of that home,
+neither of which names keys on its command line.  O(that home) then,
+O(number of homes) stats otherwise.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pit import openpgp
 
-__all__ = ["KeyStore", "STORE_NAME"]
+__all__ = ["KeyStore", "STORE_NAME", "SHARDS", "homes", "uid_addresses", "UID_EMAIL"]
 
 STORE_NAME = "pit-keys.sqlite"
+SHARDS = "shards"                        # the shard homes' directory in the main home
+_SHARD_NAME = re.compile(r"[0-9A-F]{3}")
 _KEYRING_FILES = ("pubring.kbx", "pubring.gpg")
 _CACHE = 100_000          # keys kept read (~0.5 KB each); then read again from SQLite
 
-_SCHEMA_VERSION = "2"
+_SCHEMA_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
+    home TEXT NOT NULL,                    -- the GnuPG home holding it: '' main, 'shards/XYZ'
     fingerprint TEXT NOT NULL,             -- this key's own, upper-case hex
     keyid TEXT NOT NULL,                   -- its last 16 hex digits
     primary_fingerprint TEXT NOT NULL,     -- the certificate's
@@ -47,16 +56,49 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked INTEGER NOT NULL,
     can_sign INTEGER NOT NULL,
     cross_certified INTEGER NOT NULL,      -- a subkey's binding is back-signed
+    uids TEXT NOT NULL,                    -- a primary's user ids as gpg lists them, one a line
     PRIMARY KEY (fingerprint, primary_fingerprint)   -- a key may be in two certificates
 );
 CREATE INDEX IF NOT EXISTS keys_keyid ON keys (keyid);
 CREATE INDEX IF NOT EXISTS keys_primary ON keys (primary_fingerprint);
 CREATE TABLE IF NOT EXISTS certificates (
     fingerprint TEXT PRIMARY KEY,          -- primary fingerprint
-    digest TEXT NOT NULL                   -- SHA-256 of the last certificate imported for it
+    digest TEXT NOT NULL,                  -- SHA-256 of the last certificate imported for it
+    home TEXT NOT NULL                     -- the GnuPG home it went to
+);
+CREATE TABLE IF NOT EXISTS addresses (
+    address TEXT NOT NULL,                 -- an email address of a user id, lower-case
+    primary_fingerprint TEXT NOT NULL,
+    home TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS addresses_address ON addresses (address);
+CREATE INDEX IF NOT EXISTS addresses_primary ON addresses (primary_fingerprint);
+CREATE TABLE IF NOT EXISTS homes (
+    home TEXT PRIMARY KEY,                 -- '' the main home, 'shards/XYZ'
+    stamp TEXT NOT NULL                    -- its public keyring after the store's last update
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+# the email address of a user id: "Name <a@b>" or a bare "a@b"
+UID_EMAIL = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>\s*$|^([^<>@\s]+@[^<>@\s]+)$")
+
+
+def uid_addresses(uids: Iterable[str]) -> list[str]:
+    """The email addresses of user ids *uids*, lower-case, in order."""
+    return [(m.group(1) or m.group(2)).lower() for m in map(UID_EMAIL.search, uids) if m]
+
+
+def homes(main: str | Path) -> list[str]:
+    """The GnuPG homes of the keyring in main home *main*, as the store names
+    them: '' (the main home) and every shard directory present.  One listdir."""
+    try:
+        shards = sorted(f"{SHARDS}/{n}" for n in os.listdir(Path(main) / SHARDS)
+                        if _SHARD_NAME.fullmatch(n))
+    except FileNotFoundError:
+        shards = []
+    return ["", *shards]
 
 
 class KeyStore:
@@ -87,6 +129,7 @@ class KeyStore:
         if row is None or row[0] != _SCHEMA_VERSION:
             # another layout: forget it all; the keyring is read again when used
             db.executescript("DROP TABLE IF EXISTS keys; DROP TABLE IF EXISTS certificates; "
+                             "DROP TABLE IF EXISTS homes; DROP TABLE IF EXISTS addresses; "
                              "DELETE FROM meta;")
             db.executescript(_SCHEMA)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
@@ -96,54 +139,110 @@ class KeyStore:
         self.db.close()
 
     # -- is the store the keyring's? ----------------------------------------------
-    def keyring_stamp(self) -> str:
-        """Size, change time and inode of gpg's public keyring ("" when none)."""
+    def homes(self) -> list[str]:
+        return homes(self.home)
+
+    def keyring_stamp(self, home: str = "") -> str:
+        """Size, change time and inode of gpg's public keyring in *home*
+        ("" when it has none)."""
+        base = self.home / home if home else self.home
         for name in _KEYRING_FILES:
             try:
-                st = (self.home / name).stat()
+                st = (base / name).stat()
             except FileNotFoundError:
                 continue
             return f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
         return ""
 
-    def stamp(self) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE name = 'keyring'").fetchone()
+    def stamp(self, home: str = "") -> str | None:
+        row = self.db.execute("SELECT stamp FROM homes WHERE home = ?", (home,)).fetchone()
         return row[0] if row else None
 
-    def in_step(self) -> bool:
-        """True when the keyring is as it was after the store's last update."""
-        return self.stamp() == self.keyring_stamp()
+    def in_step(self, home: str = "") -> bool:
+        """True when *home*'s keyring is as it was after the store's last update."""
+        return self.stamp(home) == self.keyring_stamp(home)
+
+    def stale(self) -> list[str]:
+        """The homes whose keyring changed behind the store's back (or that
+        went away).  One stat a home, one query."""
+        known = dict(self.db.execute("SELECT home, stamp FROM homes"))
+        out = [h for h in self.homes() if known.pop(h, None) != self.keyring_stamp(h)]
+        return out + sorted(known)
 
     # -- writing --------------------------------------------------------------------
-    def replace(self, keys: Iterable[tuple[openpgp.PublicKey, bytes]], stamp: str,
-                primaries: Iterable[str] | None = None,
+    def replace(self, home: str, keys: Iterable[tuple[openpgp.PublicKey, bytes, tuple[str, ...]]],
+                stamp: str, primaries: Iterable[str] | None = None,
                 digests: dict[str, str] | None = None) -> None:
         """In one transaction: forget every key of the certificates
-        *primaries* (None: of all certificates), store *keys* (each with
-        its public key packet's body), record the certificate *digests*
-        and the keyring's *stamp*.  O(len(keys) log n)."""
+        *primaries* in *home* (None: every key of *home*), store *keys*
+        (each with its public key packet's body and, for a primary, its
+        user ids), record the certificate *digests* and *home*'s keyring
+        *stamp*.  O(len(keys) log n)."""
         self._cache.clear()
         with self._transaction():
+            keys = list(keys)
             if primaries is None:
-                self.db.execute("DELETE FROM keys")
-                self.db.execute("DELETE FROM certificates")
+                self.db.execute("DELETE FROM keys WHERE home = ?", (home,))
+                self.db.execute("DELETE FROM certificates WHERE home = ?", (home,))
+                self.db.execute("DELETE FROM addresses WHERE home = ?", (home,))
             else:
-                self.db.executemany("DELETE FROM keys WHERE primary_fingerprint = ?",
-                                    [(p,) for p in primaries])
+                rows = [(home, p) for p in primaries]
+                self.db.executemany("DELETE FROM keys WHERE home = ? AND primary_fingerprint = ?", rows)
+                self.db.executemany("DELETE FROM addresses WHERE home = ? AND primary_fingerprint = ?",
+                                    rows)
+            self.db.executemany("INSERT INTO addresses VALUES (?, ?, ?)",
+                                [(a, k.primary_fingerprint, home) for k, _, uids in keys
+                                 for a in dict.fromkeys(uid_addresses(uids))])
             self.db.executemany(
-                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(k.fingerprint, k.keyid, k.primary_fingerprint, body, k.expires,
-                  int(k.revoked), int(k.can_sign), int(k.cross_certified)) for k, body in keys])
+                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(home, k.fingerprint, k.keyid, k.primary_fingerprint, body, k.expires,
+                  int(k.revoked), int(k.can_sign), int(k.cross_certified), "\n".join(uids))
+                 for k, body, uids in keys])
             if digests:
-                self.db.executemany("INSERT OR REPLACE INTO certificates VALUES (?, ?)",
-                                    list(digests.items()))
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('keyring', ?)", (stamp,))
+                self.db.executemany("INSERT OR REPLACE INTO certificates VALUES (?, ?, ?)",
+                                    [(f, d, home) for f, d in digests.items()])
+            if stamp or home == "":
+                self.db.execute("INSERT OR REPLACE INTO homes VALUES (?, ?)", (home, stamp))
+            else:                                 # a shard that went away
+                self.db.execute("DELETE FROM homes WHERE home = ?", (home,))
 
     def digest(self, primary: str) -> str | None:
         """SHA-256 of the certificate last imported for *primary*, if any."""
         row = self.db.execute("SELECT digest FROM certificates WHERE fingerprint = ?",
                               (primary,)).fetchone()
         return row[0] if row else None
+
+    def home_of(self, primary: str) -> str | None:
+        """The home holding certificate *primary* ('' the main home), or None
+        when the store does not know it.  O(log n)."""
+        row = self.db.execute("SELECT home FROM keys WHERE primary_fingerprint = ? LIMIT 1",
+                              (primary.upper(),)).fetchone()
+        if row is None:
+            row = self.db.execute("SELECT home FROM certificates WHERE fingerprint = ?",
+                                  (primary.upper(),)).fetchone()
+        return row[0] if row else None
+
+    def addresses(self, primary: str) -> tuple[str, ...]:
+        """The email addresses of certificate *primary*'s user ids, lower-case,
+        in gpg's order.  O(log n)."""
+        return tuple(a for (a,) in self.db.execute(
+            "SELECT address FROM addresses WHERE primary_fingerprint = ? ORDER BY rowid",
+            (primary.upper(),)))
+
+    def certificates_with(self, address: str) -> set[str]:
+        """The certificates with a user id of email *address*.  O(log n)."""
+        try:
+            address.encode("utf-8")
+        except UnicodeEncodeError:        # undecodable mail header bytes: no user id has them
+            return set()
+        return {p for (p,) in self.db.execute(
+            "SELECT primary_fingerprint FROM addresses WHERE address = ?", (address.lower(),))}
+
+    def uids(self, primary: str) -> tuple[str, ...]:
+        """The user ids gpg lists for certificate *primary*.  O(log n)."""
+        row = self.db.execute("SELECT uids FROM keys WHERE fingerprint = ? AND primary_fingerprint = ?",
+                              (primary.upper(), primary.upper())).fetchone()
+        return tuple(row[0].split("\n")) if row and row[0] else ()
 
     def _transaction(self):
         db = self.db
@@ -175,6 +274,12 @@ class KeyStore:
         key = self._cache[k] = _key_of(row)
         return key
 
+    def certificate(self, primary: str) -> list[openpgp.PublicKey]:
+        """Every key of certificate *primary* (primary first), as gpg judged it."""
+        rows = self.db.execute("SELECT * FROM keys WHERE primary_fingerprint = ? "
+                               "ORDER BY fingerprint != primary_fingerprint, rowid", (primary.upper(),))
+        return [_key_of(row) for row in rows]
+
     def owners(self, keyid: str) -> set[str]:
         """The primary fingerprints of every certificate holding a key with this id."""
         return {p for (p,) in self.db.execute(
@@ -189,7 +294,7 @@ class KeyStore:
 
 
 def _key_of(row) -> openpgp.PublicKey:
-    fpr, _keyid, primary, packet, expires, revoked, can_sign, cross_certified = row
+    _home, fpr, _keyid, primary, packet, expires, revoked, can_sign, cross_certified, _uids = row
     (key,) = openpgp.parse_keys(_public_key_packet(packet))
     key.primary_fingerprint = primary
     key.expires, key.revoked, key.can_sign = expires, bool(revoked), bool(can_sign)

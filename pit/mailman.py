@@ -401,9 +401,11 @@ def member_addresses(pit_dir) -> list[str]:
                                                           ("specialist", "transfers", "positions")
                                                           for a in accounts)}
     found = set()
-    for key in notary.keyring.keys():
-        if key.fingerprint in members and not key.revoked:
-            for uid in key.uids:
+    store = notary.keyring.store        # gpg's listing of each key, kept by the notary
+    for fpr in sorted(members):
+        key = store.key(fpr)
+        if key is not None and not key.revoked:
+            for uid in store.uids(fpr):
                 address = parseaddr(uid)[1]
                 if address.count("@") == 1:
                     found.add(address.lower())

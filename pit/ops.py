@@ -152,33 +152,46 @@ def member_request(pit: Pit, fpr: str, armored_key: str, accounts: Iterable[str]
     return operator_request(pit, "Member", value, "\n" + armored_key.strip() + "\n")
 
 
-def add_members(pit: Pit, members: Iterable[tuple[str, Iterable[str]]], batch: int = 1000,
-                progress=None) -> list[tuple[str | None, "Decision"]]:
+def add_members(pit: Pit, members: Iterable[tuple[str | Exception, Iterable[str]]],
+                batch: int = 1000, progress=None) -> list[tuple[str | None, "Decision"]]:
     """Record many members at once (moving a membership in): *members* are
-    ``(armoured certificate, accounts)``.  The keys go into the pit's
-    keyring in one gpg run, then one member record each is notarized (each
-    carrying its key block, as ``add_member`` makes it), *batch* to a
-    notary batch, signed in process with the operator's key.  Returns
-    ``(fingerprint or None, Decision)`` in the order given.
+    ``(armoured certificate, accounts)`` (an entry whose certificate is an
+    exception, as :func:`read_certificates` gives for what it could not
+    read, is refused with its message).  The keys go into the pit's keyring
+    in one gpg import a shard (``Keyring.import_keys``); a key gpg did not
+    import, or judges revoked, expired or without a usable signing key, is
+    refused, as ``add_member`` refuses it.  Then one member record each is
+    notarized (each carrying its key block, as ``add_member`` makes it),
+    *batch* to a notary batch, signed in process with the operator's key.
+    Returns ``(fingerprint or None, Decision)`` in the order given.
     ``progress(done)`` is called after each batch.  O(members) in process
-    plus gpg's import and one export and listing of the whole keyring.
+    plus gpg's imports, O(shard) a key.
     """
     from moderator.notary import Decision
     from pit.keyring import Keyring
     from pit.signer import Signer
     members = [(a, sorted(accounts)) for a, accounts in members]
-    found = Keyring(pit.gnupg).import_keys([a for a, _ in members])
+    readable = [i for i, (a, _) in enumerate(members) if not isinstance(a, Exception)]
+    keyring = Keyring(pit.gnupg)
+    imported = keyring.import_keys([members[i][0] for i in readable])
+    found: list = [a for a, _ in members]
+    for i, got in zip(readable, imported):
+        found[i] = got
     ring, fpr = _operator(pit)
     signer = Signer.from_keyring(ring, fpr)
     sender = f"{pit.name}-operator@{pit.domain}"
+    now = time.time()
     out: list = [None] * len(members)
     todo = []
     for i, ((armored, accounts), got) in enumerate(zip(members, found)):
-        if isinstance(got, str) and not accounts:
-            got = f"member {got}: no accounts given"
-            out[i] = (None, Decision(False, got))
-        elif not isinstance(got, str):
+        if not isinstance(got, str):
             out[i] = (None, Decision(False, str(got)))
+            continue
+        unfit = _unfit(keyring.store, got, now)
+        if unfit:
+            out[i] = (got, Decision(False, unfit))
+        elif not accounts:
+            out[i] = (got, Decision(False, f"member {got}: no accounts given"))
         else:
             todo.append(i)
     n = notary(pit)
@@ -199,23 +212,115 @@ def add_members(pit: Pit, members: Iterable[tuple[str, Iterable[str]]], batch: i
     return out
 
 
-def read_certificates(data: bytes) -> list[str]:
+def _unfit(store, fpr: str, now: float) -> str:
+    """Why certificate *fpr* cannot be a member, by gpg's judgement of it (the
+    key store): revoked, expired, no usable signing key; "" when it can."""
+    keys = store.certificate(fpr)
+    primary = next((k for k in keys if k.fingerprint == fpr), None)
+    if primary is None:
+        return f"key {fpr}: gpg does not list it (no valid user ID or self-signature)"
+    if primary.revoked:
+        return f"key {fpr} is revoked; a revoked key cannot be a member"
+    if primary.expires is not None and primary.expires <= now:
+        when = time.strftime("%Y-%m-%d", time.gmtime(primary.expires)) if primary.expires else "?"
+        return (f"key {fpr} expired on {when}; renew it (gpg --quick-set-expire) "
+                "and export it again")
+    if not any(k.can_sign and not k.revoked and (k.expires is None or k.expires > now)
+               for k in keys):
+        return f"key {fpr} has no usable signing key"
+    return ""
+
+
+def read_certificates(data: bytes) -> list:
     """The certificates of a keyring file (``gpg --export``, armoured or
-    binary, one block or many), each armoured on its own.  O(len(data))."""
+    binary, one block or many), each armoured on its own, in file order;
+    in the place of what cannot be a member's certificate, a KeyringError
+    saying why in one line: an armour block that does not decode, bytes that
+    are not OpenPGP packets (the rest of that block), a secret key, packets
+    before any key, a second copy of a certificate.  Two different copies
+    of one key are both refused (gpg would merge them: ask for one).
+    O(len(data))."""
     from pit import openpgp
+    from pit.keyring import KeyringError
     if data.lstrip()[:5] == b"-----":
         text = data.decode("ascii", "replace")
-        binary = b"".join(openpgp.dearmor("-----BEGIN PGP PUBLIC KEY BLOCK-----" + block)[1]
-                          for block in text.split("-----BEGIN PGP PUBLIC KEY BLOCK-----")[1:])
+        blocks = []
+        for n, block in enumerate(text.split("-----BEGIN PGP ")[1:], 1):
+            try:
+                label, binary = openpgp.dearmor("-----BEGIN PGP " + block)
+            except openpgp.OpenPGPError as e:
+                blocks.append(KeyringError(f"armour block {n}: {e}"))
+                continue
+            if label == "PRIVATE KEY BLOCK":
+                blocks.append(KeyringError(f"armour block {n}: {_SECRET}"))
+                continue
+            if label != "PUBLIC KEY BLOCK":
+                blocks.append(KeyringError(f"armour block {n} is a {label.lower()}, not a public "
+                                           "key block (gpg --export -a)"))
+                continue
+            blocks.append(binary)
     else:
-        binary = data
-    certs: list[list[bytes]] = []
-    for tag, _body, whole in openpgp.iter_packets(binary):
-        if tag == openpgp.TAG_PUBLIC_KEY:
-            certs.append([])
-        if certs:
-            certs[-1].append(whole)
-    return [openpgp.armor("PUBLIC KEY BLOCK", b"".join(c)) for c in certs]
+        blocks = [data]
+    out: list = []
+    for n, binary in enumerate(blocks, 1):
+        if isinstance(binary, Exception):
+            out.append(binary)
+            continue
+        certs: list = []          # [kind, [packets]]: kind "public", "secret" or "stray"
+        try:
+            for tag, _body, whole in openpgp.iter_packets(binary):
+                if tag == openpgp.TAG_PUBLIC_KEY:
+                    certs.append(["public", []])
+                elif tag == 5:                           # a secret key packet
+                    certs.append(["secret", []])
+                elif not certs:
+                    certs.append(["stray", []])
+                certs[-1][1].append(whole)
+            error = None
+        except openpgp.OpenPGPError as e:
+            error = KeyringError(f"{'armour block %d: ' % n if len(blocks) > 1 else ''}"
+                                 f"not OpenPGP data from there on ({e}); what came before is read")
+        for kind, packets in certs:
+            if kind == "secret":
+                out.append(KeyringError(_SECRET))
+            elif kind == "stray":
+                out.append(KeyringError(f"{len(packets)} packets before the first public key: "
+                                        "not a certificate"))
+            else:
+                out.append(openpgp.armor("PUBLIC KEY BLOCK", b"".join(packets)))
+        if error is not None:
+            out.append(error)
+    return _no_duplicates(out)
+
+
+_SECRET = ("a secret key: a pit takes public keys only (gpg --export, not "
+           "--export-secret-keys); not imported")
+
+
+def _no_duplicates(certs: list) -> list:
+    from pit.keyring import KeyringError, certificate_fingerprint
+    seen: dict[str, int] = {}
+    out = list(certs)
+    for i, armored in enumerate(certs):
+        if isinstance(armored, Exception):
+            continue
+        try:
+            fpr = certificate_fingerprint(armored)
+        except KeyringError:
+            continue                      # said again, with its reason, by the import
+        if fpr not in seen:
+            seen[fpr] = i
+            continue
+        first = seen[fpr]
+        if certs[first] == armored:
+            out[i] = KeyringError(f"key {fpr}: the same certificate again (certificate "
+                                  f"{first + 1} of this file)")
+        else:
+            why = (f"key {fpr}: two different certificates in this file (certificates "
+                   f"{first + 1} and {i + 1}); merge them with gpg and export one")
+            out[i] = KeyringError(why)
+            out[first] = KeyringError(why)
+    return out
 
 
 def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:

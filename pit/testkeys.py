@@ -155,7 +155,7 @@ def publish(homedir: str | Path, pit_home: str | Path,
         info = meta[name]
         keyring.import_key(info["public"])
         if "revocation" in info:
-            keyring.gpg.import_keys(info["revocation"])
+            keyring.import_revocation(info["revocation"])
     return keyring
 
 
@@ -167,7 +167,9 @@ def stop_agents(root: str | Path) -> int:
     were visited.  O(files under root).
     """
     root = Path(root)
+    from pit.keystore import SHARDS
     homes = {p.parent for p in root.rglob("pubring.kbx")} if root.exists() else set()
+    homes = {h for h in homes if h.parent.name != SHARDS}      # a keyring's shards run no agent
     for home in sorted(homes):
         Keyring(home).stop_agent()
     return len(homes)

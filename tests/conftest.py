@@ -161,7 +161,7 @@ def _build(base: Path, keyhome: Path, name: str, members: dict, setup) -> Path:
         assert d.accepted, d.reason
         if "revocation" in meta[who]:
             kit_ring = Keyring(pit.gnupg)
-            kit_ring.gpg.import_keys(meta[who]["revocation"])
+            kit_ring.import_revocation(meta[who]["revocation"])
     return root
 
 

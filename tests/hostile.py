@@ -106,7 +106,7 @@ def make_world(base: Path) -> World:
         d = ops.member_request(pit, meta[who]["fpr"], meta[who]["public"], [who])
         assert d.accepted, d.reason
         if "revocation" in meta[who]:
-            Keyring(pit.gnupg).gpg.import_keys(meta[who]["revocation"])
+            Keyring(pit.gnupg).import_revocation(meta[who]["revocation"])
     for who in ("alice", "bob"):
         assert ops.operator_request(pit, "Deposit", f"1000000.00 USD to {who}").accepted
     for home in (pit.gnupg, pit.root / "operator.gnupg", keyhome):

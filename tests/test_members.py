@@ -102,7 +102,12 @@ def test_store_rebuilt_after_a_revocation_by_hand(tmp_path):
     ring = Keyring(tmp_path / "pit")
     ring.import_key(testkeys.info(home)["gone"]["public"])
     assert not ring.load_verifier().key(fprs["gone"]).revoked
-    ring.gpg.import_keys(testkeys.info(home)["gone"]["revocation"])   # gpg by hand
+    # gpg by hand, in the home that holds the key (its shard)
+    shard = ring.home_for(fprs["gone"])
+    assert shard.parent == ring.home / "shards"
+    subprocess.run(["gpg", "--homedir", str(shard), "--batch", "--no-autostart", "--import"],
+                   input=testkeys.info(home)["gone"]["revocation"].encode(), check=True,
+                   capture_output=True)
     assert ring.load_verifier().key(fprs["gone"]).revoked
 
 
@@ -167,3 +172,158 @@ def test_fifty_thousand_members(tmp_path):
     armored, signer = testkeys.certificate("one-more")
     ring.import_key(armored)
     assert ring.load_verifier().key(signer.fingerprint) is not None
+
+
+# -- the sharded keyring of record ----------------------------------------------------
+
+def _pit_cli(pit, *args, **kw):
+    return subprocess.run([".venv/bin/pit", "--pit", str(pit.root), *args],
+                          capture_output=True, text=True, **kw)
+
+
+def _order(kit, signer, account: str, ref: str) -> bytes:
+    pit = kit.pit
+    return ops.sign_request(pit, ops.request_text(pit, account, ref, "Transfer",
+                                                  f"1.00 USD to {account}:ACME"),
+                            signer, signer.fingerprint, f"{account}@pit.test")
+
+
+def test_membership_through_the_sharded_keyring(kit, tmp_path):
+    """`pit member import` of a keyring file and `pit member add` put each
+    key in its shard home (gpg, one small home a key's first three hex
+    digits); the real notary then accepts orders signed by the new members,
+    refuses them once the member is removed, and gpg's judgement (expired,
+    revoked) holds in a shard as in one home."""
+    pit = kit.pit
+    meta = testkeys._meta(kit.keyhome)
+    certs = _certs("shard", 24)
+    # "gone" as its owner publishes it after revoking (key and revocation
+    # merged by gpg), "old" expired: refused at the door, as gpg judges them
+    tmp = Keyring(tmp_path / "merge")
+    tmp.import_key(meta["gone"]["public"])
+    tmp.import_revocation(meta["gone"]["revocation"])
+    gone = tmp.export(meta["gone"]["fpr"])
+    keyfile = tmp_path / "members.asc"
+    keyfile.write_text("".join(a for a, _ in certs) + gone + meta["old"]["public"])
+    accounts = tmp_path / "accounts"
+    accounts.write_text("".join(f"{s.fingerprint} shard{i:06d}\n" for i, (_, s) in enumerate(certs))
+                        + f"{meta['gone']['fpr']} gone2\n{meta['old']['fpr']} old2\n")
+    out = _pit_cli(pit, "member", "import", str(keyfile), "--accounts-file", str(accounts))
+    assert "24 members added, 2 refused" in out.stdout, out.stderr
+    refused = out.stderr.splitlines()
+    assert len(refused) == 2
+    assert f"refused: {meta['gone']['fpr']}: key {meta['gone']['fpr']} is revoked" in refused[0]
+    assert f"refused: {meta['old']['fpr']}: key {meta['old']['fpr']} expired on" in refused[1]
+
+    ring = Keyring(pit.gnupg)
+    shards = {ring.home_for(s.fingerprint) for _, s in certs}
+    assert len(shards) > 10 and all(h.parent == pit.gnupg / "shards" for h in shards)
+    for _, s in certs[:3]:
+        # the keyring of record is gpg's: the shard's own gpg lists the key
+        listed = subprocess.run(["gpg", "--homedir", str(ring.home_for(s.fingerprint)), "--batch",
+                                 "--no-autostart", "--with-colons", "--list-keys", s.fingerprint],
+                                capture_output=True, text=True)
+        assert listed.returncode == 0 and s.fingerprint in listed.stdout
+        assert ring.home_for(s.fingerprint).name == s.fingerprint[:3]
+
+    # one more through the operator's signed member request
+    armored, late = testkeys.certificate("late-member")
+    (tmp_path / "late.asc").write_text(armored)
+    out = _pit_cli(pit, "member", "add", str(tmp_path / "late.asc"), "--accounts", "late")
+    assert out.returncode == 0, out.stderr
+    assert ring.home_for(late.fingerprint).parent == pit.gnupg / "shards"
+
+    notary = kit.notary()
+    decisions = notary.notarize([_order(kit, certs[5][1], "shard000005", "r1"),
+                                 _order(kit, late, "late", "r1")])
+    assert [d.accepted for d in decisions] == [True, True], [d.reason for d in decisions]
+    # removed: the key stays in gpg's keyring, the membership is gone
+    out = _pit_cli(pit, "member", "remove", certs[5][1].fingerprint)
+    assert out.returncode == 0, out.stderr
+    d = kit.notary().notarize([_order(kit, certs[5][1], "shard000005", "r2")])[0]
+    assert not d.accepted and "not a member" in d.reason, d.reason
+    # members whose keys expired or were revoked after joining (conftest's
+    # "old" and "gone", in their shards like everyone's): gpg's verdict
+    assert ring.home_for(kit.fpr("gone")).parent == pit.gnupg / "shards"
+    for who, why in (("old", "expired"), ("gone", "revoked")):
+        d = kit.notary().notarize([kit.request(who, "late-1", "Transfer", f"1.00 USD to {who}:ACME")])[0]
+        assert not d.accepted and why in d.reason, (who, d.reason)
+    # the audit replays this membership (its own sharded home) and agrees
+    out = _pit_cli(pit, "audit")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hostile_keyring_file(kit, tmp_path):
+    """A keyring file with garbage, a secret key, a key without its
+    self-signature and duplicates: one line saying why for each bad entry,
+    and every good key still becomes a member."""
+    from pit import openpgp
+    pit = kit.pit
+    good = _certs("fine", 3)
+    other = _certs("twice", 1)[0]
+    unsigned_armored, unsigned = testkeys.certificate("unsigned")
+    packets = [whole for _, _, whole in openpgp.iter_packets(openpgp.dearmor(unsigned_armored)[1])]
+    no_selfsig = openpgp.armor("PUBLIC KEY BLOCK", b"".join(packets[:2]))    # key and user id only
+    secret = kit.ring.export_secret(kit.fpr("mallory"))
+    # and one secret key packet in a public key block, as binary gpg output has them
+    sec_binary = openpgp.dearmor(kit.ring.export_secret(kit.fpr("carol")))[1]
+    sneaky = openpgp.armor("PUBLIC KEY BLOCK", sec_binary)
+    garbage = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5IGF0IGFsbA==\n=AAAA\n" \
+              "-----END PGP PUBLIC KEY BLOCK-----\n"
+    # a second, different copy of "twice": its key with another user id
+    other_packets = [w for _, _, w in openpgp.iter_packets(openpgp.dearmor(other[0])[1])]
+    different = openpgp.armor("PUBLIC KEY BLOCK", other_packets[0] + packets[1] + other_packets[2])
+    blocks = [good[0][0], garbage, secret, sneaky, no_selfsig, good[1][0], good[1][0], other[0],
+              different, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n\x00\x01garbage\n", good[2][0]]
+    keyfile = tmp_path / "hostile.asc"
+    keyfile.write_text("".join(blocks))
+    accounts = tmp_path / "accounts"
+    accounts.write_text("".join(f"{s.fingerprint} {name}\n" for name, (_, s) in
+                                [("fine0", good[0]), ("fine1", good[1]), ("fine2", good[2]),
+                                 ("twice", other), ("unsigned", (None, unsigned))]))
+    out = _pit_cli(pit, "member", "import", str(keyfile), "--accounts-file", str(accounts))
+    assert "3 members added" in out.stdout, out.stdout + out.stderr
+    lines = out.stderr.splitlines()
+    assert all(line.startswith("refused: ") for line in lines), lines
+    text = "\n".join(lines)
+    assert "armour CRC-24 checksum does not match" in text or "armour block 2" in text
+    assert text.count("a secret key: a pit takes public keys only") == 2, text
+    assert f"gpg did not import key {unsigned.fingerprint}" in text
+    assert f"key {good[1][1].fingerprint}: the same certificate again (certificate 6" in text
+    assert text.count(f"key {other[1].fingerprint}: two different certificates") == 2
+    assert "armour block 10" in text
+    assert len(lines) == 8, lines
+    ring = Keyring(pit.gnupg)
+    for who in ("mallory", "carol"):
+        assert ring.store.home_of(kit.fpr(who)) is None           # never imported
+    for _, s in good:
+        assert ring.load_verifier().key(s.fingerprint) is not None
+    d = kit.notary().notarize([_order(kit, good[2][1], "fine2", "r1")])[0]
+    assert d.accepted, d.reason
+
+
+def test_single_home_pit_keeps_working(kit, tmp_path):
+    """A pit made before the shards: its members' keys in the one GnuPG home
+    and a store of the old layout.  Its members keep trading; a key it holds
+    is updated where it is; a new member goes to its shard."""
+    import sqlite3
+    from pit.keystore import STORE_NAME
+    pit = kit.pit
+    legacy = _certs("legacy", 2)
+    _gpg_import(Keyring(pit.gnupg), legacy)            # as the old layout holds them
+    db = sqlite3.connect(pit.gnupg / STORE_NAME)        # a store of layout 2
+    db.execute("UPDATE meta SET value = '2' WHERE name = 'schema'")
+    db.commit()
+    db.close()
+    results = ops.add_members(pit, [(a, [f"legacy{i}"]) for i, (a, _) in enumerate(legacy)])
+    assert all(d.accepted for _, d in results), [d.reason for _, d in results]
+    ring = Keyring(pit.gnupg)
+    for _, s in legacy:
+        assert ring.home_for(s.fingerprint) == pit.gnupg      # not copied to a shard
+    armored, new = testkeys.certificate("after-shards")
+    _, d = ops.add_member(pit, armored, ["after"])
+    assert d.accepted, d.reason
+    assert ring.home_for(new.fingerprint).parent == pit.gnupg / "shards"
+    decisions = kit.notary().notarize([_order(kit, legacy[1][1], "legacy1", "r1"),
+                                       _order(kit, new, "after", "r1")])
+    assert all(d.accepted for d in decisions), [d.reason for d in decisions]

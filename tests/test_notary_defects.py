@@ -308,7 +308,7 @@ def test_member_add_refuses_dead_keys(kit, tmp_path, capsys, who, why):
     if who == "gone":
         ring = Keyring(tmp_path / "g")
         ring.import_key(key)
-        ring.gpg.import_keys(meta[who]["revocation"])
+        ring.import_revocation(meta[who]["revocation"])
         key = ring.export(meta[who]["fpr"])
         ring.stop_agent()
     asc = tmp_path / "k.asc"

@@ -52,22 +52,23 @@ def run_import(args) -> int:
                            EXIT["usage"])
         owns[words[0].upper()] = [a for a in words[1].split(",") if a]
     from pit.keyring import KeyringError, certificate_fingerprint
-    try:
-        certs = ops.read_certificates(data)
-    except ValueError as e:
-        raise CliError(f"{args.keyfile}: not a keyring file: {e}", EXIT["key"]) from None
+    # what is not a usable certificate comes back as a KeyringError in its
+    # place: refused with its reason, the rest of the file goes on
+    certs = ops.read_certificates(data)
     members = []
     for armored in certs:
         try:
-            fpr = certificate_fingerprint(armored)
+            fpr = certificate_fingerprint(armored) if isinstance(armored, str) else ""
         except KeyringError:
             fpr = ""
         members.append((armored, owns.get(fpr, [])))
     results = ops.add_members(pit, members, batch=args.batch)
     added = sum(1 for _, d in results if d.accepted)
-    for fpr, d in results:
+    for n, (fpr, d) in enumerate(results, 1):
         if not d.accepted:
-            print(f"refused: {fpr or '(unreadable key)'}: {d.reason}", file=sys.stderr)
+            reason = " ".join(str(d.reason).split())            # one line
+            print(f"refused: {fpr or f'certificate {n} of {args.keyfile}'}: {reason}",
+                  file=sys.stderr)
     print(f"{added} members added, {len(results) - added} refused")
     return 0 if added == len(results) else EXIT["refused"]
 

@@ -34,9 +34,16 @@ def _record(pit: Pit, seq: int) -> bytes:
 
 
 def _gpg_verify(home: Path, files: list[Path]) -> tuple[bool, str]:
+    """Stock gpg's verdict on signature *files* (a clearsigned block, or a
+    detached signature and its data), in the home of keyring *home* that
+    holds the key the signature names (a member's key is in its shard,
+    pit.keyring)."""
     import subprocess
-    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--trust-model", "always",
-                           "--status-fd", "1", "--verify", *map(str, files)],
+    from pit.keyring import Keyring
+    home = Keyring(home).home_for_signature(files[0].read_bytes())
+    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-autostart",
+                           "--trust-model", "always", "--status-fd", "1", "--verify",
+                           *map(str, files)],
                           capture_output=True, text=True)
     good = [l.split(" ", 3)[2:] for l in proc.stdout.splitlines() if l.startswith("[GNUPG:] GOODSIG")]
     return proc.returncode == 0 and bool(good), (" ".join(good[0]) if good else proc.stderr.strip().splitlines()[-1:] and proc.stderr.strip().splitlines()[-1])
@@ -238,10 +245,10 @@ class _public_home:
 
 def _key_owns(home: Path, primary: str, gpg_line: str) -> bool:
     """GOODSIG names the signing (sub)key id; accept it when it belongs to *primary*."""
-    from pit.keyring import Keyring
+    from pit.keyring import Keyring, KeyringError
     keyid = gpg_line.split(" ")[0].upper()
-    for k in Keyring(home).keys():
-        if k.fingerprint == primary and (k.fingerprint.endswith(keyid) or any(
-                s.fingerprint.endswith(keyid) for s in k.subkeys)):
-            return True
-    return False
+    try:
+        k = Keyring(home).key(primary)           # one gpg listing, in the key's own home
+    except KeyringError:
+        return False
+    return k.fingerprint.endswith(keyid) or any(s.fingerprint.endswith(keyid) for s in k.subkeys)
