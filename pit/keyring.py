@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -690,9 +691,12 @@ def _signature_in_clearsigned(block: bytes | str) -> bytes | None:
     """The binary signature in a clearsigned block, or None if unreadable."""
     if isinstance(block, str):
         block = block.encode("utf-8", "replace")
-    start = block.find(b"-----BEGIN PGP SIGNATURE-----")
-    if start < 0:
+    # at a line's start: a dash-escaped line of the text ("- -----BEGIN PGP
+    # SIGNATURE-----") is not the signature
+    found = re.search(rb"(?m)^-----BEGIN PGP SIGNATURE-----", block)
+    if found is None:
         return None
+    start = found.start()
     try:
         return openpgp.dearmor(block[start:])[1]
     except openpgp.OpenPGPError:

@@ -40,8 +40,11 @@ def kit(tmp_path_factory):
 
 
 def gpg_status(home: Path, *files: Path) -> dict[str, list[str]]:
-    """Run stock gpg --verify; its status lines by keyword."""
-    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--trust-model", "always",
+    """Run stock gpg --verify (in the keyring's home that holds the signing
+    key: its shard); its status lines by keyword."""
+    home = Keyring(home).home_for_signature(files[0].read_bytes())
+    proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-autostart",
+                           "--trust-model", "always",
                            "--status-fd", "1", "--verify", *map(str, files)],
                           capture_output=True, text=True)
     status: dict[str, list[str]] = {}
