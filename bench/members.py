@@ -20,6 +20,11 @@ median over ``--runs``:
   replay of the archive), target <= 2 s, and its peak memory, target
   <= 1 GB, at 1,000,000 members.
 
+With ``--keyring-only``, only the keyring of record: N keys into a bare
+keyring (``Keyring.import_keys``), then one key more (``import_key``) and
+``load_verifier``, min and median over ``--runs``: the gpg side of a bulk
+add and of one add, without the member records.
+
 With ``--audit-orders K`` (default 5,000; 0 to skip), the smallest size's
 pit also gets K signed orders from ``bench.fixtures`` and ``pit.audit`` is
 timed over it (the audit replays membership: one gpg import of every first
@@ -142,6 +147,39 @@ def bench_size(n: int, runs: int, startup: bool = True) -> Pit:
     return pit
 
 
+def bench_keyring(n: int, runs: int) -> None:
+    """The keyring of record alone at N keys: the bulk import into the
+    shard homes, then one key more (gpg's import into its shard and the
+    store's update), and the verifier's load (a stat a home)."""
+    root = OUT / "pits" / f"keyring-{n}"
+    if root.exists():
+        import shutil
+        shutil.rmtree(root)
+    ring = Keyring(root)
+    t = time.perf_counter()
+    certs = [a for a, _ in _certificates(n)]
+    made = time.perf_counter() - t
+    t = time.perf_counter()
+    bad = [r for r in ring.import_keys(certs) if not isinstance(r, str)]
+    bulk = time.perf_counter() - t
+    del certs
+    if bad:
+        raise RuntimeError(f"gpg refused {len(bad)} keys: {bad[0]}")
+    print(f"  {n:>9,} keys: certificates made in {made:.1f} s; gpg import into "
+          f"{len(ring.store.homes()) - 1:,} shard homes {bulk:.1f} s ({n / bulk:,.0f}/s)", flush=True)
+    one, loads = [], []
+    for armored, _ in _certificates(runs, prefix=f"one{n}-"):
+        t = time.perf_counter()
+        ring.import_key(armored)
+        one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        Keyring(root).load_verifier()
+        loads.append(time.perf_counter() - t)
+    ok = "ok" if min(one) <= ADD_ONE_TARGET else "ABOVE target"
+    print(f"    one key more:     {_fmt(one)}  (target <= {ADD_ONE_TARGET:.0f} s at 1M: {ok})")
+    print(f"    load_verifier():  {_fmt(loads)}  (a stat a home)", flush=True)
+
+
 def bench_audit(pit: Pit, orders: int) -> None:
     from moderator.notary import Notary
     from pit.audit import audit
@@ -162,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,10000", help="member counts, comma-separated")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--audit-orders", type=int, default=5000)
+    ap.add_argument("--keyring-only", action="store_true",
+                    help="the keyring of record alone: bulk import, one key more (no pit, no records)")
     ap.add_argument("--no-startup", action="store_true",
                     help="skip the notary start-up figures (it re-reads the archive)")
     args = ap.parse_args(argv)
@@ -170,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     first = None
     try:
         for n in sizes:
+            if args.keyring_only:
+                bench_keyring(n, args.runs)
+                continue
             pit = bench_size(n, args.runs, startup=not args.no_startup)
             first = first or pit
         if args.audit_orders and first is not None:
