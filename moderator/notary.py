@@ -655,7 +655,8 @@ class Notary:
         a ticker, a daemon restarted while its post was on the way) must not
         both be archived, or their trades would count twice: a report must
         start after the filter's newest report, and a checkpoint must close
-        that report (cover exactly its last record) and do so once."""
+        that report (cover exactly its last record) and do so once; a
+        checkpoint of a filter that has reported nothing closes nothing."""
         name, _, span = fs.summary.rpartition(" ")
         last = self.filter_reports.get(name)
         if fs.kind == "report":
@@ -665,7 +666,11 @@ class Notary:
                               f"a report must start after record {last[1]}")
             return
         covered, done = int(span), self.filter_checkpoints.get(name)
-        if last and (covered != last[1] or (done and done[0] >= covered)):
+        if not last:
+            # posted after its report, but the mail path may deliver it first
+            raise Refused(f"checkpoint {covered} of {name} closes no report: the filter has "
+                          "no report archived (a checkpoint follows its report)")
+        if covered != last[1] or (done and done[0] >= covered):
             if done and done[0] >= last[1]:
                 why = f"report {last[0]}-{last[1]} already has its checkpoint (record {done[1]})"
             else:

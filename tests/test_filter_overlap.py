@@ -77,3 +77,24 @@ def test_a_checkpoint_rebuilt_after_a_crash_closes_its_report(tmp_path):
     flt, decisions = ops.run_filter(pit, "specialist", ["ACME"])
     assert decisions and all(d.accepted for d in decisions), [d.reason for d in decisions]
     assert len(_trade_lines(pit)) == 1
+
+
+def test_a_checkpoint_that_arrives_before_its_report_is_refused(tmp_path):
+    """The mail path may reorder a filter's two posts (Postfix delivers them
+    in parallel; tests/test_hosts.py saw B's first checkpoint archived
+    before its report, and the audit then failed: 'report differs from the
+    replay, From-Seq').  A checkpoint closes a report already archived."""
+    from pit.audit import audit
+    pit = funded_pit(tmp_path)
+    _trade(pit, "o1")
+    report, checkpoint = _output(pit)
+    [early] = ops.post(pit, "specialist ACME", [checkpoint])
+    assert not early.accepted and "closes no report" in early.reason, early.reason
+    assert ops.post(pit, "specialist ACME", [report])[0].accepted
+    # the filter's next run posts the checkpoint rebuilt as of its report
+    flt, decisions = ops.run_filter(pit, "specialist", ["ACME"])
+    assert decisions and all(d.accepted for d in decisions), [d.reason for d in decisions]
+    assert len(_trade_lines(pit)) == 1
+    ops.notary(pit).seal()
+    result = audit(pit.root)
+    assert result.ok, result.summary()
