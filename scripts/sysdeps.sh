@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install the system programs pit runs (gpg, mairix, rsync, xxd, and Postfix for
-# the mail tests) where missing.  Needs root (or sudo) only when something
+# Install the system programs pit runs (gpg, mairix, rsync, xxd, and Postfix and
+# iproute2 for the mail tests) where missing.  Needs root (or sudo) only when something
 # is missing.
 #
 # Postfix is installed the way a test machine wants it: noninteractive,
@@ -15,6 +15,7 @@ command -v gpg    >/dev/null 2>&1 || missing="$missing gnupg"
 command -v mairix >/dev/null 2>&1 || missing="$missing mairix"
 command -v rsync  >/dev/null 2>&1 || missing="$missing rsync"
 command -v xxd    >/dev/null 2>&1 || missing="$missing xxd"       # docs/verifying.md: proofs by hand
+[ -x /usr/sbin/ip ] || command -v ip >/dev/null 2>&1 || missing="$missing iproute2"   # tests/test_hosts.py: ip netns
 postfix=""
 if ! [ -x /usr/sbin/postfix ]; then
     if dpkg-query -W -f='${Status} ${Provides}\n' 2>/dev/null \

@@ -29,13 +29,14 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
 
-IP = "/usr/sbin/ip"
+IP = shutil.which("ip") or "/usr/sbin/ip"
 NETNS_DIR = Path("/var/run/netns")
 CLONE_NEWNET = 0x40000000
 _NAME = re.compile(r"^pit(\d+)-[a-z0-9]+$")
@@ -52,7 +53,7 @@ def netns_available() -> str:
     if os.getuid() != 0:
         return "network namespaces need root"
     if not Path(IP).exists():
-        return "iproute2 (ip) is not installed"
+        return "iproute2 (ip) is not installed (make sysdeps installs it)"
     name = f"pit{os.getpid()}-probe"
     made = _ip("netns", "add", name, check=False)
     if made.returncode != 0:
