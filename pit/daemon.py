@@ -317,8 +317,9 @@ class FilterDaemon:
         self._event.set()
         if wake_on_append:
             from pit.watch import AppendWatch
-            watch = AppendWatch(Archive(self.pit.root).dir)     # before the first run
-            self._watcher = threading.Thread(target=self._watch, args=(watch,),
+            archive = Archive(self.pit.root)
+            watch = AppendWatch(archive.dir)                   # before the first run
+            self._watcher = threading.Thread(target=self._watch, args=(watch, archive.last_seq()),
                                              name=f"watch-{self.slug}", daemon=True)
             self._watcher.start()
         self._thread = threading.Thread(target=self._loop, name=f"daemon-{self.slug}",
@@ -366,12 +367,26 @@ class FilterDaemon:
             # the flag and found the lock held: look again.
         return ran
 
-    def _watch(self, watch) -> None:
-        """Notify on every commit of the archive (its own posts too: their
-        run finds nothing to say and posts nothing)."""
+    def _watch(self, watch, seen: int) -> None:
+        """Notify on each commit of the archive that brought a record of the
+        filter's business (its own report and checkpoint are not: a run
+        for them would find nothing to say), after record *seen* (which the
+        first run covers).  O(new records' stamps)."""
+        archive, flt = Archive(self.pit.root), self.cls(self.args)
         with watch:
             while not self._stop.is_set():
-                if watch.wait(0.5):
+                if not watch.wait(0.5):
+                    continue
+                wanted = False
+                try:
+                    if archive.last_seq() < seen:
+                        seen, wanted = 0, True          # repaired or replaced: look again
+                    for seq, msg in archive.read(seen + 1):
+                        seen = seq
+                        wanted = wanted or flt.wants(mbox.stamp(msg))
+                except Exception:                       # cannot tell: run and see
+                    wanted = True
+                if wanted:
                     self.notify()
 
     def _mark_pending(self) -> None:
