@@ -213,6 +213,13 @@ def test_one_specialist_serves_a_range_through_the_users_path(ranged):
     assert trades == archived and len(trades) == 2
     audit = _pit_cmd(pit, "audit")
     assert "specialist A-M" in audit.stdout, audit.stdout
+    # more trading; the next audit goes on from the range specialist's checkpoint
+    assert all(d.accepted for d in pit.send("bob", "s2", "Order", "sell 2 BTC at 20.00"))
+    out = _pit_cmd(pit, "run").stdout
+    assert " BTC 2 at 20.00 " in _reports(pit, "specialist:A-M")[-1]
+    audit = _pit_cmd(pit, "audit")
+    assert "specialist A-M" in audit.stdout and "incremental" in audit.stdout, audit.stdout
+    assert _pit_cmd(pit, "audit", "--full").returncode == 0
 
 
 def test_hostile_ticker_sets_get_a_one_line_refusal(ranged):
