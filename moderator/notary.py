@@ -88,7 +88,7 @@ from pathlib import Path
 
 from pit import archive as archive_mod
 from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed
-from pit.keyring import Keyring, KeyringError, certificate_fingerprint
+from pit.keyring import Keyring, KeyringError
 from pit.filter import FILTERS
 from pit.pitdir import Pit, note_checkpoint
 from pit.units import UnitError
@@ -584,10 +584,7 @@ class Notary:
             if not key_block:
                 raise Refused("a member request must carry the member's public key block")
             try:
-                fpr = certificate_fingerprint(key_block)
-                if fpr.upper() != ins.fingerprint:
-                    raise Refused(f"the key block is {fpr}, the request names {ins.fingerprint}")
-                self.keyring.import_key(key_block)
+                self.keyring.import_key(key_block, expect=ins.fingerprint)
             except KeyringError as e:
                 raise Refused(f"the member's key block: {e}") from None
             # later messages of this same batch may be signed by the new key:

@@ -289,18 +289,22 @@ class Keyring:
         if not self.store.in_step(""):
             self._refresh_home("")
 
-    def import_key(self, armored: str | bytes) -> str:
+    def import_key(self, armored: str | bytes, expect: str | None = None) -> str:
         """Import one public key (armoured); returns its primary fingerprint.
 
         Refuses anything but exactly one certificate, and keys whose
         primary algorithm the pit cannot verify in process.  The key goes
         to the home the store says holds it, else to its shard.  The store
         (``load_verifier``) learns the key at once.  A certificate imported
-        before, byte for byte, is not given to gpg again.  Three gpg runs,
+        before, byte for byte, is not given to gpg again.  With *expect*, a
+        certificate of another key is refused before gpg sees it (the key
+        block of a member request naming *expect*).  Three gpg runs,
         each O(1) in the number of keys here on its command line and over a
         shard of O(keys / 4096) keys.
         """
         fpr, binary = _one_certificate(armored)
+        if expect is not None and fpr != expect.upper():
+            raise KeyringError(f"it is key {fpr}, the request names {expect}")
         digest = hashlib.sha256(binary).hexdigest()
         self._main_in_step()
         home = self._home_for(fpr)

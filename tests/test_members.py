@@ -327,3 +327,16 @@ def test_single_home_pit_keeps_working(kit, tmp_path):
     decisions = kit.notary().notarize([_order(kit, legacy[1][1], "legacy1", "r1"),
                                        _order(kit, new, "after", "r1")])
     assert all(d.accepted for d in decisions), [d.reason for d in decisions]
+
+
+def test_member_request_whose_key_block_is_another_key(kit):
+    """The key block must be the key the request names; another key is
+    refused before gpg sees it (nothing enters the keyring)."""
+    named = testkeys.certificate("named")[1]
+    other_armored, other = testkeys.certificate("other-key")
+    d = ops.operator_request(kit.pit, "Member", f"add {named.fingerprint} accounts named",
+                             "\n" + other_armored.strip() + "\n")
+    assert not d.accepted
+    assert d.reason == (f"the member's key block: it is key {other.fingerprint}, "
+                        f"the request names {named.fingerprint}")
+    assert Keyring(kit.pit.gnupg).store.home_of(other.fingerprint) is None
