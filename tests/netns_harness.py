@@ -166,7 +166,7 @@ class Hosts:
     @contextlib.contextmanager
     def inside(self, host: str) -> Iterator[None]:
         """Run the calling thread in ``host``'s network namespace meanwhile."""
-        back = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+        back = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             _enter(str(NETNS_DIR / self.ns[host]))
             try:

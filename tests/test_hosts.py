@@ -3,11 +3,11 @@
 Each host is a network namespace (tests/netns_harness.py) with its own
 network stack, joined to A by a veth link whose addresses exist only inside
 the namespaces; everything is removed at the end, also on failure or
-interrupt.  The hosts share the machine's file system, as separate
-machines would share nothing: each uses only its own directory, and
-whatever crosses from one host to another goes over the links (mail by
-SMTP, the archive by rsync), except B's *public* key, which its operator
-hands to the pit's operator.
+interrupt.  The hosts share the machine's file system, but each uses only
+its own directory, as separate machines would, and whatever crosses from
+one host to another goes over the links (mail by SMTP, the archive by
+rsync), except B's *public* key, which its operator hands to the pit's
+operator.  The set-up is tests/hosts_harness.py's.
 
 * Host A, the pit's host: Mailman 3, Postfix and the notary's LMTP server
   (``pit mailman serve``) for pit ``alpha``, set up as docs/mailman.md
