@@ -348,13 +348,18 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
     one for each member key granted specialist accounts (its words, tickers
     and ranges: pit.tickerset), then one for each instrument that none of
     those serves (its key made when it first posts).  What the notary
-    knows (its members and instruments, as it starts).  O(members +
-    instruments) besides the notary's start."""
+    knows (its members and instruments, as it starts): O(members +
+    instruments) besides the notary's start.  A replica has no notary: its
+    archive's member and instrument records are read (stamps only),
+    O(their bytes)."""
     from pit.tickerset import TickerSet, TickerSetError
-    nt = notary(pit)
+    if pit.is_replica:
+        members, tickers = _members_and_tickers(pit)
+    else:
+        nt = notary(pit)
+        members, tickers = nt.members.items(), set(nt.registry_instruments)
     keys = {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
-            for _, accounts in nt.members.items()}
-    tickers = set(nt.registry_instruments)
+            for _, accounts in members}
     jobs, sets = [], []
     for words in sorted(keys - {()}):
         try:
@@ -364,6 +369,28 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
         jobs.append(["specialist", *sets[-1].words])
     jobs += [["specialist", t] for t in sorted(tickers) if not any(t in s for s in sets)]
     return jobs
+
+
+def _members_and_tickers(pit: Pit) -> tuple[list, set[str]]:
+    """``(members.items(), tickers)`` read from the archive's member and
+    instrument records, as the notary folds them."""
+    from pit import kinds
+    members: dict[str, tuple[str, ...]] = {}
+    tickers: set[str] = set()
+    for _, msg in Archive(pit.root).records_of_kind(1, ("member", "instrument")):
+        st = mbox.stamp(msg)
+        text = st.get("x-pit-request", "")
+        try:
+            ins = kinds.parse(st.get("x-pit-kind", ""), text)
+        except (ValueError, KeyError):
+            continue
+        if st.get("x-pit-kind") == "instrument":
+            tickers.add(ins.ticker)
+        elif ins.action == "add":
+            members[ins.fingerprint] = tuple(ins.accounts)
+        else:
+            members.pop(ins.fingerprint, None)
+    return list(members.items()), tickers
 
 
 def specialist_of(pit: Pit, ticker: str, jobs: list[list[str]] | None = None) -> list[str]:

@@ -185,6 +185,15 @@ def test_one_specialist_serves_a_range_through_the_users_path(ranged):
     assert report.startswith("Report: specialist A-M\n"), report
     assert "trade " in report and " ACME 3 at 10.00 " in report and " BTC 3 at 20.00 " in report, report
     assert not _reports(pit, "specialist:ACME") and not _reports(pit, "specialist:BTC")
+    # which specialists the pit runs: from the notary, or (a replica, which has
+    # none) from the archive's records; the same
+    assert ops.specialist_jobs(pit) == [["specialist", "A-M"], ["specialist", "ZED"]]
+    members, tickers = ops._members_and_tickers(pit)
+    nt = ops.notary(pit)
+    def specialists(items):
+        return sorted((f, a) for f, a in items if a[0].startswith("specialist:"))
+    assert specialists(members) == specialists(nt.members.items())
+    assert tickers == set(nt.registry_instruments)
     assert any(" alice:BTC alice 10.00 USD" in r for r in _reports(pit, "specialist:A-M"))
     from pit import query
     usd = {r["account"]: r["amount"] for r in query.positions(pit, "alice") if r["asset"] == "USD"}
