@@ -878,10 +878,16 @@ class Notary:
         --clearsign`` writes it: in process (pit.signer.KeySigner, which
         stock gpg verifies), so a seal costs a signature, not a gpg process;
         by gpg itself when the key is not valid or cannot be read so."""
+        return self.seal_signer().clearsign(text)
+
+    def seal_signer(self):
+        """The notary key's in-process signer (pit.signer.KeySigner), made
+        at the first call; a long-running notary calls it before traffic
+        (``.ready()``) so that no delivery waits for gpg to read the key."""
         if self._seal_signer is None:
             from pit.signer import KeySigner
             self._seal_signer = KeySigner(self.keyring, self.pit.notary)
-        return self._seal_signer.clearsign(text)
+        return self._seal_signer
 
     def _reject_entry(self, raw: bytes, d: Decision, now: int) -> bytes:
         head = (f"X-Pit-Rejected: {_one_line(d.reason)}\nX-Pit-Time: {stamp_time(now)}\n"

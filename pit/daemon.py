@@ -115,10 +115,13 @@ class NotaryService:
         """Post timed seals through ``server`` (a NotaryLMTPServer) for the
         pit's address, in the pit's order."""
         address = (address or self.pit.address).lower()
-        self._post = lambda produce: server.post(address, produce)
+        # The timer does not wait for the list: the injector may be behind
+        # (Mailman slow), and the next seal must not wait for it.
+        self._post = lambda produce: server.post(address, produce, wait=False)
 
     def start(self) -> "NotaryService":
         """Start the seal timer; a tail left unsealed by a crash is sealed at once."""
+        self.notary.seal_signer().ready()      # the key read now, not in the first seal
         with self._lock:
             if self.notary.unsealed:
                 self._deadline = time.monotonic()

@@ -627,17 +627,19 @@ class NotaryLMTPServer:
                 out.append(error)
         return out
 
-    def post(self, address: str, produce: Callable[[], list]) -> str:
+    def post(self, address: str, produce: Callable[[], list], wait: bool = True) -> str:
         """Call ``produce()`` with the pit's lock held and inject what it
         returns, exactly like a delivery's notarized messages (spooled if the
         list is unreachable).  For messages the notary makes on its own, such
         as a seal on a timer: they take their place in the pit's order.
-        Returns the LMTP-style reply line; exceptions of ``produce`` propagate."""
+        Returns the LMTP-style reply line once injected, or with ``wait``
+        false "" at once (the injector posts them behind what it has);
+        exceptions of ``produce`` propagate."""
         address = address.lower()
         item = _Delivery(address, b"", "")
         with self._pit_locks[address]:
             self._inject_later(address, [(item, produce())])
-        return item.reply.result()
+        return item.reply.result() if wait else ""
 
     def _inject_all(self, rcpt: str, route: PitRoute, outgoing: list) -> str:
         """Inject notarized messages in order (injection lock held); spool the rest on failure."""

@@ -348,13 +348,22 @@ class KeySigner:
         try:
             info = next((k for k in self.keyring.keys() if k.fingerprint == self.fpr), None)
             if info is not None and not info.expired and not info.revoked:
-                signer = Signer.from_keyring(self.keyring, self.fpr)
+                signer = self._signer
+                if signer is None or not any(k.fingerprint == signer.key.fingerprint
+                                             and not k.expired and not k.revoked
+                                             for k in (info, *info.subkeys)):
+                    signer = Signer.from_keyring(self.keyring, self.fpr)
                 until = min([until] + [k.expires for k in (info, *info.subkeys) if k.expires
                                        and k.fingerprint in (info.fingerprint, signer.key.fingerprint)])
         except (SignerError, KeyringError):
             signer = None
         self._signer, self._until = signer, until
         return signer
+
+    def ready(self) -> "KeySigner":
+        """Read the key now (two gpg runs), not at the first signature."""
+        self._current()
+        return self
 
     def clearsign(self, text: str, fpr: str | None = None, at: int | None = None) -> str:
         signer = self._current()
