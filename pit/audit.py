@@ -46,10 +46,12 @@ records after it are checked exactly as above (the chain continues from
 the kept head; the tree grows from the kept frontier, so each new signed
 tree head is checked against a tree whose first records are those verified,
 and an RFC 9162 consistency proof from the kept head to the newest is made
-and checked), and each filter is replayed from its latest checkpoint that
-an audit reproduced, not from record 1.  Its cost is the new records plus,
-per filter, the records since that checkpoint.  ``full=True`` (``pit audit
---full``) starts from record 1.
+and checked), and each filter goes on from the state the auditor kept for
+it (its checkpoint text there and the lines it has not reported yet), as
+the filter programs restart from a checkpoint, not from record 1; only a
+new checkpoint of records before the kept state makes that filter replay
+again from its latest checkpoint an audit reproduced.  Its cost is the new
+records.  ``full=True`` (``pit audit --full``) starts from record 1.
 """
 
 from __future__ import annotations
@@ -279,10 +281,10 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
     the log alone (every byte, the chain, the digests, the genesis and
     every seal and tree head with gpg), not the members' signatures, the
     stamps or the filters: what ``pit mirror`` checks of each copy it
-    brings.  With *remember* and not *full* or *log_only*, the audit
-    starts from the auditor's kept state when there is one that matches
-    the copy (module text, "Incremental"), and keeps the new state when it
-    passes.  Never raises for a bad archive: the result says what is wrong."""
+    brings.  With *remember* and not *full*, the audit starts from the
+    auditor's kept state when there is one that matches the copy (module
+    text, "Incremental"), and (unless *log_only*) keeps the new state when
+    it passes.  Never raises for a bad archive: the result says what is wrong."""
     from pit import auditstate, replica
     res = AuditResult(path=str(path), log_only=log_only)
     t0 = time.monotonic()
