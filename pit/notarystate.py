@@ -76,6 +76,22 @@ _TABLES = ("meta", "refs", "members", "recent", "sent", "registry", "filters", "
 ZERO = "0" * 64
 
 
+def _schema_objects() -> list[tuple]:
+    """What a store of this schema holds in sqlite_master: its tables and
+    indexes, and nothing else (no trigger or view that would act on the
+    notary's writes)."""
+    global _SCHEMA_OBJECTS
+    if _SCHEMA_OBJECTS is None:
+        db = sqlite3.connect(":memory:")
+        db.executescript(_SCHEMA)
+        _SCHEMA_OBJECTS = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        db.close()
+    return _SCHEMA_OBJECTS
+
+
+_SCHEMA_OBJECTS = None
+
+
 class StateError(Exception):
     """The store cannot be used; ``str()`` is the one-line reason."""
 
@@ -313,8 +329,15 @@ class NotaryState:
         try:
             db = cls._connect(path)
             meta = dict(db.execute("SELECT name, value FROM meta"))
+            objects = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
         except sqlite3.Error as e:
             raise StateError(f"not a readable snapshot: {e}") from None
+        if objects != _schema_objects():
+            db.close()
+            extra = sorted(set(objects) - set(_schema_objects())) or sorted(
+                set(_schema_objects()) - set(objects))
+            raise StateError(f"its tables are not the ones this notary makes "
+                             f"({extra[0][0]} {extra[0][1]!r} differs)")
         if meta.get("schema") != _SCHEMA_VERSION:
             db.close()
             raise StateError(f"schema {meta.get('schema')!r}, this notary keeps {_SCHEMA_VERSION}")

@@ -167,7 +167,8 @@ def test_a_state_ahead_of_the_archive_is_ignored_and_rebuilt(pit, tmp_path):
     assert "the archive ends at record" in line, line
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "schema", "frontier", "pit", "registry"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "schema", "frontier", "pit", "registry",
+                                    "trigger"])
 def test_a_corrupt_or_hostile_state_is_ignored_with_a_reason(pit, tmp_path, damage):
     path = pit.root / STATE
     Notary(pit)                                 # checkpoints the write-ahead log on close
@@ -180,7 +181,10 @@ def test_a_corrupt_or_hostile_state_is_ignored_with_a_reason(pit, tmp_path, dama
         sql = {"schema": "UPDATE meta SET value = '99' WHERE name = 'schema'",
                "frontier": "UPDATE meta SET value = '7 zz' WHERE name = 'tree'",
                "pit": "UPDATE meta SET value = 'elsewhere' WHERE name = 'pit'",
-               "registry": "INSERT INTO registry VALUES (99999, 'currency', 'not a currency')"}
+               "registry": "INSERT INTO registry VALUES (99999, 'currency', 'not a currency')",
+               # a trigger that would quietly forget every reference the notary writes
+               "trigger": "CREATE TRIGGER forget AFTER INSERT ON refs BEGIN "
+                          "DELETE FROM refs WHERE account = new.account; END"}
         db.execute(sql[damage])
         db.commit()
         db.close()
