@@ -159,8 +159,10 @@ def throughput_run(root: Path, n: int, connections: int) -> dict:
         procs = 2
         shares = [orders[k::procs] for k in range(procs)]
         with ctx.Pool(procs) as pool:
+            cpu = time.process_time()
             results = pool.starmap(_clients, [(b.server.host, b.server.port, pit.address, share,
                                                connections // procs) for share in shares])
+            cpu = time.process_time() - cpu          # the server's threads (this process)
         wall = max(r[2] for r in results) - min(r[1] for r in results)
         acked = [a for r in results for a in r[0]]
     bad = [a for a in acked if a[0] != 250]
@@ -173,7 +175,7 @@ def throughput_run(root: Path, n: int, connections: int) -> dict:
         raise SystemExit(f"bench.lmtp: {len(bad)} not acknowledged (first {bad[:1]}), "
                          f"{len(missing)} acknowledged but not archived")
     testkeys.stop_agents(root)
-    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall}
+    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu}
 
 
 def throughput(n: int, connections: int, runs: int) -> bool:
@@ -185,7 +187,9 @@ def throughput(n: int, connections: int, runs: int) -> bool:
             res = throughput_run(Path(tmp) / f"pit{r}", n, connections)
             rates.append(res["rate"])
             print(f"  run {r + 1}: {res['orders']} orders in {res['wall']:.2f} s: "
-                  f"{res['rate']:,.0f} accepted/s, every one durable before its 250", flush=True)
+                  f"{res['rate']:,.0f} accepted/s, every one durable before its 250; server "
+                  f"CPU {res['cpu'] / res['orders'] * 1000:.2f} ms an order "
+                  f"({res['orders'] / res['cpu']:,.0f}/s of CPU)", flush=True)
     ok = min(rates) >= TARGET_RATE or statistics.median(rates) >= TARGET_RATE
     print(f"  signed orders/s over LMTP, {connections} connections: min {min(rates):,.0f}, "
           f"median {statistics.median(rates):,.0f}  "

@@ -195,3 +195,32 @@ def test_bench_fixture_requests_are_valid_and_deterministic():
         message.resolve(req, {"ACME": acme}, {"USD": usd}, ticker="ACME")
         placed.add((account, req.ref))
     assert kinds == {"Cancel", "Modify"}
+
+
+def test_key_signer_signs_in_process_as_gpg_does_and_leaves_an_invalid_key_to_gpg(kit, tmp_path):
+    """KeySigner (the notary's seals, a filter daemon's posts): the
+    in-process signature is gpg's own block for the text, verified by stock
+    gpg; a key that gpg lists as expired is left to gpg, which refuses."""
+    from pit.keyring import KeyringError
+    from pit.signer import KeySigner
+    ring, fpr = Keyring(kit["signing"]), kit["fprs"]["sub"]
+    text = TEXTS["dashes"]
+    by_gpg, in_process = ring.clearsign(text, fpr), KeySigner(ring, fpr).ready()
+    assert in_process._signer is not None             # read into the process: no gpg per signature
+    block = in_process.clearsign(text)
+    head = "-----BEGIN PGP SIGNATURE-----\n"
+    assert block.split(head)[0] == by_gpg.split(head)[0]
+    (tmp_path / "seal.asc").write_text(block)
+    assert_gpg_good(gpg_status(kit["home"], tmp_path / "seal.asc"), fpr,
+                    kit["signers"]["sub"].key.fingerprint)
+    fprs = testkeys.make_keys(tmp_path / "old", [("old", "ed25519", "expired")])
+    old = Keyring(tmp_path / "old")
+    try:
+        expired = KeySigner(old, fprs["old"]).ready()
+        assert expired._signer is None
+        with pytest.raises(KeyringError):
+            old.clearsign(text, fprs["old"])
+        with pytest.raises(KeyringError):
+            expired.clearsign(text)
+    finally:
+        testkeys.stop_agents(tmp_path)
