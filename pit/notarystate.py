@@ -123,7 +123,9 @@ class Refs:
         self._state = state
 
     def get(self, key, default=None):
-        self._state.flush()
+        new = self._state._pending_refs.get(tuple(key))     # folded, not yet written
+        if new is not None:
+            return new
         row = self._state.db.execute("SELECT seq, ticker FROM refs WHERE account = ? AND ref = ?",
                                      key).fetchone()
         return default if row is None else (row[0], row[1])
@@ -183,7 +185,8 @@ class Recent:
         self._state = state
 
     def __contains__(self, digest) -> bool:
-        self._state.flush()
+        if digest in self._state._pending_recent_set:
+            return True
         return self._state.db.execute("SELECT 1 FROM recent WHERE digest = ? LIMIT 1",
                                       (digest,)).fetchone() is not None
 
@@ -257,8 +260,9 @@ class NotaryState:
         self.inode = _inode(path)
         self.rate_limited = binding.get("rate", "0 0").split(" ")[0] == "1"
         self.rate_interval = int(binding.get("rate", "0 0").split(" ")[1])
-        self._pending_refs: list[tuple] = []
+        self._pending_refs: dict[tuple[str, str], tuple[int, str]] = {}
         self._pending_recent: list[tuple] = []
+        self._pending_recent_set: set[str] = set()
         self._pending_sent: list[tuple] = []
         self._in_tx = False
         self._reset()
@@ -359,7 +363,8 @@ class NotaryState:
     def reload(self) -> None:
         """Read the scalars and the bounded parts back from the store (after
         another notary's commit, or a rollback)."""
-        self._pending_refs, self._pending_recent, self._pending_sent = [], [], []
+        self._pending_refs, self._pending_recent, self._pending_sent = {}, [], []
+        self._pending_recent_set = set()
         meta = dict(self.db.execute("SELECT name, value FROM meta"))
         self._reset()
         self.seq, self.head = int(meta.get("seq", "0")), meta.get("head", ZERO)
@@ -447,11 +452,12 @@ class NotaryState:
         """Write the rows buffered by :meth:`remember` (before any look-up)."""
         self.unsealed.flush()
         if self._pending_refs:
-            self.db.executemany("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)", self._pending_refs)
-            self._pending_refs = []
+            self.db.executemany("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
+                                [k + v for k, v in self._pending_refs.items()])
+            self._pending_refs = {}
         if self._pending_recent:
             self.db.executemany("INSERT OR REPLACE INTO recent VALUES (?, ?)", self._pending_recent)
-            self._pending_recent = []
+            self._pending_recent, self._pending_recent_set = [], set()
         if self._pending_sent:
             self.db.executemany("INSERT INTO sent VALUES (?, ?)", self._pending_sent)
             self._pending_sent = []
@@ -460,12 +466,15 @@ class NotaryState:
     def add_recent(self, digest: str) -> None:
         self.recent_n += 1
         self._pending_recent.append((self.recent_n, digest))
+        self._pending_recent_set.add(digest)
         if len(self._pending_recent) >= _FLUSH:
             self.flush()
 
     def sent_since(self, signer: str, since_us: int) -> int:
         """How many records *signer* has after *since_us* (the rate limit)."""
-        self.flush()
+        if self._pending_sent:
+            self.db.executemany("INSERT INTO sent VALUES (?, ?)", self._pending_sent)
+            self._pending_sent = []
         return self.db.execute("SELECT COUNT(*) FROM sent WHERE signer = ? AND us > ?",
                                (signer, since_us)).fetchone()[0]
 
@@ -485,7 +494,7 @@ class NotaryState:
         kind = st.get("x-pit-kind", "")
         acct, ref = st.get("x-pit-account", ""), st.get("x-pit-ref", "")
         if ref:
-            self._pending_refs.append((acct, ref, seq, st.get("x-pit-ticker", "")))
+            self._pending_refs[acct, ref] = (seq, st.get("x-pit-ticker", ""))
         self.add_recent(st.get("x-pit-digest", ""))
         signer = st.get("x-pit-signer")
         if self.rate_limited and signer and kind not in ("seal", "genesis"):
