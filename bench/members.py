@@ -63,13 +63,18 @@ def _certificates(n: int, prefix: str = "member") -> list[tuple[str, list[str]]]
 
 
 def _startup(root) -> tuple[float, int]:
-    """(seconds, peak RSS bytes) of ``Notary(pit)`` in a fresh process."""
-    code = ("import resource, sys, time\n"
+    """(seconds, peak RSS bytes) of ``Notary(pit)`` in a fresh process.  The
+    peak is the process's own (``VmHWM`` of its memory after exec):
+    ``ru_maxrss`` would also count the parent's pages that the child
+    shared until its exec (vfork), which is the whole bench process."""
+    code = ("import sys, time\n"
             "t = time.perf_counter()\n"
             "from moderator.notary import Notary\n"
             "n = Notary(sys.argv[1])\n"
             "n.verifier.key(n.pit.operator)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+            "s = time.perf_counter() - t\n"
+            "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "print(s, int(hwm.split()[1]) * 1024)\n")
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
                          check=True).stdout.split()
     return float(out[0]), int(out[1])

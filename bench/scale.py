@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,24 +37,6 @@ from bench.fixtures import OUT
 
 def _load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _startup(root) -> tuple[float, int]:
-    """(seconds, peak RSS bytes) of ``Notary(pit)`` in a fresh process.  The
-    peak is the process's own (``VmHWM`` of its memory after exec):
-    ``ru_maxrss`` would also count the parent's pages that the child
-    shared until its exec (vfork), which is the whole bench process."""
-    code = ("import sys, time\n"
-            "t = time.perf_counter()\n"
-            "from moderator.notary import Notary\n"
-            "n = Notary(sys.argv[1])\n"
-            "n.verifier.key(n.pit.operator)\n"
-            "s = time.perf_counter() - t\n"
-            "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-            "print(s, int(hwm.split()[1]) * 1024)\n")
-    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return float(out[0]), int(out[1])
 
 
 def bench_records(sizes: list[int], runs: int, cache: Path) -> None:
@@ -71,7 +52,7 @@ def bench_records(sizes: list[int], runs: int, cache: Path) -> None:
         pit = build(n, root)
         first = root / "bench-first-start"
         if not first.exists():
-            s, rss = _startup(pit.root)
+            s, rss = members._startup(pit.root)
             first.write_text(f"{s} {rss}\n")
         s0, rss0 = first.read_text().split()
         if not runs:
@@ -81,7 +62,7 @@ def bench_records(sizes: list[int], runs: int, cache: Path) -> None:
         size = sum(p.stat().st_size for p in (root / "archives").glob(STATE_NAME + "*"))
         times, peaks = [], []
         for _ in range(runs):
-            s, rss = _startup(pit.root)
+            s, rss = members._startup(pit.root)
             times.append(s)
             peaks.append(rss)
         best, peak = min(times), max(peaks)
