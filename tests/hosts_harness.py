@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from conftest import Kit, _stop_agents
+from mailman_harness import wait_until  # noqa: F401  (bench.hosts takes it from here)
 from netns_harness import Hosts
 from pit import mbox, ops, testkeys
 from postfix_harness import PIT_USER, MailHost, pits_on_postfix, running_postfix, sealed, seq_of
@@ -60,15 +61,6 @@ def addr(who: str) -> str:
     return f"{who}@{testkeys.DOMAIN}"
 
 
-def wait_until(what: str, predicate, timeout: float = 120.0, detail=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -128,6 +128,20 @@ class MailmanHandle:
         return "\n".join(parts)
 
 
+def wait_until(what: str, predicate, timeout: float = 120.0, detail=lambda: ""):
+    """Poll *predicate* until it returns something true, and return that;
+    after *timeout* seconds fail naming *what*, followed by ``detail()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            more = detail()
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f"\n{more}" if more else ""))
+        time.sleep(0.05)
+
 def _header_address(msg_bytes: bytes, name: bytes) -> str:
     from email.utils import parseaddr
     for line in msg_bytes.split(b"\n"):

@@ -22,6 +22,7 @@ import pytest
 
 from conftest import _HOMES, _stop_agents, Kit
 from mailman_harness import mailman_server  # noqa: F401  (the fixture)
+from mailman_harness import wait_until
 from pit import mbox, ops, testkeys
 from pit.audit import audit
 from pit.daemon import FilterDaemon, NotaryService
@@ -119,17 +120,6 @@ def world(mailman_server, keyhome, tmp_path_factory):
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def wait_until(what: str, predicate, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
 
 def digest(raw: bytes) -> str:
     return hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()

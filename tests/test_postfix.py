@@ -30,6 +30,7 @@ import pytest
 
 from conftest import _HOMES, _stop_agents, Kit
 from mailman_harness import mailman_available
+from mailman_harness import wait_until as harness_wait_until
 from pit import mbox, ops, testkeys
 from pit.audit import audit
 from pit.mailman import PIT_LIST_SETTINGS
@@ -117,15 +118,9 @@ def world(keyhome):
 # -- helpers ---------------------------------------------------------------------
 
 def wait_until(what: str, predicate, timeout: float = WAIT, world: World | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            detail = f"\n--- maillog\n{world.postfix.log_text()}\n{refusals(world)}" if world else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.1)
+    """mailman_harness.wait_until, a failure saying what Postfix and the pits did."""
+    return harness_wait_until(what, predicate, timeout, detail=lambda: (
+        f"--- maillog\n{world.postfix.log_text()}\n{refusals(world)}" if world else ""))
 
 
 def refusals(world: World) -> str:
