@@ -247,6 +247,29 @@ def pit_command() -> list[str]:
     raise RuntimeError(f"user {PIT_USER} can run neither {venv_pit[0]} nor {system_python}")
 
 
+def walkable_base(prefix: str, *unavailable: str) -> Path:
+    """Skip the test if a reason in *unavailable* is given or the pits' user
+    cannot run ``pit``; else a fresh directory every user may enter (Postfix
+    and the pits' user walk to their files; pytest's own temporary
+    directories are root's alone), registered for conftest's clean-up of
+    the gpg-agents started under it.  The caller removes it."""
+    import tempfile
+
+    import pytest
+    from conftest import _HOMES
+    for reason in unavailable:
+        if reason:
+            pytest.skip(reason)
+    try:
+        pit_command()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(base, 0o755)
+    _HOMES.append(base)
+    return base
+
+
 def chown_tree(path: Path, user: str = PIT_USER) -> None:
     import pwd
     entry = pwd.getpwnam(user)

@@ -32,20 +32,17 @@ source byte for byte and its audit passes.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import _HOMES, _stop_agents
+from conftest import _stop_agents
 from hosts_harness import FILTER, pit_on_three_hosts, wait_until
 from mailman_harness import mailman_available
 from netns_harness import Hosts, netns_available
 from pit import mbox, ops
-from postfix_harness import pit_command, postfix_available, reports_of, sealed, seq_of
+from postfix_harness import postfix_available, walkable_base, reports_of, sealed, seq_of
 
 PAIRS = 8
 
@@ -57,16 +54,8 @@ def three_hosts():
     """Hosts a, b, c (network namespaces) and a directory every user may
     enter (Postfix and the pits' user walk to their files; pytest's own
     temporary directories are root's alone); all removed afterwards."""
-    for reason in (mailman_available(), postfix_available(), netns_available()):
-        if reason:
-            pytest.skip(reason)
-    try:
-        pit_command()
-    except RuntimeError as error:
-        pytest.skip(str(error))
-    base = Path(tempfile.mkdtemp(prefix="pit-hosts-"))
-    os.chmod(base, 0o755)
-    _HOMES.append(base)
+    base = walkable_base("pit-hosts-", mailman_available(), postfix_available(),
+                         netns_available())
     try:
         with Hosts(["a", "b", "c"]) as hosts:
             yield hosts, base

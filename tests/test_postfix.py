@@ -18,23 +18,22 @@ host of its own, and a member's replica on a third: tests/test_hosts.py.
 
 from __future__ import annotations
 
-import os
 import shutil
 import smtplib
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import _HOMES, _stop_agents, Kit
+from conftest import _stop_agents, Kit
 from mailman_harness import mailman_available
 from mailman_harness import wait_until as harness_wait_until
 from pit import mbox, ops, testkeys
 from pit.audit import audit
 from pit.mailman import PIT_LIST_SETTINGS
-from postfix_harness import MailHost, pit_command, pits_on_postfix, postfix_available, sealed
+from postfix_harness import (MailHost, pits_on_postfix, postfix_available, sealed,
+                             walkable_base)
 
 DOMAIN = "pits.test"
 WAIT = 90.0
@@ -81,18 +80,7 @@ def _build(base: Path, keyhome: Path, name: str, members: dict, setup) -> Kit:
 
 @pytest.fixture(scope="module")
 def world(keyhome):
-    for reason in (mailman_available(), postfix_available()):
-        if reason:
-            pytest.skip(reason)
-    try:
-        pit_command()
-    except RuntimeError as error:
-        pytest.skip(str(error))
-    # Postfix and the pits' user must be able to walk to their files:
-    # pytest's own temporary directories are root's alone.
-    base = Path(tempfile.mkdtemp(prefix="pit-postfix-"))
-    os.chmod(base, 0o755)
-    _HOMES.append(base)
+    base = walkable_base("pit-postfix-", mailman_available(), postfix_available())
     try:
         pits = base / "pits"
         alpha = _build(pits, keyhome, "alpha", {"alice": ["alice"], "bob": ["bob"]},
