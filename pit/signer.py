@@ -217,16 +217,18 @@ class Signer:
     def from_keyring(cls, keyring, fpr: str, hash_name: str = "sha256") -> "Signer":
         """The signer for key ``fpr`` of ``pit.keyring.Keyring`` ``keyring``.
 
-        Two gpg runs (key listing, secret export).  Picks the newest valid
+        Two gpg runs (a listing of key ``fpr``, its secret export), whatever
+        else the keyring holds.  Picks the newest valid
         signing subkey, else the primary, as gpg does.  Raises
         ``SignerError`` naming the problem (no such secret key, passphrase,
         no signing-capable key).
         """
         from pit.keyring import KeyringError
         fpr = fpr.upper()
-        info = next((k for k in keyring.keys() if k.fingerprint == fpr), None)
-        if info is None:
-            raise SignerError(f"no key {fpr} in {keyring.home}")
+        try:
+            info = keyring.key(fpr)
+        except KeyringError:
+            raise SignerError(f"no key {fpr} in {keyring.home}") from None
         try:
             armored = keyring.export_secret(fpr)
         except KeyringError as exc:
@@ -346,7 +348,10 @@ class KeySigner:
             return self._signer
         signer, until = None, now + self.recheck
         try:
-            info = next((k for k in self.keyring.keys() if k.fingerprint == self.fpr), None)
+            try:
+                info = self.keyring.key(self.fpr)       # one gpg run naming it
+            except KeyringError:
+                info = None
             if info is not None and not info.expired and not info.revoked:
                 signer = self._signer
                 if signer is None or not any(k.fingerprint == signer.key.fingerprint

@@ -340,3 +340,25 @@ def test_member_request_whose_key_block_is_another_key(kit):
     assert d.reason == (f"the member's key block: it is key {other.fingerprint}, "
                         f"the request names {named.fingerprint}")
     assert Keyring(kit.pit.gnupg).store.home_of(other.fingerprint) is None
+
+
+def test_signer_reads_its_own_key_not_every_shard(tmp_path, monkeypatch):
+    # The notary's seals (KeySigner) and the bulk add's requests
+    # (Signer.from_keyring) found their key in a listing of every home: one
+    # gpg run a shard, 4,096 at a million members, at every seal key
+    # re-check and every `pit member import` (23 of the 35 s of a bulk add
+    # of 10,000 members, by cProfile).  They name their key: gpg runs that
+    # do not grow with the shards.
+    from pit.signer import KeySigner, Signer
+    ring = Keyring(tmp_path / "pit")
+    fpr = ring.generate("notary", "notary@pit.test")
+    argv = _Argv(monkeypatch)
+    runs = {}
+    for n in (3, 60):
+        ring.import_keys([a for a, _ in _certs(f"s{n}-", n)])
+        argv.lengths.clear()
+        Signer.from_keyring(Keyring(ring.home), fpr).clearsign("x\n")
+        KeySigner(Keyring(ring.home), fpr).ready().clearsign("y\n")
+        runs[n] = len(argv.lengths)
+    assert len(list((ring.home / "shards").iterdir())) > 40
+    assert runs[60] == runs[3], runs
