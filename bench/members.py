@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.fixtures import OUT, fresh_pit, signed_orders
 from pit import ops, testkeys
@@ -84,41 +85,116 @@ def _fmt(values: list[float]) -> str:
     return f"min {min(values):.3f} s, median {statistics.median(values):.3f} s"
 
 
-def bench_size(n: int, runs: int, startup: bool = True) -> Pit:
-    root = OUT / "pits" / f"members-{n}"
+def _rss() -> str:
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+    return f"{int(line.split()[1]) / 1024:,.0f} MiB"
+
+
+def build(n: int, root: Path, log=print) -> tuple[Pit, str]:
+    """A pit of *n* members at *root*, built once: (the pit, its build line).
+
+    A pit built before (its ``bench-built`` file, written last) is reused as
+    it is.  The members are made in process, then added in 16 groups by the
+    first hex digit of their fingerprint (each group its own shard homes, so
+    each shard is imported into once): per group the keyring of record first
+    (``Keyring.import_keys``: gpg, one import a shard), then the member
+    records (``ops.add_members``, which finds every key imported, byte for
+    byte), each part timed; a progress line per group with its rates."""
+    done = root / "bench-built"
+    if done.exists():
+        return Pit(root), done.read_text().strip() + " (built before, reused)"
     pit = fresh_pit(root)
-    t = time.perf_counter()
-    certs = _certificates(n)
-    made = time.perf_counter() - t
-    # the keyring of record first (gpg, one import a shard), then the member
-    # records (ops.add_members finds every key imported, byte for byte)
-    t = time.perf_counter()
-    imported = Keyring(pit.gnupg).import_keys([a for a, _ in certs])
-    keyring = time.perf_counter() - t
-    bad = [r for r in imported if not isinstance(r, str)]
-    if bad:
-        raise RuntimeError(f"gpg refused {len(bad)} keys: {bad[0]}")
-    t = time.perf_counter()
-    results = ops.add_members(pit, certs)
-    records = time.perf_counter() - t
+    t0 = time.perf_counter()
+    groups: dict[str, list] = {}
+    for i in range(n):
+        name = f"member{i:07d}"
+        armored, signer = testkeys.certificate(name)
+        groups.setdefault(signer.fingerprint[0], []).append((armored, [name]))
+        if n >= 100_000 and (i + 1) % 100_000 == 0:
+            log(f"    {i + 1:,} certificates made, {time.perf_counter() - t0:.0f} s, {_rss()}, {_load()}")
+    made = time.perf_counter() - t0
+    keyring = records = 0.0
+    added = 0
+    for digit in sorted(groups):
+        certs = groups.pop(digit)
+        t = time.perf_counter()
+        imported = Keyring(pit.gnupg).import_keys([a for a, _ in certs])
+        k = time.perf_counter() - t
+        bad = [r for r in imported if not isinstance(r, str)]
+        if bad:
+            raise RuntimeError(f"gpg refused {len(bad)} keys: {bad[0]}")
+        t = time.perf_counter()
+        results = ops.add_members(pit, certs)
+        r = time.perf_counter() - t
+        refused = [d.reason for _, d in results if not d.accepted]
+        if refused:
+            raise RuntimeError(f"bulk add refused {len(refused)}: {refused[0]}")
+        keyring, records, added = keyring + k, records + r, added + len(certs)
+        if n >= 100_000:
+            log(f"    group {digit}: {len(certs):,} members, gpg {k:.0f} s ({len(certs) / k:,.0f}/s), "
+                f"records {r:.0f} s ({len(certs) / r:,.0f}/s); {added:,} of {n:,} members in "
+                f"{time.perf_counter() - t0:.0f} s; {_rss()}, {_load()}")
     bulk = keyring + records
-    refused = [d.reason for _, d in results if not d.accepted]
-    if refused:
-        raise RuntimeError(f"bulk add refused {len(refused)}: {refused[0]}")
     shards = len(list((pit.gnupg / SHARDS).iterdir()))
-    print(f"  {n:>9,} members: certificates made in {made:.1f} s; bulk add {bulk:.1f} s "
-          f"({n / bulk:,.0f} members/s; target: finishes at 1,000,000): gpg import into "
-          f"{shards:,} shard homes {keyring:.1f} s ({n / keyring:,.0f}/s), "
-          f"member records {records:.1f} s ({n / records:,.0f}/s)", flush=True)
+    line = (f"{n:>9,} members: certificates made in {made:.1f} s; bulk add {bulk:.1f} s "
+            f"({n / bulk:,.0f} members/s; target: finishes at 1,000,000): gpg import into "
+            f"{shards:,} shard homes {keyring:.1f} s ({n / keyring:,.0f}/s), "
+            f"member records {records:.1f} s ({n / records:,.0f}/s); "
+            f"built {time.strftime('%Y-%m-%d %H:%M')}, {_load()}")
+    done.write_text(line + "\n")
+    return pit, line
+
+
+def order_throughput(pit: Pit, orders: int, runs: int) -> list[float]:
+    """Orders a second through ``Notary.notarize`` (batches of 1,000, as
+    bench.moderator), each run a new slice of *orders* signed orders of the
+    bench's traders (the refs of a slice are new to the pit: the slices
+    already notarized are counted in the pit's ``bench-orders-used``)."""
+    from moderator.notary import Notary
+    raws = _new_orders(pit, orders * runs)
+    rates = []
+    for i in range(runs):
+        part = raws[i * orders:(i + 1) * orders]
+        notary = Notary(pit)
+        t = time.perf_counter()
+        for j in range(0, len(part), 1000):
+            ds = notary.notarize(part[j:j + 1000])
+            bad = [d.reason for d in ds if not d.accepted]
+            if bad:
+                raise RuntimeError(f"orders refused: {len(bad)}, first: {bad[0]}")
+        rates.append(len(part) / (time.perf_counter() - t))
+    return rates
+
+
+def _new_orders(pit: Pit, k: int) -> list[bytes]:
+    """*k* signed orders (bench.fixtures) whose refs the pit has not seen: the
+    orders of the fixtures' stream after those taken from it before, which
+    the pit's ``bench-orders-used`` counts (a built pit is reused)."""
+    used_file = pit.root / "bench-orders-used"
+    used = int(used_file.read_text()) if used_file.exists() else 0
+    raws = signed_orders(pit, used + k, "ed25519")[used:]
+    used_file.write_text(f"{used + k}\n")
+    return raws
+
+
+def bench_size(n: int, runs: int, startup: bool = True, cache: Path | None = None,
+               orders: int = 0) -> Pit:
+    root = (cache or OUT / "pits") / f"members-{n}"
+    if cache is None and (root / "bench-built").exists():
+        (root / "bench-built").unlink()       # bench/out's pits are made afresh
+    pit, line = build(n, root, log=lambda text: print(text, flush=True))
+    print(f"  {line}", flush=True)
     running, command, alone, starts, peaks = [], [], [], [], []
-    extra = _certificates(runs * 3, prefix=f"extra{n}-")
+    # new keys at every run of the bench (a built pit is reused)
+    stamp = int(time.time())
+    extra = _certificates(runs * 3, prefix=f"extra{n}-{stamp}-")
     notary = ops.notary(pit)
     for i in range(runs):
         armored, accounts = extra[3 * i]
         fpr = testkeys.certificate(accounts[0])[1].fingerprint
         value = f"add {fpr} accounts {accounts[0]}"
         ring, op = ops._operator(pit)
-        text = ops.request_text(pit, "operator", f"bench-{n}-{i}", "Member", value) \
+        text = ops.request_text(pit, "operator", f"bench-{n}-{stamp}-{i}", "Member", value) \
             + "\n" + armored.strip() + "\n"
         raw = ops.sign_request(pit, text, ring, op, "operator@bench")
         t = time.perf_counter()
@@ -149,6 +225,11 @@ def bench_size(n: int, runs: int, startup: bool = True) -> Pit:
               f"(target <= {STARTUP_TARGET:.0f} s: {ok(min(starts) <= STARTUP_TARGET)})")
         print(f"    notary peak memory:             {max(peaks) / 2**20:,.0f} MiB  "
               f"(target <= 1024 MiB: {ok(max(peaks) <= MEMORY_TARGET)})", flush=True)
+    if orders:
+        rates = order_throughput(pit, orders, runs)
+        print(f"    order throughput:               min {min(rates):,.0f}, median "
+              f"{statistics.median(rates):,.0f} orders/s  ({orders:,} orders a run; "
+              f"target: unchanged from the smallest pit's)", flush=True)
     return pit
 
 
@@ -188,7 +269,7 @@ def bench_keyring(n: int, runs: int) -> None:
 def bench_audit(pit: Pit, orders: int) -> None:
     from moderator.notary import Notary
     from pit.audit import audit
-    raws = signed_orders(pit, orders, "ed25519")
+    raws = _new_orders(pit, orders)
     notary = Notary(pit)
     for i in range(0, len(raws), 1000):
         notary.notarize(raws[i:i + 1000])
@@ -209,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="the keyring of record alone: bulk import, one key more (no pit, no records)")
     ap.add_argument("--no-startup", action="store_true",
                     help="skip the notary start-up figures (it re-reads the archive)")
+    ap.add_argument("--orders", type=int, default=0,
+                    help="order throughput: ORDERS signed orders a run through the notary")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="build each pit once as CACHE/members-N and reuse it afterwards "
+                         "(default: bench/out/pits, made afresh)")
+    ap.add_argument("--build-only", action="store_true", help="build the pits (with --cache), time nothing")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     print(f"bench.members: sizes {', '.join(f'{s:,}' for s in sizes)}, {_load()}")
@@ -218,12 +305,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.keyring_only:
                 bench_keyring(n, args.runs)
                 continue
-            pit = bench_size(n, args.runs, startup=not args.no_startup)
+            if args.build_only:
+                root = (args.cache or OUT / "pits") / f"members-{n}"
+                print(f"  {build(n, root, log=lambda text: print(text, flush=True))[1]}", flush=True)
+                continue
+            pit = bench_size(n, args.runs, startup=not args.no_startup, cache=args.cache,
+                             orders=args.orders)
             first = first or pit
         if args.audit_orders and first is not None:
             bench_audit(first, args.audit_orders)
     finally:
         testkeys.stop_agents(OUT / "pits")     # the pits' gpg-agents (key making, seals)
+        for n in sizes if args.cache else ():
+            testkeys.stop_agents(args.cache / f"members-{n}")
     print(f"  ({_load()})")
     return 0
 
