@@ -27,11 +27,20 @@ Each pit is built once and kept under ``$PIT_BENCH_CACHE`` (default
   (bench.fixtures, a mix of every order type), stamped as above, sealed
   every 1,000.
 
+A larger pit grows from the largest smaller one in the cache, which is
+copied and never changed: the copy is cut back to the head its auditor's
+state was kept at (its new records taken off, their signed mails kept),
+the history goes on from there chunk by chunk as above, and the same new
+records are stamped again after it.  A build stopped half way (a pit
+marked ``building``) goes on from the last chunk its audit verified.
+
 Then each run puts back the state kept at record N and times ``pit.audit.
 audit(pit, remember=True)``: the volumes before checked unchanged, every
 new signature verified, stamps, chain, seals with stock gpg, the tree, the
 consistency proof, both filters replayed over the new records, the new
-state kept.  Min and median of *runs*; ``uptime``'s load before and after.
+state kept.  Min and median of *runs*, the CPU of the audit's process and
+of its signature-checking workers, and the peak memory of one more run in
+a fresh process; ``uptime``'s load before and after.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from bench.fixtures import OUT, fresh_pit, signed_orders
 from moderator.notary import request_fields, stamp_time, stamp_text
 from pit import mbox, merkle, message, ops, signed, testkeys
 from pit.archive import Archive, record_hash
+from pit.pitdir import Pit
 
 TARGET = 10.0
 CHUNK = 250_000           # history records a state-building audit takes at a time
@@ -70,15 +80,17 @@ def _load() -> str:
 class _Writer:
     """Appends records as the notary stamps them: chain, time, tree, seals."""
 
-    def __init__(self, pit):
+    def __init__(self, pit, tree: merkle.Frontier):
+        """*tree*: the tree of the records before the archive's last (a seal:
+        the tree a copy's auditor verified)."""
         from pit.signer import KeySigner
         from pit.keyring import Keyring
         self.pit = pit
         self.arch = Archive(pit.root)
         self.seq, self.head = self.arch.last_seq(), self.arch.last_hash()
-        self.tree = merkle.Frontier()
-        for _, msg in self.arch.read():
-            self.tree.append(merkle.leaf_hash(bytes.fromhex(record_hash(msg))))
+        assert tree.size == self.seq - 1, (tree.size, self.seq)
+        self.tree = tree.copy()
+        self.tree.append(merkle.leaf_hash(bytes.fromhex(self.head)))
         from datetime import datetime, timezone
         last = mbox.stamp(next(self.arch.read(self.seq, self.seq))[1])["x-pit-time"]
         self.us = int(datetime.strptime(last[:19], "%Y-%m-%dT%H:%M:%S").replace(
@@ -125,10 +137,22 @@ class _Writer:
 
 
 def _registry(pit):
-    """The pit's currencies and instruments as the notary resolves requests."""
-    from moderator.notary import Notary
-    n = Notary(pit)
-    return n.registry_instruments, n.currencies, n.fees
+    """The pit's currencies and instruments as the notary resolves requests:
+    the notary's own fold of the start's records into a state of its own
+    (the registry is all in the start; the history and the new records are
+    orders and seals), so that no notary follows the long archive."""
+    import tempfile
+    from pit import notarystate
+    with tempfile.TemporaryDirectory(prefix=f"bench-registry-{os.getpid()}-") as tmp:
+        st = notarystate.NotaryState.create(Path(tmp) / notarystate.STATE_NAME,
+                                            notarystate.binding_of(pit), pit.operator, wal=False)
+        try:
+            st.begin()
+            notarystate.fold(st, Archive(pit.root), 1, 1_000)
+            st.commit()
+            return st.registry_instruments, st.currencies, st.fees
+        finally:
+            st.close()
 
 
 def _trusting_signed_record(self, seq: int, st: dict, original: bytes) -> None:
@@ -148,14 +172,46 @@ def _trusting_signed_record(self, seq: int, st: dict, original: bytes) -> None:
 
 def build(n: int, new: int) -> Path:
     """The pit of *n* records with the auditor's state kept at its last
-    seal, and *new* records after it; cached.  Returns its directory."""
-    from pit import audit as audit_mod
+    seal, and *new* records after it; cached.  Returns its directory.
+
+    A larger pit grows from the largest smaller one cached (its history,
+    the auditor's state at its N, the head it verified, copied; its new
+    records taken off and put back after the longer history), and a build
+    stopped half way goes on from the last chunk its audit verified."""
     root = cache_dir() / f"audit-incremental-n{n}-new{new}"
-    done = root / "built"
-    if done.exists():
+    if (root / "built").exists():
         return root
-    if root.exists():
-        shutil.rmtree(root)
+    t0 = time.time()
+    if (root / RESUME).exists():
+        print(f"  going on with {root} from its last verified chunk", flush=True)
+    else:
+        if root.exists():
+            shutil.rmtree(root)
+        base = _base(n, new)
+        if base is None:
+            _start(root, new)
+        else:
+            _grow_from(base, root)
+    _history(root, n, t0)
+    state = root / "pit" / "audit-state" / "state.sqlite"
+    shutil.copy(state, root / "state-at-n.sqlite")
+    shutil.copy(root / "pit" / "verified.conf", root / "verified-at-n.conf")
+    seq = _new_records(root)
+    testkeys.stop_agents(root)
+    (root / RESUME).unlink()
+    (root / "built").write_text(f"{n} {new} {seq}\n")
+    print(f"  built {root} in {time.time() - t0:.0f} s", flush=True)
+    return root
+
+
+RESUME = "building"           # a build under way: history verified to verified.conf's seal
+NEW = "new.mbox"              # the new records' signed mails, to put after the history
+
+
+def _start(root: Path, new: int) -> None:
+    """A new pit: the real start, fully audited; the traders' signed orders
+    kept in *root*/new.mbox."""
+    from pit import audit as audit_mod
     t0 = time.time()
     pit = fresh_pit(root / "pit", max_message_size=str(64 << 20))
     assert ops.operator_request(pit, "Instrument", "BULK USD tick 0.01 lot 1").accepted
@@ -166,27 +222,117 @@ def build(n: int, new: int) -> Path:
         ops.run_filter(pit, kind, args)
     r = audit_mod.audit(pit.root, remember=True)
     assert r.ok and r.mode == "full", r.problem
+    assert _verified(pit.root)[0] == Archive(pit.root).last_seq()   # the history starts at a seal
+    _keep_mails(root / NEW, raws[TRADERS:])
+    (root / RESUME).write_text("")
     print(f"  start: {r.records} records, audited in full, {time.time() - t0:.1f} s", flush=True)
+
+
+def _base(n: int, new: int) -> Path | None:
+    """The largest built pit of fewer than *n* records and the same *new*."""
+    best = None
+    for d in cache_dir().glob(f"audit-incremental-n*-new{new}"):
+        m = d.name[len("audit-incremental-n"):].split("-")[0]
+        if m.isdigit() and int(m) < n and (d / "built").exists() and (
+                best is None or int(m) > best[0]):
+            best = (int(m), d)
+    return best and best[1]
+
+
+def _grow_from(base: Path, root: Path) -> None:
+    """*root* as a copy of the built *base* (never changed) cut back to the
+    head its auditor's state was kept at; its new records' signed mails
+    kept in *root*/new.mbox."""
+    import subprocess
+    t0 = time.time()
+    tmp = root.with_name(root.name + ".copying")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    subprocess.run(["cp", "-a", "--reflink=auto", f"{base}/.", str(tmp)], check=True)
+    pit_dir = tmp / "pit"
+    for name in ("built", "state-at-n.sqlite", "verified-at-n.conf"):
+        (tmp / name).unlink()
+    shutil.copy(base / "state-at-n.sqlite", pit_dir / "audit-state" / "state.sqlite")
+    shutil.copy(base / "verified-at-n.conf", pit_dir / "verified.conf")
+    seal, _ = _verified(pit_dir)
+    arch = Archive(pit_dir)
+    mails = []
+    for _, msg in arch.read(seal + 1):
+        st = mbox.stamp(msg)
+        if st.get("x-pit-kind") != "seal":
+            mails.append(mbox.split_stamp(msg)[1])
+    _keep_mails(tmp / NEW, mails)
+    _cut(arch, seal)
+    (tmp / RESUME).write_text("")
+    tmp.rename(root)
+    print(f"  copied {base.name} ({len(mails):,} new mails kept, archive cut back to record "
+          f"{seal:,}) in {time.time() - t0:.0f} s", flush=True)
+
+
+def _keep_mails(path: Path, raws) -> None:
+    with open(path, "wb") as f:
+        for raw in raws:
+            f.write(mbox.format_message(raw, "bench@traders.example", 0))
+
+
+def _verified(pit_dir: Path) -> tuple[int, merkle.Frontier]:
+    """The seal a copy's auditor verified and its tree (of the records before it)."""
+    return _verified_conf(pit_dir / "verified.conf")
+
+
+def _verified_conf(path: Path) -> tuple[int, merkle.Frontier]:
+    import configparser
+    cp = configparser.ConfigParser()
+    cp.read(path)
+    v = cp["verified"]
+    return int(v["seal"]), merkle.Frontier.from_text(v["frontier"])
+
+
+def _cut(arch: Archive, seq: int) -> None:
+    """Take every record after *seq* off the bench's archive (a stopped
+    build's unverified tail, or a smaller pit's new records)."""
+    from pit.archive import Volume
+    vols = arch.volumes()
+    keep = [v for v in vols if v.first <= seq]
+    last = keep[-1]
+    if last.last != seq:
+        end = next(e for s, _, _, _, e in arch.entry_spans(seq, seq))
+        keep[-1] = Volume(name=last.name, first=last.first, last=seq,
+                          count=seq - last.first + 1, bytes=end)
+    arch._write_index(keep)
+    for v in vols:
+        if v.first > seq:
+            (arch.dir / v.name).unlink()
+    os.truncate(arch.dir / keep[-1].name, keep[-1].bytes)
+
+
+def _history(root: Path, n: int, t0: float) -> None:
+    """Order records (dummy signatures) up to record *n*, the auditor's
+    state built by the audit itself every CHUNK records."""
+    from pit import audit as audit_mod
+    pit = Pit(root / "pit")
+    seal, tree = _verified(pit.root)
+    _cut(Archive(pit.root), seal)
     instruments, currencies, fees = _registry(pit)
-    members = _members(root / "pit")
-    w = _Writer(pit)
+    members = _members(pit.root)
+    w = _Writer(pit, tree)
     trader = "trader00"
     fpr = next(f for f, a in members.items() if a == trader)
     line = ops.pit_line(pit)
-    t1 = time.time()
     saved = audit_mod._Audit.signed_record, audit_mod.PARALLEL_MIN_RECORDS
     audit_mod._Audit.signed_record = _trusting_signed_record
     audit_mod.PARALLEL_MIN_RECORDS = 1 << 62
     try:
-        i = 0
         while w.seq < n:
+            t1, s1 = time.time(), w.seq
             for _ in range(min(CHUNK, n - w.seq)):
-                i += 1
-                text = f"Pit: {line}\nAccount: {trader}\nRef: b{i}\nOrder: buy 1 BULK at 1.00\n"
+                ref = f"b{w.seq + 1}"      # unique: a record's seq is never an earlier one's
+                text = f"Pit: {line}\nAccount: {trader}\nRef: {ref}\nOrder: buy 1 BULK at 1.00\n"
                 req = message.parse_request(text)
                 fields = request_fields(req, instruments, currencies, fees, {})
                 original = (f"From: {trader}@traders.example\nTo: {pit.address}\n"
-                            f"Subject: buy 1 BULK\nMessage-ID: <b{i}@traders.example>\n"
+                            f"Subject: buy 1 BULK\nMessage-ID: <{ref}@traders.example>\n"
                             f"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
                             f"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{text}"
                             + FAKE_SIG).encode()
@@ -197,20 +343,31 @@ def build(n: int, new: int) -> Path:
             if w.unsealed:
                 w.seal()
             w.flush()
+            t2 = time.time()
             r = audit_mod.audit(pit.root, remember=True)
             assert r.ok and r.mode == "incremental", r.problem or r.fallback
-            print(f"  history: {w.seq:,} records, state kept ({time.time() - t1:.0f} s)", flush=True)
+            t3 = time.time()
+            k = w.seq - s1
+            print(f"  history: {w.seq:,} records, state kept: {k:,} written in {t2 - t1:.0f} s "
+                  f"({k / (t2 - t1):,.0f}/s), audited in {t3 - t2:.0f} s ({k / (t3 - t2):,.0f}/s); "
+                  f"{time.time() - t0:.0f} s in all, {_load()}", flush=True)
     finally:
         audit_mod._Audit.signed_record, audit_mod.PARALLEL_MIN_RECORDS = saved
-    state = root / "pit" / "audit-state" / "state.sqlite"
-    shutil.copy(state, root / "state-at-n.sqlite")
-    shutil.copy(root / "pit" / "verified.conf", root / "verified-at-n.conf")
-    # the new records: real signed orders, stamped as the notary stamps them
+
+
+def _new_records(root: Path) -> int:
+    """The new records: the traders' real signed orders kept in new.mbox,
+    stamped as the notary stamps them (what it would refuse left out),
+    sealed every NEW_SEAL_EVERY.  Returns the last record's seq."""
     from moderator.notary import Refused
+    pit = Pit(root / "pit")
+    seal, tree = _verified(pit.root)
+    _cut(Archive(pit.root), seal)
+    w = _Writer(pit, tree)
+    registry = _registry(pit)
+    signers = {a: f for f, a in _members(pit.root).items()}
     refs: dict = {}
-    registry = (instruments, currencies, fees)
-    signers = {a: f for f, a in members.items()}
-    for raw in raws[TRADERS:]:
+    for raw in mbox.iter_file(root / NEW):
         s = signed.extract(raw)
         req = message.parse_request(s.text)
         try:
@@ -226,10 +383,7 @@ def build(n: int, new: int) -> Path:
     if w.unsealed:
         w.seal()
     w.flush()
-    testkeys.stop_agents(root)
-    done.write_text(f"{n} {new} {w.seq}\n")
-    print(f"  built {root} in {time.time() - t0:.0f} s", flush=True)
-    return root
+    return w.seq
 
 
 def _members(pit_dir: Path) -> dict:
@@ -262,7 +416,33 @@ def measure(root: Path, runs: int) -> list[float]:
     print(f"    CPU: the audit's process min {min(own):.2f} s, median {statistics.median(own):.2f} s; "
           f"with its signature-checking workers min {min(total):.2f} s, median "
           f"{statistics.median(total):.2f} s", flush=True)
+    own_peak, workers_peak = _memory(root)
+    print(f"    memory: the audit's process peak (VmHWM) {own_peak / 2**20:.0f} MiB; its "
+          f"signature-checking workers' peak (ru_maxrss, pages shared with the audit "
+          f"counted) {workers_peak / 2**20:.0f} MiB", flush=True)
     return times
+
+
+def _memory(root: Path) -> tuple[int, int]:
+    """(peak RSS of the audit's own process, largest peak RSS of its
+    workers) in bytes, from one more run in a fresh process: VmHWM of its
+    memory after exec (the bench process's pages are not counted)."""
+    import subprocess
+    import sys
+    pit_dir = root / "pit"
+    shutil.copy(root / "state-at-n.sqlite", pit_dir / "audit-state" / "state.sqlite")
+    shutil.copy(root / "verified-at-n.conf", pit_dir / "verified.conf")
+    code = ("import resource, sys\n"
+            "from pit.audit import audit\n"
+            "r = audit(sys.argv[1], remember=True)\n"
+            "assert r.ok and r.mode == 'incremental', r.problem or r.fallback\n"
+            "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "print(int(hwm.split()[1]) * 1024, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(pit_dir)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    testkeys.stop_agents(root)
+    return int(out[0]), int(out[1])
 
 
 def _children_cpu() -> float:
