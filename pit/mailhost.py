@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -81,6 +82,33 @@ def free_port(host: str = "127.0.0.1") -> int:
 class _LMTPController(Controller):
     def factory(self):
         return LMTP(self.handler, **self.SMTP_kwargs)
+
+
+@dataclass(frozen=True)
+class _AddressLimit:
+    local_part_limit: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_address(arg: str, local_part_limit: int) -> tuple:
+    """aiosmtpd's parse of the address in a MAIL FROM or RCPT TO argument."""
+    return LMTP._getaddr(_AddressLimit(local_part_limit), arg)
+
+
+class _CachedAddressLMTP(LMTP):
+    """aiosmtpd's LMTP, whose parse of a MAIL FROM or RCPT TO address is
+    remembered: a pit hears from the same few addresses again and again, and
+    aiosmtpd parses each with the email package's header parser (docs/
+    pit-book.md, The mail path: its share of the notary server's CPU).  The
+    answer is aiosmtpd's own (tests/test_lmtp_group.py pins it)."""
+
+    def _getaddr(self, arg: str):
+        return _parsed_address(arg, self.local_part_limit)
+
+
+class _NotaryLMTPController(Controller):
+    def factory(self):
+        return _CachedAddressLMTP(self.handler, **self.SMTP_kwargs)
 
 
 def _lf(data: bytes) -> bytes:
@@ -298,12 +326,12 @@ class LMTPClient:
                      rcpts: list[str]) -> dict[str, tuple[int, str]]:
         where = f"LMTP {self.host}:{self.port}"
         status: dict[str, tuple[int, str]] = {}
-        code, text = lmtp.mail(mail_from)
+        code, text = _command(lmtp, "mail", "FROM:", mail_from)
         if code != 250:
             raise MailError(f"{where} MAIL FROM:<{mail_from}> refused: {code} {text!r}")
         accepted = []
         for rcpt in rcpts:
-            code, text = lmtp.rcpt(rcpt)
+            code, text = _command(lmtp, "rcpt", "TO:", rcpt)
             if code in (250, 251):
                 accepted.append(rcpt)
             else:
@@ -326,6 +354,21 @@ class LMTPClient:
             status[rcpt] = (code, text.decode("utf-8", "replace"))
         lmtp.sock.settimeout(self.timeout)
         return status
+
+
+# A bare address (no display name, comment, quotes or brackets): smtplib's
+# quoteaddr makes it <address>, after a parse that cost the notary's
+# injector a fifth of its CPU (docs/pit-book.md, The mail path).
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\\",;:@]+@[^\s<>()\[\]\\\",;:@]+")
+
+
+def _command(lmtp: smtplib.LMTP, verb: str, keyword: str, address: str) -> tuple[int, bytes]:
+    """``MAIL FROM:`` or ``RCPT TO:`` *address*, as smtplib's mail() and
+    rcpt() send it (tests/test_lmtp_client.py pins the bytes)."""
+    quoted = (f"<{address}>" if _BARE_ADDRESS.fullmatch(address)
+              else smtplib.quoteaddr(address))
+    lmtp.putcmd(verb, keyword + quoted)
+    return lmtp.getreply()
 
 
 def lmtp_send(host: str, port: int, msg_bytes: bytes, mail_from: str,
@@ -523,7 +566,7 @@ class NotaryLMTPServer:
                 lambda q, a=address: self._injector(a, q), f"inject-{address}")
             self._queues[address].start(
                 lambda q, a=address: self._committer(a, q), f"commit-{address}")
-        self._controller = _LMTPController(
+        self._controller = _NotaryLMTPController(
             _NotaryHandler(self), hostname=self.host, port=self._port,
             ready_timeout=10, data_size_limit=0)
         self._controller.start()

@@ -286,3 +286,24 @@ def test_append_watch_wakes_on_a_commit_with_inotify_and_without(kit):
         assert watch.wait(5)
         assert not watch.wait(0.05)
         watch.close()
+
+
+def test_the_servers_address_parse_is_aiosmtpds():
+    """The notary's server remembers aiosmtpd's parse of each MAIL FROM and
+    RCPT TO argument (the parse was a third of its event loop's CPU): the
+    same answer as aiosmtpd's LMTP, malformed and too long ones included."""
+    import asyncio
+    from aiosmtpd.lmtp import LMTP
+    from pit.mailhost import _CachedAddressLMTP
+    loop = asyncio.new_event_loop()
+    try:
+        plain, cached = LMTP(object(), loop=loop), _CachedAddressLMTP(object(), loop=loop)
+        args = ["<a@b.example>", "a@b.example", "<a@b> SIZE=100 BODY=8BITMIME", "<>", "",
+                "<a b@c>", "<@relay,@other:a@b>", '<"q r"@b>', "garbage<", "<a@b", "<<a@b>>",
+                "<" + "x" * 100 + "@b>"]
+        for limit in (0, 64):
+            plain.local_part_limit = cached.local_part_limit = limit
+            for arg in args * 2:                    # the second time from the memory
+                assert cached._getaddr(arg) == plain._getaddr(arg), (arg, limit)
+    finally:
+        loop.close()
