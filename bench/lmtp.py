@@ -2,6 +2,7 @@
 
     python -m bench.lmtp [--n 3000] [--connections 32] [--runs 3]
                          [--rate 100] [--seconds 20] [--skip-latency]
+                         [--trace FILE]
 
 1. Throughput.  A fresh pit (bench/fixtures.py: ten ed25519 traders,
    signed in process) behind the real notary (``pit.daemon.NotaryService``
@@ -23,6 +24,11 @@
    its trade being durable in the archive.  Targets: p50 <= 50 ms,
    p99 <= 200 ms at 100 orders/s.
 
+   With ``--trace FILE`` each run is traced (pit.trace) to FILE.N and the
+   time of each hop is printed (p50/p90/p99 over the pairs): the buy's
+   group commit, the daemon's wake, the wait for the run in progress, the
+   replay, the signature, the report's group commit.
+
 Each figure is printed with min and median over ``--runs`` runs and the
 load average before and after.
 """
@@ -38,7 +44,7 @@ import time
 from pathlib import Path
 
 from bench.fixtures import fresh_pit, signed_orders
-from pit import mbox, ops, testkeys
+from pit import mbox, ops, testkeys, trace
 from pit.archive import Archive
 from pit.daemon import NotaryService
 from pit.mailhost import LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController, free_port
@@ -236,9 +242,10 @@ def _lat_order(pit, signers, who: str, ref: str, side: str) -> bytes:
     return signed.compose_clearsigned(headers, text, signer, fpr)
 
 
-def latency_run(root: Path, rate: float, seconds: float) -> list[float]:
+def latency_run(root: Path, rate: float, seconds: float):
     """Crossing pairs at *rate* orders/s for *seconds*: each pair's time from
-    sending its buy to its trade's report being durable in the archive."""
+    sending its buy to its trade's report being durable in the archive, and
+    the pit."""
     from pit.daemon import FilterDaemon
     from pit.watch import AppendWatch
     pit, signers = _latency_pit(root)
@@ -262,7 +269,8 @@ def latency_run(root: Path, rate: float, seconds: float) -> list[float]:
                 seen = seq
                 if b"\nX-Pit-Kind: report\n" in msg[:2000]:
                     for m in trade.finditer(msg):
-                        traded.setdefault(int(m.group(1)), now)
+                        if traded.setdefault(int(m.group(1)), now) == now:
+                            trace.mark("bench.seen", pair=int(m.group(1)))
             if len(traded) >= pairs:
                 done.set()
 
@@ -282,6 +290,7 @@ def latency_run(root: Path, rate: float, seconds: float) -> list[float]:
                         time.sleep(max(0.0, due - time.perf_counter()))
                         if i == 1:
                             sent[k] = time.perf_counter()
+                            trace.mark("bench.send", pair=k)
                         code, text = c.send(raw, f"{who}@traders.example", [pit.address])[pit.address]
                         assert code == 250, text
             if not done.wait(30 + seconds):
@@ -292,7 +301,85 @@ def latency_run(root: Path, rate: float, seconds: float) -> list[float]:
             watch.close()
             daemon.stop()
     testkeys.stop_agents(root)
-    return [traded[k] - sent[k] for k in range(pairs)]
+    return [traded[k] - sent[k] for k in range(pairs)], pit
+
+
+def breakdown(trace_path: Path, pit, pairs: int) -> list[tuple[str, list[float]]]:
+    """Where each pair's time went, hop by hop, from a trace (pit.trace) of
+    one latency run: ``[(hop, seconds for each pair)]``.  The buy's record
+    and the report that traded it are found in the archive; each hop is the
+    first trace line that covers that record."""
+    import bisect
+    events = trace.read(trace_path)
+    by: dict[str, list] = {}
+    for ns, _pid, thread, event, fields in events:
+        by.setdefault(event, []).append((ns / 1e9, thread, fields))
+    buys: dict[int, int] = {}
+    reports: list[tuple[int, int, int]] = []
+    for seq, msg in Archive(pit.root).read():
+        st = mbox.stamp(msg)
+        kind = st.get("x-pit-kind")
+        if kind == "order" and st.get("x-pit-account", "").startswith("trader00") \
+                and st.get("x-pit-ref", "").startswith("p"):
+            buys[int(st["x-pit-ref"][1:])] = seq
+        elif kind == "report":
+            span = st.get("x-pit-request", "").rpartition(" ")[2]
+            a, _, b = span.partition("-")
+            reports.append((int(a), int(b or a), seq))
+
+    def first(event, test, after=0.0):
+        for t, thread, f in by.get(event, []):
+            if t >= after and test(f):
+                return t, thread
+        return None, None
+
+    committed = [t for t, _, _ in by.get("append.committed", [])]
+
+    def durable(seq):
+        """When record *seq* became visible: its append's index rename."""
+        end = first("group.durable", lambda f: int(f["first"]) <= seq <= int(f["last"]))[0]
+        return None if end is None else committed[bisect.bisect_right(committed, end) - 1]
+
+    sends = {int(f["pair"]): t for t, _, f in by.get("bench.send", [])}
+    seens = {int(f["pair"]): t for t, _, f in by.get("bench.seen", [])}
+    starts = by.get("run.start", [])
+    start_times = [t for t, _, _ in starts]
+    hops = ["buy sent -> its group taken", "group taken -> committed (judge, fsyncs, rename)",
+            "committed -> daemon's watch woke", "woke -> run that covers it starts",
+            "run start -> report made (position, replay, filter)",
+            "report made -> signed", "signed -> report committed (post, group)",
+            "report committed -> bench saw it", "total"]
+    out = {h: [] for h in hops}
+    for k in range(pairs):
+        s = buys.get(k)
+        r = next((seq for a, b, seq in reports if a <= s <= b), None) if s else None
+        if s is None or r is None or k not in sends or k not in seens:
+            continue
+        t_dur, t_rdur = durable(s), durable(r)
+        t_take = None
+        for t, _, f in by.get("group.take", []):
+            if t <= t_dur:
+                t_take = t
+        t_woke = first("watch.woke", lambda f: int(f["seen"]) >= s)[0]
+        t_made, thread = first("run.replayed", lambda f: int(f["covered"]) >= s)
+        i = bisect.bisect_right(start_times, t_made) - 1
+        t_run = start_times[i]
+        t_signed = first("post.signed", lambda f: True, t_made)[0]
+        if None in (t_dur, t_rdur, t_take, t_woke, t_made, t_signed):
+            continue
+        for hop, v in zip(hops, [t_take - sends[k], t_dur - t_take, t_woke - t_dur,
+                                 t_run - t_woke, t_made - t_run, t_signed - t_made,
+                                 t_rdur - t_signed, seens[k] - t_rdur, seens[k] - sends[k]]):
+            out[hop].append(v)
+    return [(h, out[h]) for h in hops]
+
+
+def print_breakdown(rows) -> None:
+    print("  where the time goes (ms; a negative wait: the run was under way already):")
+    for hop, values in rows:
+        if values:
+            print(f"    {hop:<55} p50 {_pct(values, 0.5) * 1000:7.1f}  "
+                  f"p90 {_pct(values, 0.9) * 1000:7.1f}  p99 {_pct(values, 0.99) * 1000:7.1f}")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -300,13 +387,22 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def latency(rate: float, seconds: float, runs: int) -> bool:
+def latency(rate: float, seconds: float, runs: int, trace_to: str | None = None) -> bool:
     print(f"order -> trade on one host: {rate:g} orders/s for {seconds:g} s, specialist woken "
           f"by the archive's commit ({_load()})")
     p50s, p99s = [], []
     with tempfile.TemporaryDirectory(prefix="pit-bench-lat-") as tmp:
         for r in range(runs):
-            lat = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
+            if trace_to:
+                path = Path(f"{trace_to}.{r + 1}")
+                path.unlink(missing_ok=True)
+                trace.enable(path)
+            try:
+                lat, pit = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
+            finally:
+                trace.disable()
+            if trace_to:
+                print_breakdown(breakdown(path, pit, len(lat)))
             p50s.append(_pct(lat, 0.50))
             p99s.append(_pct(lat, 0.99))
             print(f"  run {r + 1}: {len(lat)} trades, p50 {p50s[-1] * 1000:.1f} ms, "
@@ -328,13 +424,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="trace each latency run (pit.trace) to FILE.N and print where "
+                             "the time went, hop by hop")
     args = parser.parse_args(argv)
     ok = True
     try:
         if not args.skip_throughput:
             ok &= throughput(args.n, args.connections, args.runs)
         if not args.skip_latency:
-            ok &= latency(args.rate, args.seconds, args.runs)
+            ok &= latency(args.rate, args.seconds, args.runs, args.trace)
     finally:
         from bench.fixtures import OUT
         testkeys.stop_agents(OUT / "keys")

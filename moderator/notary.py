@@ -87,7 +87,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import archive as archive_mod
-from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed
+from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed, trace
 from pit.keyring import Keyring, KeyringError
 from pit.filter import FILTERS
 from pit.pitdir import Pit, note_checkpoint
@@ -736,8 +736,10 @@ class Notary:
             records.append(self._seal_record())
             if out:
                 out[-1][1].append(records[-1][0])
+        trace.mark("group.judged", n=len(raws), records=len(records))
         if records:
-            self.archive.append(records)
+            last = self.archive.append(records)
+            trace.mark("group.durable", first=last - len(records) + 1, last=last)
             self._tree_saved()
             self._note_checkpoints(records)
         if rejects:
@@ -813,12 +815,14 @@ class Notary:
         raws = [raw.replace(b"\r\n", b"\n") for raw in raws]
         digests = [hashlib.sha256(raw).hexdigest() for raw in raws]
         with self._locked():
+            trace.mark("notary.locked")
             fresh, seen = [], set()
             for i, digest in enumerate(digests):
                 if digest not in self.recent_set and digest not in seen:
                     fresh.append(i)
                     seen.add(digest)
             done = dict(zip(fresh, self._notarize_group([raws[i] for i in fresh], seal)))
+        trace.mark("notary.unlocked")
         out = []
         for i, digest in enumerate(digests):
             if i in done:

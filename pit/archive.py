@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pit import mbox
+from pit import mbox, trace
 from pit.record import Record
 
 # hashlib (OpenSSL), socket and signal are imported where used: a reader
@@ -615,6 +615,7 @@ class Archive:
             os.close(fd)
         _crash_point("after-index-temp")
         os.replace(tmp, self.dir / INDEX)
+        trace.mark("append.committed")            # readers see it now (pit.watch)
         _crash_point("after-index-rename")
         fsync_dir(self.dir)
 
@@ -930,6 +931,7 @@ class _Writer:
             vols.append(cur)
             next_seq = cur.last + 1
         _crash_point("after-data-fsync")
+        trace.mark("append.data_synced")
         a._write_index(vols)
         self.vols = vols
         self._last_hash = prev

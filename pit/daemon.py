@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Callable
 
-from pit import mbox, message, ops, signed
+from pit import mbox, message, ops, signed, trace
 from pit.archive import Archive
 from pit.filter import run as run_filter_stream
 from pit.keyring import Keyring
@@ -389,6 +389,7 @@ class FilterDaemon:
                         wanted = wanted or flt.wants(mbox.stamp(msg))
                 except Exception:                       # cannot tell: run and see
                     wanted = True
+                trace.mark("watch.woke", seen=seen, wanted=int(wanted))
                 if wanted:
                     self.notify()
 
@@ -401,6 +402,7 @@ class FilterDaemon:
         while not self._stop.is_set():
             self._event.wait(self._poll)
             self._event.clear()
+            trace.mark("daemon.wake")
             if self._stop.is_set():
                 return
             try:
@@ -427,14 +429,17 @@ class FilterDaemon:
         as of the report.  Then the filter replays its checkpoint plus the
         newer records and posts its report and checkpoint if it had anything
         to say, waiting until the checkpoint is archived.  O(new records)."""
+        trace.mark("run.start")
         self._call_sync()
         posted = 0
         ck, reported = ops.filter_position(self.pit, self.name)
+        trace.mark("run.position", ck=ck[1] if ck else 0)
         if reported > (ck[1] if ck else 0):
             out = self._replay(upto=reported, checkpoint=ck)[1]
             posted += self._post([out[-1]])
             ck = self._await_checkpoint(reported)
         flt, out = self._replay(checkpoint=ck)
+        trace.mark("run.replayed", covered=_covered(out[-1]) if out else 0, lines=len(flt.lines))
         if flt.lines:
             if self.smtp is not None:
                 # Through a mail host the two posts may arrive in either
@@ -446,6 +451,7 @@ class FilterDaemon:
             else:
                 posted += self._post(out)
             self._await_checkpoint(_covered(out[-1]))
+            trace.mark("run.done")
             self.runs += 1
         return posted
 
@@ -461,6 +467,7 @@ class FilterDaemon:
         """Sign each message with the filter's key and post it; stop at the first refusal."""
         for msg in messages:
             raw = self._sign(msg)
+            trace.mark("post.signed", bytes=len(raw))
             if self.smtp is not None:
                 self._send_smtp(raw)
                 continue
@@ -470,6 +477,7 @@ class FilterDaemon:
                 code, text = self._client.send(raw, self.sender, [self.address])[self.address]
             except MailError as error:
                 raise DaemonError(f"{self.name}: cannot post to {self.address}: {error}") from None
+            trace.mark("post.acked", code=code)
             if code != 250:
                 raise DaemonError(f"{self.name}: the notary at {self.lmtp[0]}:{self.lmtp[1]} "
                                   f"answered {code} {text}")

@@ -45,6 +45,8 @@ except ImportError:  # pit.mbox is optional here: the sink is test plumbing
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 
+from pit import trace
+
 __all__ = [
     "MailError", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
     "NotaryLMTPServer", "Notarize", "Refusal", "APPROVE_HEADER", "approved", "free_port",
@@ -417,6 +419,7 @@ class _NotaryHandler:
     async def handle_DATA(self, server, session, envelope):
         content = envelope.original_content or b""
         sender = envelope.mail_from or ""
+        trace.mark("lmtp.data", bytes=len(content))
         # Each recipient's delivery joins its pit's next group (committed by
         # the pit's own thread, off the event loop, so other connections are
         # still answered); its reply comes when its records are on disk.
@@ -612,6 +615,7 @@ class NotaryLMTPServer:
     def _commit(self, address: str, group: list[_Delivery]) -> None:
         """Notarize one group (pit lock held) and hand it to the injector;
         a delivery the notary could not take is answered 451 there."""
+        trace.mark("group.take", n=len(group))
         try:
             with self._pit_locks[address]:
                 results = self._notarize_group(self.routes[address], group)
@@ -645,6 +649,7 @@ class NotaryLMTPServer:
                     else:
                         reply = self._inject_all(item.rcpt, route, result)
                     _answer(item, reply)
+                    trace.mark("lmtp.reply", code=reply[:3])
         except BaseException as error:
             _answer_failed([item for item, _ in done], error)
             if not isinstance(error, Exception):

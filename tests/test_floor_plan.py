@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pit", "filters", "moderator")
 
 CORE = {"pit", "pit.units", "pit.tickerset", "pit.record", "pit.grammar", "pit.kinds", "pit.message", "pit.mbox",
-        "pit.archive", "pit.book", "pit.bookstate", "pit.ledger", "pit.merkle"}
+        "pit.archive", "pit.book", "pit.bookstate", "pit.ledger", "pit.merkle", "pit.trace"}
 LIBRARY = {"pit.signed", "pit.openpgp", "pit.keystore", "pit.keyring", "pit.signer",
            "pit.testkeys", "pit.pitdir", "pit.filter", "pit.progress", "pit.agents",
            "pit.replica", "pit.auditstate", "pit.search", "pit.mirror", "pit.mailhost",

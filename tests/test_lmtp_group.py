@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pit import mbox, ops
+from pit import mbox, ops, trace
 from pit.archive import CRASH_ENV, Archive
 from pit.daemon import FilterDaemon, NotaryService
 from pit.mailhost import LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController, free_port
@@ -249,30 +249,83 @@ def test_a_server_killed_mid_append_acknowledged_nothing_that_is_missing(kit, st
     assert all(digests.count(_digest(o)) == 1 for o in orders)
 
 
+def _trade_woken_by_the_append(pit, s):
+    """bob sells, alice buys 5 ACME by LMTP with the ACME specialist woken by
+    the append; return the report record that holds the trade."""
+    daemon = FilterDaemon(pit, "specialist", ["ACME"], (s.server.host, s.server.port))
+    daemon.kick()                      # caught up: nothing to trade yet
+    daemon.start(wake_on_append=True)  # no list delivery, no notify: the append wakes it
+    trade = b"buyer alice w1 seller bob w1 "
+    try:
+        for who, side in (("bob", "sell"), ("alice", "buy")):
+            ring, fpr = pit.keys[who]
+            raw = ops.sign_request(pit, ops.request_text(pit, who, "w1", "Order",
+                                                         f"{side} 5 ACME at 12.00"),
+                                   ring, fpr, f"{who}@example.org")
+            assert s.send(raw, f"{who}@example.org")[0] == 250
+        deadline = time.monotonic() + 30
+        while not any(trade in m for _, m in Archive(pit.root).read()):
+            assert time.monotonic() < deadline, "no trade archived"
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+    return next((seq, m) for seq, m in Archive(pit.root).read() if trade in m)
+
+
 def test_the_specialist_woken_by_the_append_posts_the_trade(tmp_path):
     pit = funded_pit(tmp_path)
     ops.filter_key(pit, "specialist ACME")
     with Served(pit) as s:
-        daemon = FilterDaemon(pit, "specialist", ["ACME"], (s.server.host, s.server.port))
-        daemon.kick()                      # caught up: nothing to trade yet
-        daemon.start(wake_on_append=True)  # no list delivery, no notify: the append wakes it
-        try:
-            for who, side in (("bob", "sell"), ("alice", "buy")):
-                ring, fpr = pit.keys[who]
-                raw = ops.sign_request(pit, ops.request_text(pit, who, "w1", "Order",
-                                                             f"{side} 5 ACME at 12.00"),
-                                       ring, fpr, f"{who}@example.org")
-                assert s.send(raw, f"{who}@example.org")[0] == 250
-            deadline = time.monotonic() + 30
-            trade = b"buyer alice w1 seller bob w1 "
-            while not any(trade in m for _, m in Archive(pit.root).read()):
-                assert time.monotonic() < deadline, "no trade archived"
-                time.sleep(0.05)
-        finally:
-            daemon.stop()
-    report = next(m for _, m in Archive(pit.root).read() if trade in m)
+        _, report = _trade_woken_by_the_append(pit, s)
     assert mbox.stamp(report)["x-pit-kind"] == "report"
-    assert any(trade in p for p in s.sink.posts)          # and the list carried it
+    assert any(b"buyer alice w1 seller bob w1 " in p for p in s.sink.posts)   # the list carried it
+
+
+def test_a_trace_follows_the_order_to_its_trade(tmp_path):
+    """PIT_TRACE (pit.trace): every hop of the buy's way to the report that
+    trades it leaves a line, in the order the hops happen."""
+    pit = funded_pit(tmp_path / "pit")
+    ops.filter_key(pit, "specialist ACME")
+    path = tmp_path / "trace"
+    trace.enable(path)
+    try:
+        with Served(pit) as s:
+            report_seq, _ = _trade_woken_by_the_append(pit, s)
+    finally:
+        trace.disable()
+    buy = next(seq for seq, m in Archive(pit.root).read()
+               if mbox.stamp(m).get("x-pit-account") == "alice" and b"Order: buy" in m)
+    events = trace.read(path)
+
+    def at(test, after=0):
+        found = next((i for i in range(after, len(events)) if test(events[i][3], events[i][4])),
+                     None)
+        assert found is not None, f"no {test.__doc__} after line {after}: {events}"
+        return found
+
+    def hop(doc, test):
+        test.__doc__ = doc
+        return test
+
+    def durable(seq):
+        return hop(f"append of {seq}", lambda e, f: e == "group.durable"
+                   and int(f["first"]) <= seq <= int(f["last"]))
+    # the buy's group judged (the commit's own line may come after the wake it caused)
+    end = at(durable(buy))
+    committed = max(i for i in range(end) if events[i][3] == "group.judged"
+                    and events[i][2] == events[end][2])
+    at(hop("wake", lambda e, f: e == "watch.woke" and int(f["seen"]) >= buy and f["wanted"] == "1"),
+       committed)
+    n = committed
+    for test in (hop("run", lambda e, f: e == "run.replayed" and int(f["covered"]) >= buy),
+                 hop("signature", lambda e, f: e == "post.signed"),
+                 hop("delivery", lambda e, f: e == "lmtp.data"),
+                 hop("group", lambda e, f: e == "group.take"),
+                 durable(report_seq),
+                 hop("reply", lambda e, f: e == "lmtp.reply" and f["code"] == "250"),
+                 hop("ack", lambda e, f: e == "post.acked" and f["code"] == "250")):
+        n = at(test, n)
+    assert not trace.enabled()
 
 
 def test_append_watch_wakes_on_a_commit_with_inotify_and_without(kit):
