@@ -183,6 +183,7 @@ class Specialist(Filter):
         self.name = "specialist " + " ".join(self.tickers)
         self.registry = Registry()
         self.accounts = Accounts()
+        self.rules = 1            # the pit's rules (pit.kinds.rules): 2 once a Rules record says so
         self.engine = Engine()
         self.ledger = Ledger()
         self.orders: dict[int, Order] = {}
@@ -223,7 +224,7 @@ class Specialist(Filter):
         kind = stamp.get("x-pit-kind")
         if kind == "order":
             return stamp.get("x-pit-ticker", "") in self.serves
-        if kind in ("instrument", "currency", "fees", "member"):
+        if kind in ("instrument", "currency", "fees", "member", "rules"):
             return True
         if kind == "transfer":
             src = stamp.get("x-pit-account", "")
@@ -242,9 +243,15 @@ class Specialist(Filter):
             self.transfer_out(seq, stamp["x-pit-account"], stamp["x-pit-request"],
                               stamp.get("x-pit-ref") or "-")
         elif kind == "report":
-            self.credits(reporter(stamp), signed_text(msg))
+            self.credits(reporter(stamp), signed_text(msg), seq)
         elif kind == "member":
-            self.accounts.apply(stamp["x-pit-request"])
+            if self.rules < 2:                  # rules 2: the notary checks destinations
+                self.accounts.apply(stamp["x-pit-request"])
+        elif kind == "rules":
+            self.switch(seq, kinds.parse("rules", stamp["x-pit-request"]).version)
+        elif kind == "instrument" and self.rules >= 2 \
+                and stamp["x-pit-request"].partition(" ")[0] not in self.serves:
+            return                              # rules 2: another specialist's instrument
         else:
             try:
                 added = self.registry.apply(kind, stamp["x-pit-request"])
@@ -589,7 +596,7 @@ class Specialist(Filter):
             amount = self.registry.amount(t.asset, t.amount)
         except (message.MessageError, UnitError, KeyError) as e:
             return self.say(f"rejected {seq} {account} {ref} {e}")
-        if not self.accounts.exists(t.to, self.registry):
+        if self.rules < 2 and not self.accounts.exists(t.to, self.registry):
             return self.say(f"rejected {seq} {account} {ref} unknown account {t.to}")
         try:
             self.ledger.debit(account, t.asset, amount)
@@ -601,11 +608,54 @@ class Specialist(Filter):
             self.ledger.credit(t.to, t.asset, amount)
         self.say(f"transferred {seq} {account} {t.to} {self._amount(t.asset, amount)} {t.asset}")
 
-    def credits(self, reporter: str, text: str) -> None:
-        """Credit transfers into our trading accounts reported by other filters."""
+    def credits(self, reporter: str, text: str, seq: int = 0) -> None:
+        """Credit transfers into our trading accounts reported by other
+        filters (record *seq*, their report).  Under rules 2 an asset a
+        trading account does not hold (a transfer the notary took before the
+        pit moved to rules 2) goes back at once to the account's owner."""
         for src, dst, amount, asset in parse_transferred(text):
             if self._mine(dst) and not self._mine(src) and report_owns(reporter, src):
+                if self.rules >= 2 and not self._holds(dst, asset):
+                    self.say(f"transferred {seq} {dst} {self._owner(dst)} {amount} {asset}")
+                    continue
                 self.ledger.credit(dst, asset, self.registry.amount(asset, amount))
+
+    def switch(self, seq: int, rules: int) -> None:
+        """Record *seq* moves the pit to *rules* (pit.kinds.rules).  Rules 2:
+        the notary refuses a transfer to an account that does not exist and
+        any asset but T and T's currency into or out of a trading account
+        X:T, so this specialist keeps no member and no other specialist's
+        instrument; what its trading accounts hold of other assets goes
+        back to their owners (``transferred SEQ X:T X AMOUNT ASSET``; those
+        of ``fees:T`` to ``operator``).  O(its ledger + instruments)."""
+        if rules <= self.rules:
+            return
+        self.rules = rules
+        if rules < 2:
+            return
+        for acct, asset, bal, held in self.ledger.accounts():
+            if held == 0 and bal > 0 and not self._holds(acct, asset):
+                self.ledger.debit(acct, asset, bal)
+                self.say(f"transferred {seq} {acct} {self._owner(acct)} "
+                         f"{self._amount(asset, bal)} {asset}")
+        self.accounts = Accounts()
+        instruments = self.registry.instruments
+        for t in [t for t in (*dict.keys(instruments), *instruments.lazy) if t not in self.serves]:
+            instruments.lazy.pop(t, None)
+            dict.pop(instruments, t, None)
+        self._refresh_units()
+
+    def _holds(self, acct: str, asset: str) -> bool:
+        """May trading account *acct* (X:T, T ours) hold *asset* under rules 2: T or T's currency?"""
+        t = acct.rpartition(":")[2]
+        inst = self.registry.instruments.get(t)
+        return asset == t or (inst is not None and asset == inst.currency.code)
+
+    @staticmethod
+    def _owner(acct: str) -> str:
+        """The plain account a trading account's foreign assets go back to."""
+        base = acct.rpartition(":")[0]
+        return "operator" if base == "fees" else base
 
     def _mine(self, account: str) -> bool:
         base, _, t = account.rpartition(":")
@@ -617,6 +667,8 @@ class Specialist(Filter):
     # -- checkpoint -------------------------------------------------------------
     def state(self) -> list[str]:
         lines = self.registry.state() + self.accounts.state()
+        if self.rules > 1:
+            lines.insert(0, f"rules {self.rules}")
         for acct, asset, bal, held in self.ledger.accounts():
             lines.append(f"balance {acct} {asset} {bal} {held}")
         texts = dict(self._kept)              # untouched: the lines they were read from
@@ -691,6 +743,8 @@ class Specialist(Filter):
                 balance[w[1], w[2]] = int(w[3])
                 if int(w[4]):
                     held[w[1], w[2]] = int(w[4])
+            elif kind == "rules" and i == 0 and len(w) == 2 and w[1].isdigit() and int(w[1]) > 1:
+                self.rules = int(w[1])
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
 

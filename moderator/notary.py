@@ -589,7 +589,21 @@ class Notary:
                 raise Refused(f"the member's key block: {e}") from None
             # later messages of this same batch may be signed by the new key:
             # the verifier reads the store import_key has just written
-        return request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
+        elif req.kind == "rules":
+            why = kinds.rules.refusal(self.state.rules, ins.version)
+            if why:
+                raise Refused(why)
+        fields = request_fields(req, self.registry_instruments, self.currencies, self.fees, self.refs)
+        if req.kind == "transfer" and self.state.rules >= 2:
+            why = kinds.rules.transfer_refusal(req.account, ins.asset, ins.to,
+                                               self.registry_instruments, self._owned)
+            if why:
+                raise Refused(why)
+        return fields
+
+    def _owned(self, account: str) -> bool:
+        """Does a member's key (not a filter's) own the plain *account*?"""
+        return account.partition(":")[0] not in FILTERS and self.state.account_exists(account)
 
     def _check_one_specialist(self, fpr: str, accounts) -> None:
         """Each ticker has one specialist: a key's specialist accounts

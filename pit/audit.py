@@ -518,6 +518,8 @@ class _Audit:
         self.refs: dict[tuple[str, str], str] = {}     # (account, ref) -> ticker ('' if none)
         self.cancel_tickers = False     # a cancel stamped with its order's ticker was seen
         self.instruments, self.currencies, self.fees = {}, {}, None
+        self.rules = 1                     # the pit's rules (pit.kinds.rules)
+        self.owners = None                 # account -> member keys owning it, made when needed
         self.unsealed: list[tuple[int, str]] = []
         self.filters: dict[str, Filter] = {}
         self.snapshots: dict[tuple[str, int], str] = {}
@@ -976,6 +978,15 @@ class _Audit:
         if (req.account, req.ref) in self.refs:
             raise AuditFailure(seq, "a replayed request was notarized",
                                "a ref never used before", f"{req.account} {req.ref}")
+        why = None
+        if req.kind == "rules":
+            why = kinds.rules.refusal(self.rules, ins.version)
+        elif req.kind == "transfer" and self.rules >= 2:
+            why = kinds.rules.transfer_refusal(req.account, ins.asset, ins.to, self.instruments,
+                                               self._owned)
+        if why:
+            raise AuditFailure(seq, "the notary took a request the pit's rules refuse",
+                               f"refused: {why}", "notarized")
         fields = [("x-pit-pit", req.pit)] + [(k.lower(), v) for k, v in message.stamp_fields(req)]
         if isinstance(ins, message.Cancel):
             if "x-pit-ticker" in st:
@@ -997,18 +1008,52 @@ class _Audit:
                     raise AuditFailure(seq, "a member record without the member's key",
                                        ins.fingerprint, " ".join(got) or "no key block")
                 self.key_log += [(seq, f, b) for f, b in zip(got, _key_blocks(key_block))]
+                self._own(ins.fingerprint, ins.accounts)
                 self.members[ins.fingerprint] = tuple(ins.accounts)
             else:
+                self._own(ins.fingerprint, ())
                 self.members.pop(ins.fingerprint, None)
-        elif req.kind in ("currency", "fees", "instrument"):
+        elif req.kind in ("currency", "fees", "instrument", "rules"):
             self._operator(req)
             self.operator_log.append((seq, req.kind, body))
         return fields
 
+    def _own(self, fpr: str, accounts) -> None:
+        """Key *fpr* now owns *accounts* (none: it is no member's any more)."""
+        if self.owners is None:
+            return
+        for a in self.members.get(fpr) or ():
+            self.owners[a] -= 1
+        for a in accounts:
+            self.owners[a] = self.owners.get(a, 0) + 1
+
+    def _owned(self, account: str) -> bool:
+        """Does a member's key (not a filter's) own the plain *account*?
+        The table of owners is made at the first question, O(members)
+        once an audit, then kept with the member records.  O(1)."""
+        if self.owners is None:
+            owners: dict[str, int] = {}
+            members = self.members
+            if isinstance(members, dict):
+                rows = members.items()
+            else:                          # resumed: the kept table and this audit's changes
+                rows = [(f, tuple(a.split(","))) for f, a in
+                        members.db.execute("SELECT fingerprint, accounts FROM members")
+                        if f not in members.changed]
+                rows += [(f, v) for f, v in members.changed.items() if v is not None]
+            for _, accounts in rows:
+                for a in accounts:
+                    owners[a] = owners.get(a, 0) + 1
+            self.owners = owners
+        return account.partition(":")[0] not in FILTERS and account != "notary" \
+            and self.owners.get(account, 0) > 0
+
     def _operator(self, req) -> None:
-        """A currency, fees or instrument request takes effect."""
+        """A currency, fees, instrument or rules request takes effect."""
         ins = req.instruction
-        if req.kind == "currency":
+        if req.kind == "rules":
+            self.rules = max(self.rules, ins.version)
+        elif req.kind == "currency":
             self.currencies[ins.code] = ins.currency()
         elif req.kind == "fees":
             self.fees = ins

@@ -56,7 +56,11 @@ RECENT = 20_000       # digests remembered for crash recovery: more than any bat
 _FLUSH = 10_000       # rows buffered while folding many records, then written at once
 _CACHE_KIB = 32 * 1024    # SQLite's page cache: a constant, whatever the store's size
 
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
+_SCHEMA_ACCOUNTS = """
+CREATE TABLE accounts (account TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                       PRIMARY KEY (account, fingerprint)) WITHOUT ROWID;
+"""
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE refs (account TEXT NOT NULL, ref TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -71,25 +75,30 @@ CREATE TABLE filters (name TEXT NOT NULL, kind TEXT NOT NULL, first INTEGER NOT 
                       last INTEGER NOT NULL, seq INTEGER NOT NULL,
                       PRIMARY KEY (name, kind)) WITHOUT ROWID;
 CREATE TABLE unsealed (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL);
-"""
-_TABLES = ("meta", "refs", "members", "recent", "sent", "registry", "filters", "unsealed")
+""" + _SCHEMA_ACCOUNTS
+_TABLES = ("meta", "refs", "members", "recent", "sent", "registry", "filters", "unsealed",
+           "accounts")
 ZERO = "0" * 64
 
 
-def _schema_objects() -> list[tuple]:
+def _schema_objects(schema: str = _SCHEMA) -> list[tuple]:
     """What a store of this schema holds in sqlite_master: its tables and
     indexes, and nothing else (no trigger or view that would act on the
     notary's writes)."""
-    global _SCHEMA_OBJECTS
-    if _SCHEMA_OBJECTS is None:
+    if schema not in _SCHEMA_OBJECTS:
         db = sqlite3.connect(":memory:")
-        db.executescript(_SCHEMA)
-        _SCHEMA_OBJECTS = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        db.executescript(schema)
+        _SCHEMA_OBJECTS[schema] = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
         db.close()
-    return _SCHEMA_OBJECTS
+    return _SCHEMA_OBJECTS[schema]
 
 
-_SCHEMA_OBJECTS = None
+_SCHEMA_OBJECTS: dict[str, list[tuple]] = {}
+# Schema 1 is schema 2 without the accounts table (account -> the member keys
+# that own it), which the rules 2 refusal of a transfer to an account that
+# does not exist looks up; a store of schema 1 gets it from its members
+# table when opened (pit-book.md "### Tickers"), not by a fold from record 1.
+_SCHEMA_1 = _SCHEMA.replace(_SCHEMA_ACCOUNTS, "")
 
 
 class StateError(Exception):
@@ -273,6 +282,11 @@ class NotaryState:
     members = property(lambda self: Members(self))
     recent = property(lambda self: Recent(self))
 
+    def account_exists(self, account: str) -> bool:
+        """Does a current member's key own the (plain) *account*?  O(log members)."""
+        return self.db.execute("SELECT 1 FROM accounts WHERE account = ? LIMIT 1",
+                               (account,)).fetchone() is not None
+
     def _reset(self) -> None:
         self.seq, self.head, self.last_us = 0, ZERO, 0
         self.tree = merkle.Frontier()
@@ -280,6 +294,7 @@ class NotaryState:
         self.registry_instruments: dict = {}
         self.currencies: dict = {}
         self.fees = None
+        self.rules = 1                  # the pit's rules (pit.kinds.rules): 1 until a Rules record
         self.filter_reports: dict[str, tuple[int, int, int]] = {}
         self.filter_checkpoints: dict[str, tuple[int, int]] = {}
         self.rejects_read = 0
@@ -320,6 +335,7 @@ class NotaryState:
                        [("schema", _SCHEMA_VERSION)] + sorted(binding.items()))
         if operator:
             db.execute("INSERT INTO members VALUES (?, 'operator')", (operator,))
+            db.execute("INSERT INTO accounts VALUES ('operator', ?)", (operator,))
         st.commit()
         return st
 
@@ -336,6 +352,13 @@ class NotaryState:
             objects = sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
         except sqlite3.Error as e:
             raise StateError(f"not a readable snapshot: {e}") from None
+        if objects == _schema_objects(_SCHEMA_1) and meta.get("schema") == "1":
+            try:
+                _upgrade_1(db)
+            except sqlite3.Error as e:
+                db.close()
+                raise StateError(f"schema 1, not upgraded: {e}") from None
+            objects, meta["schema"] = _schema_objects(), _SCHEMA_VERSION
         if objects != _schema_objects():
             db.close()
             extra = sorted(set(objects) - set(_schema_objects())) or sorted(
@@ -504,7 +527,7 @@ class NotaryState:
             self.unsealed.clear()
         elif h is not None:
             self.unsealed.append((seq, h))
-        if kind in ("member", "currency", "instrument", "fees"):
+        if kind in ("member", "currency", "instrument", "fees", "rules"):
             self._operator_record(seq, kind, st.get("x-pit-request", ""))
         elif kind in ("report", "checkpoint"):
             name, _, span = st.get("x-pit-request", "").rpartition(" ")
@@ -524,9 +547,12 @@ class NotaryState:
         if kind == "member":
             ins = _instruction(kind, text)
             self.members_version += 1
+            self.db.execute("DELETE FROM accounts WHERE fingerprint = ?", (ins.fingerprint,))
             if ins.action == "add":
                 self.db.execute("INSERT OR REPLACE INTO members VALUES (?, ?)",
                                 (ins.fingerprint, ",".join(ins.accounts)))
+                self.db.executemany("INSERT OR IGNORE INTO accounts VALUES (?, ?)",
+                                    [(a, ins.fingerprint) for a in ins.accounts])
             else:
                 self.db.execute("DELETE FROM members WHERE fingerprint = ?", (ins.fingerprint,))
             return
@@ -541,6 +567,8 @@ class NotaryState:
             self.fees = ins
         elif kind == "instrument" and ins.currency in self.currencies:
             self.registry_instruments[ins.ticker] = ins.instrument(self.currencies, self.fees)
+        elif kind == "rules":
+            self.rules = max(self.rules, ins.version)
 
     # -- content, for comparing two stores ---------------------------------------------
     def content(self) -> dict[str, list]:
@@ -555,6 +583,7 @@ class NotaryState:
             "head": [(self.seq, self.head, self.tree.to_text(), self.genesis)],
             "refs": q("SELECT account, ref, seq, ticker FROM refs ORDER BY account, ref").fetchall(),
             "members": q("SELECT fingerprint, accounts FROM members ORDER BY fingerprint").fetchall(),
+            "accounts": q("SELECT account, fingerprint FROM accounts ORDER BY 1, 2").fetchall(),
             "registry": q("SELECT seq, kind, request FROM registry ORDER BY seq").fetchall(),
             "filters": q("SELECT * FROM filters ORDER BY name, kind").fetchall(),
             "unsealed": q("SELECT seq, hash FROM unsealed ORDER BY seq").fetchall(),
@@ -563,6 +592,22 @@ class NotaryState:
             out["sent"] = q("SELECT signer, us FROM sent WHERE us > ? ORDER BY signer, us",
                             (self.last_us - self.rate_interval,)).fetchall()
         return out
+
+
+def _upgrade_1(db: sqlite3.Connection) -> None:
+    """A store of schema 1 made schema 2, in one transaction: its accounts
+    table from its members table.  O(members)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_SCHEMA_ACCOUNTS.strip().rstrip(";"))
+        rows = db.execute("SELECT fingerprint, accounts FROM members")
+        db.executemany("INSERT OR IGNORE INTO accounts VALUES (?, ?)",
+                       ((a, f) for f, accounts in rows for a in accounts.split(",")))
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (_SCHEMA_VERSION,))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _inode(path) -> tuple[int, int] | None:

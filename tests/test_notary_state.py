@@ -241,3 +241,22 @@ def test_what_a_notary_hands_out_outlives_it(pit):
     members, refs = Notary(pit).members, Notary(pit).refs
     assert members.get(pit.keys["alice"][1]) == ("alice",)
     assert ("alice", "o1") in refs
+
+
+def test_a_schema_1_state_gets_its_accounts_table_in_place(pit, tmp_path):
+    """A state written before rules 2 (schema 1: no accounts table, which
+    rules 2 look a transfer's destination up in) is upgraded when opened,
+    from its members table, without a fold from record 1: it then holds
+    what a load from scratch computes, and the audit agrees."""
+    trade_more(pit, "u")
+    Notary(pit).state.close()
+    db = sqlite3.connect(pit.root / STATE)
+    db.execute("DROP TABLE accounts")
+    db.execute("UPDATE meta SET value = '1' WHERE name = 'schema'")
+    db.commit()
+    db.close()
+    started = Notary(pit)
+    assert log_lines(pit.root) == []                 # upgraded, not ignored and rebuilt
+    assert state_of(started) == from_scratch(pit.root, tmp_path)
+    assert started.state.account_exists("alice") and not started.state.account_exists("nobody")
+    assert notarystate.check(Archive(pit.root)) == (started.seq, [])

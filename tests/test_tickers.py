@@ -293,3 +293,155 @@ def test_a_range_pattern_is_its_set():
         for _ in range(300):
             t = ticker()
             assert (t in s) == bool(rx.fullmatch(t + "\n")), (words, t)
+
+
+# -- rules 2: a specialist's checkpoint holds its own tickers only ----------------
+
+def _send_all(pit, *requests):
+    """Deliver signed requests and notarize them: the notary's decisions."""
+    for name, ref, key, value, account in requests:
+        ring, fpr = pit.keys[name]
+        ops.send_local(pit, ops.sign_request(pit, ops.request_text(pit, account or name, ref, key, value),
+                                             ring, fpr, f"{name}@example.org"))
+    return ops.notary(pit).run_maildir()
+
+
+def _checkpoints(pit, account):
+    from pit.filter import signed_text
+    return [signed_text(m) for _, m in Archive(pit.root).read()
+            if mbox.stamp(m).get("x-pit-kind") == "checkpoint" and mbox.stamp(m).get("x-pit-account") == account]
+
+
+def _grow(pit, instruments: int, members: int) -> None:
+    """Add instruments and members (keys made in process) through the notary."""
+    for i in range(instruments):
+        assert ops.operator_request(pit, "Instrument", f"X{i:04d} USD tick 0.01 lot 1").accepted
+    if members:
+        certs = [(_certificate(f"m{i}"), [f"m{i}"]) for i in range(members)]
+        assert all(d.accepted for _, d in ops.add_members(pit, certs))
+
+
+def _certificate(name):
+    from pit import testkeys
+    return testkeys.certificate(name)[0]
+
+
+@pytest.mark.parametrize("rules", [False, True], ids=["rules1", "rules2"])
+def test_a_specialists_checkpoint_does_not_grow_with_the_pit_under_rules_2(ranged, rules):
+    """The same ACME trading in a pit that then gains 40 instruments and 30
+    members: under rules 1 ACME's checkpoint lists them all (a line each);
+    under rules 2 it is the same size as before they came."""
+    pit = ranged
+    if rules:
+        d = ops.operator_request(pit, "Rules", "2")
+        assert d.accepted, d.reason
+    assert all(d.accepted for d in _send_all(pit, ("alice", "b1", "Order", "buy 5 ACME at 10.00", None)))
+    _pit_cmd(pit, "run", "specialist", "ACME")
+    before = _checkpoints(pit, "specialist:ACME")[-1]
+    _grow(pit, 40, 30)
+    assert all(d.accepted for d in _send_all(pit, ("bob", "s1", "Order", "sell 2 ACME at 10.00", None)))
+    _pit_cmd(pit, "run", "specialist", "ACME")
+    after = _checkpoints(pit, "specialist:ACME")[-1]
+    grown = len(after) - len(before)
+    if not rules:
+        assert "instrument X0039 " in after and grown > 40 * 50, grown    # the old rules: it grows
+        return
+    assert "\nrules 2\n" in before and "\nrules 2\n" in after
+    assert not any(ln.startswith(("member ", "account ")) for ln in after.split("\n")), after
+    assert [ln.split(" ")[1] for ln in after.split("\n") if ln.startswith("instrument ")] == ["ACME"]
+    assert grown < 300, (grown, before, after)     # the trade's lines, not the pit's growth
+
+
+def test_rules_2_refusals_through_the_notary(ranged):
+    """Under rules 2 the notary refuses, with one line each, recorded: a
+    transfer to an account that does not exist, an asset other than T and
+    T's currency into or out of a trading account X:T, and rules that go
+    back or that it does not know.  Under rules 1 it took them."""
+    pit = ranged
+    bad = [("alice", "n1", "Transfer", "1.00 USD to nobody", None, "no such account (no member owns nobody)"),
+           ("alice", "n2", "Transfer", "1.00 USD to nobody:ACME", None, "no member owns nobody"),
+           ("alice", "n3", "Transfer", "1.00 USD to alice:NOPE", None, "NOPE is not an instrument"),
+           ("alice", "n4", "Transfer", "1.00 USD to transfers", None, "no such account"),
+           ("bob", "n5", "Transfer", "5 BTC to bob:ACME", None,
+            "transfer of BTC to bob:ACME: a trading account of ACME holds ACME and USD only"),
+           ("bob", "n6", "Transfer", "5 ZED to bob:ACME", "bob:ZED",
+            "transfer of ZED to bob:ACME: a trading account of ACME holds ACME and USD only"),
+           ("bob", "n7", "Transfer", "5 ACME to bob", "bob:ZED",
+            "transfer of ACME out of bob:ZED: a trading account of ZED holds ZED and USD only")]
+    assert all(d.accepted for d in _send_all(pit, *[(*b[:4], b[4]) for b in bad[:1]])), "rules 1 takes it"
+    assert ops.operator_request(pit, "Rules", "2").accepted
+    for name, ref, key, value, account, why in bad:
+        [d] = _send_all(pit, (name, ref + "x", key, value, account))
+        assert not d.accepted and why in d.reason and "\n" not in d.reason, (value, d.reason)
+    for value, why in (("2", "the pit's rules are 2 already"), ("1", "rules only go forward"),
+                       ("3", "this notary knows rules 1 to 2")):
+        d = ops.operator_request(pit, "Rules", value)
+        assert not d.accepted and why in d.reason, d.reason
+    rejects = list(mbox.iter_file(pit.rejects / "rejects.mbox"))
+    assert len(rejects) == len(bad) + 3
+    # what rules 2 allow still goes through
+    good = [("alice", "g1", "Transfer", "1.00 USD to bob", None),
+            ("alice", "g2", "Transfer", "1.00 USD to bob:ACME", None),
+            ("alice", "g3", "Transfer", "1.00 USD to fees:ACME", None),
+            ("bob", "g4", "Transfer", "5 ZED to bob", "bob:ZED"),
+            ("alice", "g5", "Transfer", "1.00 USD to alice:ZED", "alice:ACME")]
+    assert all(d.accepted for d in _send_all(pit, *good))
+    _pit_cmd(pit, "run")
+    _pit_cmd(pit, "run")
+    assert _pit_cmd(pit, "audit").returncode == 0
+
+
+def test_a_pit_moves_to_rules_2_and_audits_both(ranged):
+    """An existing pit under rules 1 (bob:ACME holds BTC lots, a transfer
+    of more on its way) moves to rules 2: the ACME specialist gives the BTC
+    back to bob (reported as transferred), its checkpoints drop the other
+    instruments and the members, and `pit audit` passes, full and
+    incremental, over both rules; replayed from record 1 it says the same."""
+    pit = ranged
+    _pit_cmd(pit, "run")
+    _pit_cmd(pit, "run", "specialist", "ACME")
+    assert all(d.accepted for d in _send_all(pit, ("bob", "x1", "Transfer", "10 BTC to bob:ACME", None)))
+    _pit_cmd(pit, "run")
+    assert all(d.accepted for d in _send_all(pit, ("alice", "b1", "Order", "buy 5 ACME at 10.00", None)))
+    _pit_cmd(pit, "run")
+    old = _checkpoints(pit, "specialist:ACME")[-1]
+    assert "member " in old and "instrument ZED " in old
+    assert all(d.accepted for d in _send_all(pit, ("bob", "x2", "Transfer", "5 BTC to bob:ACME", None)))
+    assert _pit_cmd(pit, "audit").returncode == 0          # the auditor's state under rules 1
+    assert ops.operator_request(pit, "Rules", "2").accepted
+    for _ in range(3):
+        _pit_cmd(pit, "run")
+    lines = [ln for r in _reports(pit, "specialist:ACME") for ln in r.split("\n")]
+    assert any(ln.endswith(" bob:ACME bob 10 BTC") and ln.startswith("transferred ") for ln in lines), lines
+    assert any(ln.endswith(" bob:ACME bob 5 BTC") and ln.startswith("transferred ") for ln in lines), lines
+    from pit import query
+    btc = {r["account"]: r["amount"] for r in query.positions(pit, "bob") if r["asset"] == "BTC"}
+    assert btc.get("bob") == "50" and "bob:ACME" not in btc, btc
+    new = _checkpoints(pit, "specialist:ACME")[-1]
+    assert "\nrules 2\n" in new and "member " not in new and "instrument ZED " not in new, new
+    assert "instrument ACME " in new and "currency USD " in new
+    out = _pit_cmd(pit, "audit").stdout
+    assert "incremental" in out, out
+    assert _pit_cmd(pit, "audit", "--full").returncode == 0
+    # pit replay | pit-specialist from record 1: what the archive says
+    rp = subprocess.run([str(PIT_BIN), "--pit", str(pit.root), "replay", "specialist", "ACME",
+                         "--from-start"], capture_output=True, timeout=120)
+    sp = subprocess.run([str(SPECIALIST_BIN), "ACME"], input=rp.stdout, capture_output=True, timeout=120)
+    assert sp.returncode == 0, sp.stderr
+    said = sorted(ln for ln in sp.stdout.decode().split("\n") if ln.startswith(("transferred ", "trade ")))
+    assert said == sorted(ln for ln in lines if ln.startswith(("transferred ", "trade ")))
+
+
+def test_the_audit_finds_a_transfer_rules_2_refuse(ranged, monkeypatch):
+    """A notary that takes what rules 2 refuse (here: one whose check is
+    switched off) is caught by `pit audit`, full and incremental."""
+    from pit import kinds
+    pit = ranged
+    assert ops.operator_request(pit, "Rules", "2").accepted
+    assert _pit_cmd(pit, "audit").returncode == 0
+    monkeypatch.setattr(kinds.rules, "transfer_refusal", lambda *a: None)
+    assert all(d.accepted for d in _send_all(pit, ("alice", "z1", "Transfer", "1.00 USD to nobody", None)))
+    for argv in (["audit"], ["audit", "--full"]):
+        p = _pit_cmd(pit, *argv, ok=False)
+        assert p.returncode != 0 and "the notary took a request the pit's rules refuse" in p.stdout + p.stderr, p
+        assert "no member owns nobody" in p.stdout + p.stderr

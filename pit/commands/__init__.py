@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "build_parser"]
 COMMANDS = {
     # operator
     "init": "init", "currency": "currency", "instrument": "instrument", "fees": "fees",
+    "rules": "rules",
     "member": "member", "deposit": "funds", "withdraw": "funds", "notarize": "notarize",
     "run": "run", "start": "daemon", "daemon": "daemon", "stop": "daemon",
     # trader

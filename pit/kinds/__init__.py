@@ -30,13 +30,13 @@ Deposit(amount='1000.00', asset='USD', to='alice', units=None)
 
 from __future__ import annotations
 
-from pit.kinds import currency, deposit, fees, instrument, member, order, transfer, withdrawal
+from pit.kinds import currency, deposit, fees, instrument, member, order, rules, transfer, withdrawal
 
 __all__ = ["KINDS", "NAMES", "KEYS", "BY_NAME", "BY_KEY", "OF_CLASS", "OPERATOR", "NUMBERS",
            "of", "parse"]
 
 # in the order a request's error message lists their keys
-KINDS = (order, transfer, deposit, withdrawal, member, currency, instrument, fees)
+KINDS = (order, transfer, deposit, withdrawal, member, currency, instrument, fees, rules)
 
 NAMES = tuple(k.NAME for k in KINDS)
 KEYS = tuple(k.KEY for k in KINDS)
