@@ -15,17 +15,19 @@
    over the wall time from the first send to the last reply.  Target:
    >= 1,000 signed orders/s from 32 connections.
 
-2. Order -> trade on one host.  A pit with ticker LAT and its specialist
-   daemon started with ``wake="append"`` (pit.daemon.FilterDaemon: it wakes
-   on the archive's commit, not on list delivery) posting to the same
-   server.  Crossing pairs (sell, then buy, one lot) are sent at
-   ``--rate`` orders/s for ``--seconds`` from two connections; the latency
-   of a pair is from sending its buy to the specialist's report holding
-   its trade being durable in the archive.  Targets: p50 <= 50 ms,
-   p99 <= 200 ms at 100 orders/s.
+2. Order -> trade on one host.  A pit with ticker LAT; the notary's
+   server in a process of its own (as ``pit mailman serve``), the
+   specialist's daemon as users run it (``pit mailman daemon``: it wakes on
+   the archive's commit, not on list delivery) posting to that server,
+   the traders in the bench's process.  Crossing pairs (sell, then buy,
+   one lot) are sent on schedule at ``--rate`` orders/s for ``--seconds``
+   from four connections (traders do not wait for each other's replies);
+   the latency of a pair is from sending its second order to the
+   specialist's report holding its trade being in the archive.  Targets:
+   p50 <= 50 ms, p99 <= 200 ms at 100 orders/s.
 
    With ``--trace FILE`` each run is traced (pit.trace) to FILE.N and the
-   time of each hop is printed (p50/p90/p99 over the pairs): the buy's
+   time of each hop is printed (p50/p90/p99 over the pairs): the order's
    group commit, the daemon's wake, the wait for the run in progress, the
    replay, the signature, the report's group commit.
 
@@ -242,10 +244,51 @@ def _lat_order(pit, signers, who: str, ref: str, side: str) -> bytes:
     return signed.compose_clearsigned(headers, text, signer, fpr)
 
 
-def latency_run(root: Path, rate: float, seconds: float):
-    """Crossing pairs at *rate* orders/s for *seconds*: each pair's time from
-    sending its buy to its trade's report being durable in the archive, and
-    the pit."""
+def _serve(root: str, address, ready, stop) -> None:
+    """The notary's server in a process of its own, as ``pit mailman serve`` runs."""
+    from pit.pitdir import Pit
+    with Bench(Pit(root)) as b:
+        address.put((b.server.host, b.server.port))
+        ready.set()
+        stop.wait()
+
+
+def _sender_threads(host: str, port: int, rcpt: str, due: list[tuple[float, bytes, str, int]],
+                    connections: int, sent: dict) -> None:
+    """Send each ``(time due, message, sender, pair)`` at its time from
+    *connections* kept LMTP connections (the k-th message on connection
+    k mod *connections*): traders do not wait for one another's replies.
+    ``sent[pair]`` is the latest send time of the pair's messages."""
+    errors: list[str] = []
+
+    def client(mine) -> None:
+        with LMTPClient(host, port) as c:
+            for when, raw, who, pair in mine:
+                time.sleep(max(0.0, when - time.perf_counter()))
+                now = time.perf_counter()
+                sent[pair] = max(sent.get(pair, 0.0), now)
+                trace.mark("bench.send", pair=pair)
+                code, text = c.send(raw, who, [rcpt])[rcpt]
+                if code != 250:
+                    errors.append(f"{code} {text}")
+    threads = [threading.Thread(target=client, args=(due[n::connections],))
+               for n in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"bench.lmtp: {len(errors)} orders not accepted (first: {errors[0]})")
+
+
+def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
+    """Crossing pairs at *rate* orders/s for *seconds*, the notary's server,
+    the specialist's daemon (``pit mailman daemon``) and the traders each in
+    processes of their own: each pair's time from sending its second order
+    to its trade's report being in the archive, and the pit."""
+    import multiprocessing
+    import subprocess
+    import sys
     from pit.daemon import FilterDaemon
     from pit.watch import AppendWatch
     pit, signers = _latency_pit(root)
@@ -274,41 +317,60 @@ def latency_run(root: Path, rate: float, seconds: float):
             if len(traded) >= pairs:
                 done.set()
 
-    with Bench(pit) as b:
-        daemon = FilterDaemon(pit, "specialist", ["LAT"], (b.server.host, b.server.port))
-        daemon.kick()                   # catch up first: not timed
-        daemon.start(wake_on_append=True)
+    ctx = multiprocessing.get_context("spawn")
+    where, ready, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+    server = ctx.Process(target=_serve, args=(str(pit.root), where, ready, stop))
+    server.start()
+    daemon = None
+    try:
+        if not ready.wait(60):
+            raise SystemExit("bench.lmtp: the notary's server did not start")
+        host, port = where.get()
+        # catch up first (not timed), then the daemon as users run it
+        FilterDaemon(pit, "specialist", ["LAT"], (host, port)).kick()
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).with_name("pit")), "--pit", str(pit.root), "mailman",
+             "daemon", "--lmtp", f"{host}:{port}", "specialist", "LAT"],
+            stdout=subprocess.PIPE, text=True)
+        if "running" not in (daemon.stdout.readline() or ""):
+            raise SystemExit("bench.lmtp: the specialist's daemon did not start")
+        time.sleep(1.0)                 # its first run (nothing new) is over
         watch = AppendWatch(archive.dir)
         t = threading.Thread(target=detector, args=(watch,))
         t.start()
         try:
-            with LMTPClient(b.server.host, b.server.port) as c:
-                gap, start = 1.0 / rate, time.perf_counter()
-                for k, (sell, buy) in enumerate(orders):
-                    for i, (raw, who) in enumerate(((sell, "trader01"), (buy, "trader00"))):
-                        due = start + (2 * k + i) * gap
-                        time.sleep(max(0.0, due - time.perf_counter()))
-                        if i == 1:
-                            sent[k] = time.perf_counter()
-                            trace.mark("bench.send", pair=k)
-                        code, text = c.send(raw, f"{who}@traders.example", [pit.address])[pit.address]
-                        assert code == 250, text
+            gap, start = 1.0 / rate, time.perf_counter() + 0.1
+            due = [(start + (2 * k + i) * gap, raw, f"{who}@traders.example", k)
+                   for k, (sell, buy) in enumerate(orders)
+                   for i, (raw, who) in enumerate(((sell, "trader01"), (buy, "trader00")))]
+            _sender_threads(host, port, pit.address, due, connections, sent)
             if not done.wait(30 + seconds):
                 raise SystemExit(f"bench.lmtp: {len(traded)} of {pairs} trades seen")
         finally:
             done.set()
             t.join()
             watch.close()
-            daemon.stop()
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        stop.set()
+        server.join(60)
+        if server.is_alive():
+            server.kill()
     testkeys.stop_agents(root)
     return [traded[k] - sent[k] for k in range(pairs)], pit
 
 
 def breakdown(trace_path: Path, pit, pairs: int) -> list[tuple[str, list[float]]]:
     """Where each pair's time went, hop by hop, from a trace (pit.trace) of
-    one latency run: ``[(hop, seconds for each pair)]``.  The buy's record
-    and the report that traded it are found in the archive; each hop is the
-    first trace line that covers that record."""
+    one latency run: ``[(hop, seconds for each pair)]``.  The pair's later
+    order's record and the report that traded it are found in the archive;
+    each hop is the first trace line that covers that record."""
     import bisect
     events = trace.read(trace_path)
     by: dict[str, list] = {}
@@ -319,9 +381,8 @@ def breakdown(trace_path: Path, pit, pairs: int) -> list[tuple[str, list[float]]
     for seq, msg in Archive(pit.root).read():
         st = mbox.stamp(msg)
         kind = st.get("x-pit-kind")
-        if kind == "order" and st.get("x-pit-account", "").startswith("trader00") \
-                and st.get("x-pit-ref", "").startswith("p"):
-            buys[int(st["x-pit-ref"][1:])] = seq
+        if kind == "order" and st.get("x-pit-ref", "").startswith("p"):
+            buys[int(st["x-pit-ref"][1:])] = seq        # the pair's later order
         elif kind == "report":
             span = st.get("x-pit-request", "").rpartition(" ")[2]
             a, _, b = span.partition("-")
@@ -344,7 +405,7 @@ def breakdown(trace_path: Path, pit, pairs: int) -> list[tuple[str, list[float]]
     seens = {int(f["pair"]): t for t, _, f in by.get("bench.seen", [])}
     starts = by.get("run.start", [])
     start_times = [t for t, _, _ in starts]
-    hops = ["buy sent -> its group taken", "group taken -> committed (judge, fsyncs, rename)",
+    hops = ["second order sent -> its group taken", "group taken -> committed (judge, fsyncs, rename)",
             "committed -> daemon's watch woke", "woke -> run that covers it starts",
             "run start -> report made (position, replay, filter)",
             "report made -> signed", "signed -> report committed (post, group)",
@@ -382,6 +443,38 @@ def print_breakdown(rows) -> None:
                   f"p90 {_pct(values, 0.9) * 1000:7.1f}  p99 {_pct(values, 0.99) * 1000:7.1f}")
 
 
+def fsync_ab(n: int, runs: int) -> None:
+    """One-record appends (a group of one: the mail path's smallest commit)
+    with the new index fsync'd beside the volume's data
+    (``archive.OVERLAP_FSYNCS``) and after it, interleaved run by run."""
+    from pit import archive as archive_mod
+    import hashlib
+    print(f"one-record durable appends, {n} a run, index fsync beside / after the data "
+          f"({_load()})")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory(prefix="pit-bench-fsync-") as tmp:
+        for r in range(runs):
+            for overlap in (True, False):
+                archive_mod.OVERLAP_FSYNCS = overlap
+                arch = Archive(Path(tmp) / f"{r}-{overlap}")
+                prev, each = archive_mod.ZERO_HASH, []
+                for seq in range(1, n + 1):
+                    body = b"From: t@example.org\n\nbench\n"
+                    rec = (f"X-Pit-Seq: {seq}\nX-Pit-Time: 2026-12-07T00:00:00Z\n"
+                           f"X-Pit-Prev: {prev}\nX-Pit-Digest: "
+                           f"{hashlib.sha256(body).hexdigest()}\n").encode() + body
+                    t = time.perf_counter()
+                    arch.append([(rec, "notary", "2026-12-07T00:00:00Z")])
+                    each.append(time.perf_counter() - t)
+                    prev = archive_mod.record_hash(rec)
+                times[overlap].append(statistics.median(each))
+    archive_mod.OVERLAP_FSYNCS = True
+    for overlap, label in ((True, "beside"), (False, "after ")):
+        ms = [t * 1000 for t in times[overlap]]
+        print(f"  index fsync {label}: median append {min(ms):.2f} ms min over runs, "
+              f"{statistics.median(ms):.2f} ms median  ({_load()})")
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -394,13 +487,15 @@ def latency(rate: float, seconds: float, runs: int, trace_to: str | None = None)
     with tempfile.TemporaryDirectory(prefix="pit-bench-lat-") as tmp:
         for r in range(runs):
             if trace_to:
-                path = Path(f"{trace_to}.{r + 1}")
+                path = Path(f"{trace_to}.{r + 1}").resolve()
                 path.unlink(missing_ok=True)
                 trace.enable(path)
+                os.environ["PIT_TRACE"] = str(path)     # the server's and the daemon's too
             try:
                 lat, pit = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
             finally:
                 trace.disable()
+                os.environ.pop("PIT_TRACE", None)
             if trace_to:
                 print_breakdown(breakdown(path, pit, len(lat)))
             p50s.append(_pct(lat, 0.50))
@@ -424,10 +519,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--fsync-ab", type=int, metavar="N",
+                        help="only time N one-record appends a run with the index fsync'd "
+                             "beside the data and after it")
     parser.add_argument("--trace", metavar="FILE",
                         help="trace each latency run (pit.trace) to FILE.N and print where "
                              "the time went, hop by hop")
     args = parser.parse_args(argv)
+    if args.fsync_ab:
+        fsync_ab(args.fsync_ab, args.runs)
+        return 0
     ok = True
     try:
         if not args.skip_throughput:

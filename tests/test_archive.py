@@ -244,3 +244,21 @@ def test_entry_stamp_reads_the_head_of_a_large_message(tmp_path):
     bad = b"X-Pit-Seq: 1\n" + b"X-Pit-Q: " + b"q" * 9000 + b"\nX-Pit-Q: 2\n" + big
     with pytest.raises(mbox.MboxError, match="repeated"):
         archive.entry_stamp(bad, 0, 0, len(bad))
+
+
+def test_appends_with_the_index_fsynced_beside_the_data_write_what_the_plain_order_does(
+        tmp_path, monkeypatch):
+    """archive.OVERLAP_FSYNCS (index.tmp fsync'd while the data is) is a
+    speed trick: the same appends (across a rollover) leave the same files
+    as the plain order (data fsync'd, then index.tmp)."""
+    files = {}
+    for overlap in (True, False):
+        monkeypatch.setattr(archive, "OVERLAP_FSYNCS", overlap)
+        arch = Archive(tmp_path / str(overlap), volume_limit=4)
+        for n in (3, 5, 1, 4):
+            append_n(arch, n)
+        assert arch.check() == [] and arch.last_seq() == 13
+        d = tmp_path / str(overlap) / "archives"
+        files[overlap] = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+    assert "index.tmp" not in files[True]
+    assert files[True] == files[False]
