@@ -105,6 +105,28 @@ def entry_stamp(buf, start: int, body: int, end: int) -> tuple[dict[str, str], b
     return mbox.stamp(entry, body - start), entry
 
 
+_RUN_PATTERNS: dict[bytes, tuple] = {}
+
+
+def _run_patterns(head: bytes):
+    """``(match, search)`` for Archive.entry_runs: an entry starting with
+    ``From `` and *head* at a position, and the next entry separator
+    followed by such a head or by anything else (its groups are then None)."""
+    p = _RUN_PATTERNS.get(head)
+    if p is None:
+        p = _RUN_PATTERNS[head] = (re.compile(b"From " + head).match,
+                                   re.compile(b"\nFrom (?:" + head + b")?").search)
+    return p
+
+
+def _piece(seq: int, view: memoryview, start: int, end: int) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(seq, view[start:end])``, released once the caller asks for
+    the next item (or closes the generator): the volume's map can then be
+    closed."""
+    with view[start:end] as v:
+        yield seq, v
+
+
 class Volume(Record, frozen=True):
     """One index line: a volume's name, its first and last record, how many
     records it holds and its size in bytes."""
@@ -402,24 +424,112 @@ class Archive:
                 continue
             if to_seq is not None and vol.first > to_seq:
                 return
-            path = self.dir / vol.name
             with self._volume_map(vol) as mm:
                 starts, seq = self._entry_starts(vol, mm, from_seq)
-                known = iter(starts[1:]) if len(starts) > 1 else None   # entry ends from the walk
-                pos = starts[0]
-                find, end = mm.find, vol.bytes
-                while pos < end:
+                for seq, pos, body, nxt in self._spans(vol, mm, starts, seq):
                     if to_seq is not None and seq > to_seq:
                         return
-                    body = find(b"\n", pos, end) + 1
-                    nxt = next(known) if known is not None else (find(b"\nFrom ", body, end) + 1 or end)
-                    want = b"X-Pit-Seq: %d\n" % seq
-                    if mm[body:body + len(want)] != want:
-                        raise ArchiveError(f"{path}: record at byte {pos} is not X-Pit-Seq {seq}")
                     yield seq, mm, pos, body, nxt
-                    pos, seq = nxt, seq + 1
-            if seq - 1 != vol.last:
-                raise ArchiveError(f"{path}: holds records to {seq - 1}; the index says {vol.last}")
+
+    def _spans(self, vol: Volume, mm, starts: list[int], seq: int
+               ) -> Iterator[tuple[int, int, int, int]]:
+        """entry_spans of one mapped volume from the entry at ``starts[0]``,
+        record *seq*: ``(seq, start, body, end)``."""
+        path = self.dir / vol.name
+        known = iter(starts[1:]) if len(starts) > 1 else None   # entry ends from the walk
+        pos = starts[0]
+        find, end = mm.find, vol.bytes
+        while pos < end:
+            body = find(b"\n", pos, end) + 1
+            nxt = next(known) if known is not None else (find(b"\nFrom ", body, end) + 1 or end)
+            want = b"X-Pit-Seq: %d\n" % seq
+            if mm[body:body + len(want)] != want:
+                raise ArchiveError(f"{path}: record at byte {pos} is not X-Pit-Seq {seq}")
+            yield seq, pos, body, nxt
+            pos, seq = nxt, seq + 1
+        if seq - 1 != vol.last:
+            raise ArchiveError(f"{path}: holds records to {seq - 1}; the index says {vol.last}")
+
+    def entry_runs(self, head: bytes, wanted, from_seq: int = 1, to_seq: int | None = None,
+                   piece: int = 1 << 20) -> Iterator[tuple[int, memoryview]]:
+        """The entries from *from_seq* to *to_seq* that a filter wants,
+        exactly as stored, in pieces: ``(seq, piece)``, the concatenation of
+        the pieces being that of ``buf[start:end]`` for each item of
+        :meth:`entry_spans` wanted, *seq* the last record a piece holds.
+        A piece is a view of the mapped volume, valid until the next is
+        asked for (write it or copy it at once): a run of wanted entries
+        (at most about *piece* bytes) goes out without a copy.
+        An entry is wanted when its head (after ``From ``) matches *head*,
+        a bytes pattern whose group 1 is the stamp's X-Pit-Seq (what most
+        records of a replay are: ``mbox.order_entry_head``), else when
+        ``wanted(buf, start, body, end)`` says so.  Reading forward from
+        the start of a volume, one pattern search per entry finds where it
+        ends and matches the head of the next (:meth:`entry_spans` makes
+        two searches and a check); an entry found by the walk back from
+        the end (an incremental run) is matched on its own.  The same
+        errors as :meth:`entry_spans`.  O(records + bytes read)."""
+        match, search = _run_patterns(head)
+        for vol in self.volumes():
+            if vol.last < from_seq:
+                continue
+            if to_seq is not None and vol.first > to_seq:
+                return
+            with self._volume_map(vol) as mm, memoryview(mm) as view:
+                starts, seq = self._entry_starts(vol, mm, from_seq)
+                if len(starts) > 1:
+                    spans = self._spans(vol, mm, starts, seq)
+                else:
+                    spans = self._runs(vol, mm, seq, match, search)
+                run = pos = starts[0]         # the run of wanted entries: mm[run:pos]
+                done = seq - 1                # the last record read
+                for seq, start, body, end in spans:
+                    if to_seq is not None and seq > to_seq:
+                        break
+                    if body is None or match(mm, start, end) is not None \
+                            or wanted(mm, start, body, end):
+                        if end - run >= piece:
+                            yield from _piece(seq, view, run, end)
+                            run = end
+                    else:
+                        if start > run:
+                            yield from _piece(done, view, run, start)
+                        run = end
+                    pos, done = end, seq
+                if pos > run:
+                    yield from _piece(done, view, run, pos)
+                if to_seq is not None and done >= to_seq:
+                    return
+
+    def _runs(self, vol: Volume, mm, seq: int, match, search
+              ) -> Iterator[tuple[int, int, int | None, int]]:
+        """_spans of a mapped volume from its first entry, record *seq*,
+        with *body* None for an entry whose head matched (not looked for):
+        one search per entry finds where it ends and matches the head of
+        the next.  The same checks and errors as _spans."""
+        path = self.dir / vol.name
+        end = vol.bytes
+        pos = 0
+        m = match(mm, 0, end)
+        while pos < end:
+            if m is not None and m.lastindex is not None:
+                if m[1] != b"%d" % seq:
+                    raise ArchiveError(f"{path}: record at byte {pos} is not X-Pit-Seq {seq}")
+                # The head's last newline may be the separator's (a message
+                # that is all stamp): the search starts on it.
+                m = search(mm, m.end() - 1, end)
+                nxt = end if m is None else m.start() + 1
+                yield seq, pos, None, nxt
+            else:
+                body = mm.find(b"\n", pos, end) + 1
+                want = b"X-Pit-Seq: %d\n" % seq
+                if mm[body:body + len(want)] != want:
+                    raise ArchiveError(f"{path}: record at byte {pos} is not X-Pit-Seq {seq}")
+                m = search(mm, body, end)
+                nxt = end if m is None else m.start() + 1
+                yield seq, pos, body, nxt
+            pos, seq = nxt, seq + 1
+        if seq - 1 != vol.last:
+            raise ArchiveError(f"{path}: holds records to {seq - 1}; the index says {vol.last}")
 
     def records_of_kind(self, from_seq: int, kinds: tuple[str, ...]) -> Iterator[tuple[int, bytes]]:
         """``(seq, message)`` of the records from *from_seq* on whose stamp

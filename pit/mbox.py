@@ -434,9 +434,23 @@ def order_entry(tickers: Iterable[str]):
     end in a space).  For such an entry :func:`stamp` gives kind ``order``
     and that ticker, without building the dict: what a replay needs to know
     of most records (``Filter.order_tickers``)."""
+    return re.compile(b"From " + _order_entry(tickers)).match
+
+
+def _order_entry(tickers: Iterable[str]) -> bytes:
+    """order_entry's pattern after its ``From ``."""
     head = _order_head(tickers)                         # (it starts with the From line's rest)
-    head = _B_SKIP + head[len(_B_SKIP):].replace(_B_SKIP, _ORDER_ENTRY_SKIP)
-    return re.compile(b"From " + head).match
+    return _B_SKIP + head[len(_B_SKIP):].replace(_B_SKIP, _ORDER_ENTRY_SKIP)
+
+
+def order_entry_head(tickers: Iterable[str]) -> bytes:
+    """The pattern of :func:`order_entry` after its ``From ``, the request
+    not ending in a space (a look behind it): an entry whose head matches
+    is an order record for one of *tickers* that ``Filter.order_tickers``
+    promises a filter wants.  Its group 1 is the X-Pit-Seq.  For
+    ``Archive.entry_runs``."""
+    return _order_entry(tickers).replace(
+        _B_TEXT + rb"\n(?!X-Pit-)", _B_TEXT + rb"(?<! )\n(?!X-Pit-)")
 
 
 def _order_patterns(tickers: Iterable[str]):

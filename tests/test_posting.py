@@ -116,6 +116,56 @@ def test_replay_entries_are_the_records_as_stored(pit):
     assert raw.startswith(b"From notary ")
 
 
+def test_replay_pieces_are_the_entries_of_replay_entries(pit):
+    """`pit replay`'s pieces (runs of entries, most recognised by one search
+    each: Archive.entry_runs) are byte for byte its plain twin's entries,
+    from the start, after a checkpoint (entries found by the walk back from
+    the end of the volume), and cut into pieces of any size."""
+    from filters.specialist import Specialist
+    from pit.archive import Archive
+
+    def plain(**kw):
+        return b"".join(e for e, _ in ops.replay_entries(pit, Specialist(["ACME"]), **kw))
+
+    def pieces(**kw):
+        return b"".join(bytes(p) for _, p in ops.replay_pieces(pit, Specialist(["ACME"]), **kw))
+
+    for i, order in enumerate(["buy 10 ACME at 12.50", "sell 4 ACME at 12.50",
+                               "buy 1 ACME at 12.40", "sell 2 ACME at 12.60"]):
+        pit.send("alice" if "buy" in order else "bob", f"o{i}", "Order", order)
+    ops.notary(pit).run_maildir()
+    pit.send("alice", "c1", "Order", "cancel o2")
+    pit.send("alice", "t2", "Transfer", "1.00 USD to alice")     # wanted: out of alice:ACME
+    ops.notary(pit).run_maildir()
+    assert pieces(from_start=True) == plain(from_start=True)
+    ops.run_filter(pit, "specialist", ["ACME"])                   # a checkpoint: then a walk
+    pit.send("bob", "o9", "Order", "sell 1 ACME at 12.70")
+    pit.send("alice", "o10", "Order", "buy 1 ACME at 12.70")
+    ops.notary(pit).run_maildir()
+    for kw in ({}, {"from_start": True}, {"upto": Archive(pit.root).last_seq() - 1}):
+        assert pieces(**kw) == plain(**kw), kw
+    whole = plain(from_start=True)
+    head = mbox.order_entry_head(["ACME"])
+    spec = Specialist(["ACME"])
+
+    def wanted(buf, pos, body, end):
+        return spec.wants(mbox.stamp(buf[pos:end], body - pos))
+
+    arch = Archive(pit.root)
+    entries = [(seq, buf[pos:end]) for seq, buf, pos, body, end in arch.entry_spans(1)
+               if wanted(buf, pos, body, end)]
+    assert b"".join(e for _, e in entries) == whole
+    for size in (1, 500, 5000):                                   # pieces of every size
+        got = [(seq, bytes(p)) for seq, p in arch.entry_runs(head, wanted, 1, None, size)]
+        assert b"".join(p for _, p in got) == whole
+        if size == 1:                                             # an entry a piece
+            assert got == entries
+        else:                                                     # seq: a piece's last entry's
+            ends = {seq: sum(len(e) for s, e in entries if s <= seq) for seq, _ in entries}
+            assert all(ends[seq] == sum(len(p) for _, p in got[:i + 1])
+                       for i, (seq, _) in enumerate(got))
+
+
 def test_the_notary_refuses_an_instrument_it_cannot_price(pit):
     d = ops.operator_request(pit, "Instrument", "BTC EUR tick 0.5 lot 0.1")
     assert not d.accepted and "unknown currency EUR" in d.reason

@@ -32,15 +32,11 @@ def run(args) -> int:
     total = Archive(pit.root).last_seq() if BARS else None    # on a terminal only
     if total:
         show(0, total)
-    n = 0
     try:
-        for entry, _ in ops.replay_entries(pit, flt, from_start=args.from_start):
-            out.write(entry)
-            n += 1
-            if total and n % 100 == 0:          # how far into the archive: its stamp's Seq
-                seq = entry.find(b"\nX-Pit-Seq: ", 0, 400)
-                if seq >= 0:
-                    show(int(entry[seq + 12:entry.index(b"\n", seq + 12)]), total)
+        for seq, piece in ops.replay_pieces(pit, flt, from_start=args.from_start):
+            out.write(piece)
+            if total and seq:                   # how far into the archive
+                show(seq, total)
         out.flush()
     except BrokenPipeError:
         mbox.drop_stdout()
