@@ -4,11 +4,12 @@
 
 For each size N: a fresh pit (``bench.fixtures.fresh_pit``) gets N members
 made in process (``pit.testkeys.certificate``: real ed25519 certificates, no
-gpg key generation): their keys go into the pit's keyring of record
-(``Keyring.import_keys``: one gpg import into each of the shard homes, two
-at a time), then ``pit.ops.add_members`` records them (one member record
-each, the notary's batches of 1,000), each part timed.  Then, min and
-median over ``--runs``:
+gpg key generation), in 16 groups by their fingerprint's first hex digit:
+a group's keys go into the pit's keyring of record (``Keyring.import_keys``:
+one gpg import into each of its shard homes, two at a time), then
+``pit.ops.add_members`` records them (one member record each, the notary's
+batches of 1,000), each part timed.  With ``--cache DIR`` each pit is built
+once (``DIR/members-N``) and reused.  Then, min and median over ``--runs``:
 
 * adding one member to a running notary (judge, gpg import, store update,
   record on disk, seal), target <= 1 s at 1,000,000 members;
@@ -17,8 +18,11 @@ median over ``--runs``:
 * the same as the operator's command does it (``ops.add_member``: a notary
   start-up, then the above);
 * notary start-up in a fresh process (``Notary(pit)``: the key store, the
-  replay of the archive), target <= 2 s, and its peak memory, target
-  <= 1 GB, at 1,000,000 members.
+  notary's state), target <= 2 s, and its peak memory, target <= 1 GB, at
+  1,000,000 members;
+* with ``--orders K``, order throughput: K signed orders a run through
+  ``Notary.notarize`` (batches of 1,000), beside the first size's (target:
+  unchanged).
 
 With ``--keyring-only``, only the keyring of record: N keys into a bare
 keyring (``Keyring.import_keys``), then one key more (``import_key``) and
@@ -145,25 +149,34 @@ def build(n: int, root: Path, log=print) -> tuple[Pit, str]:
     return pit, line
 
 
-def order_throughput(pit: Pit, orders: int, runs: int) -> list[float]:
+def order_throughput(pits: dict[int, Pit], orders: int, runs: int) -> None:
     """Orders a second through ``Notary.notarize`` (batches of 1,000, as
-    bench.moderator), each run a new slice of *orders* signed orders of the
-    bench's traders (the refs of a slice are new to the pit: the slices
-    already notarized are counted in the pit's ``bench-orders-used``)."""
+    bench.moderator) in each pit, the pits taken in turn in each of *runs*
+    rounds (so each sees the same load); each run a new slice of *orders*
+    signed orders of the bench's traders (new refs to the pit: the slices
+    already notarized are counted in its ``bench-orders-used``).  Printed
+    beside the first pit's (target: unchanged)."""
     from moderator.notary import Notary
-    raws = _new_orders(pit, orders * runs)
-    rates = []
+    raws = {n: _new_orders(pit, orders * runs) for n, pit in pits.items()}
+    rates: dict[int, list[float]] = {n: [] for n in pits}
     for i in range(runs):
-        part = raws[i * orders:(i + 1) * orders]
-        notary = Notary(pit)
-        t = time.perf_counter()
-        for j in range(0, len(part), 1000):
-            ds = notary.notarize(part[j:j + 1000])
-            bad = [d.reason for d in ds if not d.accepted]
-            if bad:
-                raise RuntimeError(f"orders refused: {len(bad)}, first: {bad[0]}")
-        rates.append(len(part) / (time.perf_counter() - t))
-    return rates
+        for n, pit in pits.items():
+            part = raws[n][i * orders:(i + 1) * orders]
+            notary = Notary(pit)
+            t = time.perf_counter()
+            for j in range(0, len(part), 1000):
+                ds = notary.notarize(part[j:j + 1000])
+                bad = [d.reason for d in ds if not d.accepted]
+                if bad:
+                    raise RuntimeError(f"orders refused: {len(bad)}, first: {bad[0]}")
+            rates[n].append(len(part) / (time.perf_counter() - t))
+    first = next(iter(pits))
+    base = statistics.median(rates[first])
+    for n, r in rates.items():
+        print(f"  order throughput at {n:>9,} members: min {min(r):,.0f}, median "
+              f"{statistics.median(r):,.0f} orders/s, {orders:,} orders a run, the pits in turn  "
+              f"(target: unchanged: {statistics.median(r) / base:.2f}x the {first:,}-member "
+              f"pit's median)", flush=True)
 
 
 def _new_orders(pit: Pit, k: int) -> list[bytes]:
@@ -177,8 +190,7 @@ def _new_orders(pit: Pit, k: int) -> list[bytes]:
     return raws
 
 
-def bench_size(n: int, runs: int, startup: bool = True, cache: Path | None = None,
-               orders: int = 0) -> Pit:
+def bench_size(n: int, runs: int, startup: bool = True, cache: Path | None = None) -> Pit:
     root = (cache or OUT / "pits") / f"members-{n}"
     if cache is None and (root / "bench-built").exists():
         (root / "bench-built").unlink()       # bench/out's pits are made afresh
@@ -225,11 +237,6 @@ def bench_size(n: int, runs: int, startup: bool = True, cache: Path | None = Non
               f"(target <= {STARTUP_TARGET:.0f} s: {ok(min(starts) <= STARTUP_TARGET)})")
         print(f"    notary peak memory:             {max(peaks) / 2**20:,.0f} MiB  "
               f"(target <= 1024 MiB: {ok(max(peaks) <= MEMORY_TARGET)})", flush=True)
-    if orders:
-        rates = order_throughput(pit, orders, runs)
-        print(f"    order throughput:               min {min(rates):,.0f}, median "
-              f"{statistics.median(rates):,.0f} orders/s  ({orders:,} orders a run; "
-              f"target: unchanged from the smallest pit's)", flush=True)
     return pit
 
 
@@ -300,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     print(f"bench.members: sizes {', '.join(f'{s:,}' for s in sizes)}, {_load()}")
     first = None
+    pits: dict[int, Pit] = {}
     try:
         for n in sizes:
             if args.keyring_only:
@@ -309,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
                 root = (args.cache or OUT / "pits") / f"members-{n}"
                 print(f"  {build(n, root, log=lambda text: print(text, flush=True))[1]}", flush=True)
                 continue
-            pit = bench_size(n, args.runs, startup=not args.no_startup, cache=args.cache,
-                             orders=args.orders)
+            pit = bench_size(n, args.runs, startup=not args.no_startup, cache=args.cache)
+            pits[n] = pit
             first = first or pit
+        if args.orders and pits:
+            order_throughput(pits, args.orders, args.runs)
         if args.audit_orders and first is not None:
             bench_audit(first, args.audit_orders)
     finally:
