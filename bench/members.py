@@ -196,6 +196,8 @@ def bench_size(n: int, runs: int, startup: bool = True, cache: Path | None = Non
         (root / "bench-built").unlink()       # bench/out's pits are made afresh
     pit, line = build(n, root, log=lambda text: print(text, flush=True))
     print(f"  {line}", flush=True)
+    have = len(ops.notary(pit).members)
+    print(f"    members in the pit: {have:,}{'' if have >= n else ' (its build was stopped)'}", flush=True)
     running, command, alone, starts, peaks = [], [], [], [], []
     # new keys at every run of the bench (a built pit is reused)
     stamp = int(time.time())
