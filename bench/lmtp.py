@@ -106,7 +106,9 @@ class Bench:
             self._sink.kill()
             raise SystemExit("bench.lmtp: the LMTP sink did not start")
         self.service = NotaryService(pit, smtp=None, seal_seconds=1.0)
-        route = PitRoute(pit.address, pit.notary_address, self.service, "bench-secret")
+        # a spool, as 'pit mailman serve' gives every pit (pit.daemon.notary_server)
+        route = PitRoute(pit.address, pit.notary_address, self.service, "bench-secret",
+                         pit.root / "spool" / pit.address)
         self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
 
     def __enter__(self) -> "Bench":

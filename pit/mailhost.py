@@ -497,6 +497,18 @@ def _answer(item: _Delivery, reply: str) -> None:
         pass
 
 
+def _durable_reply(rcpt: str, result) -> str:
+    """The reply for a delivery whose records (or refusal) are on disk:
+    *result* is its records, a Refusal, or the exception that kept it off disk."""
+    if isinstance(result, BaseException):
+        return (f"451 4.3.0 <{rcpt}>: notary failed, try again later "
+                f"({type(result).__name__})")
+    if isinstance(result, Refusal):
+        reason = " ".join(result.reason.split())[:200]
+        return f"250 2.0.0 <{rcpt}>: refused and recorded ({reason})"
+    return f"250 2.0.0 <{rcpt}>: notarized"
+
+
 def _answer_failed(group: list[_Delivery], error: BaseException) -> None:
     for item in group:
         if not item.reply.done():
@@ -521,18 +533,21 @@ class NotaryLMTPServer:
     messages are notarized one by one.  The pit's injector thread posts
     each group's records to the list, in the pit's order, while the
     committer notarizes the next group.  A message's reply is sent only
-    after its group is on disk and its records are injected (or spooled),
-    never before; each message gets its own reply, whatever became of the
-    others in its group.  The LMTP reply for that recipient is:
+    after its group is on disk, never before; each message gets its own
+    reply, whatever became of the others in its group.  For a pit with a
+    spool (``spool_dir``, or the route's; ``pit mailman serve`` gives every
+    pit one) the reply goes as soon as the group is on disk: injection
+    follows in order, and what the list cannot take waits in the spool.
+    Without a spool the reply waits for the injection.  The LMTP reply for
+    that recipient is:
 
-    * 250 when every returned message was injected (an empty list means
-      the notary refused the message and told the sender: also 250);
+    * 250 when the message is notarized (an empty list means the notary
+      refused the message and told the sender: also 250);
     * 451 (try again later) when the notary raised, so the MTA keeps the
       message and retries: nothing is lost;
-    * 250 when injection failed but ``spool_dir`` is set: the notarized
-      messages wait there and ``flush_spool()`` injects them (the notary has
-      already numbered them; they must not be notarized twice);
-      451 without a spool.
+    * when injection fails, with a spool: the notarized messages wait there
+      and ``flush_spool()`` injects them (the notary has already numbered
+      them; they must not be notarized twice); without a spool, 451.
     """
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
@@ -616,9 +631,18 @@ class NotaryLMTPServer:
         """Notarize one group (pit lock held) and hand it to the injector;
         a delivery the notary could not take is answered 451 there."""
         trace.mark("group.take", n=len(group))
+        route = self.routes[address]
         try:
             with self._pit_locks[address]:
-                results = self._notarize_group(self.routes[address], group)
+                results = self._notarize_group(route, group)
+                if self._spool_of(route) is not None:
+                    # On disk now, and the list cannot lose them: a failed
+                    # injection spools them.  So the reply goes now, not
+                    # after Mailman took them.
+                    for item, result in zip(group, results):
+                        reply = _durable_reply(item.rcpt, result)
+                        _answer(item, reply)
+                        trace.mark("lmtp.reply", code=reply[:3])
                 self._inject_later(address, list(zip(group, results)))
         except BaseException as error:
             _answer_failed(group, error)
@@ -644,12 +668,12 @@ class NotaryLMTPServer:
             with self._inject_locks[address]:
                 for item, result in done:
                     if isinstance(result, BaseException):
-                        reply = (f"451 4.3.0 <{item.rcpt}>: notary failed, try again later "
-                                 f"({type(result).__name__})")
+                        reply = _durable_reply(item.rcpt, result)
                     else:
                         reply = self._inject_all(item.rcpt, route, result)
-                    _answer(item, reply)
-                    trace.mark("lmtp.reply", code=reply[:3])
+                    if not item.reply.done():
+                        _answer(item, reply)
+                        trace.mark("lmtp.reply", code=reply[:3])
         except BaseException as error:
             _answer_failed([item for item, _ in done], error)
             if not isinstance(error, Exception):
@@ -692,8 +716,7 @@ class NotaryLMTPServer:
     def _inject_all(self, rcpt: str, route: PitRoute, outgoing: list) -> str:
         """Inject notarized messages in order (injection lock held); spool the rest on failure."""
         if isinstance(outgoing, Refusal):
-            reason = " ".join(outgoing.reason.split())[:200]
-            return f"250 2.0.0 <{rcpt}>: refused and recorded ({reason})"
+            return _durable_reply(rcpt, outgoing)
         if self._has_spooled(route) and not self._flush_pit(rcpt.lower(), route)[1]:
             # Older notarized messages still wait: these go behind them.
             for pending in outgoing:

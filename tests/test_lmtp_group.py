@@ -15,6 +15,7 @@ signed mail over LMTP from concurrent connections, the real notary
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -42,8 +43,13 @@ class _Sink:
 
     def __init__(self):
         self.posts: list[bytes] = []
+        self.open = threading.Event()      # cleared: Mailman busy (up to 5 s a post)
+        self.open.set()
 
     async def handle_DATA(self, server, session, envelope):
+        busy_until = time.monotonic() + 5
+        while not self.open.is_set() and time.monotonic() < busy_until:
+            await asyncio.sleep(0.01)
         self.posts.append(envelope.original_content)
         return "\r\n".join("250 2.0.0 OK" for _ in envelope.rcpt_tos)
 
@@ -51,13 +57,13 @@ class _Sink:
 class Served:
     """A pit's real notary behind a running NotaryLMTPServer, a sink for Mailman."""
 
-    def __init__(self, pit):
+    def __init__(self, pit, spool=None):
         self.pit = pit
         self.sink = _Sink()
         port = free_port()
         self._sink = _LMTPController(self.sink, hostname="127.0.0.1", port=port, ready_timeout=10)
         self.service = NotaryService(pit, smtp=None, seal_seconds=60)
-        route = PitRoute(pit.address, pit.notary_address, self.service, "secret")
+        route = PitRoute(pit.address, pit.notary_address, self.service, "secret", spool)
         self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
 
     def __enter__(self):
@@ -126,6 +132,32 @@ def test_concurrent_connections_are_committed_in_groups_and_acked_once_durable(k
     assert all(_digest(o) in archived for o in orders)
     assert groups < len(orders)             # deliveries shared appends
     assert posted >= len(orders)             # every record went to the list
+
+
+@pytest.mark.parametrize("spool", [True, False])
+def test_with_a_spool_the_reply_comes_once_durable_without_waiting_for_the_list(
+        kit, tmp_path, spool):
+    """A pit with a spool (as 'pit mailman serve' runs every pit) answers 250
+    once the record is on disk, while Mailman is still busy with the post
+    before; the list still gets every record, in order.  Without a spool
+    the reply waits for the list (a list that cannot take it: 451)."""
+    orders = [kit.request("alice", f"sp{i}", "Order", f"buy 1 ACME at 12.0{i}") for i in range(2)]
+    with Served(kit.pit, spool=tmp_path / "spool" if spool else None) as s:
+        s.sink.open.clear()                                  # Mailman busy
+        for order in orders:
+            code, text = s.send(order)
+            assert code == 250 and "notarized" in text, text
+            assert _digest(order) in _archived(kit.root)      # durable before the reply
+        taken = len(s.sink.posts)
+        s.sink.open.set()
+        deadline = time.monotonic() + 30
+        while len(s.sink.posts) < 2:
+            assert time.monotonic() < deadline, "the list did not get the records"
+            time.sleep(0.02)
+    assert taken == (0 if spool else 2)
+    seqs = [_archived(kit.root)[_digest(o)] for o in orders]
+    assert [mbox.stamp(p.split(b"\n", 1)[1])["x-pit-seq"] for p in s.sink.posts[:2]] == \
+        [str(q) for q in seqs]                               # in the pit's order
 
 
 def test_a_refused_message_in_a_group_gets_its_own_reply(kit, appends):
