@@ -360,6 +360,15 @@ def _lat_order(pit, signers, who: str, ref: str, side: str) -> bytes:
     return signed.compose_clearsigned(headers, text, signer, fpr)
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) process *pid* has used so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def _serve(root: str, address, ready, stop) -> None:
     """The notary's server in a process of its own, as ``pit mailman serve`` runs."""
     from pit.pitdir import Pit
@@ -401,7 +410,9 @@ def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
     """Crossing pairs at *rate* orders/s for *seconds*, the notary's server,
     the specialist's daemon (``pit mailman daemon``) and the traders each in
     processes of their own: each pair's time from sending its second order
-    to its trade's report being in the archive, and the pit."""
+    to its trade's report being in the archive, the pit, and the CPU
+    seconds a pair took in the server, the daemon and the traders' process
+    (with the bench's watch on the archive)."""
     import multiprocessing
     import subprocess
     import sys
@@ -459,9 +470,12 @@ def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
             due = [(start + (2 * k + i) * gap, raw, f"{who}@traders.example", k)
                    for k, (sell, buy) in enumerate(orders)
                    for i, (raw, who) in enumerate(((sell, "trader01"), (buy, "trader00")))]
+            cpu0 = (_cpu(server.pid), _cpu(daemon.pid), time.process_time())
             _sender_threads(host, port, pit.address, due, connections, sent)
             if not done.wait(30 + seconds):
                 raise SystemExit(f"bench.lmtp: {len(traded)} of {pairs} trades seen")
+            cpu = [(b - a) / pairs for a, b in zip(cpu0, (_cpu(server.pid), _cpu(daemon.pid),
+                                                          time.process_time()))]
         finally:
             done.set()
             t.join()
@@ -479,7 +493,7 @@ def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
         if server.is_alive():
             server.kill()
     testkeys.stop_agents(root)
-    return [traded[k] - sent[k] for k in range(pairs)], pit
+    return [traded[k] - sent[k] for k in range(pairs)], pit, cpu
 
 
 def breakdown(trace_path: Path, pit, pairs: int) -> list[tuple[str, list[float]]]:
@@ -608,7 +622,7 @@ def latency(rate: float, seconds: float, runs: int, trace_to: str | None = None)
                 trace.enable(path)
                 os.environ["PIT_TRACE"] = str(path)     # the server's and the daemon's too
             try:
-                lat, pit = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
+                lat, pit, cpu = latency_run(Path(tmp) / f"pit{r}", rate, seconds)
             finally:
                 trace.disable()
                 os.environ.pop("PIT_TRACE", None)
@@ -617,7 +631,9 @@ def latency(rate: float, seconds: float, runs: int, trace_to: str | None = None)
             p50s.append(_pct(lat, 0.50))
             p99s.append(_pct(lat, 0.99))
             print(f"  run {r + 1}: {len(lat)} trades, p50 {p50s[-1] * 1000:.1f} ms, "
-                  f"p99 {p99s[-1] * 1000:.1f} ms, worst {max(lat) * 1000:.1f} ms", flush=True)
+                  f"p99 {p99s[-1] * 1000:.1f} ms, worst {max(lat) * 1000:.1f} ms; CPU a pair: "
+                  f"server {cpu[0] * 1000:.1f} ms, daemon {cpu[1] * 1000:.1f} ms, traders "
+                  f"{cpu[2] * 1000:.1f} ms", flush=True)
     ok = statistics.median(p50s) <= TARGET_P50 and statistics.median(p99s) <= TARGET_P99
     print(f"  p50 min {min(p50s) * 1000:.1f} ms, median {statistics.median(p50s) * 1000:.1f} ms "
           f"[target <= {TARGET_P50 * 1000:.0f} ms]; p99 min {min(p99s) * 1000:.1f} ms, median "
