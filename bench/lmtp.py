@@ -128,6 +128,31 @@ class Bench:
                 self._sink.kill()
 
 
+def _thread_cpu(server: NotaryLMTPServer) -> dict[str, float]:
+    """CPU seconds so far of the server's threads: its event loop (aiosmtpd:
+    the LMTP dialogue), the pits' committers (judge, stamp, append) and
+    injectors (posting to the list), from /proc (Linux)."""
+    threads = {"event loop": [server._controller._thread],
+               "committer": [q.thread for q in server._queues.values()],
+               "injector": [q.thread for q in server._injecting.values()]}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for role, members in threads.items():
+        out[role] = 0.0
+        for t in members:
+            try:
+                with open(f"/proc/self/task/{t.native_id}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except (OSError, AttributeError):
+                continue
+            out[role] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _cpu_split(before: dict[str, float], after: dict[str, float], orders: int) -> dict:
+    return {role: (after[role] - before[role]) / orders * 1000 for role in after}
+
+
 def _sender(raw: bytes) -> str:
     value = mbox.headers(raw, ["from"])["from"]
     return value[value.find("<") + 1:value.rfind(">")] if "<" in value else value.strip()
@@ -198,10 +223,11 @@ def throughput_run(root: Path, n: int, connections: int) -> dict:
         procs = 2
         shares = [orders[k::procs] for k in range(procs)]
         with ctx.Pool(procs) as pool:
-            cpu = time.process_time()
+            cpu, threads = time.process_time(), _thread_cpu(b.server)
             results = pool.starmap(_clients, [(b.server.host, b.server.port, pit.address, share,
                                                connections // procs) for share in shares])
             cpu = time.process_time() - cpu          # the server's threads (this process)
+            split = _cpu_split(threads, _thread_cpu(b.server), len(orders))
         wall = max(r[2] for r in results) - min(r[1] for r in results)
         acked = [a for r in results for a in r[0]]
     bad = [a for a in acked if a[0] != 250]
@@ -214,7 +240,8 @@ def throughput_run(root: Path, n: int, connections: int) -> dict:
         raise SystemExit(f"bench.lmtp: {len(bad)} not acknowledged (first {bad[:1]}), "
                          f"{len(missing)} acknowledged but not archived")
     testkeys.stop_agents(root)
-    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu}
+    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu,
+            "split": split}
 
 
 # Postfix in front: the pit's domain goes to the notary's LMTP server, with
@@ -260,7 +287,7 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
                 procs = 2
                 shares = [orders[k::procs] for k in range(procs)]
                 with ctx.Pool(procs) as pool:
-                    cpu = time.process_time()
+                    cpu, threads = time.process_time(), _thread_cpu(b.server)
                     pending = pool.starmap_async(_clients, [
                         ("127.0.0.1", port, pit.address, share, connections // procs, True)
                         for share in shares])
@@ -275,6 +302,7 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
                             wanted.discard(mbox.headers(msg, ["message-id"]).get("message-id"))
                     done = time.time()
                     cpu = time.process_time() - cpu
+                    split = _cpu_split(threads, _thread_cpu(b.server), len(orders))
                     results = pending.get()
         acked = [a for r in results for a in r[0]]
         if any(a[0] != 250 for a in acked) or len(acked) != len(orders):
@@ -283,7 +311,8 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
         shutil.rmtree(postfix_dir, ignore_errors=True)
         testkeys.stop_agents(root)
     wall = done - min(r[1] for r in results)
-    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu}
+    return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu,
+            "split": split}
 
 
 def throughput(n: int, connections: int, runs: int, postfix: bool = False) -> bool:
@@ -306,10 +335,13 @@ def throughput(n: int, connections: int, runs: int, postfix: bool = False) -> bo
                                                                connections)
             rates.append(res["rate"])
             cpus.append(res["cpu"] / res["orders"] * 1000)
+            durable = ("each in the archive before the run ends" if postfix
+                       else "every one durable before its 250")
             print(f"  run {r + 1}: {res['orders']} orders in {res['wall']:.2f} s: "
-                  f"{res['rate']:,.0f} accepted/s, every one durable before its 250; server "
-                  f"CPU {cpus[-1]:.2f} ms an order ({1000 / cpus[-1]:,.0f}/s of CPU) "
-                  f"({_load()})", flush=True)
+                  f"{res['rate']:,.0f} accepted/s, {durable}; server "
+                  f"CPU {cpus[-1]:.2f} ms an order ({1000 / cpus[-1]:,.0f}/s of CPU; "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in res["split"].items())
+                  + f") ({_load()})", flush=True)
     ok = min(rates) >= TARGET_RATE or statistics.median(rates) >= TARGET_RATE
     verdict = f"[target >= {TARGET_RATE:,}/s: {'ok' if ok else 'MISSED'}]"
     if postfix:
