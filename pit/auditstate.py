@@ -29,7 +29,9 @@ the newest seal (a passing audit ends at a seal):
   checkpoint covers records before S (posted across a seal);
 * ``volumes``: each volume's bytes as verified (size, SHA-256, inode and
   modification time).  A volume whose inode, time or size moved is hashed
-  again; the volume holding record S is hashed up to S's end every time.
+  again (and, its bytes found as verified, kept with its new inode and
+  time: a moved copy is hashed once); the volume holding record S is
+  hashed up to S's end every time.
   Bytes before S that changed are history rewritten under the auditor:
   that, or any state that does not read, makes the audit a full one, with
   the reason in one line.
@@ -107,6 +109,8 @@ class Snapshot:
     totals: dict = field(default_factory=dict)    # the summary's running counts
     kinds: dict = field(default_factory=dict)
     filters: dict = field(default_factory=dict)   # name -> KeptFilter
+    moved: dict = field(default_factory=dict)     # name -> (inode, mtime) of a volume hashed
+    #                                               again and found as verified
 
     def close(self) -> None:
         self.db.close()
@@ -273,6 +277,8 @@ def _volumes_changed(snap: Snapshot, arch) -> str:
         if _digest(p, size) != digest:
             return (f"{name} changed since it was verified: its first {size} bytes "
                     f"(records {first}-{last}) are not the bytes the last audit checked")
+        if not holds_head and st.st_size == size:
+            snap.moved[name] = (st.st_ino, st.st_mtime_ns)   # kept by save: hashed once
     return ""
 
 
@@ -357,6 +363,12 @@ def _write(db, audit, meta: dict, whole: bool) -> None:
                    (name, *(cp or (None, None, None)), flt.checkpoint_body(),
                     json.dumps(flt.lines), json.dumps(audit.marks[name]),
                     audit.covered.get(name, 0)))
+    if audit.snap is not None:
+        # a volume the load hashed again (a copy moved or restored: new
+        # inodes) and found as verified is witnessed by its new stat
+        db.executemany("UPDATE volumes SET inode = ?, mtime_ns = ? WHERE name = ?",
+                       ((ino, mtime, name) for name, (ino, mtime) in audit.snap.moved.items()
+                        if name not in audit.reader.digests))
     for name, (first, last, size, digest) in audit.reader.digests.items():
         try:
             st = (audit.arch.dir / name).stat()

@@ -216,3 +216,46 @@ def test_a_forged_report_by_a_filter_in_the_new_records_is_caught(pit, tmp_path,
     seq = named(row["problem"])
     assert seq > since
     assert named(audit_json(capsys, replica, "--full")["problem"]) == seq
+
+
+def split_volumes(root: Path, per: int) -> list[str]:
+    """The copy's archive rewritten as volumes of *per* records (the same
+    entries, byte for byte, as a long archive's volumes of 50,000)."""
+    from pit.archive import Archive
+    entries = [e for _, e, _ in Archive(root).read_entries()]
+    for f in (root / "archives").glob("*.mbox"):
+        f.unlink()
+    names, lines = [], ["# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n"]
+    for i in range(0, len(entries), per):
+        chunk, name = entries[i:i + per], f"{i // per + 1:06d}.mbox"
+        (root / "archives" / name).write_bytes(b"".join(chunk))
+        lines.append(f"{name} {i + 1} {i + len(chunk)} {len(chunk)} {sum(map(len, chunk))}\n")
+        names.append(name)
+    (root / "archives" / "index").write_text("".join(lines))
+    return names
+
+
+def test_a_moved_copy_has_its_volumes_hashed_once_not_at_every_audit(pit, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A replica copied or restored elsewhere (cp -a, a backup: every volume
+    a new inode) has its verified volumes hashed again by the next audit,
+    which keeps their new inodes: the audit after that hashes only the
+    volume holding the kept head, as before the move."""
+    from pit import auditstate
+    replica = mirrored(pit, tmp_path, capsys)
+    names = split_volumes(replica, 10)
+    assert len(names) >= 3
+    assert audit_json(capsys, replica)["mode"] == "full"      # the volumes it kept are gone
+    assert audit_json(capsys, replica)["mode"] == "incremental"
+    moved = tmp_path / "moved"
+    shutil.copytree(replica, moved)                            # times kept, inodes new
+    hashed = []
+    real = auditstate._digest
+    monkeypatch.setattr(auditstate, "_digest", lambda p, size: hashed.append(p.name) or real(p, size))
+    row = audit_json(capsys, moved)
+    assert row["ok"] and row["mode"] == "incremental", row
+    assert hashed == names                                     # every one: its inode moved
+    hashed.clear()
+    row = audit_json(capsys, moved)
+    assert row["ok"] and row["mode"] == "incremental", row
+    assert hashed == names[-1:]                                # the one holding the head
