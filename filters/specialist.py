@@ -28,6 +28,7 @@ import sys
 
 from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns, reporter
 from pit import book, bookstate, kinds, message
+from pit.notarystate import genesis_rules
 from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text
@@ -224,7 +225,7 @@ class Specialist(Filter):
         kind = stamp.get("x-pit-kind")
         if kind == "order":
             return stamp.get("x-pit-ticker", "") in self.serves
-        if kind in ("instrument", "currency", "fees", "member", "rules"):
+        if kind in ("instrument", "currency", "fees", "member", "rules", "genesis"):
             return True
         if kind == "transfer":
             src = stamp.get("x-pit-account", "")
@@ -249,6 +250,8 @@ class Specialist(Filter):
                 self.accounts.apply(stamp["x-pit-request"])
         elif kind == "rules":
             self.switch(seq, kinds.parse("rules", stamp["x-pit-request"]).version)
+        elif kind == "genesis":                 # a pit made under rules 2 says so here
+            self.switch(seq, genesis_rules(stamp.get("x-pit-request", "")))
         elif kind == "instrument" and self.rules >= 2 \
                 and stamp["x-pit-request"].partition(" ")[0] not in self.serves:
             return                              # rules 2: another specialist's instrument

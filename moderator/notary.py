@@ -773,13 +773,13 @@ class Notary:
                 name, _, covered = st["x-pit-request"].rpartition(" ")
                 note_checkpoint(self.pit, name, int(st["x-pit-seq"]), int(covered))
 
-    def genesis(self, body: str, now: float) -> None:
+    def genesis(self, body: str, now: float, rules: int = 1) -> None:
         """Record 1: the notary's clearsigned statement of its own key and the
-        operator's, which every audit starts from."""
+        operator's (and the pit's rules, when not 1), which every audit starts from."""
         with self._locked():
-            self._genesis(body, now)
+            self._genesis(body, now, rules)
 
-    def _genesis(self, body: str, now: float) -> None:
+    def _genesis(self, body: str, now: float, rules: int = 1) -> None:
         if self.seq:
             raise ValueError("the pit already has a genesis record")
         us = int(now * 1_000_000)
@@ -792,7 +792,8 @@ class Notary:
         msg = head.encode() + body.encode()
         fields = [("X-Pit-Pit", self.pit.name), ("X-Pit-Kind", "genesis"),
                   ("X-Pit-Account", "notary"), ("X-Pit-Ref", "genesis"),
-                  ("X-Pit-Request", f"notary {self.pit.notary} operator {self.pit.operator}")]
+                  ("X-Pit-Request", f"notary {self.pit.notary} operator {self.pit.operator}"
+                                    + (f" rules {rules}" if rules > 1 else ""))]
         rec = self._stamp(msg, hashlib.sha256(msg).hexdigest(), self.pit.notary, fields, us)
         self.archive.append([(rec, "notary", stamp_time(us)), self._seal_record()])
         self._tree_saved()

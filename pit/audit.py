@@ -820,9 +820,17 @@ class _Audit:
             raise AuditFailure(seq, f"the genesis record's keys cannot be read: {e}") from None
         self.key_log += [(seq, f, b) for f, b in zip(fprs, _key_blocks(s.text))]
         words = st.get("x-pit-request", "").split(" ")
-        if len(words) != 4 or words[0] != "notary" or words[2] != "operator":
+        rules = notarystate.genesis_rules(st.get("x-pit-request", ""))
+        if not rules or words[0] != "notary" or words[2] != "operator":
             raise AuditFailure(seq, "genesis names no notary and operator", "notary F operator F",
                                st.get("x-pit-request", ""))
+        if rules > kinds.rules.LATEST:
+            raise AuditFailure(seq, "genesis names rules this audit does not know",
+                               f"rules 1 to {kinds.rules.LATEST}", f"rules {rules}")
+        if rules > 1:                      # kept with the operator's records for a resumed audit
+            self.rules = rules
+            self.operator_log.append((seq, "rules", f"Pit: {st.get('x-pit-pit', '')}\n"
+                                      f"Account: operator\nRef: genesis\nRules: {rules}\n"))
         notary, operator = words[1], words[3]
         if notary not in fprs or operator not in fprs:
             raise AuditFailure(seq, "genesis does not publish the keys it names",

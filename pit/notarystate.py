@@ -119,6 +119,18 @@ def stamp_us(iso: str) -> int:
     return int(dt.timestamp()) * 1_000_000 + int(frac.ljust(6, "0")[:6])
 
 
+def genesis_rules(request: str) -> int:
+    """The rules a genesis record's ``X-Pit-Request`` starts the pit under:
+    ``notary F operator F`` (1, every pit made before rules) or ``notary F
+    operator F rules N``; 0 when it says neither."""
+    words = request.split(" ")
+    if len(words) == 4:
+        return 1
+    if len(words) == 6 and words[4] == "rules" and words[5].isdigit() and words[5][0] != "0":
+        return int(words[5])
+    return 0
+
+
 def _instruction(kind: str, text: str):
     from pit import kinds
     return kinds.parse(kind, text)
@@ -529,6 +541,8 @@ class NotaryState:
             self.unsealed.append((seq, h))
         if kind in ("member", "currency", "instrument", "fees", "rules"):
             self._operator_record(seq, kind, st.get("x-pit-request", ""))
+        elif kind == "genesis" and genesis_rules(st.get("x-pit-request", "")) > 1:
+            self._operator_record(seq, "rules", str(genesis_rules(st["x-pit-request"])))
         elif kind in ("report", "checkpoint"):
             name, _, span = st.get("x-pit-request", "").rpartition(" ")
             first, _, last = span.partition("-")

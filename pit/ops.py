@@ -36,11 +36,16 @@ def notary(pit: Pit):
 
 def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
          operator_home: str | os.PathLike | None = None, operator_fpr: str | None = None,
-         **settings) -> Pit:
+         rules: int | None = None, **settings) -> Pit:
     """Create a pit: directories, the notary's key pair, the operator's key
     (made in ``<pit>/operator.gnupg`` unless one is given) and record 1, the
-    genesis record, which publishes both keys."""
+    genesis record, which publishes both keys and the pit's *rules*
+    (pit.kinds.rules; the latest unless given: docs/pit-book.md "Tickers")."""
     from pit.keyring import Keyring
+    from pit.kinds import rules as rules_kind
+    rules = rules_kind.LATEST if rules is None else rules
+    if not 1 <= rules <= rules_kind.LATEST:
+        raise PitError(f"rules {rules}: this pit knows rules 1 to {rules_kind.LATEST}")
     if not message.PIT_RE.fullmatch(name):
         raise PitError(f"bad pit name {name!r}: lower-case letters, digits and '-', "
                        "starting with a letter")
@@ -57,12 +62,13 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
             raise PitError("give the operator's key fingerprint with the operator's GnuPG home")
     ring.import_key(op.export(operator_fpr))
     pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(operator_home))
-    text = (f"Pit: {name} {notary_fpr}\nGenesis: notary {notary_fpr} operator {operator_fpr}\n\n"
+    said = f"notary {notary_fpr} operator {operator_fpr}" + (f" rules {rules}" if rules > 1 else "")
+    text = (f"Pit: {name} {notary_fpr}\nGenesis: {said}\n\n"
             + ring.export(notary_fpr).strip() + "\n" + ring.export(operator_fpr).strip() + "\n")
     body = ring.clearsign(text, notary_fpr)
     now = time.time()
     n = notary(pit)
-    n.genesis(body, now)
+    n.genesis(body, now, rules)
     return pit
 
 

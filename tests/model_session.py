@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from pit_model import Model  # noqa: E402
 
 from moderator.notary import Notary  # noqa: E402
-from pit import mbox, ops, signed, testkeys  # noqa: E402
+from pit import kinds, mbox, ops, signed, testkeys  # noqa: E402
 from pit.archive import Archive  # noqa: E402
 from pit.keyring import Keyring  # noqa: E402
 from pit.signer import Signer  # noqa: E402
@@ -77,7 +77,7 @@ class Session:
         op_ring, self.op_fpr = ops._operator(self.pit)
         self.signers["operator"] = Signer.from_keyring(op_ring, self.op_fpr)
         self.fpr["operator"] = self.op_fpr
-        self.model = Model(PIT, self.op_fpr, rate_limit)
+        self.model = Model(PIT, self.op_fpr, rate_limit, rules=kinds.rules.LATEST)   # pit init's
         self.synced = 0                  # archive records the model has been told of
         self.rejects_seen = 0
         self.pending: list[tuple[str, str, dict, bytes]] = []   # (signer, flavour, request, raw)

@@ -131,8 +131,9 @@ class Rejection:
 
 
 class Model:
-    def __init__(self, pit: str, operator: str, rate_limit: int = 0):
+    def __init__(self, pit: str, operator: str, rate_limit: int = 0, rules: int = 1):
         self.pit = pit
+        self.rules = rules                # the pit's rules (pit-messages(5), Rules)
         self.operator = operator          # the rate limit is the members': never the operator's
         self.members: dict[str, tuple[str, ...]] = {operator: ("operator",)}
         self.known_accounts: set[str] = {"operator"}
@@ -203,10 +204,40 @@ class Model:
             step = self.currencies[asset] if asset in self.currencies else self.instruments[asset].lot
             if steps_of(amount, step) is None:
                 return False, f"malformed request: line 4: amount {amount} is off"
+            if kind == "transfer" and self.rules >= 2:
+                why = self._rules_2(acct, asset, words[3])
+                if why:
+                    return False, why
         if (self.rate_limit and signer != self.operator
                 and self.sent.get(signer, 0) >= self.rate_limit):
             return False, f"rate limited: {signer} sent {self.sent[signer]} messages"
         return True, ticker
+
+    def _rules_2(self, src: str, asset: str, to: str) -> str:
+        """Why rules 2 refuse a transfer (docs/kinds/rules.md), or ''."""
+        def owned(a):
+            return a.partition(":")[0] not in ("specialist", "transfers", "positions") and \
+                any(a in accts for accts in self.members.values())
+        base, colon, t = to.partition(":")
+        if not colon:
+            if not owned(to):
+                return f"transfer to {to}: no such account (no member owns {to})"
+        else:
+            if t not in self.instruments:
+                return f"transfer to {to}: no such account ({t} is not an instrument of the pit)"
+            if base != "fees" and not owned(base):
+                return f"transfer to {to}: no such account (no member owns {base})"
+        for end, what in ((src, "out of"), (to, "to")):
+            _, colon, t = end.partition(":")
+            if not colon:
+                continue
+            if t not in self.instruments:
+                return f"transfer out of {end}: {t} is not an instrument of the pit"
+            cur = self.instruments[t].currency
+            if asset not in (t, cur):
+                return (f"transfer of {asset} {what} {end}: a trading account of {t} holds "
+                        f"{t} and {cur} only (rules 2)")
+        return ""
 
     @staticmethod
     def _prices(words):
@@ -709,7 +740,8 @@ class Model:
     def as_of(self, at: int) -> "Model":
         """The specialists' view once record *at* was acted on: a fresh model
         fed the records up to *at* (reports with the lines they posted)."""
-        m = Model(self.pit, next(f for f, a in self.members.items() if a == ("operator",)))
+        m = Model(self.pit, next(f for f, a in self.members.items() if a == ("operator",)),
+                  rules=self.rules)
         for seq, kind, w in self.records:
             if seq > at:
                 break

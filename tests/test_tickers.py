@@ -130,8 +130,9 @@ def _pit_cmd(pit, *argv, ok=True) -> subprocess.CompletedProcess:
 @pytest.fixture
 def ranged(tmp_path):
     """Pit demo trading ACME, BTC (both in the range A-M) and ZED (not),
-    alice and bob funded in all three; records signed with real keys."""
-    p = ops.init(tmp_path / "pit", "demo")
+    alice and bob funded in all three; records signed with real keys.
+    Made under rules 1 (`pit init --rules 1`), as pits were before rules 2."""
+    p = ops.init(tmp_path / "pit", "demo", rules=1)
     for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1"),
                  ("Instrument", "BTC USD tick 0.01 lot 1"), ("Instrument", "ZED USD tick 0.01 lot 1")]:
         assert ops.operator_request(p, k, v).accepted
@@ -445,3 +446,38 @@ def test_the_audit_finds_a_transfer_rules_2_refuse(ranged, monkeypatch):
         p = _pit_cmd(pit, *argv, ok=False)
         assert p.returncode != 0 and "the notary took a request the pit's rules refuse" in p.stdout + p.stderr, p
         assert "no member owns nobody" in p.stdout + p.stderr
+
+
+def test_a_new_pit_starts_under_rules_2(tmp_path):
+    """`pit init` makes a pit under rules 2, said in its genesis record: the
+    notary refuses a transfer to nobody from the start, the specialist's
+    first checkpoint holds its own instrument only, and the pit audits."""
+    p = subprocess.run([str(PIT_BIN), "init", str(tmp_path / "pit"), "--name", "demo"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    from pit.pitdir import Pit
+    pit = Pit(tmp_path / "pit")
+    [(_, genesis)] = list(Archive(pit.root).read(1, 1))
+    assert mbox.stamp(genesis)["x-pit-request"].endswith(" rules 2")
+    for k, v in [("Currency", "USD 0.01"), ("Instrument", "ACME USD tick 0.01 lot 1"),
+                 ("Instrument", "ZED USD tick 0.01 lot 1")]:
+        assert ops.operator_request(pit, k, v).accepted
+    ring = Keyring(tmp_path / "alice")
+    fpr = ring.generate("alice", "alice@example.org")
+    assert ops.add_member(pit, ring.export(fpr), ["alice"])[1].accepted
+    assert ops.operator_request(pit, "Deposit", "100.00 USD to alice").accepted
+    pit.keys = {"alice": (ring, fpr)}
+    ds = _send_all(pit, ("alice", "t1", "Transfer", "1.00 USD to nobody", None),
+                   ("alice", "t2", "Transfer", "50.00 USD to alice:ACME", None),
+                   ("alice", "o1", "Order", "buy 1 ACME at 10.00", None))
+    assert [d.accepted for d in ds] == [False, True, True], [d.reason for d in ds]
+    assert ds[0].reason == "transfer to nobody: no such account (no member owns nobody)"
+    d = ops.operator_request(pit, "Rules", "2")
+    assert not d.accepted and "already" in d.reason
+    for _ in range(2):
+        _pit_cmd(pit, "run")
+    [ck] = _checkpoints(pit, "specialist:ACME")[-1:]
+    body = ck.split("\n\n", 1)[1]
+    assert body.startswith("rules 2\n") and "instrument ZED" not in body and "member " not in body, ck
+    assert _pit_cmd(pit, "audit", "--full").returncode == 0
+    ring.stop_agent()

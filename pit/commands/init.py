@@ -15,6 +15,9 @@ def arguments(cmd) -> None:
     sp.add_argument("dir", metavar="DIR")
     sp.add_argument("--name", required=True, help="the pit's name (lower case)")
     sp.add_argument("--algo", choices=["ed25519", "rsa3072"], default="ed25519")
+    sp.add_argument("--rules", type=int, choices=[1, 2], default=None,
+                    help="the pit's rules (pit-messages(5), Rules): 2, the latest, unless "
+                         "it must behave as pits made before rules 2")
 
 
 def run(args) -> int:
@@ -22,7 +25,7 @@ def run(args) -> int:
     if (root / "pit.conf").exists():
         raise CliError(f"{root}: a pit already exists here", EXIT["usage"])
     try:
-        pit = ops.init(root, args.name, algo=args.algo)
+        pit = ops.init(root, args.name, algo=args.algo, rules=args.rules)
     except PitError as e:
         raise CliError(str(e), EXIT["usage"]) from None
     print(f"pit {pit.name} created in {root}")
