@@ -14,7 +14,9 @@
   genesis, currency, instrument and transfers report).  Target: start-up
   <= 2 s and memory independent of the record count.
 * tickers (bench.tickers): a one-ticker specialist's incremental run in
-  pits of 1 / 100 / 10,000 instruments.  Target: within 2x at 10,000.
+  pits of 1 / 100 / 10,000 instruments, under rules 1 and 2 (its
+  checkpoint's size beside it; ``--ticker-members``: pits of that many
+  members).  Target: within 2x at 10,000.
 * audit (bench.incremental): ``pit audit`` of 10,000 new records on a copy
   whose auditor's state is kept at N records.  Target: <= 10 s at
   10,000,000, the same at every N.
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", default="1000,10000")
     ap.add_argument("--records", default="100000")
     ap.add_argument("--tickers", default="1,100,10000")
+    ap.add_argument("--ticker-members", default="1000,10000",
+                    help="member counts of bench.tickers' one-ticker pits (checkpoint size)")
+    ap.add_argument("--rules", default="1,2", help="bench.tickers' pits' rules")
     ap.add_argument("--audit", default="100000")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build-only", action="store_true",
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_records(sizes(args.records), 0 if args.build_only else args.runs, args.cache)
     if args.tickers:
         print("tickers:")
-        tickers.main(["--tickers", args.tickers, "--runs", str(max(args.runs, 5))])
+        tickers.main(["--tickers", args.tickers, "--runs", str(max(args.runs, 5)),
+                      "--rules", args.rules, "--members", args.ticker_members])
     if args.audit:
         print("audit:")
         from bench import incremental
