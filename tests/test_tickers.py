@@ -1,8 +1,11 @@
 """Tickers at any count: a specialist's work depends on its own tickers.
 
-A specialist's checkpoint lists the whole registry (so that the checkpoints
-of existing pits stay byte for byte what they were); it reads the lines of
-other tickers' instruments only when it needs one.
+Under rules 1 a specialist's checkpoint lists the whole registry and every
+member (so that the checkpoints of existing pits stay byte for byte what
+they were); it reads the lines of other tickers' instruments only when it
+needs one.  Under rules 2 (pit.kinds.rules; new pits) the notary checks
+transfers' destinations and assets, and the checkpoint holds the
+specialist's own tickers only.
 """
 
 from __future__ import annotations
