@@ -156,7 +156,7 @@ def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_p
         before = {k: Archive(k.root).last_seq() for k in (kit, other_kit)}
         demo_order = kit.request("alice", "s1", "Order", "buy 1 ACME at 1.00")
         other_order = other_kit.sign("carol", ops.request_text(other_kit.pit, "carol", "s1", "Transfer",
-                                                               "1.00 USD to carol:spare"))
+                                                               "1.00 USD to alice"))
         got = lmtp_send("127.0.0.1", port, demo_order, "alice@pit.test",
                         ["demo@pits.test", "nopit@pits.test"])
         assert got["demo@pits.test"][0] == 250, got      # notarized, spooled: Mailman is down
