@@ -439,6 +439,14 @@ def _sender_threads(host: str, port: int, rcpt: str, due: list[tuple[float, byte
 
 
 def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
+    """:func:`_latency_run`, whose pit's gpg agents are stopped however it ends."""
+    try:
+        return _latency_run(root, rate, seconds, connections)
+    finally:
+        testkeys.stop_agents(root)
+
+
+def _latency_run(root: Path, rate: float, seconds: float, connections: int):
     """Crossing pairs at *rate* orders/s for *seconds*, the notary's server,
     the specialist's daemon (``pit mailman daemon``) and the traders each in
     processes of their own: each pair's time from sending its second order
@@ -524,7 +532,6 @@ def latency_run(root: Path, rate: float, seconds: float, connections: int = 4):
         server.join(60)
         if server.is_alive():
             server.kill()
-    testkeys.stop_agents(root)
     return [traded[k] - sent[k] for k in range(pairs)], pit, cpu
 
 
