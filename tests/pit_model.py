@@ -225,6 +225,8 @@ class Model:
         else:
             if t not in self.instruments:
                 return f"transfer to {to}: no such account ({t} is not an instrument of the pit)"
+            if base == "operator":
+                return f"transfer to {to}: no such account (the operator has no trading account)"
             if base != "fees" and not owned(base):
                 return f"transfer to {to}: no such account (no member owns {base})"
         for end, what in ((src, "out of"), (to, "to")):

@@ -366,6 +366,8 @@ def test_rules_2_refusals_through_the_notary(ranged):
            ("alice", "n2", "Transfer", "1.00 USD to nobody:ACME", None, "no member owns nobody"),
            ("alice", "n3", "Transfer", "1.00 USD to alice:NOPE", None, "NOPE is not an instrument"),
            ("alice", "n4", "Transfer", "1.00 USD to transfers", None, "no such account"),
+           ("alice", "n8", "Transfer", "1.00 USD to operator:ACME", None,
+            "no such account (the operator has no trading account)"),
            ("bob", "n5", "Transfer", "5 BTC to bob:ACME", None,
             "transfer of BTC to bob:ACME: a trading account of ACME holds ACME and USD only"),
            ("bob", "n6", "Transfer", "5 ZED to bob:ACME", "bob:ZED",

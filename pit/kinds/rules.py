@@ -70,7 +70,7 @@ def transfer_refusal(source: str, asset: str, to: str, instruments: Mapping[str,
     member's key (not a filter's) owns the plain *account*.
 
     * the destination exists: a member's account, ``X:T`` of a member's X
-      and an instrument T, or ``fees:T``;
+      (not ``operator``, which signs no order) and an instrument T, or ``fees:T``;
     * a trading account ``X:T`` (either end) holds T and T's currency only.
     O(1) look-ups."""
     base, colon, t = to.partition(":")
@@ -80,6 +80,8 @@ def transfer_refusal(source: str, asset: str, to: str, instruments: Mapping[str,
     else:
         if t not in instruments:
             return f"transfer to {to}: no such account ({t} is not an instrument of the pit)"
+        if base == "operator":
+            return f"transfer to {to}: no such account (the operator has no trading account)"
         if base != "fees" and not owned(base):
             return f"transfer to {to}: no such account (no member owns {base})"
     for end, what in ((source, "out of"), (to, "to")):
