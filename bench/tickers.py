@@ -26,7 +26,7 @@ every instrument and member of the pit.
 
 ``--members``: the one-ticker pit with that many members (certificates made
 in process, made members by the real notary in bulk) besides the bench's
-order owners, under rules 1 and 2: the checkpoint's size and the same
+order owners, under each of ``--rules``: the checkpoint's size and the same
 incremental run.
 """
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             _run(counts, args, rules=r)
             if args.all:
                 _run(counts, args, ("A-Z",), rules=r)
-        for r in (1, 2) if members else ():
+        for r in rules if members else ():
             _run([1], args, rules=r, members=members)
     finally:                                  # the pits' gpg-agents (key making, seals)
         for root in OUT.glob("tickers-*"):
