@@ -168,27 +168,27 @@ def pipeline(pit, words: tuple[str, ...] = ("ACME",)) -> tuple[float, bytes]:
     return dt, out
 
 
-def one_core(pit) -> tuple[float, float, bytes]:
+def one_core(pit) -> tuple[float, float, bytes, float, float]:
     """`replay | pit-specialist ACME` with both processes on one core
     (``taskset -c 0``): wall seconds, CPU seconds of both (user + system:
-    what an otherwise idle core would take), the output."""
-    import resource
+    what an otherwise idle core would take), the output, and the CPU
+    seconds of the replay and of the specialist."""
     compile_programs()
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     rp = subprocess.Popen([*pin, PY, "-c", REPLAY, str(pit.root), "ACME"], stdout=subprocess.PIPE)
     sp = subprocess.Popen([*pin, PY, "-m", "filters.specialist", "ACME"], stdin=rp.stdout,
                           stdout=subprocess.PIPE)
     rp.stdout.close()
-    out = sp.communicate()[0]
-    rp.wait()
+    out = sp.stdout.read()
+    _, s_status, s_use = os.wait4(sp.pid, 0)
+    _, r_status, r_use = os.wait4(rp.pid, 0)
+    sp.returncode, rp.returncode = os.waitstatus_to_exitcode(s_status), os.waitstatus_to_exitcode(r_status)
     dt = time.perf_counter() - t
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if rp.returncode or sp.returncode:
         raise SystemExit(f"pipeline failed: replay {rp.returncode}, specialist {sp.returncode}")
-    cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-    return dt, cpu, out
+    r_cpu, s_cpu = r_use.ru_utime + r_use.ru_stime, s_use.ru_utime + s_use.ru_stime
+    return dt, r_cpu + s_cpu, out, r_cpu, s_cpu
 
 
 def checkpoint_speed(n: int) -> tuple[float, float, int]:
@@ -252,13 +252,17 @@ def main(argv=None) -> None:
           f"output {len(out) / 1e6:.0f} MB, {len(msgs)} messages")
     # the same on one core (both processes pinned to it): the issue's target
     runs = [one_core(pit) for _ in range(FULL_RUNS)]
-    assert all(o == out for _, _, o in runs), "one-core replays differ"
-    walls, cpus = sorted(w for w, _, _ in runs), sorted(c for _, c, _ in runs)
+    assert all(r[2] == out for r in runs), "one-core replays differ"
+    mid = FULL_RUNS // 2
+    walls, cpus = sorted(r[0] for r in runs), sorted(r[1] for r in runs)
+    replays, specialists = sorted(r[3] for r in runs), sorted(r[4] for r in runs)
     del runs
     print(f"replay | pit-specialist on one core (taskset -c 0): {args.n / walls[0]:,.0f} msg/s, "
-          f"median {args.n / walls[FULL_RUNS // 2]:,.0f} (wall); by the CPU time of both "
-          f"{args.n / cpus[0]:,.0f}, median {args.n / cpus[FULL_RUNS // 2]:,.0f}  "
-          f"(target >= 100,000; load average {os.getloadavg()[0]:.1f})")
+          f"median {args.n / walls[mid]:,.0f} (wall); by the CPU time of both "
+          f"{args.n / cpus[0]:,.0f}, median {args.n / cpus[mid]:,.0f}  "
+          f"(target >= 100,000; load average {os.getloadavg()[0]:.1f}; CPU s min/median: "
+          f"replay {replays[0]:.2f}/{replays[mid]:.2f}, specialist "
+          f"{specialists[0]:.2f}/{specialists[mid]:.2f})")
 
     # incremental: post the checkpoint, add 1,000 orders, run again
     incr_root = OUT / f"replay-{args.n}-incr"
