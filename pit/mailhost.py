@@ -450,19 +450,24 @@ class _Delivery:
 class _Queue:
     """Work waiting for one of a pit's two threads (committer, injector)."""
 
-    def __init__(self):
+    def __init__(self, limit: int | None = None):
         self.waiting: list = []
+        self.limit = limit              # put() waits while this many items wait
         self.ready = threading.Condition()
         self.stopping = False
         self.thread: threading.Thread | None = None
 
     def put(self, items: list) -> bool:
-        """Queue *items* for the thread; False when it is not running."""
+        """Queue *items* for the thread (waiting while ``limit`` items wait
+        already); False when it is not running."""
         with self.ready:
+            while (self.limit is not None and len(self.waiting) >= self.limit
+                   and self.thread is not None and not self.stopping):
+                self.ready.wait()
             if self.thread is None or self.stopping:
                 return False
             self.waiting += items
-            self.ready.notify()
+            self.ready.notify_all()
             return True
 
     def take(self, most: int) -> list:
@@ -471,6 +476,7 @@ class _Queue:
             while not self.waiting and not self.stopping:
                 self.ready.wait()
             taken, self.waiting = self.waiting[:most], self.waiting[most:]
+            self.ready.notify_all()         # room for a put() that waits
             return taken
 
     def start(self, target, name: str) -> None:
@@ -538,8 +544,10 @@ class NotaryLMTPServer:
     spool (``spool_dir``, or the route's; ``pit mailman serve`` gives every
     pit one) the reply goes as soon as the group is on disk: injection
     follows in order, and what the list cannot take waits in the spool.
-    Without a spool the reply waits for the injection.  The LMTP reply for
-    that recipient is:
+    Without a spool the reply waits for the injection.  The injector may
+    fall ``inject_backlog`` deliveries behind; then the committer waits for
+    it, and so the deliveries (Mailman's pace holds the MTA back, not this
+    server's memory).  The LMTP reply for that recipient is:
 
     * 250 when the message is notarized (an empty list means the notary
       refused the message and told the sender: also 250);
@@ -552,7 +560,8 @@ class NotaryLMTPServer:
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
                  host: str = "127.0.0.1", port: int = 0,
-                 spool_dir: Path | str | None = None, max_group: int = 500):
+                 spool_dir: Path | str | None = None, max_group: int = 500,
+                 inject_backlog: int = 2000):
         self.routes = {address.lower(): route for address, route in routes.items()}
         self.mailman_lmtp = mailman_lmtp
         self.host = host
@@ -570,7 +579,10 @@ class NotaryLMTPServer:
         # waiting for injection (the injection lock keeps the spool and the
         # kept connection to one thread at a time).
         self._queues = {address: _Queue() for address in self.routes}
-        self._injecting = {address: _Queue() for address in self.routes}
+        # at most inject_backlog deliveries wait for the list: past that the
+        # committer waits, and so the MTA (a slow or stopped Mailman must not
+        # grow this server's memory without end)
+        self._injecting = {address: _Queue(inject_backlog) for address in self.routes}
         self._inject_locks = {address: threading.Lock() for address in self.routes}
 
     @property

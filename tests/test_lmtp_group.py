@@ -57,14 +57,15 @@ class _Sink:
 class Served:
     """A pit's real notary behind a running NotaryLMTPServer, a sink for Mailman."""
 
-    def __init__(self, pit, spool=None):
+    def __init__(self, pit, spool=None, **server_options):
         self.pit = pit
         self.sink = _Sink()
         port = free_port()
         self._sink = _LMTPController(self.sink, hostname="127.0.0.1", port=port, ready_timeout=10)
         self.service = NotaryService(pit, smtp=None, seal_seconds=60)
         route = PitRoute(pit.address, pit.notary_address, self.service, "secret", spool)
-        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
+        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port),
+                                       **server_options)
 
     def __enter__(self):
         self._sink.start()
@@ -158,6 +159,34 @@ def test_with_a_spool_the_reply_comes_once_durable_without_waiting_for_the_list(
     seqs = [_archived(kit.root)[_digest(o)] for o in orders]
     assert [mbox.stamp(p.split(b"\n", 1)[1])["x-pit-seq"] for p in s.sink.posts[:2]] == \
         [str(q) for q in seqs]                               # in the pit's order
+
+
+def test_the_list_falling_behind_holds_the_deliveries_back_not_the_memory(kit, tmp_path):
+    """With Mailman busy the injector may fall ``inject_backlog`` deliveries
+    behind; past that the committer waits for it, so later deliveries get
+    no reply yet (the MTA keeps them) instead of queueing in this server's
+    memory.  When the list answers again, all are answered and posted in order."""
+    orders = [kit.request("alice", f"bk{i}", "Order", f"buy 1 ACME at 11.0{i}") for i in range(6)]
+    replies: dict[int, tuple[int, str]] = {}
+    with Served(kit.pit, spool=tmp_path / "spool", inject_backlog=2) as s:
+        s.sink.open.clear()                                  # Mailman busy (5 s a post)
+
+        def client(i: int) -> None:
+            replies[i] = s.send(orders[i])
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.3)                  # one at a time: each its own group
+        # the injector holds order 0, orders 1-2 wait for it, order 3's
+        # committer waits for room: orders 4 and 5 are not answered yet
+        assert not {4, 5} & set(replies) and s.sink.posts == []
+        s.sink.open.set()
+        for t in threads:
+            t.join(60)
+    assert sorted(replies) == list(range(6)) and all(c == 250 for c, _ in replies.values())
+    refs = [mbox.headers(p.split(b"\n", 1)[1].replace(b"\r\n", b"\n"), ["x-pit-ref"])
+            .get("x-pit-ref") for p in s.sink.posts]
+    assert refs[:6] == [f"bk{i}" for i in range(6)], refs
 
 
 def test_a_refused_message_in_a_group_gets_its_own_reply(kit, appends):
