@@ -539,9 +539,13 @@ class Archive:
         finding the few reports and checkpoints among millions of orders
         costs little more than reading the bytes.  O(bytes of the volumes read)."""
         needles = tuple(f"\nX-Pit-Kind: {k}\n".encode() for k in kinds)
-        # one search for all of them: a pass over the bytes, not one a kind
-        search = re.compile(b"\nX-Pit-Kind: (?:%s)\n" % b"|".join(re.escape(k.encode())
-                                                                for k in kinds)).search
+        # One search for all of them: a pass over the bytes, not one a kind.
+        # It looks for "Kind: K\n" (what a record's entry holding it is is
+        # checked below): sre's scan stops at each byte equal to the first
+        # of the pattern, and "K" is rarer than the newline that starts
+        # "\nX-Pit-Kind" (0.57 against 0.75 s over the 1M bench archive).
+        search = re.compile(b"Kind: (?:%s)\n" % b"|".join(re.escape(k.encode())
+                                                         for k in kinds)).search
         for vol in self.volumes():
             if vol.last < from_seq:
                 continue
@@ -551,24 +555,19 @@ class Archive:
                 starts, seq = self._entry_starts(vol, mm, from_seq)
                 pos, end = starts[0], vol.bytes
                 find = mm.find
-                hits = []
                 m = search(mm, pos, end)
                 while m is not None:
-                    hits.append(m.start())
-                    m = search(mm, m.start() + 1, end)
-                done = -1                               # entry of the last record yielded
-                for h in hits:
-                    entry = max(mm.rfind(b"\nFrom ", pos, h) + 1, pos)
-                    if entry == done:
-                        continue                        # two hits in one record
+                    entry = max(mm.rfind(b"\nFrom ", pos, m.start()) + 1, pos)
                     seq += mm[pos:entry + 5].count(b"\nFrom ")  # the separator ending at entry + 5
-                    pos = done = entry
+                    pos = entry
                     body = find(b"\n", entry, end) + 1
                     sep = find(b"\nFrom ", body, end)
                     msg = mbox.unquote(mm[body:sep if sep >= 0 else end - 1])
                     head = msg[:msg.find(b"\nX-Pit-Request: ")]
                     if any(n in head for n in needles):
                         yield seq, msg
+                    # on from the next entry: an entry is looked at once
+                    m = search(mm, sep + 1, end) if sep >= 0 else None
 
     @contextmanager
     def _volume_map(self, vol: Volume):

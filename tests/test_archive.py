@@ -262,3 +262,37 @@ def test_appends_with_the_index_fsynced_beside_the_data_write_what_the_plain_ord
         files[overlap] = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
     assert "index.tmp" not in files[True]
     assert files[True] == files[False]
+
+
+def test_records_of_kind_is_the_stamps_kinds_read_one_by_one(tmp_path):
+    """records_of_kind (one search over the mapped volumes for "Kind: K",
+    each entry it hits looked at once) gives exactly the records a reading
+    of every stamp gives, whatever the bodies hold: lines that look like
+    the stamp's, many in one record, a record of the kind after them."""
+    from conftest import Tape
+    tape = Tape()
+    tape.op("currency", "USD 0.01")
+    tape.op("instrument", "ACME USD tick 0.01 lot 1")
+    for i in range(12):
+        tape.order("alice", f"o{i}", f"buy {i + 1} ACME at 1.00")
+        if i % 4 == 1:
+            tape.report("transfers", "demo", 1, tape.seq, [f"transferred {tape.seq} a b 1.00 USD",
+                                                            "Kind: report", "X-Pit-Kind: report"])
+        if i % 4 == 2:                  # hostile bodies: the kind's line, many times over
+            tape.forged("order", "bob", "buy 1 ACME at 1.00", ticker="ACME",
+                        body="Kind: report\nX-Pit-Kind: report\n" * 50
+                             + "X-Pit-Kind: checkpoint\nKind: checkpoint\n")
+    arch = Archive(tmp_path, volume_limit=5)
+    with arch.writer() as w:
+        prev, batch = w.last_hash, []
+        for msg in tape.msgs:           # chained as the notary chains them
+            msg = msg.replace(b"X-Pit-Prev: " + b"0" * 64, b"X-Pit-Prev: " + prev.encode(), 1)
+            batch.append((msg, "notary@demo", "2026-11-22T00:52:38Z"))
+            prev = archive.record_hash(msg)
+        w.append(batch)
+    assert len(arch.volumes()) > 3
+    for kinds in (("report",), ("report", "checkpoint"), ("order",), ("instrument", "currency")):
+        for first in (1, 2, 6, 9, 17, tape.seq):
+            plain = [(seq, msg) for seq, msg in arch.read(first)
+                     if mbox.stamp(msg).get("x-pit-kind") in kinds]
+            assert list(arch.records_of_kind(first, kinds)) == plain, (kinds, first)
