@@ -168,6 +168,14 @@ class NotaryService:
         return [Refusal(o.decision.reason) if not (o.decision.accepted or o.duplicate)
                 else o.records for o in outcomes]
 
+    def last_seq(self) -> int:
+        """The number of the archive's last record."""
+        return self.notary.archive.last_seq()
+
+    def records_after(self, seq: int) -> list[bytes]:
+        """The archived records after record *seq*, in order, as posted to the list."""
+        return [msg for _, msg in self.notary.archive.read(seq + 1)]
+
     def mail_notice(self, notice: bytes) -> None:
         """Send one rejection notice to the address in its To: header.
 

@@ -68,6 +68,10 @@ APPROVE_HEADER = b"Approved"
 _FROM_LINE_DATE = "Thu Jan  1 00:00:00 1970"
 _MBOXRD_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
 _SAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
+# A record's number: the first line of the stamp the notary puts first.
+_STAMP_SEQ = re.compile(rb"(?m)^X-Pit-Seq: ([0-9]+)$")
+# In a pit's spool directory: the number of the last record the list took.
+POSTED_FILE = "posted"
 
 
 class MailError(RuntimeError):
@@ -556,6 +560,13 @@ class NotaryLMTPServer:
     * when injection fails, with a spool: the notarized messages wait there
       and ``flush_spool()`` injects them (the notary has already numbered
       them; they must not be notarized twice); without a spool, 451.
+
+    A pit with a spool also keeps, in its spool directory, the number of the
+    last record the list took (``posted``).  A server stopped between a
+    250 and the list's taking the records (killed, the machine lost) posts,
+    at its next start, every record its pit's archive holds after that one
+    (:meth:`_catch_up`): the list may get a record twice after a crash,
+    never lose one.
     """
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
@@ -584,6 +595,7 @@ class NotaryLMTPServer:
         # grow this server's memory without end)
         self._injecting = {address: _Queue(inject_backlog) for address in self.routes}
         self._inject_locks = {address: threading.Lock() for address in self.routes}
+        self._last_injected: dict[str, int] = {}   # list address -> the last record it took
 
     @property
     def port(self) -> int:
@@ -594,6 +606,7 @@ class NotaryLMTPServer:
         for address in sorted(self.routes):
             self._injecting[address].start(
                 lambda q, a=address: self._injector(a, q), f"inject-{address}")
+            self._catch_up(address)
             self._queues[address].start(
                 lambda q, a=address: self._committer(a, q), f"commit-{address}")
         self._controller = _NotaryLMTPController(
@@ -678,19 +691,72 @@ class NotaryLMTPServer:
         route = self.routes[address]
         try:
             with self._inject_locks[address]:
-                for item, result in done:
-                    if isinstance(result, BaseException):
-                        reply = _durable_reply(item.rcpt, result)
-                    else:
-                        reply = self._inject_all(item.rcpt, route, result)
-                    if not item.reply.done():
-                        _answer(item, reply)
-                        trace.mark("lmtp.reply", code=reply[:3])
+                try:
+                    for item, result in done:
+                        if isinstance(result, BaseException):
+                            reply = _durable_reply(item.rcpt, result)
+                        else:
+                            reply = self._inject_all(item.rcpt, route, result)
+                        if not item.reply.done():
+                            _answer(item, reply)
+                            trace.mark("lmtp.reply", code=reply[:3])
+                finally:
+                    self._note_injected(route)
         except BaseException as error:
             _answer_failed([item for item, _ in done], error)
             if not isinstance(error, Exception):
                 raise
             log.exception("injecting into %s failed", route.list_address)
+
+    def _catch_up(self, address: str) -> None:
+        """Queue for the list what the archive holds after the last record
+        the list took (the spool's ``posted`` file): a server stopped after
+        a delivery's 250 and before Mailman took its records (killed, or the
+        machine lost) posts them at its next start.  For a route with a
+        spool whose ``notarize`` can read its archive back (``NotaryService``:
+        ``last_seq()``, ``records_after(seq)``).  The spooled messages are
+        among those records, so the spool is emptied first; the first start
+        notes the archive's head and posts nothing."""
+        route = self.routes[address]
+        spool = self._spool_of(route)
+        records_after = getattr(route.notarize, "records_after", None)
+        if spool is None or records_after is None:
+            return
+        with self._inject_locks[address]:
+            posted = self._posted(route)
+            if posted is None:
+                self._note_posted(route, route.notarize.last_seq())
+                return
+            records = records_after(posted)
+            if not records:
+                return
+            log.info("%s: %d records archived after %d, the last the list took: "
+                     "posting them", address, len(records), posted)
+            for path in sorted(spool.glob("*.eml")):
+                path.unlink()
+        self._inject_later(address, [(_Delivery(address, b"", ""), records)])
+
+    def _note_injected(self, route: PitRoute) -> None:
+        """Note the last record injected since the last note (injection lock held)."""
+        self._note_posted(route, self._last_injected.pop(route.list_address.lower(), None))
+
+    def _posted(self, route: PitRoute) -> int | None:
+        try:
+            return int((self._spool_of(route) / POSTED_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _note_posted(self, route: PitRoute, seq: int | None) -> None:
+        """Remember *seq* as the last record the list took (injection lock
+        held).  Not fsync'd: a note that falls back after a crash only
+        posts some records again, it never skips one."""
+        spool = self._spool_of(route)
+        if seq is None or spool is None:
+            return
+        spool.mkdir(parents=True, exist_ok=True)
+        tmp = spool / (POSTED_FILE + ".tmp")
+        tmp.write_text(f"{seq}\n")
+        os.replace(tmp, spool / POSTED_FILE)
 
     def _notarize_group(self, route: PitRoute, group: list[_Delivery]) -> list:
         """Each delivery's messages to post, or the exception that kept it off disk."""
@@ -762,6 +828,10 @@ class NotaryLMTPServer:
         code, text = status[route.list_address]
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
+        if route.spool_dir is not None or self.spool_dir is not None:
+            found = _STAMP_SEQ.search(notarized, 0, 4096)
+            if found:
+                self._last_injected[key] = int(found.group(1))
 
     def _spool_of(self, route: PitRoute) -> Path | None:
         if route.spool_dir is not None:
@@ -796,9 +866,11 @@ class NotaryLMTPServer:
                     self.inject(route, path.read_bytes())
                 except MailError as error:
                     log.error("spool flush for %s stopped: %s", address, error)
+                    self._note_injected(route)
                     return sent, False
                 path.unlink()
                 sent += 1
+            self._note_injected(route)
         return sent, True
 
     def flush_spool(self) -> int:
