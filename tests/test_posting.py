@@ -144,6 +144,13 @@ def test_replay_pieces_are_the_entries_of_replay_entries(pit):
     ops.notary(pit).run_maildir()
     for kw in ({}, {"from_start": True}, {"upto": Archive(pit.root).last_seq() - 1}):
         assert pieces(**kw) == plain(**kw), kw
+    from filters.transfers import Transfers          # no order tickers: entry by entry
+    got = list(ops.replay_pieces(pit, Transfers([]), from_start=True))
+    assert b"".join(bytes(p) for _, p in got) == b"".join(
+        e for e, _ in ops.replay_entries(pit, Transfers([]), from_start=True))
+    assert [seq for seq, _ in got] == [seq for seq, buf, pos, body, end in
+                                       Archive(pit.root).entry_spans(1)
+                                       if Transfers([]).wants(mbox.stamp(buf[body:end]))]
     whole = plain(from_start=True)
     head = mbox.order_entry_head(["ACME"])
     spec = Specialist(["ACME"])
