@@ -60,6 +60,7 @@ _SCHEMA_VERSION = "2"
 _SCHEMA_ACCOUNTS = """
 CREATE TABLE accounts (account TEXT NOT NULL, fingerprint TEXT NOT NULL,
                        PRIMARY KEY (account, fingerprint)) WITHOUT ROWID;
+CREATE INDEX accounts_fingerprint ON accounts (fingerprint);
 """
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,6 +100,12 @@ _SCHEMA_OBJECTS: dict[str, list[tuple]] = {}
 # does not exist looks up; a store of schema 1 gets it from its members
 # table when opened (pit-book.md "### Tickers"), not by a fold from record 1.
 _SCHEMA_1 = _SCHEMA.replace(_SCHEMA_ACCOUNTS, "")
+# A member record replaces its key's rows of the accounts table, found by the
+# fingerprint's index (without it, a scan of every member's accounts: 0.19 s
+# a member record at 1,000,000 members); a schema-2 store made before the
+# index gets it when opened.
+_ACCOUNTS_INDEX = "CREATE INDEX accounts_fingerprint ON accounts (fingerprint);\n"
+_SCHEMA_2_UNINDEXED = _SCHEMA.replace(_ACCOUNTS_INDEX, "")
 
 
 class StateError(Exception):
@@ -371,6 +378,14 @@ class NotaryState:
                 db.close()
                 raise StateError(f"schema 1, not upgraded: {e}") from None
             objects, meta["schema"] = _schema_objects(), _SCHEMA_VERSION
+        elif objects == _schema_objects(_SCHEMA_2_UNINDEXED):
+            try:
+                if not readonly:               # a reader reads it as it is
+                    db.execute(_ACCOUNTS_INDEX)
+            except sqlite3.Error as e:
+                db.close()
+                raise StateError(f"its accounts table not indexed: {e}") from None
+            objects = _schema_objects()
         if objects != _schema_objects():
             db.close()
             extra = sorted(set(objects) - set(_schema_objects())) or sorted(
@@ -613,7 +628,8 @@ def _upgrade_1(db: sqlite3.Connection) -> None:
     table from its members table.  O(members)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute(_SCHEMA_ACCOUNTS.strip().rstrip(";"))
+        for statement in _SCHEMA_ACCOUNTS.strip().rstrip(";").split(";"):
+            db.execute(statement)
         rows = db.execute("SELECT fingerprint, accounts FROM members")
         db.executemany("INSERT OR IGNORE INTO accounts VALUES (?, ?)",
                        ((a, f) for f, accounts in rows for a in accounts.split(",")))
