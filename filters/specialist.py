@@ -198,6 +198,10 @@ class Specialist(Filter):
         self._text = ""           # canonical text of the order being placed
         self._units: dict[str, _Units] = {}   # tickers with an instrument and a book
         self._figures: dict[str, tuple] = {}  # new-order text -> what _new_figures gives for it
+        # account -> the one string object of that name that the orders and
+        # the core hold (pit.book: a million resting orders share a few
+        # names; docs/pit-book.md, "The replay and the specialist on one core")
+        self._names: dict[str, str] = {}
 
     def _refresh_units(self) -> None:
         """Drop the hot path's view of the instruments after the registry
@@ -270,6 +274,7 @@ class Specialist(Filter):
         core's work.  A new order's figures are looked up by its text (the
         same side, size and price recur): everything up to the funds check
         in one dict lookup."""
+        account = self._names.setdefault(account, account)   # one string per account
         f = self._figures.get(text)
         rkey = (account, ref)
         if f is None or rkey in self.refs:

@@ -434,6 +434,24 @@ def test_a_repeated_order_text_is_checked_like_a_new_one(exchange):
                     "1.01")
 
 
+def test_open_orders_share_one_string_per_account(exchange):
+    """The specialist hands the core one string object per account (each
+    record's stamp is a fresh one): the core's resting orders and the
+    specialist's share a few names however many orders rest."""
+    t = exchange.tape
+    for i in range(3):
+        exchange.add(t.order("alice", f"b{i}", f"buy 1 ACME limit 1.0{i}"))
+        exchange.add(t.order("bob", f"s{i}", f"sell 1 ACME limit 9.0{i}"))
+    spec = exchange.specialist("ACME")
+    orders = spec.open_orders()
+    assert len(orders) == 6
+    names = {od.account: od.account for od in orders.values()}
+    assert sorted(names) == ["alice", "bob"]
+    for oid, od in orders.items():
+        assert od.account is names[od.account] and od.rkey[0] is od.account
+        assert spec.engine._orders[oid][2] is od.account    # the core's owner
+
+
 def test_buy_more_than_cash(exchange):
     assert_rejected(exchange, exchange.tape.order("alice", "x", "buy 100 ACME limit 5.00"),
                     "insufficient funds", "alice:ACME")
