@@ -18,6 +18,8 @@ ORDER = ["core", "archive", "verify", "replay", "moderator", "lmtp", "audit", "m
 
 
 def main(argv=None) -> int:
+    from bench import exit_on_sigterm
+    exit_on_sigterm()
     names = (sys.argv[1:] if argv is None else argv) or ORDER
     print(f"pit benchmarks, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores")
@@ -43,6 +45,8 @@ def run(names: list[str], failed: list[str]) -> None:
             rc = mod.main([])
         except SystemExit as e:
             rc = e.code
+            if isinstance(rc, str):        # a benchmark's reason for stopping
+                print(rc, flush=True)
         if rc:
             failed.append(name)
         print(f"(bench.{name}: {time.monotonic() - t:.0f} s)", flush=True)

@@ -71,6 +71,8 @@ def run(pairs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import exit_on_sigterm
+    exit_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
     try:
         pairs = int(argv[0]) if argv else 30

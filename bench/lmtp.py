@@ -682,6 +682,8 @@ def latency(rate: float, seconds: float, runs: int, trace_to: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import exit_on_sigterm
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.lmtp", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=32)

@@ -234,6 +234,8 @@ def _lat_order(pit, keys, who: str, ref: str, side: str) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import exit_on_sigterm
+    exit_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
     try:
         n = int(argv[0]) if argv else 200
