@@ -828,7 +828,7 @@ class NotaryLMTPServer:
         code, text = status[route.list_address]
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
-        if route.spool_dir is not None or self.spool_dir is not None:
+        if self._spool_of(route) is not None:
             found = _STAMP_SEQ.search(notarized, 0, 4096)
             if found:
                 self._last_injected[key] = int(found.group(1))

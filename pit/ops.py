@@ -459,6 +459,20 @@ def latest_checkpoint(pit: Pit, name: str) -> tuple[int, int] | None:
     return filter_position(pit, name)[0]
 
 
+def _replay_head(pit: Pit, flt: Filter, arch: Archive, from_start: bool,
+                 checkpoint: tuple[int, int] | None | bool) -> tuple[list, int]:
+    """Where a replay starts: the checkpoint record to send first (*checkpoint*
+    True: the filter's newest, none *from_start*; None or ``(record, covered)``:
+    as given) as ``[(seq, entry, body_start)]`` or ``[]``, and the first record
+    after what it covers."""
+    if checkpoint is True:
+        checkpoint = None if from_start else filter_position(pit, flt.name, arch)[0]
+    if not checkpoint:
+        return [], 1
+    rec, covered = checkpoint
+    return list(arch.read_entries(rec, rec)), covered + 1
+
+
 def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | None = None,
                    checkpoint: tuple[int, int] | None | bool = True
                    ) -> Iterator[tuple[bytes, int]]:
@@ -471,14 +485,9 @@ def replay_entries(pit: Pit, flt: Filter, from_start: bool = False, upto: int | 
     not want, a seal or another filter's report, is read no further than
     its stamp).  O(new records)."""
     arch = Archive(pit.root)
-    start = 1
-    if checkpoint is True:
-        checkpoint = None if from_start else filter_position(pit, flt.name, arch)[0]
-    if checkpoint:
-        rec, covered = checkpoint
-        for _, entry, body in arch.read_entries(rec, rec):
-            yield entry, body
-        start = covered + 1
+    head, start = _replay_head(pit, flt, arch, from_start, checkpoint)
+    for _, entry, body in head:
+        yield entry, body
     wants, stamp = flt.wants, mbox.stamp
     # An order record for one of the filter's order_tickers is wanted (the
     # promise of Filter.order_tickers): known by one match, without a stamp.
@@ -514,14 +523,9 @@ def replay_pieces(pit: Pit, flt: Filter, from_start: bool = False, upto: int | N
             yield int(entry[body + 11:entry.index(b"\n", body)]), entry   # (X-Pit-Seq: N)
         return
     arch = Archive(pit.root)
-    start = 1
-    if checkpoint is True:
-        checkpoint = None if from_start else filter_position(pit, flt.name, arch)[0]
-    if checkpoint:
-        rec, covered = checkpoint
-        for _, entry, body in arch.read_entries(rec, rec):
-            yield rec, entry
-        start = covered + 1
+    head, start = _replay_head(pit, flt, arch, from_start, checkpoint)
+    for rec, entry, _ in head:
+        yield rec, entry
     wants, stamp = flt.wants, mbox.stamp
 
     def wanted(buf, pos: int, body: int, end: int) -> bool:      # as replay_entries decides
