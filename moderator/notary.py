@@ -358,6 +358,12 @@ class Notary:
         with open(self.rejects_path, "rb") as f:
             f.seek(self.state.rejects_read)
             data = f.read(size - self.state.rejects_read)
+        if not data.endswith(b"\n"):
+            # A notary killed while appending left a torn entry: never
+            # answered for, its message is still waiting and is judged again.
+            cut = data.rfind(b"\nFrom ") + 1          # 0: the torn entry is the first
+            os.truncate(self.rejects_path, self.state.rejects_read + cut)
+            data, size = data[:cut], self.state.rejects_read + cut
         for msg in mbox.iter_messages(data):
             d = _reject_digest(msg)
             if d:

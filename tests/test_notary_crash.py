@@ -131,3 +131,24 @@ def test_sigkill_at_each_archive_write_step(kit, tmp_path, step):
         d = _digest(raw)
         assert archived.count(d) + rejected.count(d) == 1, step
     assert {_digest(r) for r in good} <= set(archived)
+
+
+def test_a_reject_entry_torn_by_a_kill_is_cut_and_its_message_judged_again(kit):
+    """A notary killed while appending to the reject record leaves a torn
+    entry (no final newline) after what the state has read.  The next
+    notary cuts it, starts, and judges the message, which is still waiting,
+    again (seen first in the random-kill test: 'input ends inside the entry',
+    and no notary could start)."""
+    first, second = (kit.request("mallory", f"t{i}", "Order", "buy 1 ACME at 1", account="alice")
+                     for i in range(2))
+    deliver(kit.pit, first, name="00001.torn")
+    kit.notary().run_maildir()
+    rejects = kit.root / "rejects" / "rejects.mbox"
+    whole = rejects.read_bytes()
+    with open(rejects, "ab") as f:                 # the killed append: half an entry
+        f.write(whole[:len(whole) // 2].rstrip(b"\n"))
+    deliver(kit.pit, second, name="00002.torn")
+    kit.notary().run_maildir()
+    assert rejects.read_bytes().startswith(whole)
+    assert [reject_field(m, "X-Pit-Digest") for m in kit.rejects()] == \
+        [_digest(first), _digest(second)]
