@@ -129,10 +129,10 @@ class Bench:
 
 
 def _thread_cpu(server: NotaryLMTPServer) -> dict[str, float]:
-    """CPU seconds so far of the server's threads: its event loop (aiosmtpd:
+    """CPU seconds so far of the server's threads: its event loop (pit.lmtpserver:
     the LMTP dialogue), the pits' committers (judge, stamp, append) and
     injectors (posting to the list), from /proc (Linux)."""
-    threads = {"event loop": [server._controller._thread],
+    threads = {"event loop": [server._controller.thread],
                "committer": [q.thread for q in server._queues.values()],
                "injector": [q.thread for q in server._injecting.values()]}
     tick = os.sysconf("SC_CLK_TCK")

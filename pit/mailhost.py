@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import os
 import socket
@@ -46,6 +45,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 
 from pit import trace
+from pit.lmtpserver import DATA_SIZE_LIMIT, MAX_RECIPIENTS, TIMEOUT, LMTPServer
 
 __all__ = [
     "MailError", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
@@ -88,33 +88,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 class _LMTPController(Controller):
     def factory(self):
         return LMTP(self.handler, **self.SMTP_kwargs)
-
-
-@dataclass(frozen=True)
-class _AddressLimit:
-    local_part_limit: int
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed_address(arg: str, local_part_limit: int) -> tuple:
-    """aiosmtpd's parse of the address in a MAIL FROM or RCPT TO argument."""
-    return LMTP._getaddr(_AddressLimit(local_part_limit), arg)
-
-
-class _CachedAddressLMTP(LMTP):
-    """aiosmtpd's LMTP, whose parse of a MAIL FROM or RCPT TO address is
-    remembered: a pit hears from the same few addresses again and again, and
-    aiosmtpd parses each with the email package's header parser (docs/
-    pit-book.md, The mail path: its share of the notary server's CPU).  The
-    answer is aiosmtpd's own (tests/test_lmtp_group.py pins it)."""
-
-    def _getaddr(self, arg: str):
-        return _parsed_address(arg, self.local_part_limit)
-
-
-class _NotaryLMTPController(Controller):
-    def factory(self):
-        return _CachedAddressLMTP(self.handler, **self.SMTP_kwargs)
 
 
 def _lf(data: bytes) -> bytes:
@@ -328,6 +301,71 @@ class LMTPClient:
                 raise
         raise AssertionError("unreachable")
 
+    def send_many(self, messages: list[bytes], mail_from: str, rcpt: str
+                  ) -> list[tuple[int, str]]:
+        """Send messages to one recipient, in order; return each one's
+        ``(code, text)``.  When the server offers PIPELINING and CHUNKING
+        (pit.lmtpserver does), they go out in one write, each as MAIL, RCPT
+        and BDAT LAST (RFC 3030: no 354 to wait for), so the server has them
+        all at once (the notary: in one group commit, judged in this order);
+        otherwise one after another, as ``send``.  A message whose bytes
+        went out is never sent again: with no reply, MailError."""
+        messages = list(messages)
+        if self._lmtp is not None and self._peer_closed():
+            self.close()                    # closed while idle: nothing was sent on it
+        if self._lmtp is None:
+            try:
+                self._lmtp = self._connect()
+            except (OSError, smtplib.SMTPException) as error:
+                self.close()
+                raise MailError(f"LMTP {self.host}:{self.port}: {error}") from error
+        lmtp = self._lmtp
+        if len(messages) < 2 or not (lmtp.has_extn("pipelining") and lmtp.has_extn("chunking")):
+            replies = []
+            for msg in messages:            # up to the first refusal
+                replies.append(self.send(msg, mail_from, [rcpt])[rcpt])
+                if replies[-1][0] != 250:
+                    break
+            return replies
+        out = []
+        for msg in messages:
+            data = _lf(msg).replace(b"\n", b"\r\n")
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            out.append(f"MAIL FROM:{_quoted(mail_from)}\r\nRCPT TO:{_quoted(rcpt)}\r\n"
+                       f"BDAT {len(data)} LAST\r\n".encode("ascii") + data)
+        replies = []
+        try:
+            lmtp.send(b"".join(out))
+            lmtp.sock.settimeout(self.reply_timeout)
+            for _ in messages:
+                steps = [lmtp.getreply() for _ in range(3)]     # MAIL, RCPT, BDAT
+                code, text = next((s for s in steps if s[0] not in (250, 251)), steps[2])
+                replies.append((code, text.decode("utf-8", "replace")))
+            lmtp.sock.settimeout(self.timeout)
+        except (OSError, smtplib.SMTPException) as error:
+            self.close()
+            raise MailError(f"LMTP {self.host}:{self.port}: no reply to {len(messages)} "
+                            f"pipelined messages, which may have been delivered "
+                            f"({len(replies)} answered): {error}") from error
+        return replies
+
+    def _peer_closed(self) -> bool:
+        """Whether the kept connection's server hung up (or spoke unasked,
+        as a 421 before closing) while it was idle."""
+        sock = self._lmtp.sock
+        try:
+            sock.setblocking(False)
+            try:
+                sock.recv(1, socket.MSG_PEEK)
+                return True
+            except BlockingIOError:
+                return False
+            finally:
+                sock.settimeout(self.timeout)
+        except OSError:
+            return True
+
     def _transaction(self, lmtp: smtplib.LMTP, msg_bytes: bytes, mail_from: str,
                      rcpts: list[str]) -> dict[str, tuple[int, str]]:
         where = f"LMTP {self.host}:{self.port}"
@@ -368,12 +406,14 @@ class LMTPClient:
 _BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\\",;:@]+@[^\s<>()\[\]\\\",;:@]+")
 
 
+def _quoted(address: str) -> str:
+    return f"<{address}>" if _BARE_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
+
+
 def _command(lmtp: smtplib.LMTP, verb: str, keyword: str, address: str) -> tuple[int, bytes]:
     """``MAIL FROM:`` or ``RCPT TO:`` *address*, as smtplib's mail() and
     rcpt() send it (tests/test_lmtp_client.py pins the bytes)."""
-    quoted = (f"<{address}>" if _BARE_ADDRESS.fullmatch(address)
-              else smtplib.quoteaddr(address))
-    lmtp.putcmd(verb, keyword + quoted)
+    lmtp.putcmd(verb, keyword + _quoted(address))
     return lmtp.getreply()
 
 
@@ -411,24 +451,33 @@ def approved(msg_bytes: bytes, secret: str) -> bytes:
 
 
 class _NotaryHandler:
+    """The notary server's LMTP handler (pit.lmtpserver): a pit's address is
+    a recipient; each recipient's delivery joins its pit's next group
+    (committed by the pit's own thread, off the event loop, so other
+    connections and this one's next messages are still read); its reply
+    comes when its records are on disk."""
+
     def __init__(self, server: "NotaryLMTPServer"):
         self._server = server
+        self._held: list[_Delivery] = []
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    def rcpt(self, address: str) -> str | None:
         if address.lower() not in self._server.routes:
             return f"550 5.1.1 <{address}>: no pit here"
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
+        return None
 
-    async def handle_DATA(self, server, session, envelope):
-        content = envelope.original_content or b""
-        sender = envelope.mail_from or ""
+    def data(self, mail_from: str, rcpts: list[str], content: bytes) -> list:
         trace.mark("lmtp.data", bytes=len(content))
-        # Each recipient's delivery joins its pit's next group (committed by
-        # the pit's own thread, off the event loop, so other connections are
-        # still answered); its reply comes when its records are on disk.
-        waiting = [self._server.submit(rcpt, content, sender) for rcpt in envelope.rcpt_tos]
-        return "\r\n".join([await asyncio.wrap_future(w) for w in waiting])
+        items = [_Delivery(rcpt, content, mail_from) for rcpt in rcpts]
+        self._held += items
+        return [asyncio.wrap_future(item.reply) for item in items]
+
+    def flush(self) -> None:
+        """Queue the deliveries of what a connection's read held, together:
+        pipelined messages (a filter's report and its checkpoint) join the
+        same group when the committer is free."""
+        held, self._held = self._held, []
+        self._server.submit_all(held)
 
 
 class Refusal(list):
@@ -572,7 +621,8 @@ class NotaryLMTPServer:
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
                  host: str = "127.0.0.1", port: int = 0,
                  spool_dir: Path | str | None = None, max_group: int = 500,
-                 inject_backlog: int = 2000):
+                 inject_backlog: int = 2000, data_size_limit: int = DATA_SIZE_LIMIT,
+                 timeout: float = TIMEOUT, max_recipients: int = MAX_RECIPIENTS):
         self.routes = {address.lower(): route for address, route in routes.items()}
         self.mailman_lmtp = mailman_lmtp
         self.host = host
@@ -584,7 +634,9 @@ class NotaryLMTPServer:
         # connection to Mailman per pit, used under that lock.
         self._pit_locks = {address: threading.Lock() for address in self.routes}
         self._clients: dict[str, LMTPClient] = {}
-        self._controller: Controller | None = None
+        self._controller: LMTPServer | None = None
+        self.data_size_limit, self.timeout = data_size_limit, timeout
+        self.max_recipients = max_recipients
         self.max_group = max_group
         # Per pit: deliveries waiting for their group, and notarized groups
         # waiting for injection (the injection lock keeps the spool and the
@@ -609,10 +661,10 @@ class NotaryLMTPServer:
             self._catch_up(address)
             self._queues[address].start(
                 lambda q, a=address: self._committer(a, q), f"commit-{address}")
-        self._controller = _NotaryLMTPController(
-            _NotaryHandler(self), hostname=self.host, port=self._port,
-            ready_timeout=10, data_size_limit=0)
-        self._controller.start()
+        self._controller = LMTPServer(
+            _NotaryHandler(self), self.host, self._port,
+            data_size_limit=self.data_size_limit, timeout=self.timeout,
+            max_recipients=self.max_recipients).start()
         return self
 
     def stop(self) -> None:
@@ -642,11 +694,18 @@ class NotaryLMTPServer:
         """Queue one message for pit ``rcpt``'s next group; the future's
         result is its LMTP reply line.  Groups keep arrival order.  With the
         server not started, the message is a group of its own, now."""
-        address = rcpt.lower()
         item = _Delivery(rcpt, msg_bytes, envelope_sender)
-        if not self._queues[address].put([item]):
-            self._commit(address, [item])
+        self.submit_all([item])
         return item.reply
+
+    def submit_all(self, items: list[_Delivery]) -> None:
+        """Queue deliveries, in order, each pit's together."""
+        by_pit: dict[str, list[_Delivery]] = {}
+        for item in items:
+            by_pit.setdefault(item.rcpt.lower(), []).append(item)
+        for address, group in by_pit.items():
+            if not self._queues[address].put(group):
+                self._commit(address, group)
 
     def _committer(self, address: str, q: _Queue) -> None:
         while group := q.take(self.max_group):

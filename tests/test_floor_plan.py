@@ -28,7 +28,7 @@ CORE = {"pit", "pit.units", "pit.tickerset", "pit.record", "pit.grammar", "pit.k
         "pit.archive", "pit.book", "pit.bookstate", "pit.ledger", "pit.merkle", "pit.trace"}
 LIBRARY = {"pit.signed", "pit.openpgp", "pit.keystore", "pit.keyring", "pit.signer",
            "pit.testkeys", "pit.pitdir", "pit.filter", "pit.progress", "pit.agents",
-           "pit.replica", "pit.auditstate", "pit.search", "pit.mirror", "pit.mailhost",
+           "pit.replica", "pit.auditstate", "pit.search", "pit.mirror", "pit.mailhost", "pit.lmtpserver",
            "pit.watch", "pit.notarystate"}
 OPERATIONS = {"pit.ops", "pit.query", "pit.audit", "pit.daemon", "pit.mailman", "pit.postfix",
               "pit.chart"}
