@@ -342,6 +342,89 @@ def test_the_specialist_woken_by_the_append_posts_the_trade(tmp_path):
     assert any(b"buyer alice w1 seller bob w1 " in p for p in s.sink.posts)   # the list carried it
 
 
+def _cross(pit, s, ref):
+    for who, side in (("bob", "sell"), ("alice", "buy")):
+        ring, fpr = pit.keys[who]
+        raw = ops.sign_request(pit, ops.request_text(pit, who, ref, "Order",
+                                                     f"{side} 5 ACME at 12.00"),
+                               ring, fpr, f"{who}@example.org")
+        assert s.send(raw, f"{who}@example.org")[0] == 250
+
+
+def _kinds_by_group(monkeypatch) -> list:
+    groups = []
+    real = Archive.append
+
+    def noting(self, messages):
+        messages = list(messages)
+        groups.append([mbox.stamp(m[0]).get("x-pit-kind") for m in messages])
+        return real(self, messages)
+    monkeypatch.setattr(Archive, "append", noting)
+    return groups
+
+
+def test_a_runs_report_and_checkpoint_go_pipelined_into_one_group(tmp_path, monkeypatch):
+    """The filter daemon sends its report and checkpoint in one write
+    (PIPELINING, CHUNKING); the server reads both at once and the notary
+    judges them, in order, in one group commit (before: two in a row)."""
+    pit = funded_pit(tmp_path)
+    ops.filter_key(pit, "specialist ACME")
+    with Served(pit) as s:
+        daemon = FilterDaemon(pit, "specialist", ["ACME"], (s.server.host, s.server.port))
+        try:
+            daemon.run_once()
+            _cross(pit, s, "p1")
+            groups = _kinds_by_group(monkeypatch)
+            assert daemon.run_once() == 2
+        finally:
+            daemon.stop()
+    assert ["report", "checkpoint"] in groups, groups
+
+
+def test_a_refused_report_leaves_its_pipelined_checkpoint_refused_and_the_next_run_posts(
+        tmp_path, monkeypatch):
+    """A report the notary refuses (here: its signature broken) is recorded
+    as refused; the checkpoint behind it on the wire closes no report and is
+    refused too; the run fails as before, and the next run posts both."""
+    from pit.daemon import DaemonError
+    pit = funded_pit(tmp_path)
+    ops.filter_key(pit, "specialist ACME")
+    with Served(pit) as s:
+        daemon = FilterDaemon(pit, "specialist", ["ACME"], (s.server.host, s.server.port),
+                              wait_seconds=2)
+        try:
+            daemon.run_once()
+            _cross(pit, s, "r1")
+            real_sign, signed = daemon._sign, []
+
+            def breaking(msg):
+                raw = real_sign(msg)
+                signed.append(raw)
+                return raw.replace(b"buyer alice", b"buyer alicf") if len(signed) == 1 else raw
+            daemon._sign = breaking
+            rejects = pit.rejects / "rejects.mbox"
+
+            def refusals():
+                return (list(mbox.iter_messages(rejects.read_bytes()))
+                        if rejects.exists() else [])
+            before = len(refusals())
+            reports = _kinds(pit).count("report")
+            with pytest.raises(DaemonError, match="checkpoint"):
+                daemon.run_once()
+            assert b"buyer alice" in signed[0]          # what the tampering broke
+            assert _kinds(pit).count("report") == reports
+            assert len(refusals()) == before + 2
+            daemon._sign = real_sign
+            assert daemon.run_once() == 2
+        finally:
+            daemon.stop()
+    assert _kinds(pit).count("report") == reports + 1
+
+
+def _kinds(pit) -> list:
+    return [mbox.stamp(m).get("x-pit-kind") for _, m in Archive(pit.root).read()]
+
+
 def test_a_trace_follows_the_order_to_its_trade(tmp_path):
     """PIT_TRACE (pit.trace): every hop of the buy's way to the report that
     trades it leaves a line, in the order the hops happen."""
