@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pit import merkle
-from pit.archive import CRASH_ENV, record_hash
+from pit.archive import CRASH_ENV, ArchiveError, record_hash
 
 __all__ = ["NotaryState", "StateError", "open_state", "check", "stamp_us", "STATE_NAME", "RECENT"]
 
@@ -665,6 +665,52 @@ def _record_hash_at(archive, seq: int) -> str | None:
         msgs = list(mbox.iter_messages(entry)) if s == seq else []
         return record_hash(msgs[0]) if len(msgs) == 1 else None
     return None
+
+
+def filter_rows(archive, name: str) -> tuple[int, tuple[int, int] | None,
+                                              tuple[int, int, int] | None] | None:
+    """What the notary's store beside *archive* says of filter *name*, for
+    a reader that would otherwise search the archive for it (``pit
+    replay``, ``pit.ops.filter_position``): ``(seq, checkpoint, report)``,
+    the store being exact at record *seq* of this archive; *checkpoint*
+    ``(covered, record)`` of the filter's newest checkpoint and *report*
+    ``(first, last, record)`` of its newest report up to there, each None
+    if it has none.  None when there is no store, or it cannot be read,
+    or it is not bound to a record of this archive (its record *seq* and
+    the genesis record are read and hashed, as :func:`open_state` checks):
+    the reader then searches.  Read only, in one read transaction; nothing
+    is changed, set aside or recorded (that is the notary's, when it
+    starts).  O(1): two queries and two records read."""
+    path = archive.dir / STATE_NAME
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
+        db.execute("BEGIN")                       # meta and rows of one commit
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+        rows = db.execute("SELECT kind, first, last, seq FROM filters WHERE name = ?",
+                          (name,)).fetchall()
+        db.execute("COMMIT")
+        if meta.get("schema") not in ("1", _SCHEMA_VERSION):   # (the same filters table)
+            return None
+        seq, head, genesis = int(meta["seq"]), meta["head"], meta["genesis"]
+        if not 0 < seq <= archive.last_seq() or _record_hash_at(archive, seq) != head \
+                or _record_hash_at(archive, 1) != genesis:
+            return None
+        checkpoint = report = None
+        for kind, first, last, rec in rows:
+            if kind == "checkpoint":
+                checkpoint = (int(last), int(rec))
+            elif kind == "report":
+                report = (int(first), int(last), int(rec))
+        return seq, checkpoint, report
+    except (sqlite3.Error, ArchiveError, KeyError, ValueError, TypeError):
+        return None                            # (the archive is judged by its own readers)
+    finally:
+        db.close()
 
 
 def open_state(pit, archive) -> tuple[NotaryState | None, str]:

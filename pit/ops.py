@@ -426,11 +426,15 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
     not archived: a run in progress, or one stopped between the two), else
     0.  So ``last`` is not how far the filter has reported: once the
     checkpoint follows the report it is 0, and ``covered`` says how far.
-    ``checkpoints/index`` says where to start; the archive after that record
-    is scanned (stamps only), so the answer is exact, and the same, whether
-    the index is up to date or behind.  *archive* is the pit's
-    :class:`Archive` when the caller has one (what it found walking its
-    volumes is kept there).  O(records after the indexed checkpoint)."""
+    ``checkpoints/index`` or the notary's store (``notarystate.filter_rows``:
+    where the filter stood at the record the store is exact at), whichever
+    is further on, says where to start; the archive after that record is
+    scanned (stamps only), so the answer is exact, and the same, whether
+    the index and the store are up to date, behind or gone.  *archive* is
+    the pit's :class:`Archive` when the caller has one (what it found
+    walking its volumes is kept there).  O(records after the indexed
+    checkpoint or the store's record)."""
+    from pit.notarystate import filter_rows
     ck = None
     idx = pit.checkpoints / "index"
     if idx.exists():
@@ -439,8 +443,16 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
             if len(w) == 3 and w[0] == slug(name):
                 ck = (int(w[1]), int(w[2]))
     last = 0
+    start = ck[0] + 1 if ck else 1
     arch = archive if archive is not None else Archive(pit.root)
-    for seq, msg in arch.records_of_kind(ck[0] + 1 if ck else 1, ("report", "checkpoint")):
+    kept = filter_rows(arch, name)
+    if kept is not None and kept[0] >= start:
+        at, checkpoint, report = kept
+        ck = (checkpoint[1], checkpoint[0]) if checkpoint else None
+        if report and (ck is None or report[2] > ck[0]):
+            last = report[1]        # a report archived after the newest checkpoint
+        start = at + 1
+    for seq, msg in arch.records_of_kind(start, ("report", "checkpoint")):
         st = mbox.stamp(msg)
         kind = st.get("x-pit-kind")
         if kind in ("checkpoint", "report"):

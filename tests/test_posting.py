@@ -69,6 +69,9 @@ def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(
     not archived."""
     name = "specialist ACME"
     idx = pit.checkpoints / "index"
+    state = pit.root / "archives" / "notary-state.sqlite"
+    behind = pit.root / "state-behind.sqlite"         # the notary's store as it was earlier
+    _copy_store(state, behind)
 
     def positions():
         current = ops.filter_position(pit, name)
@@ -77,8 +80,17 @@ def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(
         stale = ops.filter_position(pit, name)
         idx.unlink()
         gone = ops.filter_position(pit, name)
+        # the notary's store (notarystate.filter_rows) gone, then behind the archive
+        aside = pit.root / "state-aside.sqlite"
+        _copy_store(state, aside)
+        state.unlink()
+        no_store = ops.filter_position(pit, name)
+        _copy_store(behind, state)
+        store_behind = ops.filter_position(pit, name)
+        _copy_store(aside, state)
         idx.write_text(saved)
-        assert current == stale == gone, (current, stale, gone)
+        assert current == stale == gone == no_store == store_behind, \
+            (current, stale, gone, no_store, store_behind)
         return current
 
     pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
@@ -101,6 +113,49 @@ def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(
     ops.run_filter(pit, "specialist", ["ACME"])
     ck, last = positions()
     assert last == 0 and ck[0] > ck_record
+
+
+def _copy_store(src, dst):
+    """A copy of the notary's store (what its write-ahead log holds too)."""
+    import sqlite3
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
+
+
+def test_filter_position_starts_after_the_notarys_store(pit, monkeypatch, tmp_path_factory):
+    """A filter that never posted a checkpoint: its position comes from the
+    notary's store, and only the records after the store's are searched
+    (a first replay of a 1M archive searched all of it: docs/pit-book.md,
+    "The replay and the specialist on one core"); a store that is not of
+    this archive is not used."""
+    from pit.archive import Archive
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    searched = []
+    real = Archive.records_of_kind
+
+    def spy(self, from_seq, kinds):
+        searched.append(from_seq)
+        return real(self, from_seq, kinds)
+
+    monkeypatch.setattr(Archive, "records_of_kind", spy)
+    last = Archive(pit.root).last_seq()
+    assert ops.filter_position(pit, "specialist ACME") == (None, 0)
+    assert searched == [last + 1]
+    # the store of another archive (a copy of this pit grown apart)
+    other = funded_pit(tmp_path_factory.mktemp("o"))   # (a short path: gpg-agent's socket)
+    other.send("bob", "o9", "Order", "sell 1 ACME at 12.50")
+    other.send("bob", "o8", "Order", "sell 2 ACME at 12.50")
+    ops.notary(other).run_maildir()
+    state = pit.root / "archives" / "notary-state.sqlite"
+    _copy_store(state, pit.root / "saved.sqlite")
+    _copy_store(other.root / "archives" / "notary-state.sqlite", state)
+    searched.clear()
+    assert ops.filter_position(pit, "specialist ACME") == (None, 0)
+    assert searched == [1]
+    _copy_store(pit.root / "saved.sqlite", state)
 
 
 def test_replay_entries_are_the_records_as_stored(pit):
