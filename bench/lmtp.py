@@ -94,7 +94,7 @@ def _sink_process(port: int, ready, stop) -> None:
 class Bench:
     """A pit behind the real notary's LMTP server, with a sink for Mailman."""
 
-    def __init__(self, pit):
+    def __init__(self, pit, judges: int = 2):
         import multiprocessing
         self.pit = pit
         port = free_port()
@@ -109,7 +109,7 @@ class Bench:
         # a spool, as 'pit mailman serve' gives every pit (pit.daemon.notary_server)
         route = PitRoute(pit.address, pit.notary_address, self.service, "bench-secret",
                          pit.root / "spool" / pit.address)
-        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port))
+        self.server = NotaryLMTPServer({pit.address: route}, ("127.0.0.1", port), judges=judges)
 
     def __enter__(self) -> "Bench":
         self.server.start()
@@ -146,7 +146,27 @@ def _thread_cpu(server: NotaryLMTPServer) -> dict[str, float]:
             except (OSError, AttributeError):
                 continue
             out[role] += (int(fields[11]) + int(fields[12])) / tick
+    out["judges"] = sum(_judge_cpu(server).values())
     return out
+
+
+_judges_seen: dict[int, float] = {}      # judge pid -> its CPU when last read (a judge may end)
+
+
+def _judge_cpu(server: NotaryLMTPServer) -> dict[int, float]:
+    """CPU seconds so far of the judge processes (moderator.judges) of the
+    server's pits, those that ended since included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for route in server.routes.values():
+        judges = getattr(route.notarize, "_judges", None)
+        for pid in judges.pids() if judges is not None else ():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            _judges_seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return _judges_seen
 
 
 def _cpu_split(before: dict[str, float], after: dict[str, float], orders: int) -> dict:
@@ -208,11 +228,11 @@ def _clients(host: str, port: int, rcpt: str, raws: list[bytes], connections: in
     return acked, started[0], time.time()
 
 
-def throughput_run(root: Path, n: int, connections: int) -> dict:
+def throughput_run(root: Path, n: int, connections: int, judges: int = 2) -> dict:
     pit = fresh_pit(root)
     raws = _new_orders_only(signed_orders(pit, n, "ed25519", cache=False))
     funding, orders = raws[:20], raws[20:]
-    with Bench(pit) as b:
+    with Bench(pit, judges) as b:
         with LMTPClient(b.server.host, b.server.port) as c:      # the traders' transfers first
             for raw in funding:
                 assert c.send(raw, _sender(raw), [pit.address])[pit.address][0] == 250
@@ -226,8 +246,10 @@ def throughput_run(root: Path, n: int, connections: int) -> dict:
             cpu, threads = time.process_time(), _thread_cpu(b.server)
             results = pool.starmap(_clients, [(b.server.host, b.server.port, pit.address, share,
                                                connections // procs) for share in shares])
-            cpu = time.process_time() - cpu          # the server's threads (this process)
-            split = _cpu_split(threads, _thread_cpu(b.server), len(orders))
+            after = _thread_cpu(b.server)
+            # the server's threads (this process) and its judge processes
+            cpu = time.process_time() - cpu + after["judges"] - threads["judges"]
+            split = _cpu_split(threads, after, len(orders))
         wall = max(r[2] for r in results) - min(r[1] for r in results)
         acked = [a for r in results for a in r[0]]
     bad = [a for a in acked if a[0] != 250]
@@ -253,7 +275,7 @@ default_destination_concurrency_limit = {connections}
 """
 
 
-def postfix_run(root: Path, n: int, connections: int) -> dict:
+def postfix_run(root: Path, n: int, connections: int, judges: int = 2) -> dict:
     """The throughput run with a real Postfix in front: the clients hand
     the orders to Postfix by SMTP (its 250: queued, fsync'd by Postfix),
     Postfix delivers them to the notary by LMTP.  Rate = orders over the
@@ -270,7 +292,7 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
     postfix_dir = Path(tempfile.mkdtemp(prefix="pit-bench-lmtp-postfix-"))
     os.chmod(postfix_dir, 0o755)               # Postfix's own user walks to its queue
     try:
-        with Bench(pit) as b:
+        with Bench(pit, judges) as b:
             with LMTPClient(b.server.host, b.server.port) as c:
                 for raw in funding:
                     assert c.send(raw, _sender(raw), [pit.address])[pit.address][0] == 250
@@ -301,8 +323,9 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
                             seen = seq
                             wanted.discard(mbox.headers(msg, ["message-id"]).get("message-id"))
                     done = time.time()
-                    cpu = time.process_time() - cpu
-                    split = _cpu_split(threads, _thread_cpu(b.server), len(orders))
+                    after = _thread_cpu(b.server)
+                    cpu = time.process_time() - cpu + after["judges"] - threads["judges"]
+                    split = _cpu_split(threads, after, len(orders))
                     results = pending.get()
         acked = [a for r in results for a in r[0]]
         if any(a[0] != 250 for a in acked) or len(acked) != len(orders):
@@ -315,9 +338,13 @@ def postfix_run(root: Path, n: int, connections: int) -> dict:
             "split": split}
 
 
-def throughput(n: int, connections: int, runs: int, postfix: bool = False) -> bool:
+def throughput(n: int, connections: int, runs: int, postfix: bool = False,
+               judges: tuple[int, ...] = (2,)) -> bool:
     """The throughput runs; with *postfix*, through a real Postfix (its
-    figure is reported beside the target, which is for LMTP)."""
+    figure is reported beside the target, which is for LMTP).  Each run
+    is made once with each number of judge processes in *judges*, in
+    turn (an A/B in one command: ``--judges 0,2``); the verdict is the
+    last setting's."""
     if postfix:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         from postfix_harness import postfix_available
@@ -328,28 +355,31 @@ def throughput(n: int, connections: int, runs: int, postfix: bool = False) -> bo
     path = "Postfix (SMTP) -> LMTP" if postfix else "LMTP"
     print(f"lmtp throughput: {connections} connections, {path}, real notary, LMTP sink for "
           f"Mailman ({_load()})")
-    rates, cpus = [], []
+    rates: dict[int, list[float]] = {j: [] for j in judges}
+    cpus: dict[int, list[float]] = {j: [] for j in judges}
     with tempfile.TemporaryDirectory(prefix="pit-bench-lmtp-") as tmp:
         for r in range(runs):
-            res = (postfix_run if postfix else throughput_run)(Path(tmp) / f"pit{r}", n,
-                                                               connections)
-            rates.append(res["rate"])
-            cpus.append(res["cpu"] / res["orders"] * 1000)
-            durable = ("each in the archive before the run ends" if postfix
-                       else "every one durable before its 250")
-            print(f"  run {r + 1}: {res['orders']} orders in {res['wall']:.2f} s: "
-                  f"{res['rate']:,.0f} accepted/s, {durable}; server "
-                  f"CPU {cpus[-1]:.2f} ms an order ({1000 / cpus[-1]:,.0f}/s of CPU; "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in res["split"].items())
-                  + f") ({_load()})", flush=True)
-    ok = min(rates) >= TARGET_RATE or statistics.median(rates) >= TARGET_RATE
-    verdict = f"[target >= {TARGET_RATE:,}/s: {'ok' if ok else 'MISSED'}]"
-    if postfix:
-        verdict = f"[reported; the target >= {TARGET_RATE:,}/s is for LMTP]"
-        ok = True
-    print(f"  signed orders/s over {path}, {connections} connections: min {min(rates):,.0f}, "
-          f"median {statistics.median(rates):,.0f}; server CPU median "
-          f"{statistics.median(cpus):.2f} ms an order  {verdict}  ({_load()})")
+            for j in judges:
+                res = (postfix_run if postfix else throughput_run)(
+                    Path(tmp) / f"pit{r}-{j}", n, connections, j)
+                rates[j].append(res["rate"])
+                cpus[j].append(res["cpu"] / res["orders"] * 1000)
+                durable = ("each in the archive before the run ends" if postfix
+                           else "every one durable before its 250")
+                print(f"  run {r + 1}, {j} judges: {res['orders']} orders in {res['wall']:.2f} s: "
+                      f"{res['rate']:,.0f} accepted/s, {durable}; server CPU (judges "
+                      f"included) {cpus[j][-1]:.2f} ms an order ({1000 / cpus[j][-1]:,.0f}/s of CPU; "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in res["split"].items())
+                      + f") ({_load()})", flush=True)
+    for j in judges:
+        ok = min(rates[j]) >= TARGET_RATE or statistics.median(rates[j]) >= TARGET_RATE
+        verdict = f"[target >= {TARGET_RATE:,}/s: {'ok' if ok else 'MISSED'}]"
+        if postfix:
+            verdict = f"[reported; the target >= {TARGET_RATE:,}/s is for LMTP]"
+            ok = True
+        print(f"  signed orders/s over {path}, {connections} connections, {j} judges: min "
+              f"{min(rates[j]):,.0f}, median {statistics.median(rates[j]):,.0f}; server CPU "
+              f"median {statistics.median(cpus[j]):.2f} ms an order  {verdict}  ({_load()})")
     return ok
 
 
@@ -698,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postfix", action=argparse.BooleanOptionalAction, default=True,
                         help="also the throughput through a real Postfix in front (root, "
                              "the postfix package); --no-postfix leaves it out")
+    parser.add_argument("--judges", default="2", metavar="N[,N...]",
+                        help="judge processes of the notary's server in the throughput runs "
+                             "(0: it judges inline); several: each run once with each, in turn")
     parser.add_argument("--trace", metavar="FILE",
                         help="trace each latency run (pit.trace) to FILE.N and print where "
                              "the time went, hop by hop")
@@ -708,9 +741,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         if not args.skip_throughput:
-            ok &= throughput(args.n, args.connections, args.runs)
+            judges = tuple(int(j) for j in args.judges.split(","))
+            ok &= throughput(args.n, args.connections, args.runs, judges=judges)
             if args.postfix:
-                ok &= throughput(args.n, args.connections, args.runs, postfix=True)
+                ok &= throughput(args.n, args.connections, args.runs, postfix=True, judges=judges)
         if not args.skip_latency:
             ok &= latency(args.rate, args.seconds, args.runs, args.trace)
     finally:

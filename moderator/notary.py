@@ -85,6 +85,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from pit import archive as archive_mod
 from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed, trace
@@ -93,7 +94,8 @@ from pit.filter import FILTERS
 from pit.pitdir import Pit, note_checkpoint
 from pit.units import UnitError
 
-__all__ = ["Notary", "Decision", "MailOutcome", "main", "request_fields", "stamp_text", "stamp_time"]
+__all__ = ["Notary", "Decision", "MailOutcome", "Prejudged", "main", "prejudge", "request_fields",
+           "stamp_text", "stamp_time"]
 
 # Mailman's approval headers (pit/mailman.py): refused on the way in, so only
 # the notary ever approves a post.  Header names only, at the start of a line.
@@ -243,6 +245,41 @@ def _mime_shape(raw: bytes) -> tuple[int, int]:
                 depth = max(depth, len(open_))
             parts += 1
     return depth, parts
+
+
+class Prejudged(NamedTuple):
+    """What :func:`prejudge` found in one message: the part of its judgement
+    that depends on its bytes alone."""
+    digest: str                          # SHA-256 hex of the bytes judged
+    signed: signed.Signed                # signed.extract of them
+    proof: bytes | None                  # Verifier.proof of the signature (None: no proof)
+    request: message.Request | None      # the signed request, parsed (None: not one, or malformed)
+
+
+def prejudge(raw: bytes, verifier: openpgp.Verifier, max_bytes: int) -> Prejudged | None:
+    """The stateless part of :meth:`Notary.judge` for *raw* (LF line
+    endings, as judged): the signed part extracted, the signature's
+    cryptography checked against the key it names in *verifier*, the
+    request parsed.  None when there is nothing to take (larger than
+    *max_bytes*, beyond the shape bounds, no signed part): the notary
+    judges all of it itself then.  Deterministic in *raw* and the key's
+    material (the judge process and the notary run the same code on the
+    same bytes).  O(len(raw))."""
+    if len(raw) > max_bytes:
+        return None
+    try:
+        _check_shape(raw)                # bounds first, as judge() has them
+        s = signed.extract(raw)
+    except Exception:
+        return None
+    request = None
+    if not s.text.startswith(("Report: ", "Checkpoint: ")):
+        try:
+            request = message.parse_request(_split_key_block(s.text)[0])
+        except Exception:
+            pass                          # judge() parses it again and says why
+    return Prejudged(hashlib.sha256(raw).hexdigest(), s,
+                     verifier.proof(s.signed_bytes, s.parsed), request)
 
 
 class Refused(Exception):
@@ -500,9 +537,15 @@ class Notary:
         self.state.remember(seq, st, h, us)
 
     # -- judging one message ----------------------------------------------------
-    def judge(self, raw: bytes, now_us: int):
+    def judge(self, raw: bytes, now_us: int, pre: "Prejudged | None" = None):
         """Check one message.  Returns the stamp fields of the accepted record
-        (without sequence, time, hashes) or raises Refused.  O(len(raw))."""
+        (without sequence, time, hashes) or raises Refused.  O(len(raw)).
+
+        *pre*: :func:`prejudge` of these very bytes (done beforehand, in a
+        judge process: moderator.judges); its parse and signature check are
+        taken instead of doing them again, everything that depends on the
+        pit's state (keys, members, refs, clock) is judged here as always,
+        so the outcome is the same with or without it."""
         # A filter's report or checkpoint may be far larger than any order (a
         # checkpoint holds the whole book): it has a limit of its own, and is
         # refused below unless its signer owns the filter's account.
@@ -521,14 +564,15 @@ class Notary:
             raise Refused(f"the message carries an {approval.group(1).decode('ascii', 'replace')} "
                           "header; only the notary approves posts to the list")
         try:
-            s = signed.extract(raw)
+            s = pre.signed if pre is not None else signed.extract(raw)
         except signed.SignedError as e:
             raise Refused({"unsigned": "unsigned", "ambiguous": "ambiguous"}.get(
                 e.status, "malformed signature") + f": {e.reason}") from None
         except (ValueError, LookupError) as e:
             # bytes that are not an email at all must be refused, never stop the notary
             raise Refused(f"malformed message: not a readable email ({_one_line(str(e))[:200]})") from None
-        v = s.verify(self.verifier, now=now_us // 1_000_000)
+        v = self.verifier.verify(s.signed_bytes, s.parsed, now=now_us // 1_000_000,
+                                 proof=pre.proof if pre is not None else None)
         if not v.ok:
             reasons = {"bad": "bad signature", "unknown-key": "unknown key",
                        "expired-key": "expired key", "revoked-key": "revoked key",
@@ -549,7 +593,7 @@ class Notary:
         elif len(raw) > self.max_size:
             raise Refused(f"too large: {len(raw)} bytes, the limit is {self.max_size}")
         else:
-            fields = self._request(text, accounts, fpr)
+            fields = self._request(text, accounts, fpr, pre.request if pre is not None else None)
         if self.rate_limit and fpr != self.pit.operator and not filter_output:
             # a member's flood is what the limit stops; the operator's
             # housekeeping and the filters' output must always get through
@@ -559,10 +603,11 @@ class Notary:
                               f"{self.rate_interval // 1_000_000} s; the limit is {self.rate_limit}")
         return fpr, fields, v
 
-    def _request(self, text: str, accounts, fpr: str) -> list[tuple[str, str]]:
+    def _request(self, text: str, accounts, fpr: str,
+                 parsed: message.Request | None = None) -> list[tuple[str, str]]:
         body, key_block = _split_key_block(text)
         try:
-            req = message.parse_request(body)
+            req = parsed if parsed is not None else message.parse_request(body)
         except message.MessageError as e:
             raise Refused(f"malformed request: {e}", getattr(e, "line", None)) from None
         if req.pit != self.pit.name:
@@ -706,27 +751,33 @@ class Notary:
     def _notarize(self, raws: list[bytes], seal: bool) -> list[Decision]:
         return [d for d, _, _ in self._notarize_group(raws, seal)]
 
-    def _notarize_group(self, raws: list[bytes], seal: bool
+    def _notarize_group(self, raws: list[bytes], seal: bool,
+                        prejudged: list[Prejudged | None] | None = None
                         ) -> list[tuple[Decision, list[bytes], list[bytes]]]:
         """Judge and stamp *raws* in order, then store them all with one
         durable append to the archive (and one to the reject record, one to
         the notices): ``(decision, records, notices)`` per message, where
         *records* are the message's record and any seal that followed it,
-        exactly as appended (a final seal goes with the last message)."""
+        exactly as appended (a final seal goes with the last message).
+        *prejudged*: a :func:`prejudge` (or None) per message, taken for
+        the message whose digest it names."""
         records: list[tuple[bytes, str, str]] = []
         rejects: list[bytes] = []
         notices: list[bytes] = []
         out: list[tuple[Decision, list[bytes], list[bytes]]] = []
-        for raw in raws:
+        for i, raw in enumerate(raws):
             raw = raw.replace(b"\r\n", b"\n")
             digest = hashlib.sha256(raw).hexdigest()
+            pre = prejudged[i] if prejudged else None
+            if pre is not None and pre.digest != digest:
+                pre = None
             # A message seen before is judged again, not dropped: a replay
             # is refused (and recorded) for its reused (account, ref).
             # Crash recovery of the maildir is run_maildir's job (cur/).
             now = self._now()
             self._signer = None
             try:
-                fpr, fields, _ = self.judge(raw, now)
+                fpr, fields, _ = self.judge(raw, now, pre)
             except Refused as e:
                 refusal = e
             except sqlite3.Error:
@@ -817,7 +868,8 @@ class Notary:
         :meth:`notarize_mails`, of which this is a group of one."""
         return self.notarize_mails([raw])[0]
 
-    def notarize_mails(self, raws: list[bytes], seal: bool = False) -> list["MailOutcome"]:
+    def notarize_mails(self, raws: list[bytes], seal: bool = False,
+                       prejudged: list[Prejudged | None] | None = None) -> list["MailOutcome"]:
         """Notarize messages that came by mail together (group commit): each
         judged in turn as if alone, then all stored with one durable append
         (archive, reject record, notices), so a group costs the fsyncs of one
@@ -832,7 +884,9 @@ class Notary:
         after a crash; if the digest is among the recent records or
         rejections (or earlier in the group), nothing is done
         (``duplicate``), so the message is neither archived twice nor
-        recorded as a replay of itself.  O(total bytes) plus one append."""
+        recorded as a replay of itself.  *prejudged*: see :meth:`judge`
+        (one :func:`prejudge` or None per message).  O(total bytes) plus one
+        append."""
         raws = [raw.replace(b"\r\n", b"\n") for raw in raws]
         digests = [hashlib.sha256(raw).hexdigest() for raw in raws]
         with self._locked():
@@ -842,7 +896,9 @@ class Notary:
                 if digest not in self.recent_set and digest not in seen:
                     fresh.append(i)
                     seen.add(digest)
-            done = dict(zip(fresh, self._notarize_group([raws[i] for i in fresh], seal)))
+            done = dict(zip(fresh, self._notarize_group(
+                [raws[i] for i in fresh], seal,
+                [prejudged[i] for i in fresh] if prejudged else None)))
         trace.mark("notary.unlocked")
         out = []
         for i, digest in enumerate(digests):

@@ -109,6 +109,7 @@ class NotaryService:
         self._thread: threading.Thread | None = None
         self._post: Callable[[Callable[[], list]], object] | None = None
         self.unsent: list[bytes] = []      # notices the mail host refused (also in the outbox)
+        self._judges = None                # moderator.judges.Judges, while open
 
     # -- wiring ------------------------------------------------------------------
     def attach(self, server, address: str | None = None) -> None:
@@ -141,25 +142,54 @@ class NotaryService:
             self._thread = None
         self._seal_and_post()
 
+    # -- judge processes (moderator.judges) -------------------------------------
+    def open_judges(self, workers: int) -> None:
+        """Start *workers* judge processes for this pit's deliveries (the
+        notary's server does, with itself); 0: none."""
+        self.close_judges()
+        if workers > 0:
+            from moderator.judges import Judges
+            self._judges = Judges(self.pit.gnupg, self.notary.max_filter_size, workers).start()
+
+    def close_judges(self) -> None:
+        judges, self._judges = self._judges, None
+        if judges is not None:
+            judges.stop()
+
+    def prejudge(self, msg_bytes: bytes):
+        """Hand a delivery's bytes (LF line endings) to a judge process as
+        they arrive; a ticket for :meth:`group`, or None."""
+        judges = self._judges
+        return judges.submit(msg_bytes) if judges is not None else None
+
     # -- the route's notarize ----------------------------------------------------
     def __call__(self, msg_bytes: bytes, envelope_sender: str) -> list[bytes]:
         """``notarize(msg_bytes, envelope_sender) -> records to post``.  O(len(msg))."""
         return self.group([(msg_bytes, envelope_sender)])[0]
 
-    def group(self, deliveries: list[tuple[bytes, str]]) -> list[list[bytes]]:
+    def group(self, deliveries: list[tuple[bytes, str]], tickets: list | None = None
+              ) -> list[list[bytes]]:
         """Notarize ``(msg_bytes, envelope_sender)`` deliveries together, with
         one durable append (``Notary.notarize_mails``); return each one's
         records to post (a refused one: a ``pit.mailhost.Refusal``), in
         order, once all are on disk.  A seal that is due
-        goes into the same append, after the group.  O(total bytes)."""
+        goes into the same append, after the group.  *tickets*: what
+        :meth:`prejudge` gave for each (or None): a judge's result ready
+        now is taken, none is waited for.  O(total bytes)."""
         with self._lock:
+            prejudged = None
+            if tickets and any(t is not None for t in tickets):
+                prejudged = [t.value if t is not None else None for t in tickets]
             # Under steady traffic the timer may wait for the pit's lock
             # behind deliveries; the group holding it seals instead.
             due = self._deadline is not None and time.monotonic() >= self._deadline
-            outcomes = self.notary.notarize_mails([m for m, _ in deliveries], seal=due)
+            outcomes = self.notary.notarize_mails([m for m, _ in deliveries], seal=due,
+                                                  prejudged=prejudged)
             if due and self.notary.unsealed:
                 outcomes[-1].records += self.notary.seal_mail()     # the group was all redeliveries
             self._arm()
+        if self._judges is not None:
+            self._judges.tend()
         for outcome, (_, sender) in zip(outcomes, deliveries):
             if outcome.duplicate:
                 log.info("%s: duplicate delivery from %s ignored", self.pit.name, sender)

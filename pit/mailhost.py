@@ -493,11 +493,12 @@ class Refusal(list):
 class _Delivery:
     """One message for one pit, waiting in the pit's queue for its group."""
 
-    __slots__ = ("rcpt", "content", "sender", "reply")
+    __slots__ = ("rcpt", "content", "sender", "reply", "ticket")
 
-    def __init__(self, rcpt: str, content: bytes, sender: str):
+    def __init__(self, rcpt: str, content: bytes, sender: str, ticket=None):
         self.rcpt, self.content, self.sender = rcpt, content, sender
         self.reply: concurrent.futures.Future = concurrent.futures.Future()
+        self.ticket = ticket           # the route's prejudge of the content, or None
 
 
 class _Queue:
@@ -509,6 +510,7 @@ class _Queue:
         self.ready = threading.Condition()
         self.stopping = False
         self.thread: threading.Thread | None = None
+        self.idle = False               # the thread waits for work: what comes is taken at once
 
     def put(self, items: list) -> bool:
         """Queue *items* for the thread (waiting while ``limit`` items wait
@@ -527,7 +529,9 @@ class _Queue:
         """Up to *most* waiting items, waiting for one; [] once stopped and empty."""
         with self.ready:
             while not self.waiting and not self.stopping:
+                self.idle = True
                 self.ready.wait()
+            self.idle = False
             taken, self.waiting = self.waiting[:most], self.waiting[most:]
             self.ready.notify_all()         # room for a put() that waits
             return taken
@@ -616,13 +620,21 @@ class NotaryLMTPServer:
     at its next start, every record its pit's archive holds after that one
     (:meth:`_catch_up`): the list may get a record twice after a crash,
     never lose one.
+
+    Judges: a route whose ``notarize`` can ``open_judges(n)`` (the notary
+    service) gets ``judges`` processes while the server runs, and each
+    delivery's bytes go to one as they arrive (``prejudge``): the
+    stateless part of its judgement (signature, parse) is then done off
+    this process's interpreter lock by the time its group is committed
+    (moderator/judges.py).
     """
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
                  host: str = "127.0.0.1", port: int = 0,
                  spool_dir: Path | str | None = None, max_group: int = 500,
                  inject_backlog: int = 2000, data_size_limit: int = DATA_SIZE_LIMIT,
-                 timeout: float = TIMEOUT, max_recipients: int = MAX_RECIPIENTS):
+                 timeout: float = TIMEOUT, max_recipients: int = MAX_RECIPIENTS,
+                 judges: int = 2):
         self.routes = {address.lower(): route for address, route in routes.items()}
         self.mailman_lmtp = mailman_lmtp
         self.host = host
@@ -648,6 +660,7 @@ class NotaryLMTPServer:
         self._injecting = {address: _Queue(inject_backlog) for address in self.routes}
         self._inject_locks = {address: threading.Lock() for address in self.routes}
         self._last_injected: dict[str, int] = {}   # list address -> the last record it took
+        self.judges = judges
 
     @property
     def port(self) -> int:
@@ -656,6 +669,9 @@ class NotaryLMTPServer:
     def start(self) -> "NotaryLMTPServer":
         self._port = self._port or free_port(self.host)
         for address in sorted(self.routes):
+            opener = getattr(self.routes[address].notarize, "open_judges", None)
+            if opener is not None and self.judges:
+                opener(self.judges)
             self._injecting[address].start(
                 lambda q, a=address: self._injector(a, q), f"inject-{address}")
             self._catch_up(address)
@@ -674,6 +690,9 @@ class NotaryLMTPServer:
         for address in sorted(self.routes):     # what is queued is still committed
             self._queues[address].stop()
             self._injecting[address].stop()
+            closer = getattr(self.routes[address].notarize, "close_judges", None)
+            if closer is not None:
+                closer()
         for _, client in sorted(self._clients.items()):
             client.close()
         self._clients.clear()
@@ -704,7 +723,17 @@ class NotaryLMTPServer:
         for item in items:
             by_pit.setdefault(item.rcpt.lower(), []).append(item)
         for address, group in by_pit.items():
-            if not self._queues[address].put(group):
+            queue = self._queues[address]
+            prejudge = getattr(self.routes[address].notarize, "prejudge", None)
+            if prejudge is not None and not queue.idle:
+                # The committer is busy: these wait for the group after, and
+                # a judge process can do the stateless part of their
+                # judgement meanwhile (an idle committer takes them now:
+                # no time to gain).
+                for item in group:
+                    item.content = _lf(item.content)      # as the notary judges it
+                    item.ticket = prejudge(item.content)
+            if not queue.put(group):
                 self._commit(address, group)
 
     def _committer(self, address: str, q: _Queue) -> None:
@@ -823,6 +852,8 @@ class NotaryLMTPServer:
         together = getattr(route.notarize, "group", None)
         if together is not None:
             try:
+                if any(item.ticket is not None for item in group):
+                    return together(items, [item.ticket for item in group])
                 return together(items)
             except Exception as error:
                 log.exception("notary for %s failed", route.list_address)

@@ -53,7 +53,7 @@ from pit.record import Record, field
 __all__ = [
     "OpenPGPError", "Verdict", "Signature", "PublicKey", "Verifier",
     "STATUSES", "crc24", "armor", "dearmor", "iter_packets",
-    "parse_signature", "parse_keys", "signature_packet", "time_refusal",
+    "parse_signature", "parse_keys", "signature_packet", "time_refusal", "key_identity",
 ]
 
 # The only verdicts there are.  ``ok`` is true for "good" alone.
@@ -545,8 +545,27 @@ class Verifier:
         k = keyid_or_fpr.upper()
         return self._by_fpr.get(k) or self._by_keyid.get(k[-16:])
 
+    def _issuer(self, sig: Signature) -> PublicKey | None:
+        """The key a signature names: by its issuer fingerprint, else its key id."""
+        key = self._by_fpr.get(sig.issuer_fpr) if sig.issuer_fpr else None
+        return key or self._by_keyid.get(sig.issuer_keyid)
+
+    def proof(self, data: bytes, sig: Signature) -> bytes | None:
+        """The signature check alone: the identity (:func:`key_identity`) of
+        the key the signature names when its cryptography holds over
+        ``data`` with that key, else None.  Nothing of the key's standing
+        (expiry, revocation, usage, membership) is judged: ``verify`` does
+        that, and takes a proof only for the very key it finds then
+        (``moderator.judges`` checks signatures in other processes so)."""
+        if sig.sig_type not in (0x00, 0x01) or sig.hash_algo not in HASHES or sig.issuer_keyid is None:
+            return None
+        key = self._issuer(sig)
+        if key is None or key.material is None or sig.pubkey_algo != key.algo:
+            return None
+        return key_identity(key) if _holds(key, sig, data) else None
+
     def verify(self, data: bytes, signature: bytes | Signature,
-               now: int | None = None) -> Verdict:
+               now: int | None = None, proof: bytes | None = None) -> Verdict:
         """Verify ``signature`` (one binary signature packet) over ``data``.
 
         ``data`` is what was signed; for a binary (0x00) signature it must
@@ -554,8 +573,11 @@ class Verifier:
         parts), for a text (0x01) signature line endings are made CRLF here
         as gpg does.
         ``now`` (epoch seconds) decides key expiry the way gpg does, by
-        the time of checking; it defaults to the clock.  Never raises for
-        bad input: every failure is a Verdict with a reason.
+        the time of checking; it defaults to the clock.  ``proof``: what
+        :meth:`proof` returned for this signature and data (in another
+        process, maybe with other keys): the cryptographic check is skipped
+        when it names the key found now, and nothing else is.  Never raises
+        for bad input: every failure is a Verdict with a reason.
         """
         if isinstance(signature, Signature):
             sig = signature
@@ -571,8 +593,7 @@ class Verifier:
             return Verdict.failed("malformed", f"hash algorithm {sig.hash_algo} is not supported", **known)
         if sig.issuer_keyid is None:
             return Verdict.failed("malformed", "signature names no issuer key", **known)
-        key = self._by_fpr.get(sig.issuer_fpr) if sig.issuer_fpr else None
-        key = key or self._by_keyid.get(sig.issuer_keyid)
+        key = self._issuer(sig)
         if key is None:
             return Verdict.failed("unknown-key", f"no public key {sig.issuer_keyid} in the keyring", **known)
         known["fingerprint"] = key.primary_fingerprint
@@ -605,18 +626,7 @@ class Verifier:
             return Verdict.failed("bad", f"BAD signature: unknown critical subpacket {sig.unknown_critical} (key {key.keyid})", **known)
         if key.material is None:
             return Verdict.failed("malformed", f"key {key.keyid} algorithm {key.algo} / signature algorithm {sig.pubkey_algo} is not supported", **known)
-        if sig.sig_type == 0x01 and b"\n" in data:
-            # Canonical text: gpg hashes every line ending as CRLF (and
-            # nothing more: trailing whitespace stays, unlike cleartext).
-            data = _LINE_END.sub(b"\r\n", data)
-        import hashlib
-        digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
-        digest_ctx.update(data)
-        digest_ctx.update(sig.trailer())
-        digest = digest_ctx.digest()
-        # The 16-bit digest prefix (sig.left16) is a hint outside the signed
-        # data; gpg 2.2 does not reject on it, so neither does this.
-        if not _check(key, sig, digest):
+        if not ((proof is not None and proof == key_identity(key)) or _holds(key, sig, data)):
             return Verdict.failed("bad", f"BAD signature by key {key.keyid}", **known)
         # gpg's order of precedence: EXPSIG, then EXPKEYSIG, then REVKEYSIG.
         if sig.expires_after and sig.created is not None and sig.created + sig.expires_after <= when:
@@ -656,6 +666,31 @@ def time_refusal(created: int | None, now: int, max_skew: int, max_age: int) -> 
         return (f"signature time {stamp} is {_span(now - created)} old; "
                 f"the pit takes signatures up to {_span(max_age)} old (signature_max_age)")
     return None
+
+
+def key_identity(key: PublicKey) -> bytes:
+    """All a signature check reads of *key*: its fingerprint, algorithm and
+    public key material (DER).  Two keys with the same identity check
+    every signature alike."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return (key.fingerprint.encode("ascii") + bytes((key.algo,))
+            + key.material.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
+def _holds(key: PublicKey, sig: Signature, data: bytes) -> bool:
+    """Does *sig* check out over *data* with *key*'s material (hash and
+    public key operation only)?"""
+    if sig.sig_type == 0x01 and b"\n" in data:
+        # Canonical text: gpg hashes every line ending as CRLF (and
+        # nothing more: trailing whitespace stays, unlike cleartext).
+        data = _LINE_END.sub(b"\r\n", data)
+    import hashlib
+    digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
+    digest_ctx.update(data)
+    digest_ctx.update(sig.trailer())
+    # The 16-bit digest prefix (sig.left16) is a hint outside the signed
+    # data; gpg 2.2 does not reject on it, so neither does this.
+    return _check(key, sig, digest_ctx.digest())
 
 
 def _check(key: PublicKey, sig: Signature, digest: bytes) -> bool:

@@ -85,6 +85,37 @@ def test_the_pit_never_accepts_what_gpg_refuses(matrix):
     assert len(matrix.cases) >= (400 if FULL else 200)
 
 
+def test_the_judge_processes_give_the_same_verdicts(matrix):
+    """The notary's server checks signatures in judge processes
+    (moderator/judges.py) and takes their proof in ``Verifier.verify``:
+    every message of the matrix gets the same verdict that way as when it
+    is checked inline (so never one weaker than gpg's)."""
+    from moderator.judges import Judges
+    pool = Judges(matrix.verify_home.path, 10 ** 7, 2).start()
+    try:
+        tickets = [pool.submit(case.message) for case in matrix.cases]
+        deadline = time.monotonic() + 120
+        while not all(t is None or t.done for t in tickets):
+            assert time.monotonic() < deadline, "the judges did not answer"
+            time.sleep(0.01)
+    finally:
+        pool.stop()
+    proved = differ = 0
+    for case, ticket in zip(matrix.cases, tickets):
+        pre = ticket.value if ticket is not None else None
+        if pre is None:                          # nothing the judge could take: inline
+            continue
+        proved += pre.proof is not None
+        mine = pit_verdict(matrix, case)
+        theirs = matrix.verifier.verify(pre.signed.signed_bytes, pre.signed.parsed,
+                                        proof=pre.proof)
+        if mine != theirs:
+            differ += 1
+            print(f"{case.name}: inline {mine}, with the judge's proof {theirs}")
+    assert differ == 0
+    assert proved >= len(matrix.cases) // 4
+
+
 def test_a_subkey_that_may_not_sign_is_refused(matrix):
     """gpg: "Wrong key usage" (a subkey for authentication or encryption only)."""
     for case in cases(matrix, key="sub-nosign", when="normal", hash="SHA256", tampered=False):
