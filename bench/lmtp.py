@@ -58,7 +58,8 @@ from bench.fixtures import fresh_pit, signed_orders
 from pit import mbox, ops, testkeys, trace
 from pit.archive import Archive
 from pit.daemon import NotaryService
-from pit.mailhost import LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController, free_port
+from pit.mailhost import (LMTPClient, NotaryLMTPServer, PitRoute, _LMTPController,
+                          default_judges, free_port)
 
 TARGET_RATE = 1_000
 TARGET_P50, TARGET_P99 = 0.050, 0.200
@@ -94,7 +95,7 @@ def _sink_process(port: int, ready, stop) -> None:
 class Bench:
     """A pit behind the real notary's LMTP server, with a sink for Mailman."""
 
-    def __init__(self, pit, judges: int = 2):
+    def __init__(self, pit, judges: int | None = None):
         import multiprocessing
         self.pit = pit
         port = free_port()
@@ -115,6 +116,8 @@ class Bench:
         self.server.start()
         self.service.attach(self.server)
         self.service.start()
+        if self.service._judges is not None:      # started, not timed
+            self.service._judges.wait_ready(60)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -228,7 +231,7 @@ def _clients(host: str, port: int, rcpt: str, raws: list[bytes], connections: in
     return acked, started[0], time.time()
 
 
-def throughput_run(root: Path, n: int, connections: int, judges: int = 2) -> dict:
+def throughput_run(root: Path, n: int, connections: int, judges: int | None = None) -> dict:
     pit = fresh_pit(root)
     raws = _new_orders_only(signed_orders(pit, n, "ed25519", cache=False))
     funding, orders = raws[:20], raws[20:]
@@ -243,10 +246,15 @@ def throughput_run(root: Path, n: int, connections: int, judges: int = 2) -> dic
         procs = 2
         shares = [orders[k::procs] for k in range(procs)]
         with ctx.Pool(procs) as pool:
+            # the rest of the machine's work: the clients and Mailman's stand-in
+            others = {"clients": [p.pid for p in pool._pool], "sink": [b._sink.pid]}
             cpu, threads = time.process_time(), _thread_cpu(b.server)
+            before = {k: sum(map(_process_cpu, v)) for k, v in others.items()}
             results = pool.starmap(_clients, [(b.server.host, b.server.port, pit.address, share,
                                                connections // procs) for share in shares])
             after = _thread_cpu(b.server)
+            rest = {k: (sum(map(_process_cpu, v)) - before[k]) / len(orders) * 1000
+                    for k, v in others.items()}
             # the server's threads (this process) and its judge processes
             cpu = time.process_time() - cpu + after["judges"] - threads["judges"]
             split = _cpu_split(threads, after, len(orders))
@@ -263,7 +271,17 @@ def throughput_run(root: Path, n: int, connections: int, judges: int = 2) -> dic
                          f"{len(missing)} acknowledged but not archived")
     testkeys.stop_agents(root)
     return {"rate": len(orders) / wall, "orders": len(orders), "wall": wall, "cpu": cpu,
-            "split": split}
+            "split": split, "rest": rest}
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds so far of process *pid* (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # Postfix in front: the pit's domain goes to the notary's LMTP server, with
@@ -275,7 +293,7 @@ default_destination_concurrency_limit = {connections}
 """
 
 
-def postfix_run(root: Path, n: int, connections: int, judges: int = 2) -> dict:
+def postfix_run(root: Path, n: int, connections: int, judges: int | None = None) -> dict:
     """The throughput run with a real Postfix in front: the clients hand
     the orders to Postfix by SMTP (its 250: queued, fsync'd by Postfix),
     Postfix delivers them to the notary by LMTP.  Rate = orders over the
@@ -339,7 +357,7 @@ def postfix_run(root: Path, n: int, connections: int, judges: int = 2) -> dict:
 
 
 def throughput(n: int, connections: int, runs: int, postfix: bool = False,
-               judges: tuple[int, ...] = (2,)) -> bool:
+               judges: tuple[int, ...] | None = None) -> bool:
     """The throughput runs; with *postfix*, through a real Postfix (its
     figure is reported beside the target, which is for LMTP).  Each run
     is made once with each number of judge processes in *judges*, in
@@ -355,6 +373,7 @@ def throughput(n: int, connections: int, runs: int, postfix: bool = False,
     path = "Postfix (SMTP) -> LMTP" if postfix else "LMTP"
     print(f"lmtp throughput: {connections} connections, {path}, real notary, LMTP sink for "
           f"Mailman ({_load()})")
+    judges = judges or (default_judges(),)
     rates: dict[int, list[float]] = {j: [] for j in judges}
     cpus: dict[int, list[float]] = {j: [] for j in judges}
     with tempfile.TemporaryDirectory(prefix="pit-bench-lmtp-") as tmp:
@@ -370,7 +389,9 @@ def throughput(n: int, connections: int, runs: int, postfix: bool = False,
                       f"{res['rate']:,.0f} accepted/s, {durable}; server CPU (judges "
                       f"included) {cpus[j][-1]:.2f} ms an order ({1000 / cpus[j][-1]:,.0f}/s of CPU; "
                       + ", ".join(f"{k} {v:.2f}" for k, v in res["split"].items())
-                      + f") ({_load()})", flush=True)
+                      + ")" + ("; beside it, ms an order: " + ", ".join(
+                          f"{k} {v:.2f}" for k, v in res["rest"].items()) if "rest" in res else "")
+                      + f" ({_load()})", flush=True)
     for j in judges:
         ok = min(rates[j]) >= TARGET_RATE or statistics.median(rates[j]) >= TARGET_RATE
         verdict = f"[target >= {TARGET_RATE:,}/s: {'ok' if ok else 'MISSED'}]"
@@ -728,9 +749,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postfix", action=argparse.BooleanOptionalAction, default=True,
                         help="also the throughput through a real Postfix in front (root, "
                              "the postfix package); --no-postfix leaves it out")
-    parser.add_argument("--judges", default="2", metavar="N[,N...]",
+    parser.add_argument("--judges", metavar="N[,N...]",
                         help="judge processes of the notary's server in the throughput runs "
-                             "(0: it judges inline); several: each run once with each, in turn")
+                             "(0: it judges inline; default: the server's own choice, "
+                             "pit.mailhost.default_judges); several: each run once with each, "
+                             "in turn")
     parser.add_argument("--trace", metavar="FILE",
                         help="trace each latency run (pit.trace) to FILE.N and print where "
                              "the time went, hop by hop")
@@ -741,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         if not args.skip_throughput:
-            judges = tuple(int(j) for j in args.judges.split(","))
+            judges = tuple(int(j) for j in args.judges.split(",")) if args.judges else None
             ok &= throughput(args.n, args.connections, args.runs, judges=judges)
             if args.postfix:
                 ok &= throughput(args.n, args.connections, args.runs, postfix=True, judges=judges)

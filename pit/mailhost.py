@@ -579,6 +579,12 @@ def _answer_failed(group: list[_Delivery], error: BaseException) -> None:
                           f"later ({type(error).__name__})")
 
 
+def default_judges() -> int:
+    """Judge processes a notary server starts unless told: two when the
+    machine has cores to spare beside the server's and its clients', else none."""
+    return 2 if (os.cpu_count() or 1) > 2 else 0
+
+
 class NotaryLMTPServer:
     """The LMTP delivery program for one or more pits' posting addresses.
 
@@ -626,7 +632,9 @@ class NotaryLMTPServer:
     delivery's bytes go to one as they arrive (``prejudge``): the
     stateless part of its judgement (signature, parse) is then done off
     this process's interpreter lock by the time its group is committed
-    (moderator/judges.py).
+    (moderator/judges.py).  By default (None) two on a machine with more
+    than two cores, none otherwise: on two cores they cost more CPU than
+    they take off the committer (docs/pit-book.md, "Throughput over LMTP").
     """
 
     def __init__(self, routes: Mapping[str, PitRoute], mailman_lmtp: tuple[str, int],
@@ -634,7 +642,7 @@ class NotaryLMTPServer:
                  spool_dir: Path | str | None = None, max_group: int = 500,
                  inject_backlog: int = 2000, data_size_limit: int = DATA_SIZE_LIMIT,
                  timeout: float = TIMEOUT, max_recipients: int = MAX_RECIPIENTS,
-                 judges: int = 2):
+                 judges: int | None = None):
         self.routes = {address.lower(): route for address, route in routes.items()}
         self.mailman_lmtp = mailman_lmtp
         self.host = host
@@ -660,7 +668,7 @@ class NotaryLMTPServer:
         self._injecting = {address: _Queue(inject_backlog) for address in self.routes}
         self._inject_locks = {address: threading.Lock() for address in self.routes}
         self._last_injected: dict[str, int] = {}   # list address -> the last record it took
-        self.judges = judges
+        self.judges = default_judges() if judges is None else judges
 
     @property
     def port(self) -> int:

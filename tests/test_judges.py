@@ -173,7 +173,7 @@ def test_through_the_server_a_member_changed_after_the_judges_read_is_honoured(k
     carol = kit.request("carol", "new1", "Order", "buy 1 ACME at 12.50")
     replies: dict[str, tuple[int, str]] = {}
     threads = []
-    with Served(pit) as s:
+    with Served(pit, judges=2) as s:
         address = pit.address.lower()
         queue, lock = s.server._queues[address], s.server._pit_locks[address]
         assert s.send(kit.request("bob", "warm", "Order", "sell 1 ACME at 13.00"))[0] == 250
@@ -216,7 +216,7 @@ def test_a_judge_killed_or_stopped_mid_way_loses_nothing_and_stops_nothing(kit, 
     orders = [kit.request("alice" if i % 2 else "bob", f"j{i}", "Order",
                           f"{'buy' if i % 2 else 'sell'} 1 ACME at 11.{i:02d}") for i in range(24)]
     replies: dict[int, tuple[int, str]] = {}
-    with Served(kit.pit) as s:
+    with Served(kit.pit, judges=2) as s:
         address = kit.pit.address.lower()
         queue, lock, pool = s.server._queues[address], s.server._pit_locks[address], s.service._judges
         assert s.send(orders[0])[0] == 250
@@ -271,7 +271,7 @@ root, port = sys.argv[1], int(sys.argv[2])
 service = NotaryService(root, smtp=None, seal_seconds=60)
 server = NotaryLMTPServer({service.pit.address: PitRoute(service.pit.address,
     service.pit.notary_address, service, "secret")}, ("127.0.0.1", 9), port=port,
-    spool_dir=root + "/spool")
+    spool_dir=root + "/spool", judges=2)
 server.start()
 print(*service._judges.pids(), flush=True)
 print("ready" if service._judges.wait_ready(60) else "late", flush=True)
