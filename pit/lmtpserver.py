@@ -176,7 +176,10 @@ class LMTPSession(asyncio.Protocol):
             self._flush()
 
     def eof_received(self):
-        return False                        # close our side too
+        # The client sent all it will: answer what it sent, then close.
+        self._closing = True
+        self._flush()
+        return True
 
     def _arm(self) -> None:
         if self._timer is not None:

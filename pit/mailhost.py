@@ -23,8 +23,10 @@ Three small pieces, each usable on its own:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -370,20 +372,32 @@ class LMTPClient:
                      rcpts: list[str]) -> dict[str, tuple[int, str]]:
         where = f"LMTP {self.host}:{self.port}"
         status: dict[str, tuple[int, str]] = {}
-        code, text = _command(lmtp, "mail", "FROM:", mail_from)
+        pipelining = lmtp.has_extn("pipelining")
+        if pipelining:
+            # MAIL, RCPT and DATA in one write, as an MTA does (RFC 2920).
+            lmtp.send("".join([f"mail FROM:{_quoted(mail_from)}\r\n"]
+                              + [f"rcpt TO:{_quoted(rcpt)}\r\n" for rcpt in rcpts]
+                              + ["DATA\r\n"]))
+            code, text = lmtp.getreply()
+        else:
+            code, text = _command(lmtp, "mail", "FROM:", mail_from)
         if code != 250:
             raise MailError(f"{where} MAIL FROM:<{mail_from}> refused: {code} {text!r}")
         accepted = []
         for rcpt in rcpts:
-            code, text = _command(lmtp, "rcpt", "TO:", rcpt)
+            code, text = lmtp.getreply() if pipelining else _command(lmtp, "rcpt", "TO:", rcpt)
             if code in (250, 251):
                 accepted.append(rcpt)
             else:
                 status[rcpt] = (code, text.decode("utf-8", "replace"))
+        code, text = lmtp.getreply() if pipelining else (None, b"")
         if not accepted:
+            if code == 354:
+                raise MailError(f"{where} DATA accepted with no recipient: {code} {text!r}")
             lmtp.rset()
             return status
-        code, text = lmtp.docmd("DATA")
+        if not pipelining:
+            code, text = lmtp.docmd("DATA")
         if code != 354:
             raise MailError(f"{where} DATA refused: {code} {text!r}")
         data = _lf(msg_bytes).replace(b"\n", b"\r\n")
@@ -460,6 +474,8 @@ class _NotaryHandler:
     def __init__(self, server: "NotaryLMTPServer"):
         self._server = server
         self._held: list[_Delivery] = []
+        self._answers: collections.deque = collections.deque()   # (waiter, reply), any thread
+        self._waking = False
 
     def rcpt(self, address: str) -> str | None:
         if address.lower() not in self._server.routes:
@@ -468,9 +484,34 @@ class _NotaryHandler:
 
     def data(self, mail_from: str, rcpts: list[str], content: bytes) -> list:
         trace.mark("lmtp.data", bytes=len(content))
-        items = [_Delivery(rcpt, content, mail_from) for rcpt in rcpts]
-        self._held += items
-        return [asyncio.wrap_future(item.reply) for item in items]
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for rcpt in rcpts:
+            item = _Delivery(rcpt, content, mail_from)
+            waiters.append(loop.create_future())
+            item.reply.add_done_callback(functools.partial(self._answered, loop, waiters[-1]))
+            self._held.append(item)
+        return waiters
+
+    def _answered(self, loop, waiter, reply) -> None:
+        """A delivery's reply is known (in the committer's thread): hand it
+        to the event loop, waking it once for all the replies of a group
+        rather than once each."""
+        self._answers.append((waiter, reply))
+        if not self._waking:
+            self._waking = True
+            loop.call_soon_threadsafe(self._take_answers)
+
+    def _take_answers(self) -> None:
+        self._waking = False
+        while self._answers:
+            waiter, reply = self._answers.popleft()
+            if not waiter.done():
+                error = reply.exception()
+                if error is None:
+                    waiter.set_result(reply.result())
+                else:
+                    waiter.set_exception(error)
 
     def flush(self) -> None:
         """Queue the deliveries of what a connection's read held, together:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -50,8 +51,9 @@ class _Keep:
         return "\r\n".join("250 kept" for _ in envelope.rcpt_tos)
 
 
-def _talk(port: int, stream: bytes, timeout: float = 60) -> bytes:
-    """Write ``stream`` (ending in QUIT) and read every reply until the server closes."""
+def _talk(port: int, stream: bytes, timeout: float = 60, half_close: bool = False) -> bytes:
+    """Write ``stream`` (ending in QUIT, or ``half_close``: then shut the
+    writing side) and read every reply until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         got = bytearray()
 
@@ -61,6 +63,8 @@ def _talk(port: int, stream: bytes, timeout: float = 60) -> bytes:
         reader = threading.Thread(target=read)
         reader.start()
         s.sendall(stream)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         reader.join(timeout)
         assert not reader.is_alive(), "the server did not close after QUIT"
         return bytes(got)
@@ -141,19 +145,36 @@ def test_the_data_reader_takes_what_aiosmtpd_takes_from_the_same_bytes():
     assert kept > 300 and refused > 10 and bare > 10, (kept, refused, bare)
 
 
+class _Later(_Keep):
+    """Answers each message 0.2 s later, as a commit would."""
+
+    def data(self, mail_from, rcpts, content):
+        super().data(mail_from, rcpts, content)
+        loop = asyncio.get_running_loop()
+        out = []
+        for _ in rcpts:
+            future = loop.create_future()
+            loop.call_later(0.2, future.set_result, "250 2.0.0 kept")
+            out.append(future)
+        return out
+
+
 def test_bdat_takes_the_same_content_as_data():
-    keep = _Keep()
+    """And a client that shuts its side after sending still gets every
+    reply, those of messages still being committed included."""
+    keep = _Later()
     content = b"Subject: x\r\n\r\n.leading dot\r\n..two\r\nend\r\n"
     with_data = (b"MAIL FROM:<d@x>\r\nRCPT TO:<p@x>\r\nDATA\r\n" + _dot_stuffed(content))
     with_bdat = (b"MAIL FROM:<b@x>\r\nRCPT TO:<p@x>\r\nBDAT 10\r\n" + content[:10]
                  + b"BDAT %d LAST\r\n" % (len(content) - 10) + content[10:])
     server = LMTPServer(keep, "127.0.0.1", free_port()).start()
     try:
-        replies = _talk(server.port, b"LHLO t\r\n" + with_data + with_bdat + b"QUIT\r\n")
+        replies = _talk(server.port, b"LHLO t\r\n" + with_data + with_bdat, half_close=True)
     finally:
         server.stop()
     assert keep.got["d@x"] == keep.got["b@x"] == content
     assert b"250 2.0.0 10 octets received" in replies
+    assert replies.endswith(b"250 2.0.0 kept\r\n")    # answered after the client's EOF
 
 
 # -- the real notary's server ----------------------------------------------------------
