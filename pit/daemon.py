@@ -651,12 +651,13 @@ def deliver(pit_dir: str | os.PathLike, kind: str, args: list[str], lmtp: tuple[
 # -- the notary's server for one or more pits ---------------------------------------
 
 def notary_server(pit_dirs, listen: tuple[str, int], mailman: tuple[str, int],
-                  smtp: tuple[str, int] | None, spool: str | os.PathLike | None = None):
+                  smtp: tuple[str, int] | None, spool: str | os.PathLike | None = None,
+                  judges: int | None = None):
     """``pit mailman serve``: one NotaryLMTPServer for every pit in ``pit_dirs``,
     each pit's address routed to its own notary (``NotaryService``), keyring,
     archive, secret and spool (``<pit>/spool``, or ``spool/<pit address>``).
-    The pit is chosen by the recipient.  Returns ``(server, services)``, not
-    started.  Raises DaemonError naming a pit that is not on Mailman yet or
+    The pit is chosen by the recipient; *judges*: judge processes a pit
+    (NotaryLMTPServer's).  Returns ``(server, services)``, not started.  Raises DaemonError naming a pit that is not on Mailman yet or
     an address two pits share."""
     from pathlib import Path
 
@@ -675,5 +676,5 @@ def notary_server(pit_dirs, listen: tuple[str, int], mailman: tuple[str, int],
         routes[address] = PitRoute(address, pit.notary_address, services[address], secret, where)
     if not routes:
         raise DaemonError("no pit to serve")
-    server = NotaryLMTPServer(routes, mailman, host=listen[0], port=listen[1])
+    server = NotaryLMTPServer(routes, mailman, host=listen[0], port=listen[1], judges=judges)
     return server, services

@@ -124,6 +124,7 @@ CASES = [
     # mailman
     (["mailman", "daemon", "nosuch"], 2, "pit mailman: unknown filter nosuch (this pit has positions, specialist, transfers)"),
     (["mailman", "serve"], 1, "pit mailman: {pit} is not on Mailman yet: run 'pit mailman provision' first"),
+    (["mailman", "serve", "--judges", "-1"], 2, "pit mailman: --judges -1: a number of processes, 0 or more"),
 ]
 
 

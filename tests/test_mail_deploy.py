@@ -145,7 +145,7 @@ def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_p
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "pit.cli", "mailman", "serve",
                              str(kit.root), str(other_kit.root), "--listen", f"127.0.0.1:{port}",
-                             "--mailman", "127.0.0.1:9", "--smtp", "127.0.0.1:9"],
+                             "--mailman", "127.0.0.1:9", "--smtp", "127.0.0.1:9", "--judges", "2"],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -163,14 +163,32 @@ def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_p
         assert got["nopit@pits.test"][0] == 550, got
         got = lmtp_send("127.0.0.1", port, other_order, "carol@pit.test", ["other@pits.test"])
         assert got["other@pits.test"][0] == 250, got
+        judges = _judges_of(proc.pid)
+        assert len(judges) == 4, judges                 # --judges 2, each pit its own
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
+    assert not [p for p in judges if Path(f"/proc/{p}").exists()
+                and Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()[0] != "Z"]
     for k, address in ((kit, "demo@pits.test"), (other_kit, "other@pits.test")):
         assert Archive(k.root).last_seq() > before[k]            # its own notary, its own archive
         assert list((k.root / "spool" / address).glob("*.eml"))  # its own spool
+
+
+def _judges_of(pid: int) -> list[int]:
+    """The judge processes (moderator.judges) whose parent is *pid*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid and b"moderator.judges" in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 # -- the shipped deployment files agree with pit -----------------------------------

@@ -32,6 +32,9 @@ def arguments(cmd) -> None:
                    help="Mailman's LMTP runner")
     c.add_argument("--smtp", default="127.0.0.1:25", metavar="HOST:PORT",
                    help="where rejection notices are mailed")
+    c.add_argument("--judges", type=int, metavar="N",
+                   help="judge processes a pit (signature check and parse beside the "
+                        "notary; default: 2 on a machine of more than two cores, else 0)")
     c.add_argument("--spool", metavar="DIR", help="notarized mail waiting for Mailman, "
                    "DIR/<pit address>/ (default PIT/spool/<pit address>/)")
     c = cmd("postfix-config", run_postfix_config,
@@ -93,10 +96,13 @@ def run_serve(args) -> int:
     import signal
     from pit.daemon import DaemonError, notary_server
     dirs = [find_pit(d).root for d in args.pits] or [find_pit(args.pit).root]
+    if args.judges is not None and args.judges < 0:
+        raise CliError(f"--judges {args.judges}: a number of processes, 0 or more", 2)
     try:
         server, services = notary_server(dirs, hostport(args.listen, "--listen"),
                                          hostport(args.mailman, "--mailman"),
-                                         hostport(args.smtp, "--smtp"), args.spool)
+                                         hostport(args.smtp, "--smtp"), args.spool,
+                                         judges=args.judges)
     except DaemonError as e:
         raise CliError(str(e)) from None
     stop = []
