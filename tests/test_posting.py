@@ -155,7 +155,15 @@ def test_filter_position_starts_after_the_notarys_store(pit, monkeypatch, tmp_pa
     searched.clear()
     assert ops.filter_position(pit, "specialist ACME") == (None, 0)
     assert searched == [1]
+    # a store that is not one (garbage where the notary keeps it)
+    state.write_bytes(b"not a store\n" * 100)
+    searched.clear()
+    assert ops.filter_position(pit, "specialist ACME") == (None, 0)
+    assert searched == [1]
     _copy_store(pit.root / "saved.sqlite", state)
+    searched.clear()
+    assert ops.filter_position(pit, "specialist ACME") == (None, 0)
+    assert searched == [last + 1]
 
 
 def test_replay_entries_are_the_records_as_stored(pit):
