@@ -774,7 +774,7 @@ class NotaryLMTPServer:
         for address, group in by_pit.items():
             queue = self._queues[address]
             prejudge = getattr(self.routes[address].notarize, "prejudge", None)
-            if prejudge is not None and not queue.idle:
+            if self.judges and prejudge is not None and not queue.idle:
                 # The committer is busy: these wait for the group after, and
                 # a judge process can do the stateless part of their
                 # judgement meanwhile (an idle committer takes them now:

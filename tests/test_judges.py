@@ -3,7 +3,8 @@ notary's judgement done beside the server's committer.
 
 * the same records, refusals and notices, byte for byte, as the inline
   judgement, over a mixed batch (good, forged, unknown key, expired,
-  revoked, hostile), with the results of real judge processes;
+  revoked, hostile, a modify, a deposit, a member added and her first
+  order), with the results of real judge processes;
 * a proof counts for the key's material only: a key revoked after its
   signature was checked by a judge is refused; through the real server, a
   member removed after its mail was judged is refused, and one added after
@@ -61,7 +62,14 @@ def _mixed(kit) -> list[bytes]:
               kit.request("carol", "x1", "Order", "buy 1 ACME at 12.50"),     # not a member here
               kit.request("old", "x1", "Order", "buy 1 ACME at 12.50"),       # expired
               kit.request("gone", "x1", "Order", "buy 1 ACME at 12.50")]      # revoked
-    mixed = good + [forged] + hostile + others + [good[3]]               # and a duplicate
+    meta = testkeys._meta(kit.keyhome)
+    later = [kit.request("alice", "d1", "Order", "modify m1 price 12.45"),
+             _operator_mail(kit.pit, "dep1", "Deposit", "100.00 USD to bob"),
+             _operator_mail(kit.pit, "add-carol", "Member",
+                            f"add {kit.fpr('carol')} accounts carol",
+                            "\n" + meta["carol"]["public"].strip() + "\n"),
+             kit.request("carol", "x2", "Order", "buy 1 ACME at 12.50")]  # her key: just added
+    mixed = good + [forged] + hostile + others + [good[3]] + later       # 21: a duplicate
     return [_lf(m) for m in mixed]
 
 
@@ -105,14 +113,15 @@ def test_the_judges_results_give_the_inline_records_byte_for_byte(kit, tmp_path)
             # the keys the pit does not hold (17, 18); the rest are proved
             # (expired and revoked keys too: their standing is the notary's to judge)
             unproved = [i for i, p in enumerate(pre) if p is None or p.proof is None]
-            assert unproved == [7, 8, 9, 16, 17, 18], unproved
+            assert unproved == [7, 8, 9, 16, 17, 18, 25], unproved          # 25: carol's, again
             assert pre[8] is None and pre[9] is None and pre[16] is None
         outcomes[root] = [(o.decision, o.records, o.notices, o.duplicate)
                           for o in notary.notarize_mails(raws, prejudged=pre)]
         notary.state.close()
     assert outcomes[a] == outcomes[b]
     decisions = [d for d, *_ in outcomes[a]]
-    assert sum(d.accepted for d in decisions) == 7
+    assert sum(d.accepted for d in decisions) == 11
+    assert all(d.accepted for d in decisions[-4:]), decisions[-4:]
     reasons = " | ".join(d.reason for d in decisions)
     for why in ("bad signature", "unknown key", "expired key", "revoked key", "unsigned",
                 "X-Pit- headers", "Approved", "malformed request", "replayed", "for pit other",
