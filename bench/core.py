@@ -10,6 +10,9 @@ building it is not timed; each figure is the min and median of --repeat
 runs after an untimed one.  Then the same stream on a deep book (R orders
 resting before it starts, ``bench.streams.resting_orders`` around the same
 mid price) and the modify-heavy flow (``make_stream(modify_heavy=True)``).
+What the stream makes the engine do on each book (events, trades, crossing
+orders, fills and levels a crossing order, the makers' age) is counted in an
+untimed run, and the deep book's figure is given in events/s as well.
 Targets: >= 2,000,000 msg/s batch, >= 1,000,000 msg/s one at a time, the
 deep book no worse than 0.8x the shallow one, <= 400 bytes per resting order.
 """
@@ -57,6 +60,43 @@ def bench_batch(stream, ticker="ACME", eng=None):
         count += len(ev)
         del ev[:]
     return time.process_time() - t0, count, eng
+
+
+def work(stream, eng=None) -> dict:
+    """What *stream* makes the engine do (an untimed run): events, trades,
+    orders that crossed (takers), price levels they filled at, the median age
+    in messages of the makers they filled against, and the cancels and
+    modifies that found their order resting."""
+    if eng is None:
+        eng = Engine()
+        eng.add_book("ACME")
+    ev = eng.events
+    w = {"events": 0, "trades": 0, "cancelled": 0, "modified": 0}
+    levels, ages = {}, []
+    for i in range(0, len(stream), CHUNK):
+        eng.run(stream[i:i + CHUNK])
+        w["events"] += len(ev)
+        for e in ev:
+            if e[0] == "trade":
+                levels.setdefault(e[6], set()).add(e[3])
+                ages.append(e[6] - e[5])
+            elif e[0] == "cancelled" and e[4] == "cancel" or e[0] == "modified":
+                w[e[0]] += 1
+        del ev[:]
+    w["trades"] = len(ages)
+    w["takers"] = len(levels)
+    w["levels"] = sum(len(p) for p in levels.values())
+    ages.sort()
+    w["maker_age"] = ages[len(ages) // 2] if ages else 0
+    return w
+
+
+def work_line(name: str, n: int, w: dict) -> str:
+    return (f"{name}: {w['events'] / n:.3f} events, {w['trades'] / n:.3f} trades, "
+            f"{w['takers'] / n:.3f} crossing orders ({w['trades'] / max(w['takers'], 1):.2f} fills, "
+            f"{w['levels'] / max(w['takers'], 1):.2f} levels each), {w['cancelled'] / n:.3f} cancels "
+            f"and {w['modified'] / n:.4f} modifies of a resting order a message; makers filled "
+            f"were placed a median {w['maker_age']:,} messages earlier")
 
 
 def bench_single(stream, ticker="ACME", eng=None):
@@ -143,20 +183,30 @@ def main(argv=None):
     print(f"single (one call/message):  {single:12,.0f} msg/s, median {single_med:12,.0f}  "
           f"(target >= 1,000,000; gc paused by the caller)")
     print(f"single, gc left running:    {a.n / ts_gc:12,.0f} msg/s")
+    sev, sev_med = rates(events, tb)
+    print(f"batch events:               {sev:12,.0f} events/s, median {sev_med:12,.0f}")
+    shallow_work = work(stream)
 
     # the same stream on a deep book: a.resting orders rest before it starts
     deep_stream = shifted(stream, a.resting)
     del stream
+    deep_work = work(deep_stream, deep_engine(a.resting))
     tdb = [bench_batch(deep_stream, eng=deep_engine(a.resting))[0] for _ in range(a.repeat)]
     tds = single_times(deep_stream, a.repeat, lambda: deep_engine(a.resting))
     del deep_stream
     (dbatch, dbatch_med), (dsingle, dsingle_med) = rates(a.n, tdb), rates(a.n, tds)
+    devents = deep_work["events"]
+    print(work_line("shallow book", a.n, shallow_work))
+    print(work_line(f"deep book ({a.resting:,} resting)", a.n, deep_work))
     print(f"deep book ({a.resting:,} resting), batch:  {dbatch:12,.0f} msg/s, median "
           f"{dbatch_med:12,.0f} = {dbatch / batch:.2f}x shallow (median {dbatch_med / batch_med:.2f}x; "
           f"target >= 0.8x)")
     print(f"deep book ({a.resting:,} resting), single: {dsingle:12,.0f} msg/s, median "
           f"{dsingle_med:12,.0f} = {dsingle / single:.2f}x shallow (median "
           f"{dsingle_med / single_med:.2f}x; target >= 0.8x)")
+    dev, dev_med = rates(devents, tdb)
+    print(f"deep book ({a.resting:,} resting), batch events: {dev:12,.0f} events/s, median "
+          f"{dev_med:12,.0f} = {dev / sev:.2f}x shallow (median {dev_med / sev_med:.2f}x)")
 
     # the modify-heavy flow
     mstream = make_stream(a.n, a.seed, modify_heavy=True)
@@ -175,7 +225,7 @@ def main(argv=None):
     print(f"memory with {a.resting:,} resting: {held:.0f} bytes/order held, "
           f"{peak:.0f} peak  (target <= 400)")
     print(f"notes: pit.book {batch / 1e6:.2f}M msg/s batch, {single / 1e6:.2f}M msg/s single, "
-          f"deep book {dbatch / batch:.2f}x/{dsingle / single:.2f}x, modify-heavy "
+          f"deep book {dbatch / batch:.2f}x/{dsingle / single:.2f}x ({dev / sev:.2f}x in events/s), modify-heavy "
           f"{mbatch / 1e6:.2f}M/{msingle / 1e6:.2f}M, {held:.0f} B/resting order (peak {peak:.0f}); "
           f"CPython {sys.version.split()[0]}")
 
