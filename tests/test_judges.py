@@ -24,10 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from pit import ops, testkeys
-from pit.keyring import Keyring
 from pit.mailhost import LMTPClient, _lf
 
 from conftest import copy_pit

@@ -13,7 +13,6 @@ burst, and one every ``--every`` seconds.  Prints the load beside each.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
