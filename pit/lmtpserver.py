@@ -16,7 +16,9 @@ the notary used before, docs/pit-book.md "The mail path") in three ways:
   RFC 5321 2.3.8), commands out of sequence or unknown, too many
   recipients, a client that is silent too long (421, closed), one that
   vanishes mid-message (nothing of it delivered), one that sends faster
-  than deliveries commit (reading pauses).
+  than deliveries commit or does not read its replies (reading pauses;
+  after the timeout it is closed, and cut off a timeout later if its
+  replies still do not drain).
 
 The handler decides what happens to mail:
 
@@ -187,7 +189,11 @@ class LMTPSession(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(self.timeout, self._timed_out)
 
     def _timed_out(self) -> None:
-        if self.transport is None or self._closing:
+        if self.transport is None:
+            return
+        if self._closing:
+            # Its replies never drained (a client that does not read): drop it.
+            self.transport.abort()
             return
         if self._pending:                   # the client waits for us, not we for it
             self._arm()
@@ -198,6 +204,7 @@ class LMTPSession(asyncio.Protocol):
     def _close(self) -> None:
         self._closing = True
         self._buf.clear()
+        self._arm()                         # a close that cannot drain is cut short
         self._flush()
 
     def _pace(self) -> None:

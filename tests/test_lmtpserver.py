@@ -377,6 +377,36 @@ def test_a_silent_client_is_closed_after_the_timeout(kit):
         assert s.send(kit.request("alice", "after-slow", "Order", "buy 1 ACME at 12.03"))[0] == 250
 
 
+def test_a_client_that_does_not_read_its_replies_is_cut_off():
+    """Pipelined commands from a client that never reads: the server stops
+    reading when its replies back up, and after its timeouts drops the
+    connection instead of holding it (and its buffers) for ever."""
+    server = LMTPServer(_Keep(), "127.0.0.1", free_port(), timeout=0.5).start()
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", server.port))
+        assert s.recv(100).startswith(b"220")
+        (session,) = list(server._sessions)
+        s.setblocking(False)
+        try:
+            for _ in range(4000):            # until both sides' buffers are full
+                s.send(b"NOOP\r\n" * 1000)
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + 10
+        while not session._closing:          # the timeout's 421, which cannot drain
+            assert time.monotonic() < deadline, "never timed out"
+            time.sleep(0.05)
+        assert session.transport is not None and session.transport.get_write_buffer_size()
+        while session.transport is not None:
+            assert time.monotonic() < deadline, "the connection is still held"
+            time.sleep(0.05)
+        s.close()
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("offered", [True, False])
 def test_send_many_pipelines_when_offered_and_stops_at_a_refusal_when_not(kit, offered,
                                                                           monkeypatch):
