@@ -12,7 +12,10 @@ resting before it starts, ``bench.streams.resting_orders`` around the same
 mid price) and the modify-heavy flow (``make_stream(modify_heavy=True)``).
 What the stream makes the engine do on each book (events, trades, crossing
 orders, fills and levels a crossing order, the makers' age) is counted in an
-untimed run, and the deep book's figure is given in events/s as well.
+untimed run, and the deep book's figure is given in events/s as well; the
+deep book is timed twice: its orders placed one by one (in memory in the
+order they came), and read back from its checkpoint (level by level), as
+every specialist run holds it.
 Targets: >= 2,000,000 msg/s batch, >= 1,000,000 msg/s one at a time, the
 deep book no worse than 0.8x the shallow one, <= 400 bytes per resting order.
 """
@@ -27,17 +30,25 @@ import time
 import tracemalloc
 
 from bench.streams import make_stream, resting_orders
+from pit import bookstate
 from pit.book import BUY, CANCEL, MODIFY, NEW, SELL, Engine
 
 CHUNK = 10_000
 
 
-def deep_engine(resting: int, ticker="ACME") -> Engine:
-    """An engine with *resting* orders on its book (ids 1..resting)."""
+def deep_engine(resting: int, ticker="ACME", restored: bool = False) -> Engine:
+    """An engine with *resting* orders on its book (ids 1..resting), placed one
+    by one; *restored*: then written to its checkpoint and read back, as a
+    specialist's run starts (the same book, its orders laid out level by level
+    in memory instead of in the order they came)."""
     eng = Engine()
     eng.add_book(ticker)
     eng.run(resting_orders(resting, ticker=ticker))
     eng.events.clear()
+    if restored:
+        text = bookstate.write(eng)
+        del eng
+        eng = bookstate.read(text)
     return eng
 
 
@@ -193,7 +204,6 @@ def main(argv=None):
     deep_work = work(deep_stream, deep_engine(a.resting))
     tdb = [bench_batch(deep_stream, eng=deep_engine(a.resting))[0] for _ in range(a.repeat)]
     tds = single_times(deep_stream, a.repeat, lambda: deep_engine(a.resting))
-    del deep_stream
     (dbatch, dbatch_med), (dsingle, dsingle_med) = rates(a.n, tdb), rates(a.n, tds)
     devents = deep_work["events"]
     print(work_line("shallow book", a.n, shallow_work))
@@ -207,6 +217,20 @@ def main(argv=None):
     dev, dev_med = rates(devents, tdb)
     print(f"deep book ({a.resting:,} resting), batch events: {dev:12,.0f} events/s, median "
           f"{dev_med:12,.0f} = {dev / sev:.2f}x shallow (median {dev_med / sev_med:.2f}x)")
+    # the same book as a specialist holds it: read from its checkpoint
+    tdr = [bench_batch(deep_stream, eng=deep_engine(a.resting, restored=True))
+           for _ in range(a.repeat)]
+    assert all(count == devents for _, count, _ in tdr), "the restored book's events differ"
+    tdr = [t for t, _, _ in tdr]
+    tdrs = single_times(deep_stream, a.repeat, lambda: deep_engine(a.resting, restored=True))
+    del deep_stream
+    (rbatch, rbatch_med), (rsingle, rsingle_med) = rates(a.n, tdr), rates(a.n, tdrs)
+    print(f"deep book restored from its checkpoint, batch:  {rbatch:12,.0f} msg/s, median "
+          f"{rbatch_med:12,.0f} = {rbatch / batch:.2f}x shallow (median "
+          f"{rbatch_med / batch_med:.2f}x; target >= 0.8x)")
+    print(f"deep book restored from its checkpoint, single: {rsingle:12,.0f} msg/s, median "
+          f"{rsingle_med:12,.0f} = {rsingle / single:.2f}x shallow (median "
+          f"{rsingle_med / single_med:.2f}x; target >= 0.8x)")
 
     # the modify-heavy flow
     mstream = make_stream(a.n, a.seed, modify_heavy=True)
@@ -225,7 +249,8 @@ def main(argv=None):
     print(f"memory with {a.resting:,} resting: {held:.0f} bytes/order held, "
           f"{peak:.0f} peak  (target <= 400)")
     print(f"notes: pit.book {batch / 1e6:.2f}M msg/s batch, {single / 1e6:.2f}M msg/s single, "
-          f"deep book {dbatch / batch:.2f}x/{dsingle / single:.2f}x ({dev / sev:.2f}x in events/s), modify-heavy "
+          f"deep book {dbatch / batch:.2f}x/{dsingle / single:.2f}x ({dev / sev:.2f}x in events/s), "
+          f"restored {rbatch / batch:.2f}x/{rsingle / single:.2f}x, modify-heavy "
           f"{mbatch / 1e6:.2f}M/{msingle / 1e6:.2f}M, {held:.0f} B/resting order (peak {peak:.0f}); "
           f"CPython {sys.version.split()[0]}")
 
