@@ -31,6 +31,7 @@ import errno
 import fcntl
 import mmap
 import os
+import queue
 import re
 import threading
 import time
@@ -314,25 +315,82 @@ OVERLAP_FSYNCS = True
 
 
 class _Beside:
-    """``fn(*args)`` in a thread of its own; :meth:`result` waits for it and
-    returns its value or raises its exception."""
+    """One long-lived helper thread a process: :meth:`run` hands it
+    ``fn(*args)`` and returns a handle whose ``result()`` waits for it and
+    returns its value or raises its exception.  (A thread started for every
+    append cost more CPU than the fsync it overlaps saves of the lock.)"""
 
-    def __init__(self, fn, *args):
-        self._value = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
+    _lock = threading.Lock()
+    _pid = -1
+    _jobs: "queue.SimpleQueue | None" = None
 
-    def _run(self, fn, args) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as error:           # handed to result()
-            self._error = error
+    @classmethod
+    def run(cls, fn, *args) -> "_Job":
+        with cls._lock:
+            if cls._pid != os.getpid():          # first use, or a forked child
+                cls._jobs = queue.SimpleQueue()
+                threading.Thread(target=cls._serve, args=(cls._jobs,), daemon=True,
+                                 name="pit-archive-fsync").start()
+                cls._pid = os.getpid()
+            job = _Job(fn, args)
+            cls._jobs.put(job)
+        return job
+
+    @staticmethod
+    def _serve(jobs) -> None:
+        while True:
+            job = jobs.get()
+            try:
+                job.value = job.fn(*job.args)
+            except BaseException as error:       # handed to result()
+                job.error = error
+            job.done.release()
+
+    @classmethod
+    def _forked(cls) -> None:
+        cls._lock, cls._pid, cls._jobs = threading.Lock(), -1, None
+
+
+os.register_at_fork(after_in_child=_Beside._forked)
+
+
+class _Job:
+    __slots__ = ("fn", "args", "value", "error", "done")
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+        self.value = self.error = None
+        self.done = threading.Lock()
+        self.done.acquire()
 
     def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+        self.done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+# Append: keep what an append learned (the index's bytes and volumes, the
+# last volume's identity, the last record hash) for the next append of the
+# same Archive object, used only while the index's bytes and the last
+# volume's inode, size and mtime are unchanged (True); read and check it all
+# again every append (False, the plain way).
+KEEP_KNOWN = True
+
+
+class _Known:
+    """What the last append of an :class:`Archive` left: the index's bytes,
+    its volumes, the last volume's ``(dev, ino, size, mtime_ns)`` and the
+    last record hash."""
+
+    __slots__ = ("index", "vols", "ident", "last_hash")
+
+    def __init__(self, index: bytes, vols: list[Volume], ident: tuple, last_hash: str):
+        self.index, self.vols, self.ident, self.last_hash = index, vols, ident, last_hash
+
+
+def _ident(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Archive:
@@ -349,6 +407,7 @@ class Archive:
         self.volume_limit = volume_limit
         self.lock_timeout = lock_timeout
         self._walks: dict[str, _Walk] = {}     # volume name -> what _entry_starts found
+        self._known: _Known | None = None       # what the last append learned (KEEP_KNOWN)
 
     # -- reading (no lock) -------------------------------------------------------
     def volumes(self) -> list[Volume]:
@@ -716,10 +775,12 @@ class Archive:
         return record_hash(msgs[-1])
 
     # -- index -------------------------------------------------------------------
-    def _read_index(self) -> list[Volume] | None:
+    def _read_index(self, raw: bytes | None = None) -> list[Volume] | None:
+        """The index's volumes (of its bytes *raw* when given); None when
+        there is no index."""
         path = self.dir / INDEX
         try:
-            text = path.read_text("ascii")
+            text = (path.read_bytes() if raw is None else raw).decode("ascii")
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
@@ -743,18 +804,20 @@ class Archive:
         return vols
 
     def _write_index(self, vols: list[Volume]) -> None:
-        self._commit_index(self._write_index_temp(vols))
+        self._commit_index(self._write_index_temp(vols)[0])
 
-    def _write_index_temp(self, vols: list[Volume]) -> Path:
-        """The new index in ``index.tmp``, fsync'd (not yet the index)."""
+    def _write_index_temp(self, vols: list[Volume]) -> tuple[Path, bytes]:
+        """The new index in ``index.tmp``, fsync'd (not yet the index), and
+        its bytes."""
         tmp = self.dir / (INDEX + ".tmp")
+        text = (INDEX_HEADER + "".join(v.line() for v in vols)).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, (INDEX_HEADER + "".join(v.line() for v in vols)).encode())
+            _write_all(fd, text)
             os.fsync(fd)
         finally:
             os.close(fd)
-        return tmp
+        return tmp, text
 
     def _commit_index(self, tmp: Path) -> None:
         """Rename the fsync'd ``index.tmp`` over the index: the commit."""
@@ -952,33 +1015,47 @@ class _Writer:
     def open(self, repair_all: bool) -> list[str]:
         a = self.archive
         a.dir.mkdir(parents=True, exist_ok=True)
+        known, a._known = a._known, None       # back at a successful append's end
+        if repair_all or not KEEP_KNOWN:
+            known = None
+        files = None
         while True:
-            files = a._volume_files()
-            target = files[-1] if files else _volume_name(1)
+            if files is None and known is not None and known.vols:
+                target = known.vols[-1].name    # the last volume, unless one came since
+            else:
+                files = a._volume_files() if files is None else files
+                target = files[-1] if files else _volume_name(1)
             lock = _VolumeLock(a.dir / target, a.lock_timeout)
             lock.acquire()
-            if a._volume_files()[-1] == target:
+            files = a._volume_files()
+            if files[-1] == target:
                 self.locks.append(lock)
                 break
             lock.release()                      # another writer rolled over: follow it
         _crash_point("after-lock")
-        return self._recover(repair_all)
+        # No volume comes or goes while we hold the last one's lock.
+        return self._recover(repair_all, files, known)
 
     def close(self) -> None:
         for lock in reversed(self.locks):
             lock.release()
         self.locks.clear()
 
-    def _recover(self, repair_all: bool) -> list[str]:
+    def _recover(self, repair_all: bool, files: list[str], known: _Known | None) -> list[str]:
         a = self.archive
         actions: list[str] = []
         tmp = a.dir / (INDEX + ".tmp")
         if tmp.exists():
             tmp.unlink()
             actions.append(f"removed {tmp} (an index write that never committed)")
-        files = a._volume_files()
         try:
-            vols = a._read_index()
+            raw = (a.dir / INDEX).read_bytes()
+        except FileNotFoundError:
+            raw = None
+        if known is not None and raw == known.index and self._recover_known(known, files, actions):
+            return actions
+        try:
+            vols = a._read_index(raw) if raw is not None else None
             if vols is None:
                 # The empty index is written before the first append, so a
                 # missing index beside written volumes means it was lost.
@@ -1010,10 +1087,35 @@ class _Writer:
             elif repair_all:
                 raise ArchiveError(f"{a.dir / name}: volume not in the index in the "
                                    "middle of the archive: needs a person")
-        if not (a.dir / INDEX).exists():
+        if raw is None:
             a._write_index(vols)
         self.vols = vols
         return actions
+
+    def _recover_known(self, known: _Known, files: list[str], actions: list[str]) -> bool:
+        """The index is byte for byte what this Archive's last append
+        committed: its volumes stand, and only the last one and any volume
+        after it can hold bytes of an append that never returned (writers
+        write nowhere else).  False when the last volume is not as the index
+        says (the full recovery then tells why)."""
+        a = self.archive
+        last = known.vols[-1]
+        try:
+            st = os.stat(a.dir / last.name)
+        except FileNotFoundError:
+            return False
+        if st.st_size < last.bytes:
+            return False
+        for name in files:
+            if name == last.name:
+                if st.st_size > last.bytes:
+                    a._cut(name, last.bytes, "uncommitted", actions)
+            elif name > last.name:
+                a._cut(name, 0, "uncommitted", actions)
+        self.vols = known.vols
+        if _ident(st) == known.ident:           # not written since: its last record stands
+            self._last_hash = known.last_hash
+        return True
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -1079,17 +1181,20 @@ class _Writer:
         # The new index goes to index.tmp and is fsync'd while the data is
         # written and fsync'd: the index only commits at its rename, after
         # both (docs/pit-book.md, "The mail path": one fsync's wait less).
-        index = _Beside(a._write_index_temp, vols) if OVERLAP_FSYNCS else None
+        index = _Beside.run(a._write_index_temp, vols) if OVERLAP_FSYNCS else None
         try:
             for name, committed, data in writes:
-                self._write_volume(name, committed, data)
+                st = self._write_volume(name, committed, data)
         finally:
             tmp = index.result() if index is not None else None
         _crash_point("after-data-fsync")
         trace.mark("append.data_synced")
-        a._commit_index(tmp if tmp is not None else a._write_index_temp(vols))
+        tmp, text = tmp if tmp is not None else a._write_index_temp(vols)
+        a._commit_index(tmp)
         self.vols = vols
         self._last_hash = prev
+        if KEEP_KNOWN:
+            a._known = _Known(text, vols, _ident(st), prev)
         return self.last_seq
 
     def _lock_new_volume(self, name: str) -> None:
@@ -1103,7 +1208,9 @@ class _Writer:
         self.locks.append(lock)
         _crash_point("after-rollover-create")
 
-    def _write_volume(self, name: str, committed: int, data: bytes) -> None:
+    def _write_volume(self, name: str, committed: int, data: bytes) -> os.stat_result:
+        """Append *data* at byte *committed* of volume *name* and fsync it;
+        the volume's stat after."""
         path = self.archive.dir / name
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -1116,5 +1223,6 @@ class _Writer:
             _crash_point("mid-write")
             _write_all(fd, data[half:])
             os.fsync(fd)
+            return os.fstat(fd)
         finally:
             os.close(fd)

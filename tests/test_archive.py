@@ -296,3 +296,95 @@ def test_records_of_kind_is_the_stamps_kinds_read_one_by_one(tmp_path):
             plain = [(seq, msg) for seq, msg in arch.read(first)
                      if mbox.stamp(msg).get("x-pit-kind") in kinds]
             assert list(arch.records_of_kind(first, kinds)) == plain, (kinds, first)
+
+
+# -- what an append keeps for the next (archive.KEEP_KNOWN) ---------------------------
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_an_append_after_another_writers_is_checked_against_what_it_wrote(
+        tmp_path, monkeypatch, keep):
+    """One Archive object appends, another writer appends between two of its
+    appends (in this process here; pit notarize beside a server in life):
+    what the first kept from its last append is not used, whether the other
+    wrote into the same volume or rolled over to a new one."""
+    monkeypatch.setattr(archive, "KEEP_KNOWN", keep)
+    arch = Archive(tmp_path, volume_limit=4)
+    other = Archive(tmp_path, volume_limit=4)
+    _, mine = append_n(arch, 2)
+    stale = record(3, archive.record_hash(mine[-1]))
+    for n in (1, 3):                        # into volume 1; then across the rollover
+        append_n(other, n)
+        with pytest.raises(SequenceError, match="expected"):
+            arch.append([(stale, "n", 0)])
+        last, _ = append_n(arch, 1)
+        assert last == arch.last_seq() == other.last_seq()
+    assert arch.check() == [] and [v.count for v in arch.volumes()] == [4, 4]
+    assert arch.last_seq() == 8
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_last_volume_rewritten_under_the_same_index_is_read_again(tmp_path, monkeypatch, keep):
+    """The index byte for byte as this Archive's last append left it, but the
+    last record's bytes changed (same size, a restored or rewritten volume):
+    the next append chains to the record on disk, not the one remembered."""
+    monkeypatch.setattr(archive, "KEEP_KNOWN", keep)
+    arch = Archive(tmp_path)
+    _, msgs = append_n(arch, 2)
+    vol = tmp_path / "archives" / "000001.mbox"
+    data = vol.read_bytes()
+    changed = data[:-3] + (b"X" if data[-3:-2] != b"X" else b"Y") + data[-2:]
+    index = (tmp_path / "archives" / "index").read_bytes()
+    tmp = vol.with_name("rewritten")
+    tmp.write_bytes(changed)
+    os.replace(tmp, vol)                    # a new inode, the same size
+    assert (tmp_path / "archives" / "index").read_bytes() == index
+    with pytest.raises(SequenceError, match="X-Pit-Prev"):
+        arch.append([(record(3, archive.record_hash(msgs[-1])), "n", 0)])
+    append_n(arch, 1)                       # chains to what is on disk
+    assert arch.last_seq() == 3
+
+
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("step", ["mid-write", "after-rollover-create", "after-index-temp"])
+def test_an_append_after_another_writer_was_killed_cuts_what_it_left(
+        tmp_path, monkeypatch, keep, step):
+    """Another process is killed in the middle of its append (the index
+    unchanged): this Archive's next append quarantines the bytes it left
+    in the last volume or in a volume it began, and chains on."""
+    monkeypatch.setattr(archive, "KEEP_KNOWN", keep)
+    arch = Archive(tmp_path, volume_limit=7)
+    append_n(arch, 6 if step == "after-rollover-create" else 3)
+    before = _files(tmp_path / "archives")
+    env = {**os.environ, archive.CRASH_ENV: step}
+    proc = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), str(tmp_path), "bob", "2"],
+                          env=env, timeout=60)
+    assert proc.returncode == -9
+    assert _files(tmp_path / "archives") != before
+    last, _ = append_n(arch, 2)
+    assert last == arch.last_seq() and arch.check() == []
+    assert sorted(s for s, _ in arch.read()) == list(range(1, last + 1))
+    if step == "mid-write":
+        assert any((tmp_path / "archives" / "quarantine").iterdir())
+
+
+def test_appends_that_keep_what_they_learned_write_what_the_plain_ones_do(
+        tmp_path, monkeypatch):
+    """archive.KEEP_KNOWN is a speed trick: the same appends (one writer and
+    another between, across rollovers) leave the same files as appends that
+    read and check everything again."""
+    files = {}
+    for keep in (True, False):
+        monkeypatch.setattr(archive, "KEEP_KNOWN", keep)
+        arch = Archive(tmp_path / str(keep), volume_limit=4)
+        other = Archive(tmp_path / str(keep), volume_limit=4)
+        for n in (3, 5, 1, 4, 2):
+            append_n(arch, n)
+            if n == 1:
+                append_n(other, 2)
+        assert arch.check() == [] and arch.last_seq() == 17
+        files[keep] = _files(tmp_path / str(keep) / "archives")
+    assert files[True] == files[False]
