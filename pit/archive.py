@@ -408,6 +408,7 @@ class Archive:
         self.lock_timeout = lock_timeout
         self._walks: dict[str, _Walk] = {}     # volume name -> what _entry_starts found
         self._known: _Known | None = None       # what the last append learned (KEEP_KNOWN)
+        self._parsed: tuple[bytes, list[Volume]] | None = None   # the last index read
 
     # -- reading (no lock) -------------------------------------------------------
     def volumes(self) -> list[Volume]:
@@ -780,9 +781,13 @@ class Archive:
         there is no index."""
         path = self.dir / INDEX
         try:
-            text = (path.read_bytes() if raw is None else raw).decode("ascii")
+            raw = path.read_bytes() if raw is None else raw
         except FileNotFoundError:
             return None
+        if KEEP_KNOWN and self._parsed is not None and self._parsed[0] == raw:
+            return list(self._parsed[1])        # the same bytes as last time: the same volumes
+        try:
+            text = raw.decode("ascii")
         except UnicodeDecodeError:
             raise ArchiveError(f"{path}: not ASCII text (run repair to rebuild it)") from None
         vols: list[Volume] = []
@@ -801,6 +806,7 @@ class Archive:
                 raise ArchiveError(f"{path} line {lineno}: {line!r} does not follow on "
                                    f"(expected first seq {expected_first}); run repair")
             vols.append(vol)
+        self._parsed = (raw, list(vols))
         return vols
 
     def _write_index(self, vols: list[Volume]) -> None:
@@ -1195,6 +1201,7 @@ class _Writer:
         self._last_hash = prev
         if KEEP_KNOWN:
             a._known = _Known(text, vols, _ident(st), prev)
+            a._parsed = (text, list(vols))
         return self.last_seq
 
     def _lock_new_volume(self, name: str) -> None:

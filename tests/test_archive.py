@@ -318,6 +318,7 @@ def test_an_append_after_another_writers_is_checked_against_what_it_wrote(
     stale = record(3, archive.record_hash(mine[-1]))
     for n in (1, 3):                        # into volume 1; then across the rollover
         append_n(other, n)
+        assert arch.last_seq() == other.last_seq() == {1: 3, 3: 7}[n]
         with pytest.raises(SequenceError, match="expected"):
             arch.append([(stale, "n", 0)])
         last, _ = append_n(arch, 1)
@@ -381,10 +382,12 @@ def test_appends_that_keep_what_they_learned_write_what_the_plain_ones_do(
         monkeypatch.setattr(archive, "KEEP_KNOWN", keep)
         arch = Archive(tmp_path / str(keep), volume_limit=4)
         other = Archive(tmp_path / str(keep), volume_limit=4)
+        seen = []
         for n in (3, 5, 1, 4, 2):
             append_n(arch, n)
             if n == 1:
                 append_n(other, 2)
+            seen.append((arch.volumes(), arch.last_seq(), arch.last_hash(), other.volumes()))
         assert arch.check() == [] and arch.last_seq() == 17
-        files[keep] = _files(tmp_path / str(keep) / "archives")
+        files[keep] = _files(tmp_path / str(keep) / "archives"), seen
     assert files[True] == files[False]

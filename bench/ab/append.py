@@ -94,6 +94,17 @@ def main(argv=None) -> None:
                     pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(14)
                     continue
                 res = [run(pit, args.groups, size) for _ in range(args.runs)]
+                if size == 1:
+                    arch = Archive(pit)
+                    t = []
+                    for _ in range(args.runs):
+                        c0 = time.process_time()
+                        for _ in range(args.groups):
+                            arch.last_seq()
+                        t.append((time.process_time() - c0) / args.groups * 1e6)
+                    t.sort()
+                    print(f"{name:5s} last_seq(): CPU us/call min {t[0]:.0f} median "
+                          f"{statistics.median(t):.0f}")
                 cpu = sorted(r[0] * 1e3 for r in res)
                 wall = sorted(r[1] * 1e3 for r in res)
                 print(f"{name:5s} group {size:2d}: user CPU ms/append min {cpu[0]:.3f} median "
