@@ -309,4 +309,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pit.agents import stopped_after
+    with stopped_after([OUT]):        # its pits' gpg-agents, as `make bench` stops them
+        main()
