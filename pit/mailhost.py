@@ -500,7 +500,8 @@ class _NotaryHandler:
         self._answers.append((waiter, reply))
         if not self._waking:
             self._waking = True
-            loop.call_soon_threadsafe(self._take_answers)
+            with contextlib.suppress(RuntimeError):     # the server stopped meanwhile
+                loop.call_soon_threadsafe(self._take_answers)
 
     def _take_answers(self) -> None:
         self._waking = False
