@@ -160,6 +160,7 @@ def test_filter_position_starts_after_the_notarys_store(pit, monkeypatch, tmp_pa
     searched.clear()
     assert ops.filter_position(pit, "specialist ACME") == (None, 0)
     assert searched == [1]
+    state.unlink()
     _copy_store(pit.root / "saved.sqlite", state)
     searched.clear()
     assert ops.filter_position(pit, "specialist ACME") == (None, 0)
