@@ -417,6 +417,12 @@ def filter_class(kind: str):
     return getattr(importlib.import_module(mod), cls)
 
 
+# Records after the indexed checkpoint from which filter_position asks the
+# notary's store first (docs/pit-book.md, "The filter's position from the
+# notary's store").
+STORE_AFTER = 4096
+
+
 def filter_position(pit: Pit, name: str, archive: Archive | None = None
                     ) -> tuple[tuple[int, int] | None, int]:
     """Where filter *name* stands in the archive: ``((record, covered), last)``
@@ -428,8 +434,10 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
     checkpoint follows the report it is 0, and ``covered`` says how far.
     ``checkpoints/index`` or the notary's store (``notarystate.filter_rows``:
     where the filter stood at the record the store is exact at), whichever
-    is further on, says where to start; the archive after that record is
-    scanned (stamps only), so the answer is exact, and the same, whether
+    is further on, says where to start (the store is read only when
+    ``STORE_AFTER`` or more records follow the indexed checkpoint); the
+    archive after that record is scanned (stamps only), so the answer is
+    exact, and the same, whether
     the index and the store are up to date, behind or gone.  *archive* is
     the pit's :class:`Archive` when the caller has one (what it found
     walking its volumes is kept there).  O(records after the indexed
@@ -445,7 +453,9 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
     last = 0
     start = ck[0] + 1 if ck else 1
     arch = archive if archive is not None else Archive(pit.root)
-    kept = filter_rows(arch, name)
+    # The store only pays when the scan after the index's checkpoint is long
+    # (a daemon's run, with its checkpoint indexed, scans a few records).
+    kept = filter_rows(arch, name) if arch.last_seq() - start >= STORE_AFTER else None
     if kept is not None and kept[0] >= start:
         at, checkpoint, report = kept
         ck = (checkpoint[1], checkpoint[0]) if checkpoint else None

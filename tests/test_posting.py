@@ -63,10 +63,13 @@ def test_report_without_its_checkpoint_is_not_posted_again(pit):
     assert r.reports == 3 and r.checkpoints == 3          # with the transfers run
 
 
-def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(pit):
+@pytest.mark.parametrize("store_after", [0, ops.STORE_AFTER])
+def test_filter_position_is_the_same_whether_the_index_is_current_stale_or_gone(
+        pit, monkeypatch, store_after):
     """checkpoints/index is a cache: it changes where the scan starts, never
     the answer.  The report's To-Seq comes back only while its checkpoint is
-    not archived."""
+    not archived.  (STORE_AFTER 0: the notary's store is read at every call.)"""
+    monkeypatch.setattr(ops, "STORE_AFTER", store_after)
     name = "specialist ACME"
     idx = pit.checkpoints / "index"
     state = pit.root / "archives" / "notary-state.sqlite"
@@ -131,6 +134,7 @@ def test_filter_position_starts_after_the_notarys_store(pit, monkeypatch, tmp_pa
     "The replay and the specialist on one core"); a store that is not of
     this archive is not used."""
     from pit.archive import Archive
+    monkeypatch.setattr(ops, "STORE_AFTER", 0)     # (a small pit: read the store anyway)
     pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
     ops.notary(pit).run_maildir()
     searched = []
@@ -165,6 +169,29 @@ def test_filter_position_starts_after_the_notarys_store(pit, monkeypatch, tmp_pa
     searched.clear()
     assert ops.filter_position(pit, "specialist ACME") == (None, 0)
     assert searched == [last + 1]
+
+
+def test_a_filter_with_its_checkpoint_indexed_does_not_open_the_notarys_store(pit, monkeypatch):
+    """A filter's run (the daemon's, at every wake) finds its position from
+    checkpoints/index and a short scan: opening and checking the notary's
+    store cost each run ~3 ms on the order -> trade path (docs/pit-book.md,
+    "The filter's position from the notary's store")."""
+    from pit import notarystate
+    pit.send("alice", "o1", "Order", "buy 10 ACME at 12.50")
+    pit.send("bob", "o1", "Order", "sell 4 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    ops.run_filter(pit, "specialist", ["ACME"])
+    opened = []
+    real = notarystate.filter_rows
+    monkeypatch.setattr(notarystate, "filter_rows", lambda *a: opened.append(a) or real(*a))
+    pit.send("bob", "o2", "Order", "sell 3 ACME at 12.50")
+    ops.notary(pit).run_maildir()
+    ops.run_filter(pit, "specialist", ["ACME"])
+    assert opened == []
+    assert reports(pit, "specialist ACME")[-1][0] == "checkpoint"
+    monkeypatch.setattr(ops, "STORE_AFTER", 0)
+    ops.filter_position(pit, "specialist ACME")
+    assert len(opened) == 1
 
 
 def test_replay_entries_are_the_records_as_stored(pit):
