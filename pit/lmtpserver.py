@@ -327,6 +327,21 @@ class LMTPSession(asyncio.Protocol):
     def _not_lmtp(self, arg: str) -> None:
         self._reply("500 5.5.1 Error: this is LMTP: LHLO, not HELO or EHLO")
 
+    def _address(self, arg: str, prefix: str, syntax: str) -> tuple[str, str] | None:
+        """The address and the rest of a MAIL FROM or RCPT TO argument, or
+        None once the reason it is refused has been replied."""
+        if arg[:len(prefix)].upper() != prefix:
+            self._reply(syntax)
+            return None
+        address, rest = parsed_address(arg[len(prefix):].strip())
+        if address is None:
+            self._reply("553 5.1.3 Error: malformed address")
+            return None
+        if not address:
+            self._reply(syntax)
+            return None
+        return address, rest
+
     def _mail(self, arg: str) -> None:
         syntax = "501 5.5.4 Syntax: MAIL FROM:<address> [SP <mail-parameters>]"
         if not self._greeted:
@@ -335,16 +350,10 @@ class LMTPSession(asyncio.Protocol):
         if self._env.mail_from is not None:
             self._reply("503 5.5.1 Error: nested MAIL command")
             return
-        if arg[:5].upper() != "FROM:":
-            self._reply(syntax)
+        parsed = self._address(arg, "FROM:", syntax)
+        if parsed is None:
             return
-        address, rest = parsed_address(arg[5:].strip())
-        if address is None:
-            self._reply("553 5.1.3 Error: malformed address")
-            return
-        if not address:
-            self._reply(syntax)
-            return
+        address, rest = parsed
         params = _params(rest)
         if params is None:
             self._reply(syntax)
@@ -372,16 +381,10 @@ class LMTPSession(asyncio.Protocol):
         if env.mail_from is None:
             self._reply("503 5.5.1 Error: need MAIL command")
             return
-        if arg[:3].upper() != "TO:":
-            self._reply(syntax)
+        parsed = self._address(arg, "TO:", syntax)
+        if parsed is None:
             return
-        address, rest = parsed_address(arg[3:].strip())
-        if address is None:
-            self._reply("553 5.1.3 Error: malformed address")
-            return
-        if not address:
-            self._reply(syntax)
-            return
+        address, rest = parsed
         if rest.strip():
             self._reply("555 5.5.4 Error: RCPT TO parameters not recognized or not implemented")
             return
