@@ -90,19 +90,11 @@ def test_the_judge_processes_give_the_same_verdicts(matrix):
     (moderator/judges.py) and takes their proof in ``Verifier.verify``:
     every message of the matrix gets the same verdict that way as when it
     is checked inline (so never one weaker than gpg's)."""
-    from moderator.judges import Judges
-    pool = Judges(matrix.verify_home.path, 10 ** 7, 2).start()
-    try:
-        tickets = [pool.submit(case.message) for case in matrix.cases]
-        deadline = time.monotonic() + 120
-        while not all(t is None or t.done for t in tickets):
-            assert time.monotonic() < deadline, "the judges did not answer"
-            time.sleep(0.01)
-    finally:
-        pool.stop()
+    from test_judges import judged_by_processes
+    judged = judged_by_processes(matrix.verify_home.path, 10 ** 7,
+                                 [case.message for case in matrix.cases], timeout=120)
     proved = differ = 0
-    for case, ticket in zip(matrix.cases, tickets):
-        pre = ticket.value if ticket is not None else None
+    for case, pre in zip(matrix.cases, judged):
         if pre is None:                          # nothing the judge could take: inline
             continue
         proved += pre.proof is not None

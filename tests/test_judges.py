@@ -70,12 +70,14 @@ def _mixed(kit) -> list[bytes]:
     return [_lf(m) for m in mixed]
 
 
-def _judged_by_processes(gnupg: Path, max_bytes: int, raws: list[bytes]) -> list:
-    """Each message's prejudgement from real judge processes."""
+def judged_by_processes(gnupg: Path, max_bytes: int, raws: list[bytes],
+                        timeout: float = 60) -> list:
+    """Each message's prejudgement from two real judge processes (None where
+    there was nothing a judge could take)."""
     pool = Judges(gnupg, max_bytes, 2).start()
     try:
         tickets = [pool.submit(raw) for raw in raws]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while not all(t is None or t.done for t in tickets):
             assert time.monotonic() < deadline, "the judges did not answer"
             time.sleep(0.01)
@@ -104,7 +106,7 @@ def test_the_judges_results_give_the_inline_records_byte_for_byte(kit, tmp_path)
         notary = Notary(root, clock=lambda: start + next(ticks) / 1000)
         pre = None
         if root == b:
-            pre = _judged_by_processes(root / "gnupg", notary.max_filter_size, raws)
+            pre = judged_by_processes(root / "gnupg", notary.max_filter_size, raws)
             # the judges did their part: no proof for the forged one (7), the
             # unsigned (8), the one that is no mail (9), the MIME bomb (16) and
             # the keys the pit does not hold (17, 18); the rest are proved
