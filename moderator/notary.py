@@ -193,11 +193,12 @@ def request_fields(req: message.Request, instruments, currencies, fees,
 
 
 def stamp_text(seq: int, us: int, prev: str, digest: str, signer: str,
-               fields: list[tuple[str, str]]) -> str:
+               fields: list[tuple[str, str]], when: str | None = None) -> str:
     """The stamp block of record *seq*: its number, time (*us*, microseconds),
     the hash of the record before, the digest of the original, the signer,
-    then *fields*, one ``Key: value`` line each."""
-    head = [("X-Pit-Seq", str(seq)), ("X-Pit-Time", stamp_time(us)),
+    then *fields*, one ``Key: value`` line each.  *when*: ``stamp_time(us)``,
+    when the caller has it already."""
+    head = [("X-Pit-Seq", str(seq)), ("X-Pit-Time", when or stamp_time(us)),
             ("X-Pit-Prev", prev), ("X-Pit-Digest", digest), ("X-Pit-Signer", signer)]
     return "".join(f"{k}: {v}\n" for k, v in head + fields)
 
@@ -761,7 +762,7 @@ class Notary:
         exactly as appended (a final seal goes with the last message).
         *prejudged*: a :func:`prejudge` (or None) per message, taken for
         the message whose digest it names."""
-        records: list[tuple[bytes, str, str]] = []
+        records: list[tuple[bytes, str, int]] = []
         rejects: list[bytes] = []
         notices: list[bytes] = []
         out: list[tuple[Decision, list[bytes], list[bytes]]] = []
@@ -798,7 +799,9 @@ class Notary:
                 out.append((d, [], mine))
                 continue
             rec = self._stamp(raw, digest, fpr, fields, now)
-            records.append((rec, "notary", stamp_time(now)))
+            # The From line's date: the stamp's second, as a number (what
+            # mbox would parse the stamp's time text back to).
+            records.append((rec, "notary", now // 1_000_000))
             out.append((Decision(True, seq=self.seq, digest=digest), [rec], []))
             if self.seal_every and len(self.unsealed) >= self.seal_every:
                 records.append(self._seal_record())
@@ -931,13 +934,14 @@ class Notary:
     def _stamp(self, original: bytes, digest: str, fpr: str,
                fields: list[tuple[str, str]], now: int) -> bytes:
         seq = self.seq + 1
-        rec = stamp_text(seq, now, self.head, digest, fpr, fields).encode("ascii") + original
-        st = {"x-pit-time": stamp_time(now), "x-pit-digest": digest, "x-pit-signer": fpr}
+        when = stamp_time(now)
+        rec = stamp_text(seq, now, self.head, digest, fpr, fields, when).encode("ascii") + original
+        st = {"x-pit-time": when, "x-pit-digest": digest, "x-pit-signer": fpr}
         st.update((k.lower(), v) for k, v in fields)
         self._remember(seq, st, archive_mod.record_hash(rec), now)
         return rec
 
-    def _seal_record(self) -> tuple[bytes, str, str]:
+    def _seal_record(self) -> tuple[bytes, str, int]:
         first = self.unsealed[0][0]
         now = self._now()
         # The seal is the signed tree head of every record before it.
@@ -952,7 +956,7 @@ class Notary:
                   ("X-Pit-Account", "notary"), ("X-Pit-Ref", f"seal-{seal.last}"),
                   ("X-Pit-Request", f"{seal.first}-{seal.last}")]
         rec = self._stamp(msg, digest, self.pit.notary, fields, now)
-        return rec, "notary", stamp_time(now)
+        return rec, "notary", now // 1_000_000
 
     def _seal_signature(self, text: str) -> str:
         """*text* clearsigned with the notary's key, exactly as ``gpg

@@ -118,6 +118,7 @@ class KeyStore:
             # read from gpg once (what every start cost before the store).
             self.db = self._open(":memory:")
         self._cache: dict[str, openpgp.PublicKey] = {}
+        self._owners: dict[str, frozenset[str]] = {}     # owners(), kept as _cache is
 
     @staticmethod
     def _open(path) -> sqlite3.Connection:
@@ -179,6 +180,7 @@ class KeyStore:
         user ids), record the certificate *digests* and *home*'s keyring
         *stamp*.  O(len(keys) log n)."""
         self._cache.clear()
+        self._owners.clear()
         with self._transaction():
             keys = list(keys)
             if primaries is None:
@@ -280,10 +282,19 @@ class KeyStore:
                                "ORDER BY fingerprint != primary_fingerprint, rowid", (primary.upper(),))
         return [_key_of(row) for row in rows]
 
-    def owners(self, keyid: str) -> set[str]:
-        """The primary fingerprints of every certificate holding a key with this id."""
-        return {p for (p,) in self.db.execute(
-            "SELECT DISTINCT primary_fingerprint FROM keys WHERE keyid = ?", (keyid.upper(),))}
+    def owners(self, keyid: str) -> frozenset[str]:
+        """The primary fingerprints of every certificate holding a key with
+        this id (kept after the first read, as keys are, until this store
+        writes keys: the verifier asks at every signature)."""
+        k = keyid.upper()
+        hit = self._owners.get(k)
+        if hit is not None:
+            return hit
+        if len(self._owners) >= _CACHE:
+            self._owners.clear()
+        found = self._owners[k] = frozenset(p for (p,) in self.db.execute(
+            "SELECT DISTINCT primary_fingerprint FROM keys WHERE keyid = ?", (k,)))
+        return found
 
     def __len__(self) -> int:
         return self.db.execute("SELECT count(DISTINCT fingerprint) FROM keys").fetchone()[0]

@@ -55,6 +55,7 @@ class Pit:
                                "one with 'pit init', or a replica with 'pit mirror'")
             self.conf_path, self.is_replica = replica, True
         self._conf = None
+        self._named: dict[str, str] = {}
 
     @property
     def conf(self):
@@ -70,9 +71,21 @@ class Pit:
             self._conf = cp
         return self._conf
 
-    name = property(lambda self: self.conf.get("pit", "name", fallback=""))
-    notary = property(lambda self: self.conf.get("pit", "notary", fallback=""))
-    operator = property(lambda self: self.conf.get("pit", "operator", fallback=""))
+    def _named_setting(key: str) -> property:
+        # pit.conf is read once (conf), so its value is read once too: the
+        # notary asks for these at every message it judges.
+        def read(self) -> str:
+            try:
+                return self._named[key]
+            except KeyError:
+                value = self._named[key] = self.conf.get("pit", key, fallback="")
+                return value
+        return property(read)
+
+    name = _named_setting("name")
+    notary = _named_setting("notary")
+    operator = _named_setting("operator")
+    del _named_setting
 
     def get(self, key: str) -> str:
         return self.conf.get("pit", key, fallback=DEFAULTS.get(key, ""))

@@ -456,3 +456,19 @@ def test_removed_member_is_refused_and_the_removal_is_on_record(kit):
     from pit.audit import audit
     r = audit(kit.root)
     assert r.ok, r.problem
+
+
+def test_an_entrys_from_line_carries_its_stamps_second(kit):
+    """The notary hands the archive each record's date as the stamp's
+    second (a number), not its X-Pit-Time text: the From line is the one
+    the text makes (mbox.from_line parses it back), byte for byte, for
+    orders, mail groups and seals."""
+    raws = [kit.request("alice", str(i), *ORDER) for i in range(1, 4)]
+    submit(kit, *raws)
+    kit.notary().notarize_mails([kit.request("alice", "9", *ORDER)], seal=True)
+    entries = [e for vol in sorted((kit.pit.archives).glob("*.mbox"))
+               for e in mbox.iter_file_entries(vol)]
+    assert len(entries) >= 7                        # genesis, its seal, set-up, orders, seals
+    for e in entries:
+        st = mbox.stamp(e.message)
+        assert e.from_line + b"\n" == mbox.from_line("notary", st["x-pit-time"]), st["x-pit-seq"]
