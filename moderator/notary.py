@@ -214,7 +214,9 @@ def _check_shape(raw: bytes) -> None:
     fields = head.count(b"\n") + 1 - head.count(b"\n ") - head.count(b"\n\t")
     if fields > MAX_HEADER_FIELDS:
         raise Refused(f"too many header fields: {fields}, at most {MAX_HEADER_FIELDS}")
-    if len(_MULTIPART.findall(raw, 0)) <= 1 and raw.count(b"\n--") <= MAX_MIME_PARTS:
+    # (the count of _MULTIPART's matches, by one plain search of the
+    # lowered bytes: _MULTIPART is an ASCII literal, its case ASCII's)
+    if raw.lower().count(b"multipart/") <= 1 and raw.count(b"\n--") <= MAX_MIME_PARTS:
         return
     depth, parts = _mime_shape(raw)
     if depth > MAX_MIME_DEPTH:
@@ -556,9 +558,11 @@ class Notary:
             raise Refused(f"too large: {len(raw)} bytes, the limit is {limit}")
         _check_shape(raw)
         head = raw[:raw.find(b"\n\n")] if b"\n\n" in raw else raw
-        if b"\nX-Pit-" in b"\n" + head or b"\nx-pit-" in (b"\n" + head).lower():
+        low = (b"\n" + head).lower()
+        if b"\nx-pit-" in low:
             raise Refused("the message carries X-Pit- headers; only the notary writes those")
-        approval = _APPROVAL_HEADER.search(b"\n" + head)
+        # (the pattern matches only where the lowered head has "approve")
+        approval = _APPROVAL_HEADER.search(b"\n" + head) if b"approve" in low else None
         if approval:
             # On Mailman the notary's own posts carry the pit's approval secret
             # in this header family; a sender's copy is a guess at the door.
@@ -753,7 +757,8 @@ class Notary:
         return [d for d, _, _ in self._notarize_group(raws, seal)]
 
     def _notarize_group(self, raws: list[bytes], seal: bool,
-                        prejudged: list[Prejudged | None] | None = None
+                        prejudged: list[Prejudged | None] | None = None,
+                        digests: list[str] | None = None
                         ) -> list[tuple[Decision, list[bytes], list[bytes]]]:
         """Judge and stamp *raws* in order, then store them all with one
         durable append to the archive (and one to the reject record, one to
@@ -761,14 +766,15 @@ class Notary:
         *records* are the message's record and any seal that followed it,
         exactly as appended (a final seal goes with the last message).
         *prejudged*: a :func:`prejudge` (or None) per message, taken for
-        the message whose digest it names."""
+        the message whose digest it names.  *digests*: each message's
+        digest, when the caller has them (*raws* with LF line endings)."""
         records: list[tuple[bytes, str, int]] = []
         rejects: list[bytes] = []
         notices: list[bytes] = []
         out: list[tuple[Decision, list[bytes], list[bytes]]] = []
         for i, raw in enumerate(raws):
             raw = raw.replace(b"\r\n", b"\n")
-            digest = hashlib.sha256(raw).hexdigest()
+            digest = digests[i] if digests else hashlib.sha256(raw).hexdigest()
             pre = prejudged[i] if prejudged else None
             if pre is not None and pre.digest != digest:
                 pre = None
@@ -901,7 +907,8 @@ class Notary:
                     seen.add(digest)
             done = dict(zip(fresh, self._notarize_group(
                 [raws[i] for i in fresh], seal,
-                [prejudged[i] for i in fresh] if prejudged else None)))
+                [prejudged[i] for i in fresh] if prejudged else None,
+                [digests[i] for i in fresh])))
         trace.mark("notary.unlocked")
         out = []
         for i, digest in enumerate(digests):

@@ -677,13 +677,20 @@ def key_identity(key: PublicKey) -> bytes:
             + key.material.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
+def _crlf_lines(data: bytes) -> bytes:
+    """Every line ending of *data* as CRLF: each LF, with or without the CR
+    before it, becomes CRLF (``_LINE_END.sub(b"\\r\\n", data)``, by two
+    plain scans; tests/test_judge_twins.py pins the two).  O(len(data))."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def _holds(key: PublicKey, sig: Signature, data: bytes) -> bool:
     """Does *sig* check out over *data* with *key*'s material (hash and
     public key operation only)?"""
     if sig.sig_type == 0x01 and b"\n" in data:
         # Canonical text: gpg hashes every line ending as CRLF (and
         # nothing more: trailing whitespace stays, unlike cleartext).
-        data = _LINE_END.sub(b"\r\n", data)
+        data = _crlf_lines(data)
     import hashlib
     digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
     digest_ctx.update(data)

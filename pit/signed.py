@@ -186,11 +186,22 @@ def _split_part(msg: bytes) -> tuple[bytes, bytes]:
 
 def _header(head: bytes, name: bytes) -> bytes | None:
     """The (unfolded) value of header ``name`` in a header block, or None."""
-    low = name.lower() + b":"
-    for line in _UNFOLD.sub(b" ", head).split(b"\n"):
-        if line[:len(low)].lower() == low:
-            return line[len(low):].strip()
-    return None
+    return _headers(head, name)[0]
+
+
+def _headers(head: bytes, *names: bytes) -> list[bytes | None]:
+    """:func:`_header` of each of *names*, the block unfolded once for all
+    (and not at all when no line is folded: a fold is a line ending
+    followed by a space or tab)."""
+    if b"\n " in head or b"\n\t" in head:
+        head = _UNFOLD.sub(b" ", head)
+    lows = [name.lower() + b":" for name in names]
+    found: list[bytes | None] = [None] * len(lows)
+    for line in head.split(b"\n"):
+        for i, low in enumerate(lows):
+            if found[i] is None and line[:len(low)].lower() == low:
+                found[i] = line[len(low):].strip()
+    return found
 
 
 def _param(content_type: bytes | None, name: bytes) -> str | None:
@@ -619,8 +630,8 @@ def extract(msg: bytes) -> Signed:
     if not isinstance(msg, (bytes, bytearray)):
         raise TypeError("extract() takes the message as bytes")
     head, body = _split_head(bytes(msg))
-    ctype = _header(head, b"content-type")
-    cte = (_header(head, b"content-transfer-encoding") or b"7bit").lower()
+    ctype, cte = _headers(head, b"content-type", b"content-transfer-encoding")
+    cte = (cte or b"7bit").lower()
     mtype = ctype.split(b";")[0].strip().lower() if ctype else b"text/plain"
     if mtype == b"text/plain":
         flowed = _param(ctype, b"format") == "flowed"
