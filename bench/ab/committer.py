@@ -14,7 +14,8 @@ For instruction counts that do not swing with the machine's load
 (bench/ab/committer_callgrind.sh): ``--prepare DIR`` makes the pit and
 its orders once (DIR/pit, DIR/orders.mbox); ``--from DIR --copy TMP
 --mode build|run`` runs one group pass on a copy of that pit (build:
-open and warm only), so callgrind's two runs differ by the groups alone.
+open and warm only), so callgrind's two runs differ by the groups alone;
+a run prints its CPU an order (A/B of two trees on the same orders).
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def from_prepared(root: Path, copy: Path, group: int, run: bool) -> None:
         service.notary.seal_signer()
         timed_groups(service, raws[:2 * group], group)
         if run:
-            timed_groups(service, raws[2 * group:], group)
+            raws = raws[2 * group:]
+            start = time.process_time()
+            timed_groups(service, raws, group)
+            cpu = (time.process_time() - start) / len(raws) * 1000
+            print(f"{cpu:.4f} ms an order, {len(raws)} orders in groups of {group}; {_load()}")
     finally:
         testkeys.stop_agents(pit.root)
 
