@@ -140,6 +140,7 @@ class LMTPSession(asyncio.Protocol):
         self._closing = False       # QUIT or 421: close once the replies are out
         self._write_paused = False
         self._timer: asyncio.TimerHandle | None = None
+        self._active = 0.0          # the loop's time of the client's last sign of life
 
     # -- the connection ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -156,6 +157,7 @@ class LMTPSession(asyncio.Protocol):
         self._env = _Envelope()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
 
     def pause_writing(self) -> None:      # the client does not read its replies
         self._write_paused = True
@@ -184,9 +186,25 @@ class LMTPSession(asyncio.Protocol):
         return True
 
     def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._timed_out)
+        """Time the client's silence from now.  One timer a connection: it
+        is not moved at each read (a cancelled timer and a new one, each
+        read, were a tenth of the event loop's CPU: docs/pit-book.md,
+        Throughput over LMTP) but, when it fires early, set again for the
+        time left."""
+        loop = asyncio.get_running_loop()
+        self._active = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_at(self._active + self.timeout, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._active + self.timeout:
+            self._timer = loop.call_at(self._active + self.timeout, self._due)
+            return
+        self._timed_out()
 
     def _timed_out(self) -> None:
         if self.transport is None:

@@ -72,6 +72,7 @@ _MBOXRD_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
 _SAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
 # A record's number: the first line of the stamp the notary puts first.
 _STAMP_SEQ = re.compile(rb"(?m)^X-Pit-Seq: ([0-9]+)$")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 # In a pit's spool directory: the number of the last record the list took.
 POSTED_FILE = "posted"
 
@@ -401,7 +402,7 @@ class LMTPClient:
         if code != 354:
             raise MailError(f"{where} DATA refused: {code} {text!r}")
         data = _lf(msg_bytes).replace(b"\n", b"\r\n")
-        data = re.sub(rb"(?m)^\.", b"..", data)
+        data = _LEADING_DOT.sub(b"..", data)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         lmtp.send(data + b".\r\n")
@@ -518,8 +519,9 @@ class _NotaryHandler:
         """Queue the deliveries of what a connection's read held, together:
         pipelined messages (a filter's report and its checkpoint) join the
         same group when the committer is free."""
-        held, self._held = self._held, []
-        self._server.submit_all(held)
+        if self._held:
+            held, self._held = self._held, []
+            self._server.submit_all(held)
 
 
 class Refusal(list):
@@ -710,6 +712,8 @@ class NotaryLMTPServer:
         self._injecting = {address: _Queue(inject_backlog) for address in self.routes}
         self._inject_locks = {address: threading.Lock() for address in self.routes}
         self._last_injected: dict[str, int] = {}   # list address -> the last record it took
+        self._spool_dirs: dict[str, tuple] = {}     # list address -> (route, its spool or None)
+        self._spool_empty: set[str] = set()         # pits whose spool a listing found empty since
         self.judges = default_judges() if judges is None else judges
 
     @property
@@ -891,10 +895,17 @@ class NotaryLMTPServer:
         spool = self._spool_of(route)
         if seq is None or spool is None:
             return
-        spool.mkdir(parents=True, exist_ok=True)
-        tmp = spool / (POSTED_FILE + ".tmp")
-        tmp.write_text(f"{seq}\n")
-        os.replace(tmp, spool / POSTED_FILE)
+        path = os.path.join(spool, POSTED_FILE)
+        try:
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except FileNotFoundError:
+            spool.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(fd, b"%d\n" % seq)
+        finally:
+            os.close(fd)
+        os.replace(path + ".tmp", path)
 
     def _notarize_group(self, route: PitRoute, group: list[_Delivery]) -> list:
         """Each delivery's messages to post, or the exception that kept it off disk."""
@@ -974,11 +985,18 @@ class NotaryLMTPServer:
                 self._last_injected[key] = int(found.group(1))
 
     def _spool_of(self, route: PitRoute) -> Path | None:
+        """The route's spool directory (None: it has none), worked out once a route."""
+        known = self._spool_dirs.get(route.list_address)
+        if known is not None and known[0] is route:
+            return known[1]
         if route.spool_dir is not None:
-            return Path(route.spool_dir)
-        if self.spool_dir is None:
-            return None
-        return self.spool_dir / route.list_address.lower()
+            directory = Path(route.spool_dir)
+        elif self.spool_dir is None:
+            directory = None
+        else:
+            directory = self.spool_dir / route.list_address.lower()
+        self._spool_dirs[route.list_address] = (route, directory)
+        return directory
 
     def _spool(self, route: PitRoute, notarized: bytes) -> None:
         with self._spool_lock:
@@ -991,10 +1009,21 @@ class NotaryLMTPServer:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(notarized)
             os.replace(tmp, path)
+            self._spool_empty.discard(route.list_address.lower())
 
     def _has_spooled(self, route: PitRoute) -> bool:
+        """Whether the pit's spool holds messages (injection lock held).  The
+        directory is listed until a listing finds it empty, and again only
+        after this server spooled into it (its one writer: ``_spool``), not
+        once a delivery."""
+        key = route.list_address.lower()
+        if key in self._spool_empty:
+            return False
         directory = self._spool_of(route)
-        return directory is not None and directory.is_dir() and any(directory.glob("*.eml"))
+        if directory is not None and directory.is_dir() and any(directory.glob("*.eml")):
+            return True
+        self._spool_empty.add(key)
+        return False
 
     def _flush_pit(self, address: str, route: PitRoute) -> tuple[int, bool]:
         """Inject one pit's spool in order (injection lock held): (how many, all of them?)."""

@@ -45,11 +45,14 @@ class _Sink:
         self.posts: list[bytes] = []
         self.open = threading.Event()      # cleared: Mailman busy (up to 5 s a post)
         self.open.set()
+        self.refuse = False                # True: every post is refused (451)
 
     async def handle_DATA(self, server, session, envelope):
         busy_until = time.monotonic() + 5
         while not self.open.is_set() and time.monotonic() < busy_until:
             await asyncio.sleep(0.01)
+        if self.refuse:
+            return "\r\n".join("451 4.3.0 try again later" for _ in envelope.rcpt_tos)
         self.posts.append(envelope.original_content)
         return "\r\n".join("250 2.0.0 OK" for _ in envelope.rcpt_tos)
 
@@ -159,6 +162,37 @@ def test_with_a_spool_the_reply_comes_once_durable_without_waiting_for_the_list(
     seqs = [_archived(kit.root)[_digest(o)] for o in orders]
     assert [mbox.stamp(p.split(b"\n", 1)[1])["x-pit-seq"] for p in s.sink.posts[:2]] == \
         [str(q) for q in seqs]                               # in the pit's order
+
+
+def test_a_delivery_after_a_refused_post_goes_to_the_list_behind_the_spooled_one(kit, tmp_path):
+    """A post the list refuses waits in the spool; the next delivery's
+    records go to the list behind it, not before, each once (the injector
+    lists the spool only while it may hold messages: after a listing found
+    it empty, again once it spooled)."""
+    orders = [kit.request("alice", f"rf{i}", "Order", f"buy 1 ACME at 10.0{i}") for i in range(3)]
+    spool = tmp_path / "spool"
+    with Served(kit.pit, spool=spool) as s:
+        def posted(n: int) -> None:
+            deadline = time.monotonic() + 30
+            while len(s.sink.posts) < n:
+                assert time.monotonic() < deadline, "the list did not get the records"
+                time.sleep(0.02)
+        assert s.send(orders[0])[0] == 250
+        posted(1)
+        s.sink.refuse = True
+        assert s.send(orders[1])[0] == 250                  # durable: the reply does not wait
+        deadline = time.monotonic() + 30
+        while not list(spool.glob("*.eml")):
+            assert time.monotonic() < deadline, "the refused post was not spooled"
+            time.sleep(0.02)
+        s.sink.refuse = False
+        assert s.send(orders[2])[0] == 250
+        posted(3)
+        time.sleep(0.2)
+        assert not list(spool.glob("*.eml"))
+    refs = [mbox.headers(p.split(b"\n", 1)[1].replace(b"\r\n", b"\n"), ["x-pit-ref"])
+            .get("x-pit-ref") for p in s.sink.posts]
+    assert [r for r in refs if r and r.startswith("rf")] == ["rf0", "rf1", "rf2"], refs
 
 
 def test_the_list_falling_behind_holds_the_deliveries_back_not_the_memory(kit, tmp_path):

@@ -377,6 +377,30 @@ def test_a_silent_client_is_closed_after_the_timeout(kit):
         assert s.send(kit.request("alice", "after-slow", "Order", "buy 1 ACME at 12.03"))[0] == 250
 
 
+def test_a_client_that_keeps_talking_is_not_timed_out():
+    """The silence is timed from the client's last line, not from the
+    connection's start (the server moves one timer a connection lazily,
+    not at each read): commands every 0.15 s for three timeouts of 0.4 s
+    are all answered; then the silence gets its 421."""
+    server = LMTPServer(_Keep(), "127.0.0.1", free_port(), timeout=0.4).start()
+    try:
+        w = _Wire(server.port)
+        w.send(b"LHLO t\r\n")
+        w.reply()
+        started = time.monotonic()
+        while time.monotonic() - started < 1.2:
+            time.sleep(0.15)
+            quiet = time.monotonic()
+            w.send(b"NOOP\r\n")
+            assert w.reply() == ["250 2.0.0 OK"]
+        got = w.reply()
+        assert got[-1].startswith("421") and "timeout" in got[-1], got
+        assert 0.35 < time.monotonic() - quiet < 5
+        w.close()
+    finally:
+        server.stop()
+
+
 def test_a_client_that_does_not_read_its_replies_is_cut_off():
     """Pipelined commands from a client that never reads: the server stops
     reading when its replies back up, and after its timeouts drops the
