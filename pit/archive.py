@@ -1219,7 +1219,12 @@ class _Writer:
         """Append *data* at byte *committed* of volume *name* and fsync it;
         the volume's stat after."""
         path = self.archive.dir / name
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Through the volume lock's own descriptor (O_APPEND too) when we
+        # hold one: closing a second descriptor of the file would drop this
+        # process's fcntl lock on it (POSIX), in the middle of the append.
+        held = next((lock.fd for lock in self.locks if lock.path == path and lock.fd is not None),
+                    None)
+        fd = held if held is not None else os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
             if size != committed:
@@ -1232,4 +1237,5 @@ class _Writer:
             os.fsync(fd)
             return os.fstat(fd)
         finally:
-            os.close(fd)
+            if held is None:
+                os.close(fd)

@@ -391,3 +391,36 @@ def test_appends_that_keep_what_they_learned_write_what_the_plain_ones_do(
         assert arch.check() == [] and arch.last_seq() == 17
         files[keep] = _files(tmp_path / str(keep) / "archives"), seen
     assert files[True] == files[False]
+
+
+def test_the_volumes_fcntl_lock_is_held_until_the_index_commits(tmp_path, monkeypatch):
+    """A writer holds the volume's fcntl lock (beside its dotlock) for the
+    whole append: a process that takes fcntl locks alone (a mail tool
+    without dotlocks) cannot take it between the data's fsync and the
+    index's rename.  (Before: the data was written through a second
+    descriptor of the volume, whose close dropped the process's fcntl lock
+    on it, POSIX's rule, in the middle of the append.)"""
+    arch = Archive(tmp_path)
+    append_n(arch, 2)
+    probe = textwrap.dedent("""
+        import fcntl, os, sys
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("taken")
+        except OSError:
+            print("held")
+    """)
+    seen = []
+    real = archive._crash_point
+
+    def at(step):
+        if step in ("after-data-fsync", "after-index-temp"):
+            done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "archives" / "000001.mbox")],
+                                  capture_output=True, text=True)
+            seen.append((step, done.stdout.strip() or done.stderr))
+        real(step)
+    monkeypatch.setattr(archive, "_crash_point", at)
+    append_n(arch, 3)
+    assert seen == [("after-data-fsync", "held"), ("after-index-temp", "held")]
+    assert arch.last_seq() == 5
