@@ -425,15 +425,16 @@ class Notary:
                     self.state.reload()         # another notary's turn
             except Exception as e:
                 self._drop_state(f"it could not be read: {type(e).__name__}: {e}")
-        if self.state is not None and self.archive.last_seq() < self.state.seq:
+        last = self.archive.last_seq()
+        if self.state is not None and last < self.state.seq:
             self.state.rollback()
             self.state.close()
             self.state = None                   # repaired or replaced: open_state says why
         if self.state is None:
             self._load()
             self.state.begin()
+            last = self.archive.last_seq()
         st = self.state
-        last = self.archive.last_seq()
         if last > st.seq:
             notarystate.fold(st, self.archive, st.seq + 1)
         if st.members_version != self._members_seen:   # another notary imported member keys

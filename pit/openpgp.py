@@ -658,14 +658,15 @@ def time_refusal(created: int | None, now: int, max_skew: int, max_age: int) -> 
     """
     if created is None:
         return "the signature carries no creation time"
+    future = created > now + max_skew
+    if not future and not (max_age and created < now - max_age):
+        return None                      # (the time's text only for a refusal)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
-    if created > now + max_skew:
+    if future:
         return (f"signature time {stamp} is {_span(created - now)} in the future; "
                 f"the notary allows {_span(max_skew)} of clock skew")
-    if max_age and created < now - max_age:
-        return (f"signature time {stamp} is {_span(now - created)} old; "
-                f"the pit takes signatures up to {_span(max_age)} old (signature_max_age)")
-    return None
+    return (f"signature time {stamp} is {_span(now - created)} old; "
+            f"the pit takes signatures up to {_span(max_age)} old (signature_max_age)")
 
 
 def key_identity(key: PublicKey) -> bytes:

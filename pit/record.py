@@ -183,6 +183,9 @@ def _rebuild(cls, values):
 def replace(obj: Record, **changes) -> Record:
     """A new record of *obj*'s class with *changes* to its fields
     (``dataclasses.replace``); its ``__post_init__`` runs again."""
-    values = {n: getattr(obj, n) for n in obj._fields}
-    values.update(changes)
-    return obj.__class__(**values)
+    cls = obj.__class__
+    for name in changes:
+        if name not in cls._index:
+            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}")
+    # every field given, in order: the constructor's positional path
+    return cls(*[changes[n] if n in changes else getattr(obj, n) for n in cls._fields])
