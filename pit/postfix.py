@@ -80,8 +80,15 @@ def _service(pit: PitMailRoutes, address: str) -> str:
 def postfix_config(pits: list[PitMailRoutes], notary: tuple[str, int] = ("127.0.0.1", 8025),
                    mailman_data: str = "/var/lib/mailman3/data",
                    config_dir: str = "/etc/postfix", user: str = "pit",
-                   pit_command: str = "/usr/local/bin/pit") -> dict[str, str]:
+                   pit_command: str = "/usr/local/bin/pit",
+                   filters: str = "pipe") -> dict[str, str]:
     """The four files (name -> text) for ``pits``; see the module's doc.
+
+    ``filters`` says how the filters run: ``pipe`` (a ``pipe`` service
+    each, run by every list copy to the filter's address) or ``daemon``
+    (``pit mailman daemon`` each, woken by the archive's commits; the list
+    copies to their addresses are discarded, and master.cf.pit names the
+    daemons' commands instead of services).
 
     ``notary`` is ``pit mailman serve``'s listening address (the filters
     post there too), ``mailman_data`` Mailman's data directory (where it
@@ -96,6 +103,8 @@ def postfix_config(pits: list[PitMailRoutes], notary: tuple[str, int] = ("127.0.
     for path in (mailman_data, config_dir, *(str(p.root) for p in pits)):
         if re.search(r"\s", path):
             raise PostfixError(f"{path!r}: master.cf and main.cf cannot take a path with spaces")
+    if filters not in ("pipe", "daemon"):
+        raise PostfixError(f"filters {filters!r}: pipe or daemon")
     lmtp = f"{notary[0]}:{notary[1]}"
     transport, seen, master = [], {}, []
     for pit in sorted(pits, key=lambda p: p.list_address):
@@ -104,9 +113,15 @@ def postfix_config(pits: list[PitMailRoutes], notary: tuple[str, int] = ("127.0.
                   (pit.notary_address, "discard:")]
         for kind, args, address in pit.filters:
             service = _service(pit, address)
+            command = f"{pit_command} --pit {pit.root} mailman"
+            if filters == "daemon":
+                routes.append((address, "discard:"))
+                master.append(f"#   {service}: as {user}: {command} daemon "
+                              f"{' '.join([kind, *args])} --lmtp {lmtp}\n")
+                continue
             routes.append((address, f"{service}:"))
             master.append(f"{service} unix - n n - - pipe\n"
-                          f"  user={user} argv={pit_command} --pit {pit.root} mailman deliver "
+                          f"  user={user} argv={command} deliver "
                           f"{' '.join([kind, *args])} --lmtp {lmtp}\n")
         transport.append(f"# pit {pit.name} ({pit.root})")
         for address, route in routes:
@@ -126,8 +141,12 @@ def postfix_config(pits: list[PitMailRoutes], notary: tuple[str, int] = ("127.0.
         "pit_transport": header + "\n".join(transport) + "\n",
         "pit_domains": header + "".join(f"{d} pit\n" for d in domains),
         "main.cf.pit": main,
-        "master.cf.pit": ("# pit filters: each delivery to a filter's address runs it once\n"
-                          "# (exit 75 defers, see 'pit mailman deliver')\n" + "".join(master)),
+        "master.cf.pit": (
+            "# pit filters: each delivery to a filter's address runs it once\n"
+            "# (exit 75 defers, see 'pit mailman deliver')\n" if filters == "pipe" else
+            "# pit filters run as daemons woken by the archive's commits, no pipe\n"
+            "# service; their list copies are discarded (pit_transport).  Run each\n"
+            "# (deploy/systemd/pit-filter@.service):\n") + "".join(master),
     }
 
 

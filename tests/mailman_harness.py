@@ -142,6 +142,26 @@ def wait_until(what: str, predicate, timeout: float = 120.0, detail=lambda: ""):
                                  + (f"\n{more}" if more else ""))
         time.sleep(0.05)
 
+@contextlib.contextmanager
+def paused_runner(handle: MailmanHandle, name: str) -> Iterator[list[int]]:
+    """Stop Mailman's ``name`` runner processes (SIGSTOP) for the block, and
+    let them go on after it (SIGCONT), also on failure: with ``out`` paused,
+    Mailman takes posts but delivers nothing.  Yields their pids."""
+    marker = f"--runner={name}:".encode()
+    pids = [pid for pid in _pids_using(handle.config_path)
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    if not pids:
+        raise RuntimeError(f"no Mailman runner {name!r} is running")
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield pids
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+
+
 def _header_address(msg_bytes: bytes, name: bytes) -> str:
     from email.utils import parseaddr
     for line in msg_bytes.split(b"\n"):

@@ -312,7 +312,8 @@ def _wait_for_text(path: Path, text: str, count: int, proc, timeout: float = 60)
 @contextlib.contextmanager
 def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
                     sink_domains: tuple[str, ...] = (),
-                    addresses: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[MailHost]:
+                    addresses: tuple[str, ...] = ("127.0.0.1",),
+                    filters: str = "pipe") -> Iterator[MailHost]:
     """Mailman (writing Postfix's maps), the pits provisioned on it, a
     Postfix instance configured by ``pit mailman postfix-config``, and
     ``pit mailman serve`` for the pits, all as docs/mailman.md says; the
@@ -321,7 +322,12 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
     ``sink_domains`` is relayed to the Mailman harness's sink (where the
     Internet would carry it).  Everything is stopped on exit, also on an
     interrupt.  Postfix listens on ``addresses`` (loopback by default; the
-    mail host of tests/test_hosts.py adds its links' addresses)."""
+    mail host of tests/test_hosts.py adds its links' addresses).  ``filters``
+    is postfix-config's ``--filters``: ``pipe`` (Postfix runs ``pit mailman
+    deliver`` for each list copy to a filter's address) or ``daemon`` (a
+    ``pit mailman daemon`` process for each filter of each pit, started
+    after the notary's server and stopped before it, as
+    deploy/systemd/pit-filter@.service runs them)."""
     import signal
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -332,7 +338,7 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
     smtp_port, notary_port = free_port(), free_port()
     while notary_port == smtp_port:
         notary_port = free_port()
-    notary = None
+    notary, daemons = None, []
     with running_mailman(base / "mailman", smtp_port=smtp_port, postfix=True) as mailman:
         client = MailmanClient(mailman.rest_url, mailman.rest_user, mailman.rest_password)
         for root in pit_dirs:
@@ -349,7 +355,8 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
             [sys.executable, "-m", "pit.cli", "mailman", "postfix-config", *map(str, pit_dirs),
              "--notary", f"127.0.0.1:{notary_port}",
              "--mailman-data", str(mailman.root / "var" / "data"), "--config-dir", str(etc),
-             "--user", PIT_USER, "--pit-command", " ".join(command), "--out", str(etc)],
+             "--user", PIT_USER, "--pit-command", " ".join(command), "--out", str(etc),
+             "--filters", filters],
             capture_output=True, text=True, cwd=REPO, timeout=300)
         if out.returncode != 0:
             raise RuntimeError(f"pit mailman postfix-config: {out.stderr}")
@@ -373,10 +380,29 @@ def pits_on_postfix(base: Path, pit_dirs: list[Path], domain: str,
                         stdout=out_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                         cwd=base, start_new_session=True)
                 _wait_for_text(log, "notary for", len(pit_dirs), notary)
+                if filters == "daemon":
+                    from pit.postfix import pit_routes
+                    for root in pit_dirs:
+                        for kind, args, address in pit_routes(root).filters:
+                            daemon_log = base / f"daemon-{address.partition('@')[0]}.log"
+                            with open(daemon_log, "wb") as out_file:
+                                daemons.append(subprocess.Popen(
+                                    AS_PIT_USER + command + [
+                                        "--pit", str(root), "mailman", "daemon", kind, *args,
+                                        "--lmtp", f"127.0.0.1:{notary_port}"],
+                                    stdout=out_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=base, start_new_session=True))
+                            _wait_for_text(daemon_log, ": running, posting to", 1, daemons[-1])
                 yield MailHost(base, mailman, postfix, client, notary_port, command)
-                notary.send_signal(signal.SIGTERM)
-                notary.wait(60)
+                for proc in daemons + [notary]:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(60)
         finally:
+            for proc in daemons:
+                if proc.poll() is None:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
             if notary is not None and notary.poll() is None:
                 with contextlib.suppress(OSError):
                     os.killpg(notary.pid, signal.SIGKILL)

@@ -222,3 +222,34 @@ def test_the_service_units_run_pit_commands_that_parse():
     assert serve.mailman == f"{mta['lmtp_host']}:{mta['lmtp_port']}"
     assert serve.smtp == f"{mta['smtp_host']}:{mta['smtp_port']}"
     assert mta["incoming"] == "mailman.mta.postfix.LMTP"
+
+
+def test_postfix_config_with_filters_as_daemons_routes_their_list_copies_nowhere():
+    """--filters daemon: no pipe service, each filter's address discarded
+    (its daemon wakes on the archive's commits, not on the list), and the
+    daemons' commands, named in master.cf.pit, parse."""
+    import shlex
+    from pit.commands import build_parser
+    from pit.postfix import PitMailRoutes, PostfixError, postfix_config
+    routes = PitMailRoutes(Path("/srv/pits/demo"), "demo", "pits.example", "demo@pits.example",
+                           "demo-archive@pits.example", "demo-notary@pits.example",
+                           (("transfers", (), "demo-transfers@pits.example"),
+                            ("specialist", ("ACME",), "demo-specialist-acme@pits.example")))
+    piped = postfix_config([routes])
+    assert "demo-specialist-acme@pits.example pit-demo-specialist-acme:" in piped["pit_transport"]
+    assert "unix - n n - - pipe" in piped["master.cf.pit"]
+    files = postfix_config([routes], filters="daemon")
+    assert "demo-transfers@pits.example discard:" in files["pit_transport"]
+    assert "demo-specialist-acme@pits.example discard:" in files["pit_transport"]
+    assert "unix - n n - - pipe" not in files["master.cf.pit"]
+    assert all(line.startswith("#") for line in files["master.cf.pit"].splitlines())
+    commands = [line.partition(": as pit: ")[2] for line in files["master.cf.pit"].splitlines()
+                if ": as pit: " in line]
+    assert len(commands) == 2
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "/usr/local/bin/pit"
+        args = build_parser().parse_args(words[1:])
+        assert args.action == "daemon" and args.pit == "/srv/pits/demo" and args.lmtp
+    with pytest.raises(PostfixError):
+        postfix_config([routes], filters="cron")

@@ -4,13 +4,17 @@ One Postfix instance of the test's own (tests/postfix_harness.py), with
 ``pit mailman postfix-config``'s maps and master.cf lines, in front of a
 real Mailman 3 (writing its own Postfix maps) and ``pit mailman serve``
 for two pits.  The pits' files belong to an unprivileged user, as in
-production: the notary server and the filters (Postfix's ``pipe``) run as
-``nobody``.  Traders are on another domain, which Postfix relays to the
-test's sink; local users keep their mailboxes.
+production: the notary server and the filters run as ``nobody``, the
+filters as ``pit mailman daemon`` processes woken by the archive's commits
+(``postfix-config --filters daemon``, as the production set-up of
+docs/mailman.md has them; Postfix's ``pipe`` for the filters is covered by
+tests/test_hosts.py).  Traders are on another domain, which Postfix relays
+to the test's sink; local users keep their mailboxes.
 
 Checked: local mail is still delivered (and an unknown local user still
 refused); signed orders sent to Postfix come back to both traders as a
-trade, through the notary, Mailman and the specialist; a forged order is
+trade, through the notary, Mailman and the specialist; a trade does not wait
+for the list (it is archived while Mailman delivers nothing); a forged order is
 refused by mail; nothing bounces and no member's bounce score moves; the
 list has the pit's bounce policy; the audit passes.  A specialist on a
 host of its own, and a member's replica on a third: tests/test_hosts.py.
@@ -27,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _stop_agents, Kit
-from mailman_harness import mailman_available
+from mailman_harness import mailman_available, paused_runner
 from mailman_harness import wait_until as harness_wait_until
 from pit import mbox, ops, testkeys
 from pit.audit import audit
@@ -96,7 +100,8 @@ def world(keyhome):
         # the traders' own domain: relayed to the test's sink, as the
         # Internet would carry it (the sink is Mailman harness's)
         with pits_on_postfix(base, [alpha.root, beta.root], DOMAIN,
-                             sink_domains=(testkeys.DOMAIN, "hostb.test")) as host:
+                             sink_domains=(testkeys.DOMAIN, "hostb.test"),
+                             filters="daemon") as host:
             yield World(host, alpha, beta)
     finally:
         _stop_agents(base)
@@ -166,6 +171,26 @@ def test_an_order_through_postfix_becomes_a_trade_in_both_mailboxes(world):
     for raw in (buy, sell):
         mid = b"\nMessage-ID: " + mbox.headers(raw, ["message-id"])["message-id"].encode() + b"\n"
         assert sum(mid in m for _, m in alpha.records()) == 1
+
+
+def test_a_trade_does_not_wait_for_the_list(world):
+    """The specialist runs when the order is archived, not when Mailman's
+    list copy reaches it: with Mailman's outgoing runner stopped (it takes
+    posts and delivers nothing, as when it is busy with a burst's copies)
+    the trade is still archived; the mailboxes get it once the list moves."""
+    alpha = world.alpha
+    buy = alpha.request("alice", "q1", "Order", "buy 3 ACME at 12.00", pit="alpha")
+    sell = alpha.request("bob", "q1", "Order", "sell 3 ACME at 12.00", pit="alpha")
+    trade = b"buyer alice q1 seller bob q1"
+    with paused_runner(world.mailman, "out"):
+        world.send(buy, addr("alice"), f"alpha@{DOMAIN}")
+        world.send(sell, addr("bob"), f"alpha@{DOMAIN}")
+        wait_until("the trade in the archive while Mailman delivers nothing",
+                   lambda: any(trade in m for _, m in alpha.records()), world=world)
+        assert not has_trade(world, "alice", trade.decode())
+    for who in ("alice", "bob"):
+        wait_until(f"the trade in {who}'s mailbox", lambda: has_trade(world, who, trade.decode()),
+                   world=world)
 
 
 def test_a_forged_order_is_refused_by_mail(world):

@@ -51,6 +51,10 @@ def arguments(cmd) -> None:
     c.add_argument("--user", default="pit", help="the pits' system user (pipe refuses root)")
     c.add_argument("--pit-command", default="/usr/local/bin/pit", metavar="PATH")
     c.add_argument("--out", metavar="DIR", help="write the four files there (default: print)")
+    c.add_argument("--filters", choices=("pipe", "daemon"), default="pipe",
+                   help="how the filters run: Postfix's pipe for each list copy to the "
+                        "filter's address, or 'pit mailman daemon' woken by the archive's "
+                        "commits (list copies discarded)")
     for name, func, text in (
             ("daemon", run_daemon, "run a filter whenever the archive grows, "
              "posting its output through the notary (foreground)"),
@@ -132,7 +136,7 @@ def run_postfix_config(args) -> int:
     try:
         files = postfix.postfix_config(
             [postfix.pit_routes(d) for d in dirs], hostport(args.notary, "--notary"),
-            args.mailman_data, args.config_dir, args.user, args.pit_command)
+            args.mailman_data, args.config_dir, args.user, args.pit_command, args.filters)
     except postfix.PostfixError as e:
         raise CliError(str(e), EXIT["usage"]) from None
     if args.out:
