@@ -10,8 +10,10 @@ quiet machine: `uptime` is printed first so a loaded run can be recognised.
 
 import importlib
 import os
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ORDER = ["core", "archive", "verify", "replay", "moderator", "lmtp", "audit", "mailman", "postfix", "hosts"]
@@ -25,10 +27,12 @@ def main(argv=None) -> int:
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores")
     failed = []
     from pit.agents import stopped_after
-    with stopped_after([Path(__file__).resolve().parent / "out"]):   # its pits' gpg-agents
-        run(names, failed)
-    if failed:
-        print(f"\nfailed: {', '.join(failed)}")
+    try:
+        with stopped_after([Path(__file__).resolve().parent / "out"]):   # its pits' gpg-agents
+            run(names, failed)
+    finally:
+        if failed:
+            print(f"\nfailed: {', '.join(failed)}", flush=True)
     return 1 if failed else 0
 
 
@@ -47,8 +51,18 @@ def run(names: list[str], failed: list[str]) -> None:
             rc = e.code
             if isinstance(rc, str):        # a benchmark's reason for stopping
                 print(rc, flush=True)
+            elif rc == 128 + signal.SIGTERM:   # exit_on_sigterm: the whole run is stopped
+                print(f"(bench.{name}: stopped by SIGTERM after "
+                      f"{time.monotonic() - t:.0f} s)", flush=True)
+                failed.append(name)
+                raise
+        except Exception:                  # a fault: say it, go on with the next one
+            traceback.print_exc(file=sys.stdout)
+            rc = "exception"
         if rc:
             failed.append(name)
+            if not isinstance(rc, str):
+                print(f"(bench.{name}: exit status {rc})", flush=True)
         print(f"(bench.{name}: {time.monotonic() - t:.0f} s)", flush=True)
 
 
