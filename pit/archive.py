@@ -230,6 +230,25 @@ class _VolumeLock:
                                       f"{self.timeout:g} s") from None
                 time.sleep(pause)
 
+    def relock(self) -> None:
+        """Take the fcntl lock again: a no-op while this process still holds
+        it, but closing any descriptor of the file drops it (POSIX), and
+        reading the volume (its last record's hash, a torn tail's cut) opens
+        and closes one.  A tool that took it meanwhile is waited for; what
+        it wrote, the size check before the write refuses."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{self.path}: fcntl lock held for more than "
+                                      f"{self.timeout:g} s") from None
+                time.sleep(0.002)
+
     def _holder(self) -> str:
         try:
             return self.dot.read_text().strip() or "?"
@@ -1166,6 +1185,9 @@ class _Writer:
             seq, prev = seq + 1, record_hash(msg)
         if not entries:
             return self.last_seq
+        for lock in self.locks:         # reading the volume may have dropped its fcntl lock
+            if lock.fd is not None:
+                lock.relock()
         vols = list(self.vols)
         next_seq = self.last_seq + 1
         writes: list[tuple[str, int, bytes]] = []      # (volume, committed bytes, data)

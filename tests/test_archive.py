@@ -393,15 +393,20 @@ def test_appends_that_keep_what_they_learned_write_what_the_plain_ones_do(
     assert files[True] == files[False]
 
 
-def test_the_volumes_fcntl_lock_is_held_until_the_index_commits(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fresh", [False, True], ids=["next-append", "first-append"])
+def test_the_volumes_fcntl_lock_is_held_until_the_index_commits(tmp_path, monkeypatch, fresh):
     """A writer holds the volume's fcntl lock (beside its dotlock) for the
     whole append: a process that takes fcntl locks alone (a mail tool
     without dotlocks) cannot take it between the data's fsync and the
     index's rename.  (Before: the data was written through a second
     descriptor of the volume, whose close dropped the process's fcntl lock
-    on it, POSIX's rule, in the middle of the append.)"""
+    on it, POSIX's rule, in the middle of the append; and a first append
+    (*fresh*: an Archive that has not appended yet) read the last
+    record's hash and cut torn tails through other descriptors too.)"""
     arch = Archive(tmp_path)
     append_n(arch, 2)
+    if fresh:
+        arch = Archive(tmp_path)
     probe = textwrap.dedent("""
         import fcntl, os, sys
         fd = os.open(sys.argv[1], os.O_RDWR)
