@@ -222,11 +222,16 @@ def _pit_of(stamp: dict, msg: bytes) -> str:
     return stamp.get("x-pit-pit", "")
 
 
-def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> None:
+def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None, *,
+        spool: bool = False) -> None:
     """Run *flt* over *messages* (mbox message bytes), writing the protocol's
     output to *out* (if given).  The filter's report lines stay in
     ``flt.lines`` and its final state in the filter.  O(messages): per
-    record one stamp read and what the filter does with it."""
+    record one stamp read and what the filter does with it.  With *spool*
+    (and *out*), what nobody reads but the output does not stay as lines:
+    every _SPOOL records or so the lines said so far are encoded into one
+    piece of the report and ``flt.lines`` is emptied (a program's memory:
+    a million records say ~1.4 million lines)."""
     if out is not None:
         def write(m: bytes, st: dict) -> None:
             out.write(mbox.format_message(m, "notary", st.get("x-pit-time", "")))
@@ -235,6 +240,7 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
             pass
     stamp_of = mbox.stamp
     messages = iter(messages)
+    pieces = [] if spool and out is not None and type(flt).report_body is Filter.report_body else None
     own_start = None
     started = False
     for msg in messages:                  # the leading checkpoints
@@ -250,21 +256,21 @@ def run(flt: Filter, messages: Iterable[bytes], out: BinaryIO | None = None) -> 
         started = True
         if own_start is not None:
             write(own_start, stamp_of(own_start))
-        _records(flt, chain((msg,), messages), write)   # its stamp is read once more: one record
+        _records(flt, chain((msg,), messages), write, pieces)   # its stamp is read once more: one record
         break
     if not started and own_start is not None:
         write(own_start, stamp_of(own_start))
     if out is not None:
         date = flt.time
-        if flt.lines:
-            _write_report(flt, out, date)
+        if flt.lines or pieces:
+            _write_report(flt, out, date, pieces or ())
         _write_checkpoint(flt, out, date)
 
 
 _REPORT_PIECE = 1024          # report or checkpoint lines encoded and written at a time
 
 
-def _write_report(flt: Filter, out: BinaryIO, date: str) -> None:
+def _write_report(flt: Filter, out: BinaryIO, date: str, pieces=()) -> None:
     """Write the report entry, the bytes of ``format_message(filter_output(
     "report", ..., flt.report_body(), date), *_sender(flt, date))``, a piece
     of its lines at a time (see _write_pieces): a long replay's report
@@ -274,7 +280,7 @@ def _write_report(flt: Filter, out: BinaryIO, date: str) -> None:
     if type(flt).report_body is not Filter.report_body:       # a body of its own
         _write_whole(flt, out, date, "report", flt.report_body())
     else:
-        _write_pieces(flt, out, date, "report", flt.report_head(), flt.lines)
+        _write_pieces(flt, out, date, "report", flt.report_head(), flt.lines, pieces)
 
 
 def _write_checkpoint(flt: Filter, out: BinaryIO, date: str) -> None:
@@ -295,35 +301,47 @@ def _write_whole(flt: Filter, out: BinaryIO, date: str, kind: str, body: str) ->
 
 
 def _write_pieces(flt: Filter, out: BinaryIO, date: str, kind: str, head: str,
-                  lines: list[str]) -> None:
+                  lines: list[str], pieces=()) -> None:
     """_write_whole of the body ``head + "\\n".join(lines) + "\\n"`` (just
-    *head* without lines), a piece of its lines at a time.  Written whole
+    *head* without lines), a piece of its lines at a time; *pieces*: lines
+    said before *lines*, already encoded (ASCII, see _spool).  Written whole
     when its charset cannot be known from the head (a line that is not
     ASCII).  mboxrd quoting works line by line, so quoting the pieces is
     quoting the whole."""
     if not all(map(str.isascii, lines)):
+        lines[:0] = b"".join(pieces).decode().split("\n")[:-1] if pieces else ()
         return _write_whole(flt, out, date, kind, head + ("\n".join(lines) + "\n" if lines else ""))
     # An ASCII body: the head alone gives the same header (charset us-ascii).
     sender = _sender(flt, date)
     msg_head = message.filter_output(kind, flt.name, flt.pit, head, date)
     write, quote, join = out.write, mbox.quote, "\n".join
     write(mbox.from_line(*sender) + quote(msg_head))
+    for piece in pieces:
+        write(quote(piece))
     for i in range(0, len(lines), _REPORT_PIECE):
         write(quote((join(lines[i:i + _REPORT_PIECE]) + "\n").encode()))
     write(b"\n")
 
 
-def _records(flt: Filter, messages: Iterable[bytes], write) -> None:
+_SPOOL = 4096                 # records between two looks at the lines to spool (run(spool=True))
+
+
+def _records(flt: Filter, messages: Iterable[bytes], write, pieces: list | None = None) -> None:
     """The records after the leading checkpoints: :meth:`Filter.feed` on
     each, written through when not the filter's.  The hot loop: feed is
     inlined here for filters that keep the base class's (same steps, same
-    order), with the bound methods looked up once."""
+    order), with the bound methods looked up once.  With *pieces* (a
+    list), the report lines are spooled into it (see run)."""
     feed = flt.feed
     inline = type(flt).feed is Filter.feed
     wants, apply = flt.wants, flt.apply
     apply_order = flt.apply_order
     stamp_of = mbox.stamp
+    countdown = _SPOOL if pieces is not None else -1
     for msg in messages:
+        countdown -= 1
+        if not countdown:
+            countdown = _SPOOL if _spool(flt.lines, pieces) else -1
         if msg.__class__ is tuple:        # an order for one of flt.order_tickers
             seq, time_, pit, account, ref, request = msg
             if seq > flt.seq:             # (else already covered by the checkpoint)
@@ -358,6 +376,23 @@ def _records(flt: Filter, messages: Iterable[bytes], write) -> None:
         else:
             flt.seq = seq
             write(msg, stamp)
+
+
+def _spool(lines: list[str], pieces: list[bytes]) -> bool:
+    """Move *lines* (when there are a piece's worth) into *pieces* as one
+    encoded piece, emptying the list in place; False, with every line back
+    in *lines*, once a line is not ASCII (the report's charset is then
+    known only at its end: it is written whole)."""
+    if len(lines) < _REPORT_PIECE:
+        return True
+    text = "\n".join(lines) + "\n"
+    if not text.isascii():
+        lines[:0] = b"".join(pieces).decode().split("\n")[:-1] if pieces else ()
+        pieces.clear()
+        return False
+    pieces.append(text.encode())
+    lines.clear()
+    return True
 
 
 def _checkpoint_text(flt: Filter, stamp: dict, msg: bytes) -> str | None:
@@ -410,7 +445,7 @@ def main(cls, argv: list[str] | None = None) -> int:
     # the cyclic collector would only rescan them (docs/pit-book.md).
     gc.disable()
     try:
-        run(flt, _input(flt, sys.stdin.buffer), out)
+        run(flt, _input(flt, sys.stdin.buffer), out, spool=True)
     except (FilterError, mbox.MboxError) as e:
         print(f"{flt.name}: {e}", file=sys.stderr)
         return 1

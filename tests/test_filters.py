@@ -307,6 +307,58 @@ def test_report_written_in_pieces_is_the_whole_report(extra):
         ("\n".join(flt.lines) + "\n").encode())
 
 
+@pytest.mark.parametrize("cls,args", [(Specialist, ["ACME"]), (Transfers, []), (Positions, [])])
+def test_spooled_report_is_the_report(traded, monkeypatch, cls, args):
+    """run(spool=True), as the filter programs run: the report lines said so
+    far are encoded a piece at a time as records come, and the output is the
+    same bytes as without (a look every record, pieces of two lines)."""
+    import pit.filter
+    monkeypatch.setattr(pit.filter, "_SPOOL", 1)
+    monkeypatch.setattr(pit.filter, "_REPORT_PIECE", 2)
+    msgs = records(traded)
+    plain = run_bytes(cls(args), msgs)
+    flt, out = cls(args), io.BytesIO()
+    run(flt, msgs, out, spool=True)
+    assert out.getvalue() == plain
+
+
+@pytest.mark.parametrize("late", [[], ["From the floor", ">From it"], ["caf\u00e9 42"]])
+def test_spooled_report_of_many_lines_is_the_report(traded, monkeypatch, late):
+    """A filter that says many lines a record, one not ASCII (the report is
+    then written whole) or mboxrd-quoted coming after pieces were spooled:
+    run(spool=True) writes the same bytes as run(), and keeps only the lines
+    said since the last piece."""
+    import pit.filter
+    from pit.filter import Filter
+    monkeypatch.setattr(pit.filter, "_SPOOL", 3)
+
+    class Chatty(Filter):
+        name = "chatty"
+
+        def wants(self, stamp):
+            return True
+
+        def apply(self, seq, stamp, msg):
+            self.lines += [f"record {seq} line {i}" for i in range(700)]
+            if seq == 20:
+                self.lines += late
+
+        def state(self):
+            return []
+
+    msgs = records(traded)
+    assert len(msgs) > 20
+    plain = run_bytes(Chatty(), msgs)
+    flt, out = Chatty(), io.BytesIO()
+    run(flt, msgs, out, spool=True)
+    assert out.getvalue() == plain
+    n = sum(1 for m in msgs if mbox.stamp(m).get("x-pit-seq")) * 700 + len(late)
+    if late[-1:] == ["caf\u00e9 42"]:
+        assert len(flt.lines) == n                  # all of them back, written whole
+    else:
+        assert len(flt.lines) <= 3 * 700 + len(late) < n
+
+
 @pytest.mark.parametrize("n", [0, 1, 1024, 2055])
 @pytest.mark.parametrize("extra", [[], ["From the floor", ">From it"], ["caf\u00e9 42"]])
 def test_checkpoint_written_in_pieces_is_the_whole_checkpoint(n, extra):
