@@ -217,18 +217,11 @@ class _VolumeLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:
             fsync_dir(self.path.parent)
-        while True:      # the dotlock keeps out mail tools; fcntl keeps out NFS-less races
-            try:
-                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as e:
-                if e.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-                if time.monotonic() > deadline:
-                    self.release()
-                    raise LockTimeout(f"{self.path}: fcntl lock held for more than "
-                                      f"{self.timeout:g} s") from None
-                time.sleep(pause)
+        try:             # the dotlock keeps out mail tools; fcntl keeps out NFS-less races
+            self._take_fcntl(deadline)
+        except BaseException:
+            self.release()
+            raise
 
     def relock(self) -> None:
         """Take the fcntl lock again: a no-op while this process still holds
@@ -236,7 +229,10 @@ class _VolumeLock:
         reading the volume (its last record's hash, a torn tail's cut) opens
         and closes one.  A tool that took it meanwhile is waited for; what
         it wrote, the size check before the write refuses."""
-        deadline = time.monotonic() + self.timeout
+        self._take_fcntl(time.monotonic() + self.timeout)
+
+    def _take_fcntl(self, deadline: float) -> None:
+        """The fcntl lock on the open volume, waited for until *deadline*."""
         while True:
             try:
                 fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
