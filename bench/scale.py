@@ -53,7 +53,9 @@ def bench_records(sizes: list[int], runs: int, cache: Path) -> None:
     base = None
     for n in sizes:
         root = cache / f"replay-{n}"
-        pit = build(n, root)
+        # (unsealed, as the caches of up to 10M records were built: the
+        # start-up folds the records either way)
+        pit = build(n, root, sealed=False)
         first = root / "bench-first-start"
         if not first.exists():
             s, rss = members._startup(pit.root)
