@@ -28,7 +28,7 @@ import sys
 
 from filters.common import Accounts, Registry, amount_text, parse_transferred, report_owns, reporter
 from pit import book, bookstate, kinds, message
-from pit.notarystate import genesis_rules
+from pit.kinds.rules import genesis_rules
 from pit.message import MessageError, parse_canonical_order, _CANON_CANCEL
 from pit.book import BUY, SELL, Engine
 from pit.filter import Filter, main as filter_main, signed_text

@@ -72,6 +72,7 @@ from pit import kinds, mbox, merkle, message, notarystate, openpgp, signed
 from pit.archive import Archive, ArchiveError, ZERO_HASH
 from pit.filter import Filter, FilterError
 from pit.keyring import Keyring, KeyringError
+from pit.kinds.rules import genesis_rules
 from pit.filter import FILTERS
 
 __all__ = ["audit", "AuditResult", "AuditFailure"]
@@ -820,7 +821,7 @@ class _Audit:
             raise AuditFailure(seq, f"the genesis record's keys cannot be read: {e}") from None
         self.key_log += [(seq, f, b) for f, b in zip(fprs, _key_blocks(s.text))]
         words = st.get("x-pit-request", "").split(" ")
-        rules = notarystate.genesis_rules(st.get("x-pit-request", ""))
+        rules = genesis_rules(st.get("x-pit-request", ""))
         if not rules or words[0] != "notary" or words[2] != "operator":
             raise AuditFailure(seq, "genesis names no notary and operator", "notary F operator F",
                                st.get("x-pit-request", ""))

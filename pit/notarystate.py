@@ -47,6 +47,7 @@ from pathlib import Path
 
 from pit import merkle
 from pit.archive import CRASH_ENV, ArchiveError, record_hash
+from pit.kinds.rules import genesis_rules
 
 __all__ = ["NotaryState", "StateError", "open_state", "check", "stamp_us", "STATE_NAME", "RECENT"]
 
@@ -124,18 +125,6 @@ def stamp_us(iso: str) -> int:
                   int(iso[17:19]), tzinfo=timezone.utc)
     frac = iso[20:-1] if len(iso) > 21 else "0"
     return int(dt.timestamp()) * 1_000_000 + int(frac.ljust(6, "0")[:6])
-
-
-def genesis_rules(request: str) -> int:
-    """The rules a genesis record's ``X-Pit-Request`` starts the pit under:
-    ``notary F operator F`` (1, every pit made before rules) or ``notary F
-    operator F rules N``; 0 when it says neither."""
-    words = request.split(" ")
-    if len(words) == 4:
-        return 1
-    if len(words) == 6 and words[4] == "rules" and words[5].isdigit() and words[5][0] != "0":
-        return int(words[5])
-    return 0
 
 
 def _instruction(kind: str, text: str):

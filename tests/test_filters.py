@@ -118,6 +118,19 @@ def test_program_matches_in_process(traded, tmp_path):
     assert p.stdout == run_bytes(Transfers(), records(traded))
 
 
+def test_filter_programs_start_without_the_notarys_store():
+    """A filter program starts on every run of a pipe set-up and on every
+    `pit replay | pit-specialist`: it loads neither the notary's store nor
+    what that brings (SQLite, OpenSSL's hashes): ~25 ms a start
+    (docs/pit-book.md, "The incremental run")."""
+    probe = ("import sys, filters.specialist, filters.transfers, filters.positions; "
+             "print(sorted({'pit.notarystate', 'sqlite3', '_hashlib'} & set(sys.modules)))")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+
+
 def final_checkpoint(out: bytes) -> str:
     last = out_messages(out)[-1]
     text = body_of(last)

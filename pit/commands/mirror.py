@@ -23,7 +23,8 @@ def arguments(cmd) -> None:
 def run(args) -> int:
     """Copy the archive (and nothing else), compare it with the source, and
     check the copy's log against the newest head this replica verified."""
-    from pit import mirror, notarystate, replica
+    from pit import mirror, replica
+    from pit.kinds.rules import genesis_rules
     from pit.audit import audit
     show = progress("mirror")
     dst = Path(args.dst)
@@ -57,7 +58,7 @@ def run(args) -> int:
     except (ArchiveError, mbox.MboxError):
         st = {}                        # the log check below says what is wrong
     words = st.get("x-pit-request", "").split(" ")
-    if st.get("x-pit-kind") == "genesis" and notarystate.genesis_rules(" ".join(words)) \
+    if st.get("x-pit-kind") == "genesis" and genesis_rules(" ".join(words)) \
             and words[0] == "notary" and words[2] == "operator":
         # the genesis' notary key is pinned on the first mirror unless --notary says
         replica.write_replica_conf(dst, args.src, st.get("x-pit-pit", ""), words[1], words[3])

@@ -25,6 +25,18 @@ NUMBERS = False
 LATEST = 2          # the newest rules this code knows; 1 is every pit's start
 
 
+def genesis_rules(request: str) -> int:
+    """The rules a genesis record's ``X-Pit-Request`` starts the pit under:
+    ``notary F operator F`` (1, every pit made before rules) or ``notary F
+    operator F rules N``; 0 when it says neither."""
+    words = request.split(" ")
+    if len(words) == 4:
+        return 1
+    if len(words) == 6 and words[4] == "rules" and words[5].isdigit() and words[5][0] != "0":
+        return int(words[5])
+    return 0
+
+
 class Rules(Record, frozen=True):
     version: int
 
