@@ -442,7 +442,6 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
     the pit's :class:`Archive` when the caller has one (what it found
     walking its volumes is kept there).  O(records after the indexed
     checkpoint or the store's record)."""
-    from pit.notarystate import filter_rows
     ck = None
     idx = pit.checkpoints / "index"
     if idx.exists():
@@ -455,7 +454,10 @@ def filter_position(pit: Pit, name: str, archive: Archive | None = None
     arch = archive if archive is not None else Archive(pit.root)
     # The store only pays when the scan after the index's checkpoint is long
     # (a daemon's run, with its checkpoint indexed, scans a few records).
-    kept = filter_rows(arch, name) if arch.last_seq() - start >= STORE_AFTER else None
+    kept = None
+    if arch.last_seq() - start >= STORE_AFTER:
+        from pit.notarystate import filter_rows     # (with SQLite and OpenSSL: ~20 ms to load)
+        kept = filter_rows(arch, name)
     if kept is not None and kept[0] >= start:
         at, checkpoint, report = kept
         ck = (checkpoint[1], checkpoint[0]) if checkpoint else None

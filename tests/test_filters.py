@@ -118,17 +118,30 @@ def test_program_matches_in_process(traded, tmp_path):
     assert p.stdout == run_bytes(Transfers(), records(traded))
 
 
-def test_filter_programs_start_without_the_notarys_store():
+_HEAVY = "{'pit.notarystate', 'sqlite3', '_hashlib'} & set(sys.modules)"
+
+
+def test_filter_programs_and_the_replay_start_without_the_notarys_store(traded):
     """A filter program starts on every run of a pipe set-up and on every
-    `pit replay | pit-specialist`: it loads neither the notary's store nor
-    what that brings (SQLite, OpenSSL's hashes): ~25 ms a start
-    (docs/pit-book.md, "The incremental run")."""
+    `pit replay | pit-specialist`, and so does the replay: they load neither
+    the notary's store nor what that brings (SQLite, OpenSSL's hashes),
+    ~20 ms a start (docs/pit-book.md, "The incremental run"); the replay
+    reads the store only after a long stretch (ops.STORE_AFTER)."""
+    root = Path(__file__).resolve().parent.parent
     probe = ("import sys, filters.specialist, filters.transfers, filters.positions; "
-             "print(sorted({'pit.notarystate', 'sqlite3', '_hashlib'} & set(sys.modules)))")
+             f"print(sorted({_HEAVY}))")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                       timeout=60, cwd=Path(__file__).resolve().parent.parent)
+                       timeout=60, cwd=root)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+    replay = ("import sys; from pit.cli import main; "
+              "rc = main(['--pit', sys.argv[1], 'replay', 'specialist', 'ACME']); "
+              f"sys.stderr.write(repr(sorted({_HEAVY}))); sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", replay, str(traded.root)], capture_output=True,
+                       timeout=60, cwd=root)
+    assert p.returncode == 0, p.stderr
+    assert b"X-Pit-Kind: checkpoint" in p.stdout          # it replayed from the checkpoint
+    assert p.stderr.strip() == b"[]"
 
 
 def final_checkpoint(out: bytes) -> str:
