@@ -84,8 +84,6 @@ HASHES = {
     11: ("sha224", "SHA224"),
 }
 
-_LINE_END = re.compile(rb"\r?\n")
-
 # Subpacket types gpg 2.2 understands when marked critical (parse-packet.c,
 # can_handle_critical); a critical subpacket of any other type, hashed or
 # not, makes gpg call the signature BAD, and so does this module.
@@ -678,10 +676,11 @@ def key_identity(key: PublicKey) -> bytes:
             + key.material.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
-def _crlf_lines(data: bytes) -> bytes:
-    """Every line ending of *data* as CRLF: each LF, with or without the CR
-    before it, becomes CRLF (``_LINE_END.sub(b"\\r\\n", data)``, by two
-    plain scans; tests/test_judge_twins.py pins the two).  O(len(data))."""
+def canonical_crlf(data: bytes) -> bytes:
+    """Every line ending (LF or CRLF) as CRLF (RFC 3156 5; gpg's canonical
+    text): each LF, with or without the CR before it, becomes CRLF, by two
+    plain scans (tests/test_judge_twins.py pins them to the substitution of
+    ``\\r?\\n``).  O(n)."""
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -691,7 +690,7 @@ def _holds(key: PublicKey, sig: Signature, data: bytes) -> bool:
     if sig.sig_type == 0x01 and b"\n" in data:
         # Canonical text: gpg hashes every line ending as CRLF (and
         # nothing more: trailing whitespace stays, unlike cleartext).
-        data = _crlf_lines(data)
+        data = canonical_crlf(data)
     import hashlib
     digest_ctx = hashlib.new(HASHES[sig.hash_algo][0])
     digest_ctx.update(data)

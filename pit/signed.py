@@ -74,7 +74,7 @@ def _lazy(name: str):
     return value if value is not None else __getattr__(name)
 
 from pit import openpgp
-from pit.openpgp import OpenPGPError, Verdict
+from pit.openpgp import OpenPGPError, Verdict, canonical_crlf
 from pit.record import Record, field
 
 __all__ = ["Signed", "SignedError", "extract", "compose_clearsigned",
@@ -148,12 +148,6 @@ class Signed(Record, frozen=True):
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _UNFOLD = re.compile(rb"\r?\n[ \t]+")
-_LINE_END = re.compile(rb"\r?\n")
-
-
-def canonical_crlf(data: bytes) -> bytes:
-    """Every line ending (LF or CRLF) as CRLF (RFC 3156 5).  O(n)."""
-    return _LINE_END.sub(b"\r\n", data)
 
 
 def canonical_cleartext(lines: Iterable[bytes]) -> bytes:
