@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cached_property
 from pathlib import Path
 
 __all__ = ["Pit", "PitError", "DEFAULTS", "slug", "note_checkpoint"]
@@ -55,7 +56,6 @@ class Pit:
                                "one with 'pit init', or a replica with 'pit mirror'")
             self.conf_path, self.is_replica = replica, True
         self._conf = None
-        self._named: dict[str, str] = {}
 
     @property
     def conf(self):
@@ -71,21 +71,18 @@ class Pit:
             self._conf = cp
         return self._conf
 
-    def _named_setting(key: str) -> property:
-        # pit.conf is read once (conf), so its value is read once too: the
-        # notary asks for these at every message it judges.
-        def read(self) -> str:
-            try:
-                return self._named[key]
-            except KeyError:
-                value = self._named[key] = self.conf.get("pit", key, fallback="")
-                return value
-        return property(read)
+    # Read once, as pit.conf is (conf): the notary asks at every message.
+    @cached_property
+    def name(self) -> str:
+        return self.conf.get("pit", "name", fallback="")
 
-    name = _named_setting("name")
-    notary = _named_setting("notary")
-    operator = _named_setting("operator")
-    del _named_setting
+    @cached_property
+    def notary(self) -> str:
+        return self.conf.get("pit", "notary", fallback="")
+
+    @cached_property
+    def operator(self) -> str:
+        return self.conf.get("pit", "operator", fallback="")
 
     def get(self, key: str) -> str:
         return self.conf.get("pit", key, fallback=DEFAULTS.get(key, ""))
