@@ -77,8 +77,8 @@ def trader_keys(algo: str, traders: int) -> dict[str, tuple[Keyring, str]]:
 
 def _ensure_members(pit: Pit, keys: dict[str, tuple[Keyring, str]]) -> None:
     """Make each trader a member and fund it, unless the pit already has it."""
-    notary = ops.notary(pit)         # held: its members table lives as long as it does
-    members = notary.members
+    with ops.notary(pit) as notary:
+        members = {fpr for _, fpr in keys.values() if fpr in notary.members}
     for name, (ring, fpr) in keys.items():
         if fpr in members:
             continue

@@ -216,7 +216,8 @@ def _start(root: Path, new: int) -> None:
     pit = fresh_pit(root / "pit", max_message_size=str(64 << 20))
     assert ops.operator_request(pit, "Instrument", "BULK USD tick 0.01 lot 1").accepted
     raws = signed_orders(pit, new, "ed25519", traders=TRADERS, cache=False)
-    d = ops.notary(pit).notarize(raws[:TRADERS])          # the traders' transfers
+    with ops.notary(pit) as n:
+        d = n.notarize(raws[:TRADERS])                    # the traders' transfers
     assert all(x.accepted for x in d), [x.reason for x in d if not x.accepted]
     for kind, args in (("transfers", []), ("specialist", ["ACME"])):
         ops.run_filter(pit, kind, args)

@@ -344,6 +344,22 @@ class Notary:
     filter_checkpoints = property(lambda self: self.state.filter_checkpoints)
     recent_set = property(lambda self: self.state.recent)
 
+    def close(self) -> None:
+        """Close the notary's state and key store: their SQLite files at
+        rest when it returns.  A notary made for one call closes so
+        (``with Notary(pit) as n``); one that lives as long as its process
+        need not."""
+        if self.state is not None:
+            self.state.close()
+            self.state = None
+        self.keyring.close()
+
+    def __enter__(self) -> "Notary":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _load(self) -> None:
         """Open the pit's state (or rebuild it from record 1, the reason
         recorded), lock held.  The caller folds the records after it."""

@@ -267,6 +267,7 @@ class _Keys:
         return self._portable
 
     def close(self):
+        self.ring.close()
         self.ring.stop_agent()
         shutil.rmtree(self.dir, ignore_errors=True)
 

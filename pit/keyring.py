@@ -174,6 +174,13 @@ class Keyring:
             raise KeyringError(f"{what} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
         return proc
 
+    def close(self) -> None:
+        """Close the verifier's store if it was opened (its SQLite file at
+        rest, not left for the garbage collector to close)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def stop_agent(self) -> None:
         """Stop the gpg-agent that gpg started for this home, if any.
 

@@ -139,6 +139,13 @@ class KeyStore:
     def close(self) -> None:
         self.db.close()
 
+    def __del__(self) -> None:
+        # A store let go closes its file then, as a file object does: CPython's
+        # sqlite3 connection sits in a reference cycle (its statement cache)
+        # and would stay open, its WAL unmerged, until the cycle collector ran.
+        if hasattr(self, "db"):
+            self.db.close()
+
     # -- is the store the keyring's? ----------------------------------------------
     def homes(self) -> list[str]:
         return homes(self.home)

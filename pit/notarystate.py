@@ -435,6 +435,10 @@ class NotaryState:
         except sqlite3.Error:
             pass
 
+    def __del__(self) -> None:
+        if hasattr(self, "db"):       # at once, as pit.keystore.KeyStore's (why there)
+            self.close()
+
     # -- transactions -----------------------------------------------------------------
     def begin(self) -> None:
         if not self._in_tx:

@@ -61,14 +61,15 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
         if not operator_fpr:
             raise PitError("give the operator's key fingerprint with the operator's GnuPG home")
     ring.import_key(op.export(operator_fpr))
+    ring.close()
     pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(operator_home))
     said = f"notary {notary_fpr} operator {operator_fpr}" + (f" rules {rules}" if rules > 1 else "")
     text = (f"Pit: {name} {notary_fpr}\nGenesis: {said}\n\n"
             + ring.export(notary_fpr).strip() + "\n" + ring.export(operator_fpr).strip() + "\n")
     body = ring.clearsign(text, notary_fpr)
     now = time.time()
-    n = notary(pit)
-    n.genesis(body, now, rules)
+    with notary(pit) as n:
+        n.genesis(body, now, rules)
     return pit
 
 
@@ -118,11 +119,11 @@ def operator_request(pit: Pit, key: str, value: str, extra: str = "", now: bool 
     """Sign a request as the operator and notarize it at once.  Returns the
     notary's Decision."""
     ring, fpr = _operator(pit)
-    n = notary(pit)
-    ref = f"op-{n.seq + 1}"
-    text = request_text(pit, "operator", ref, key, value) + extra
-    raw = sign_request(pit, text, ring, fpr, f"{pit.name}-operator@{pit.domain}")
-    return n.notarize([raw])[0]
+    with notary(pit) as n:
+        ref = f"op-{n.seq + 1}"
+        text = request_text(pit, "operator", ref, key, value) + extra
+        raw = sign_request(pit, text, ring, fpr, f"{pit.name}-operator@{pit.domain}")
+        return n.notarize([raw])[0]
 
 
 def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
@@ -137,6 +138,7 @@ def add_member(pit: Pit, armored_key: str, accounts: Iterable[str]):
         fpr = tmp.import_key(armored_key)
         key = tmp._key(fpr)
     finally:
+        tmp.close()
         tmp.stop_agent()
         shutil.rmtree(tmp.home, ignore_errors=True)
     if key.revoked:
@@ -200,21 +202,22 @@ def add_members(pit: Pit, members: Iterable[tuple[str | Exception, Iterable[str]
             out[i] = (got, Decision(False, f"member {got}: no accounts given"))
         else:
             todo.append(i)
-    n = notary(pit)
-    for start in range(0, len(todo), batch):
-        part = todo[start:start + batch]
-        first = n.seq + 1
-        raws = []
-        for j, i in enumerate(part):
-            armored, accounts = members[i]
-            text = (request_text(pit, "operator", f"op-{first}-{j}", "Member",
-                                 f"add {found[i]} accounts {', '.join(accounts)}")
-                    + "\n" + armored.strip() + "\n")
-            raws.append(sign_request(pit, text, signer, fpr, sender))
-        for i, d in zip(part, n.notarize(raws)):
-            out[i] = (found[i], d)
-        if progress:
-            progress(start + len(part))
+    keyring.close()
+    with notary(pit) as n:
+        for start in range(0, len(todo), batch):
+            part = todo[start:start + batch]
+            first = n.seq + 1
+            raws = []
+            for j, i in enumerate(part):
+                armored, accounts = members[i]
+                text = (request_text(pit, "operator", f"op-{first}-{j}", "Member",
+                                     f"add {found[i]} accounts {', '.join(accounts)}")
+                        + "\n" + armored.strip() + "\n")
+                raws.append(sign_request(pit, text, signer, fpr, sender))
+            for i, d in zip(part, n.notarize(raws)):
+                out[i] = (found[i], d)
+            if progress:
+                progress(start + len(part))
     return out
 
 
@@ -362,8 +365,8 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
     if pit.is_replica:
         members, tickers = _members_and_tickers(pit)
     else:
-        nt = notary(pit)
-        members, tickers = nt.members.items(), set(nt.registry_instruments)
+        with notary(pit) as nt:
+            members, tickers = list(nt.members.items()), set(nt.registry_instruments)
     keys = {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
             for _, accounts in members}
     jobs, sets = [], []
@@ -611,4 +614,5 @@ def post(pit: Pit, name: str, messages: Iterable[bytes]):
         raws.append(signed.compose_clearsigned(headers, body.decode("utf-8"), ring, fpr))
     if not raws:
         return []
-    return notary(pit).notarize(raws)      # the notary notes checkpoints in checkpoints/index
+    with notary(pit) as n:
+        return n.notarize(raws)            # the notary notes checkpoints in checkpoints/index

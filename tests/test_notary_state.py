@@ -287,3 +287,44 @@ def test_a_schema_2_state_without_the_accounts_index_gets_it_in_place(pit, tmp_p
     assert log_lines(pit.root) == []                 # given its index, not ignored and rebuilt
     assert state_of(started) == from_scratch(pit.root, tmp_path)
     assert notarystate.check(Archive(pit.root)) == (started.seq, [])
+
+
+def _open_files(under: Path) -> list[str]:
+    """The files under *under* this process has open."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(under)):
+            out.append(target)
+    return sorted(out)
+
+
+def test_a_notary_made_for_one_call_leaves_its_files_at_rest(pit, monkeypatch):
+    """CPython's sqlite3 connections sit in reference cycles: dropped, they
+    stayed open until the cycle collector ran, their WAL merged into the
+    file later, at a moment nobody chose (a cached bench pit changed under
+    a copy of it; a deleted GnuPG home's store stayed open).  With the
+    collector off, the pit's operations leave no file open behind them."""
+    import gc
+    gc.collect()
+    gc.disable()
+    try:
+        d = ops.operator_request(pit, "Deposit", "5 USD to alice")       # a notary for one call
+        assert d.accepted, d.reason
+        ring, fpr = pit.keys["alice"]
+        ops.add_member(pit, ring.export(fpr), ["alice"])                  # a GnuPG home, deleted
+        with ops.notary(pit) as n:                                        # the context manager
+            assert n.seq > 0
+        assert n.state is None
+        ops.notary(pit).seq                                               # one dropped unclosed
+        ops.run_filter(pit, "specialist", ["ACME"])                       # posts through a notary
+        assert _open_files(pit.root) == []
+        assert [f for f in _open_files(Path("/")) if "pit-keys.sqlite" in f] == []
+        r = audit(pit.root)                                               # its own GnuPG home, deleted
+        assert r.ok, r.problem
+        assert [f for f in _open_files(Path("/")) if "pit-audit-gnupg-" in f] == []
+    finally:
+        gc.enable()
