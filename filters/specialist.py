@@ -62,35 +62,37 @@ class _Units:
     cached, so results and errors are exactly those of :mod:`pit.units`;
     each cache stops growing at ``_CACHE_LIMIT`` entries."""
 
-    __slots__ = ("inst", "cur", "multiplier", "maker", "taker", "rate", "fees_key",
+    __slots__ = ("inst", "ledger", "cur", "multiplier", "maker", "taker", "rate", "fees",
                  "prices", "qtys", "price_texts", "qty_texts", "amount_texts",
-                 "buy_keys", "sell_keys")
+                 "buy_cells", "sell_cells")
 
-    def __init__(self, inst):
+    def __init__(self, inst, ledger: Ledger):
         self.inst = inst
+        self.ledger = ledger
         self.cur = inst.currency.code
         self.multiplier = inst.multiplier
         self.maker, self.taker = inst.maker_ppm, inst.taker_ppm
         self.rate = max(inst.maker_ppm, inst.taker_ppm)
-        self.fees_key = ("fees:" + inst.ticker, self.cur)    # the ledger's key of its fees
+        self.fees = ledger.cell("fees:" + inst.ticker, self.cur)    # the ledger's cell of its fees
         self.prices: dict[str, int] = {}
         self.qtys: dict[str, int] = {}
         self.price_texts: dict[int, str] = {}
         self.qty_texts: dict[int, str] = {}
         self.amount_texts: dict[int, str] = {}
-        # account -> (acct, the ledger's key of what an order holds, the
-        # key of what it receives), one dict a side: built once per trading
-        # account rather than an f-string and two tuples per order and trade.
-        self.buy_keys: dict[str, tuple] = {}
-        self.sell_keys: dict[str, tuple] = {}
+        # account -> (acct, the ledger's cell of what an order holds, the
+        # cell of what it receives), one dict a side: looked up once per
+        # trading account rather than an f-string and two ledger look-ups
+        # per order and trade.
+        self.buy_cells: dict[str, tuple] = {}
+        self.sell_cells: dict[str, tuple] = {}
 
-    def keys(self, account: str, side: str) -> tuple:
-        """``(acct, hold key, receive key)`` of *account*'s orders on *side*."""
+    def cells(self, account: str, side: str) -> tuple:
+        """``(acct, hold cell, receive cell)`` of *account*'s orders on *side*."""
         acct = f"{account}:{self.inst.ticker}"
-        cur, tick = (acct, self.cur), (acct, self.inst.ticker)
-        self.buy_keys[account] = (acct, cur, tick)
-        self.sell_keys[account] = (acct, tick, cur)
-        return self.buy_keys[account] if side == BUY else self.sell_keys[account]
+        cur, tick = self.ledger.cell(acct, self.cur), self.ledger.cell(acct, self.inst.ticker)
+        self.buy_cells[account] = (acct, cur, tick)
+        self.sell_cells[account] = (acct, tick, cur)
+        return self.buy_cells[account] if side == BUY else self.sell_cells[account]
 
     def price(self, text: str) -> int:
         n = self.prices.get(text)
@@ -139,9 +141,9 @@ class Order:
     buys and sells; 0 for market-type buys, whose hold is a pool."""
 
     __slots__ = ("account", "ref", "ticker", "side", "kind", "rem", "hold", "unit", "acct",
-                 "key", "gkey", "rkey")
+                 "cell", "gcell", "rkey")
 
-    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, key, gkey, rkey):
+    def __init__(self, account, ref, ticker, side, kind, rem, hold, unit, acct, cell, gcell, rkey):
         # (one attribute a line: four at once would build and free a tuple)
         self.account = account
         self.ref = ref
@@ -152,8 +154,8 @@ class Order:
         self.hold = hold
         self.unit = unit
         self.acct = acct            # the trading account it holds in
-        self.key = key              # the ledger's key of its hold: (acct, currency or ticker)
-        self.gkey = gkey            # the key of what it receives: (acct, ticker or currency);
+        self.cell = cell            # the ledger's cell of its hold: acct's currency or ticker
+        self.gcell = gcell          # the cell of what it receives: acct's ticker or currency;
                                     # None for a sell read before its currency was known
         self.rkey = rkey            # (account, ref)
 
@@ -217,7 +219,7 @@ class Specialist(Filter):
         instruments = self.registry.instruments
         if not (self.engine.has_book(ticker) and ticker in instruments):
             return None
-        u = self._units[ticker] = _Units(instruments[ticker])
+        u = self._units[ticker] = _Units(instruments[ticker], self.ledger)
         return u
 
     @property
@@ -281,15 +283,14 @@ class Specialist(Filter):
             f = self._new_figures(seq, account, ref, text)
             if f is None:
                 return                  # a cancel, a modify or a rejection: done
-        ticker, side, kind, asset, qty, price, stop, hold, unit, cap, keys = f
-        ks = keys.get(account) or self._units[ticker].keys(account, side)
-        acct, k, g = ks
+        ticker, side, kind, asset, qty, price, stop, hold, unit, cap, cells = f
+        acct, c, g = cells.get(account) or self._units[ticker].cells(account, side)
         try:
-            self.ledger.hold_key(k, hold)
+            self.ledger.hold_cell(c, hold)
         except Insufficient as e:
             return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
         orders = self.orders
-        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, k, g, rkey)
+        orders[seq] = Order(account, ref, ticker, side, kind, qty, hold, unit, acct, c, g, rkey)
         self.refs[rkey] = seq
         self._text = text
         engine = self.engine
@@ -314,7 +315,7 @@ class Specialist(Filter):
 
     def _new_figures(self, seq: int, account: str, ref: str, text: str) -> tuple | None:
         """``(ticker, side, kind, asset, qty, price, stop, hold, unit, cap,
-        keys)`` of a new order (*keys*: its side's dict of _Units.keys),
+        cells)`` of a new order (*cells*: its side's dict of _Units.cells),
         checked in this order: canonical text, known ticker, no open order
         with its ref, units, funding; None when the text is a cancel or a
         modify (done here) or the order is rejected (said here).
@@ -355,12 +356,12 @@ class Specialist(Filter):
                                                    qty, price, stop)
                 except Insufficient as e:
                     return self.say(f"rejected {seq} {account} {ref} {self._short(e)}")
-                return ticker, BUY, kind, u.cur, qty, price, stop, hold, unit, cap, u.buy_keys
+                return ticker, BUY, kind, u.cur, qty, price, stop, hold, unit, cap, u.buy_cells
             n = price * u.multiplier            # funding() for a limit price, inlined
             unit = n - (-n * u.rate // PPM)
-            f = (ticker, BUY, kind, u.cur, qty, price, stop, qty * unit, unit, 0, u.buy_keys)
+            f = (ticker, BUY, kind, u.cur, qty, price, stop, qty * unit, unit, 0, u.buy_cells)
         else:
-            f = (ticker, SELL, kind, ticker, qty, price, stop, qty, 1, 0, u.sell_keys)
+            f = (ticker, SELL, kind, ticker, qty, price, stop, qty, 1, 0, u.sell_cells)
         if len(self._figures) >= _FIGURES_LIMIT:
             self._figures = {}
         self._figures[text] = f
@@ -411,7 +412,7 @@ class Specialist(Filter):
                 od = self.orders.pop(oid, None)
                 if od is not None:
                     # The commonest outcome, as events() would write it and close it.
-                    u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
+                    u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker], self.ledger)
                     q = e[3]
                     self.lines.append(f"cancelled {e[1]} {od.account} {od.ref} "
                                       f"{u.qty_texts.get(q) or u.qty_text(q)} {e[4]}")
@@ -490,7 +491,7 @@ class Specialist(Filter):
             if k == _NEW:
                 say(f"accepted {e[1]} {od.account} {od.ref} {self._text}")
                 continue
-            u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker])
+            u = self._units.get(od.ticker) or _Units(self.registry.instruments[od.ticker], self.ledger)
             if k == "cancelled":
                 q = e[3]
                 say(f"cancelled {e[1]} {od.account} {od.ref} "
@@ -506,8 +507,7 @@ class Specialist(Filter):
                 else:                             # a cancel or modify of order oid
                     say(f"{head}{od.ref} {e[3]}")
                     if self._pending and self._pending[0] == oid and self._pending[3]:
-                        asset = u.cur if od.side == BUY else od.ticker
-                        self.ledger.release(od.acct, asset, self._pending[3])
+                        self.ledger.release_cell(od.cell, self._pending[3])
             elif k == "triggered":
                 say(f"{head}{od.ref} stop {u.price_text(e[3])} last {u.price_text(e[4])}")
             elif k == "modified":
@@ -516,8 +516,7 @@ class Specialist(Filter):
                 if self._pending and self._pending[0] == oid:
                     _, new_hold, unit, _ = self._pending
                     if new_hold < od.hold:
-                        asset = u.cur if od.side == BUY else od.ticker
-                        self.ledger.release(od.acct, asset, od.hold - new_hold)
+                        self.ledger.release_cell(od.cell, od.hold - new_hold)
                     od.hold, od.unit = new_hold, unit
                     self._pending = None
                 what = f"qty {u.qty_text(qty)}"
@@ -536,7 +535,7 @@ class Specialist(Filter):
     def _settle(self, e, orders, say) -> None:
         """:meth:`trade` with what the events loop already holds."""
         _, seq, ticker, price, qty, maker, taker, maker_owner, taker_owner, taker_side = e[:10]
-        u = self._units.get(ticker) or _Units(self.registry.instruments[ticker])
+        u = self._units.get(ticker) or _Units(self.registry.instruments[ticker], self.ledger)
         cur = u.cur
         n = price * qty * u.multiplier
         maker_fee, taker_fee = -(-n * u.maker // PPM), -(-n * u.taker // PPM)
@@ -552,8 +551,9 @@ class Specialist(Filter):
             b, s = self._open(buy), self._open(sell)
         cost = n + buy_fee
         part = qty * b.unit if b.unit else cost
-        self.ledger.settle_keys(b.key, b.gkey, s.key, s.gkey or (s.acct, cur), u.fees_key,
-                                qty, part, cost, n - sell_fee, buy_fee + sell_fee)
+        ledger = self.ledger
+        ledger.settle_cells(b.cell, b.gcell, s.cell, s.gcell or ledger.cell(s.acct, cur), u.fees,
+                            qty, part, cost, n - sell_fee, buy_fee + sell_fee)
         b.hold -= part
         s.hold -= qty
         amount_texts = u.amount_texts
@@ -595,7 +595,7 @@ class Specialist(Filter):
         """:meth:`_close` of an order already taken out of ``orders``."""
         self.refs.pop(od.rkey, None)
         if od.hold:
-            self.ledger.release_key(od.key, od.hold)
+            self.ledger.release_cell(od.cell, od.hold)
 
     # -- transfers --------------------------------------------------------------
     def transfer_out(self, seq: int, account: str, text: str, ref: str = "-") -> None:
@@ -726,7 +726,7 @@ class Specialist(Filter):
         and written back unchanged by :meth:`state` if it does not: a short
         run touches a few of thousands.  Order lines not all exactly as
         :meth:`state` writes them are read one by one."""
-        balance, held = self.ledger.balance, self.ledger.held
+        cell = self.ledger.cell
         currency = None           # ticker -> currency code, once the registry is read
         kept = False              # the order lines were tried as one block
         for i, line in enumerate(lines):
@@ -748,9 +748,10 @@ class Specialist(Filter):
                 self.orders[oid] = od
                 self.refs[od.rkey] = oid
             elif kind == "balance":
-                balance[w[1], w[2]] = int(w[3])
+                c = cell(w[1], w[2])
+                c.balance = int(w[3])
                 if int(w[4]):
-                    held[w[1], w[2]] = int(w[4])
+                    c.held = int(w[4])
             elif kind == "rules" and i == 0 and len(w) == 2 and w[1].isdigit() and int(w[1]) > 1:
                 self.rules = int(w[1])
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
@@ -768,19 +769,19 @@ class Specialist(Filter):
             mine = [t for t in (*dict.keys(instruments), *instruments.lazy) if t in serves]
         return {t: instruments[t].currency.code for t in mine if t in instruments}
 
-    @staticmethod
-    def _read_order(w: list[str], currency: dict[str, str] | None) -> Order:
+    def _read_order(self, w: list[str], currency: dict[str, str] | None) -> Order:
         """The order of a checkpoint line split into words; a buy holds the
         currency of its ticker in *currency* (KeyError if none)."""
         account, ref, ticker = w[2], w[3], w[4]
         acct = f"{account}:{ticker}"
+        cell = self.ledger.cell
         if w[5] == "buy":
-            side, key, gkey = BUY, (acct, currency[ticker]), (acct, ticker)
+            side, hold, gets = BUY, cell(acct, currency[ticker]), cell(acct, ticker)
         else:                           # (a sell's currency may not be known yet: see _settle)
             cur = currency.get(ticker) if currency else None
-            side, key, gkey = SELL, (acct, ticker), (acct, cur) if cur else None
+            side, hold, gets = SELL, cell(acct, ticker), cell(acct, cur) if cur else None
         return Order(account, ref, ticker, side, w[6], int(w[7]), int(w[8]), int(w[9]),
-                     acct, key, gkey, (account, ref))
+                     acct, hold, gets, (account, ref))
 
     def prepare(self) -> None:
         """Compile the patterns a checkpoint is read with (Filter.prepare):

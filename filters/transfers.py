@@ -105,7 +105,7 @@ class Transfers(Filter):
         for i, line in enumerate(lines):
             if line.startswith("balance "):
                 _, a, asset, b = line.split(" ")
-                self.ledger.balance[a, asset] = int(b)
+                self.ledger.cell(a, asset).balance = int(b)
             elif not (self.registry.restore_line(line) or self.accounts.restore_line(line)):
                 raise ValueError(f"line {i + 5}: unexpected {line[:40]!r}")
 

@@ -1,6 +1,7 @@
 """Accounts: balances per asset, holds for open orders, exact settlement.
 
-A *ledger* maps (account, asset) to a balance and a held amount.  Assets are
+A *ledger* maps (account, asset) to a balance and a held amount (a
+:class:`Cell`).  Assets are
 currency codes (amounts in minor units) and tickers (amounts in lots); the
 ledger itself only sees integers.  ``available = balance - held`` and no
 operation ever lets a balance or an available amount go below zero: a debit or
@@ -24,7 +25,7 @@ Every operation is O(1).
 
 from __future__ import annotations
 
-__all__ = ["Insufficient", "Ledger"]
+__all__ = ["Cell", "Insufficient", "Ledger"]
 
 
 class Insufficient(Exception):
@@ -35,69 +36,85 @@ class Insufficient(Exception):
         self.account, self.asset, self.need, self.available = account, asset, need, available
 
 
-class Ledger:
-    """Balances and holds, keyed by ``(account, asset)``."""
+class Cell:
+    """What one account holds of one asset: its balance and the part of it
+    set aside for open orders (``held``).  A :class:`Ledger` keeps one cell
+    for each ``(account, asset)`` it has seen, for good: a caller may keep
+    the cell and act on it without a look-up (the specialist's hot path,
+    :meth:`Ledger.hold_cell` and the like)."""
 
-    __slots__ = ("balance", "held")
+    __slots__ = ("account", "asset", "balance", "held")
+
+    def __init__(self, account: str, asset: str):
+        self.account = account
+        self.asset = asset
+        self.balance = 0
+        self.held = 0
+
+
+class Ledger:
+    """Balances and holds, a :class:`Cell` for each ``(account, asset)``."""
+
+    __slots__ = ("cells",)
 
     def __init__(self):
-        self.balance: dict[tuple[str, str], int] = {}
-        self.held: dict[tuple[str, str], int] = {}
+        self.cells: dict[tuple[str, str], Cell] = {}
+
+    def cell(self, account: str, asset: str) -> Cell:
+        """The cell of *account*'s *asset*, made (empty) if there is none yet.  O(1)."""
+        c = self.cells.get((account, asset))
+        if c is None:
+            c = self.cells[account, asset] = Cell(account, asset)
+        return c
 
     def available(self, account: str, asset: str) -> int:
-        k = (account, asset)
-        return self.balance.get(k, 0) - self.held.get(k, 0)
+        c = self.cells.get((account, asset))
+        return 0 if c is None else c.balance - c.held
 
     def credit(self, account: str, asset: str, n: int) -> None:
         if n < 0:
             raise ValueError("credit of a negative amount")
-        k = (account, asset)
-        self.balance[k] = self.balance.get(k, 0) + n
+        self.cell(account, asset).balance += n
 
     def debit(self, account: str, asset: str, n: int) -> None:
         """Take *n* out of what is available (not out of holds)."""
         if n < 0:
             raise ValueError("debit of a negative amount")
-        k = (account, asset)
-        avail = self.balance.get(k, 0) - self.held.get(k, 0)
+        c = self.cell(account, asset)
+        avail = c.balance - c.held
         if n > avail:
             raise Insufficient(account, asset, n, avail)
-        self.balance[k] -= n
+        c.balance -= n
 
     def hold(self, account: str, asset: str, n: int) -> None:
         """Set *n* aside for an open order."""
-        self.hold_key((account, asset), n)
+        self.hold_cell(self.cell(account, asset), n)
 
-    def hold_key(self, k: tuple[str, str], n: int) -> None:
-        """:meth:`hold` by the key ``(account, asset)``, for a caller that keeps it."""
-        held = self.held
-        h = held.get(k, 0)
-        avail = self.balance.get(k, 0) - h
+    def hold_cell(self, c: Cell, n: int) -> None:
+        """:meth:`hold` on a cell of this ledger, for a caller that keeps it."""
+        avail = c.balance - c.held
         if n > avail:
-            raise Insufficient(k[0], k[1], n, avail)
-        held[k] = h + n
+            raise Insufficient(c.account, c.asset, n, avail)
+        c.held += n
 
     def release(self, account: str, asset: str, n: int) -> None:
         """Give back *n* of what was held."""
-        self.release_key((account, asset), n)
+        self.release_cell(self.cell(account, asset), n)
 
-    def release_key(self, k: tuple[str, str], n: int) -> None:
-        """:meth:`release` by the key ``(account, asset)``, for a caller that keeps it."""
-        h = self.held.get(k, 0) - n
+    def release_cell(self, c: Cell, n: int) -> None:
+        """:meth:`release` on a cell of this ledger, for a caller that keeps it."""
+        h = c.held - n
         if h < 0:
-            raise ValueError(f"release of {n} {k[1]} from {k[0]} exceeds its holds")
-        if h:
-            self.held[k] = h
-        else:
-            self.held.pop(k, None)
+            raise ValueError(f"release of {n} {c.asset} from {c.account} exceeds its holds")
+        c.held = h
 
     def spend_held(self, account: str, asset: str, held: int, spent: int) -> None:
         """Settle a fill: *held* comes off the holds and *spent* (<= held) off the balance."""
         if spent > held:
             raise ValueError(f"{account} spends {spent} {asset} of a hold of {held}")
-        self.release(account, asset, held)
-        k = (account, asset)
-        self.balance[k] = self.balance.get(k, 0) - spent
+        c = self.cell(account, asset)
+        self.release_cell(c, held)
+        c.balance -= spent
 
     def settle(self, buyer: str, seller: str, fees_account: str, currency: str, asset: str,
                qty: int, held: int, cost: int, proceeds: int, fees: int) -> None:
@@ -106,57 +123,49 @@ class Ledger:
         hold and balance of *asset* lose *qty* and it receives *proceeds*;
         *fees_account* receives *fees*.  Exactly ``spend_held``, ``credit``,
         ``spend_held``, ``credit``, ``credit`` in that order, in one call.  O(1)."""
-        self.settle_keys((buyer, currency), (buyer, asset), (seller, asset), (seller, currency),
-                         (fees_account, currency), qty, held, cost, proceeds, fees)
+        cell = self.cell
+        self.settle_cells(cell(buyer, currency), cell(buyer, asset), cell(seller, asset),
+                          cell(seller, currency), cell(fees_account, currency),
+                          qty, held, cost, proceeds, fees)
 
-    def settle_keys(self, buyer_pays: tuple[str, str], buyer_gets: tuple[str, str],
-                    seller_pays: tuple[str, str], seller_gets: tuple[str, str],
-                    fees_get: tuple[str, str], qty: int, held: int, cost: int, proceeds: int,
-                    fees: int) -> None:
-        """:meth:`settle` by the five keys ``(account, asset)`` it touches
-        (buyer and currency, buyer and asset, seller and asset, seller and
+    def settle_cells(self, buyer_pays: Cell, buyer_gets: Cell, seller_pays: Cell,
+                     seller_gets: Cell, fees_get: Cell, qty: int, held: int, cost: int,
+                     proceeds: int, fees: int) -> None:
+        """:meth:`settle` on the five cells of this ledger it touches (buyer
+        and currency, buyer and asset, seller and asset, seller and
         currency, fees account and currency), for a caller that keeps them:
         the specialist's hot path.  O(1)."""
         if cost > held:
-            raise ValueError(f"{buyer_pays[0]} spends {cost} {buyer_pays[1]} of a hold of {held}")
+            raise ValueError(f"{buyer_pays.account} spends {cost} {buyer_pays.asset} "
+                             f"of a hold of {held}")
         if qty < 0 or proceeds < 0 or fees < 0:
             raise ValueError("credit of a negative amount")
-        balance, holds = self.balance, self.held
-        k = buyer_pays
-        left = holds.get(k, 0) - held
+        c = buyer_pays
+        left = c.held - held
         if left < 0:
-            raise ValueError(f"release of {held} {k[1]} from {k[0]} exceeds its holds")
-        if left:
-            holds[k] = left
-        else:
-            holds.pop(k, None)
-        balance[k] = balance.get(k, 0) - cost
-        k = buyer_gets
-        balance[k] = balance.get(k, 0) + qty
-        k = seller_pays
-        left = holds.get(k, 0) - qty
+            raise ValueError(f"release of {held} {c.asset} from {c.account} exceeds its holds")
+        c.held = left
+        c.balance -= cost
+        buyer_gets.balance += qty
+        c = seller_pays
+        left = c.held - qty
         if left < 0:
-            raise ValueError(f"release of {qty} {k[1]} from {k[0]} exceeds its holds")
-        if left:
-            holds[k] = left
-        else:
-            holds.pop(k, None)
-        balance[k] = balance.get(k, 0) - qty
-        k = seller_gets
-        balance[k] = balance.get(k, 0) + proceeds
-        k = fees_get
-        balance[k] = balance.get(k, 0) + fees
+            raise ValueError(f"release of {qty} {c.asset} from {c.account} exceeds its holds")
+        c.held = left
+        c.balance -= qty
+        seller_gets.balance += proceeds
+        fees_get.balance += fees
 
     def accounts(self) -> list[tuple[str, str, int, int]]:
         """``(account, asset, balance, held)`` for every non-zero entry, sorted."""
-        keys = set(self.balance) | set(self.held)
+        cells = self.cells
         out = []
-        for k in sorted(keys):
-            b, h = self.balance.get(k, 0), self.held.get(k, 0)
-            if b or h:
-                out.append((k[0], k[1], b, h))
+        for k in sorted(cells):
+            c = cells[k]
+            if c.balance or c.held:
+                out.append((k[0], k[1], c.balance, c.held))
         return out
 
     def total(self, asset: str) -> int:
         """Sum of balances of *asset* over all accounts: conserved by trades.  O(n)."""
-        return sum(v for (_, a), v in self.balance.items() if a == asset)
+        return sum(c.balance for (_, a), c in self.cells.items() if a == asset)
