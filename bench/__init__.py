@@ -1,11 +1,6 @@
 """pit's benchmarks (``make bench``, ``make bench-scale``): see bench/__main__.py."""
 
-import signal
-import sys
+from pit.agents import exit_on_sigterm   # a benchmark's main() calls it: SIGTERM
+                                        # stops what it started, as Ctrl-C does
 
-
-def exit_on_sigterm() -> None:
-    """Make SIGTERM (``kill``, ``timeout``) end a benchmark through its
-    ``finally`` blocks, so what it started (Mailman, Postfix, servers,
-    gpg-agents) is stopped as on Ctrl-C.  Call from a benchmark's main()."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+__all__ = ["exit_on_sigterm"]

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["running", "stop", "stopped_after"]
+__all__ = ["exit_on_sigterm", "running", "stop", "stopped_after"]
 
 
 def _under(home: str, roots: tuple[str, ...]) -> bool:
@@ -97,3 +98,11 @@ def stopped_after(roots: Iterable[str | os.PathLike | None]) -> Iterator[None]:
         yield
     finally:
         stop(set(running(roots)) - before)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, ``timeout``, a CI job's time limit) end the
+    program through its ``finally`` blocks, so the agents, servers and mail
+    systems it started are stopped as on Ctrl-C.  Call from a program's
+    main(), in the main thread."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -406,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--orders", type=int, default=1200, help="orders in the burst (default 1200)")
     args = p.parse_args(argv)
+    from pit.agents import exit_on_sigterm
+    exit_on_sigterm()                    # its gpg-agents stopped when it is
     return Demo(Path(args.dir), args.orders).run()
 
 

@@ -8,6 +8,7 @@ session starts is stopped at its end, so nothing is left running.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +35,16 @@ DEMO_SETUP = [("Currency", "USD 0.01"), ("Currency", "EUR 0.01"),
               ("Instrument", "BTC EUR tick 0.5 lot 0.1")]
 
 _HOMES: list[Path] = []
+
+
+def pytest_configure(config):
+    """SIGTERM (a CI job's time limit, ``timeout``, ``kill``) stops the run
+    as Ctrl-C does, through the fixtures' teardown: the gpg-agents, Mailman,
+    Postfix and namespaces the tests started are stopped, not left behind
+    (tests/test_interrupted.py)."""
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, interrupted)
 
 
 def _stop_agents(base: Path) -> None:
@@ -74,7 +85,7 @@ def _tmp_agents_stopped(request):
     """A test's own tmp_path goes with the test: so do the gpg-agents
     started in homes under it."""
     yield
-    tmp = getattr(request.node, "funcargs", {}).get("tmp_path")
+    tmp = (getattr(request.node, "funcargs", None) or {}).get("tmp_path")   # None once interrupted
     if tmp is not None:
         from pit import agents
         agents.stop(agents.running([tmp]))
