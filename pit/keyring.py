@@ -59,10 +59,12 @@ class KeyringError(RuntimeError):
 
 
 # gpg-agent's sockets live in the GnuPG home (no /run/user/UID/gnupg here,
-# and none for a system user); a Unix socket path has room for 107 bytes,
-# the longest name is "S.gpg-agent.browser".  A home whose path is longer
-# than this is reached through a short symbolic link instead.
-_SOCKET_ROOM = 107 - len("/S.gpg-agent.browser")
+# and none for a system user); a Unix socket path has room for 107 bytes
+# and the longest name is "S.gpg-agent.browser", but gpg-agent refuses a
+# socket path of 107 (a home of 87 characters fails, 86 works): 106 is the
+# most it takes.  A home whose path is longer than this is reached through
+# a short symbolic link instead.
+_SOCKET_ROOM = 106 - len("/S.gpg-agent.browser")
 
 
 def gpg_home(home: str | os.PathLike) -> str:

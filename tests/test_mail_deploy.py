@@ -37,6 +37,30 @@ def test_a_pit_at_a_long_path_signs_and_its_agent_is_stopped(tmp_path):
     assert not agents.running([tmp_path])
 
 
+def test_an_agent_starts_for_a_home_of_every_length_around_the_socket_limit():
+    """gpg-agent refused a home of 87 characters (its socket path 107, the
+    most a Unix socket holds) while gpg_home gave that path itself: a test
+    failed once pytest's temporary directories reached pytest-1000.  Each
+    length from 80 to 95 gets a real agent."""
+    import shutil
+    import tempfile
+    from pit.keyring import gpg_home
+    base = Path(tempfile.mkdtemp(prefix="pit-len-"))
+    try:
+        for n in range(80, 96):
+            home = base / ("h" * (n - len(str(base)) - 1))
+            assert len(str(home)) == n
+            home.mkdir(mode=0o700)
+            run = subprocess.run(["gpg-connect-agent", "--homedir", gpg_home(home), "/bye"],
+                                 capture_output=True, text=True)
+            subprocess.run(["gpgconf", "--homedir", gpg_home(home), "--kill", "gpg-agent"],
+                           capture_output=True)
+            assert run.returncode == 0 and "error" not in run.stderr, (n, run.stderr)
+    finally:
+        agents.stop(agents.running([base]))
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_gpg_home_is_the_path_itself_when_it_is_short(tmp_path):
     from pit.keyring import gpg_home
     assert gpg_home(tmp_path / "h") == str(tmp_path / "h")
