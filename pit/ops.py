@@ -362,13 +362,16 @@ def specialist_jobs(pit: Pit) -> list[list[str]]:
     archive's member and instrument records are read (stamps only),
     O(their bytes)."""
     from pit.tickerset import TickerSet, TickerSetError
+    def specialist_keys(members) -> set[tuple[str, ...]]:
+        return {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
+                for _, accounts in members}
+
     if pit.is_replica:
         members, tickers = _members_and_tickers(pit)
+        keys = specialist_keys(members)
     else:
-        with notary(pit) as nt:
-            members, tickers = list(nt.members.items()), set(nt.registry_instruments)
-    keys = {tuple(a.partition(":")[2] for a in accounts if a.startswith("specialist:"))
-            for _, accounts in members}
+        with notary(pit) as nt:            # its members read as they stream, not kept
+            keys, tickers = specialist_keys(nt.members.items()), set(nt.registry_instruments)
     jobs, sets = [], []
     for words in sorted(keys - {()}):
         try:
