@@ -140,19 +140,11 @@ class Ledger:
                              f"of a hold of {held}")
         if qty < 0 or proceeds < 0 or fees < 0:
             raise ValueError("credit of a negative amount")
-        c = buyer_pays
-        left = c.held - held
-        if left < 0:
-            raise ValueError(f"release of {held} {c.asset} from {c.account} exceeds its holds")
-        c.held = left
-        c.balance -= cost
+        self.release_cell(buyer_pays, held)
+        buyer_pays.balance -= cost
         buyer_gets.balance += qty
-        c = seller_pays
-        left = c.held - qty
-        if left < 0:
-            raise ValueError(f"release of {qty} {c.asset} from {c.account} exceeds its holds")
-        c.held = left
-        c.balance -= qty
+        self.release_cell(seller_pays, qty)
+        seller_pays.balance -= qty
         seller_gets.balance += proceeds
         fees_get.balance += fees
 
