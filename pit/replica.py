@@ -82,9 +82,18 @@ class State:
 
 
 def _read(path: Path) -> configparser.ConfigParser:
+    """The copy's config; ValueError, one line naming the file, when it
+    does not read (a hostile or broken file is never a traceback)."""
     cp = configparser.ConfigParser()
     if path.exists():
-        cp.read(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                cp.read_file(f)
+        except (configparser.Error, UnicodeDecodeError) as e:
+            reason = str(e).splitlines()[0].rstrip(".")
+            raise ValueError(f"{path} is damaged ({reason}); remove it, or its [verified] "
+                             "section, to start afresh (and compare the root with another "
+                             "member's)") from None
     return cp
 
 

@@ -330,6 +330,27 @@ def test_a_replica_that_saw_a_head_fails_a_later_archive_inconsistent_with_it(pi
 
 
 @needs_rsync
+@pytest.mark.parametrize("damage", [b"[pit\nnotary = 12AB\n", b"\xff\xfe\x00[pit]\n",
+                                    b"[pit]\nname = a\n[pit]\nname = b\n"])
+def test_a_damaged_replica_conf_is_one_line_naming_it_not_a_traceback(pit, tmp_path, capsys,
+                                                                      damage):
+    """replica.conf that does not read (no section header, not UTF-8, a
+    section twice): pit audit and pit mirror say so in one line naming the
+    file, exit 1, and leave the replica as it was."""
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    conf = replica / "replica.conf"
+    conf.write_bytes(damage)
+    for argv in (["audit", replica], ["audit", replica, "--full"], ["mirror", pit.root, replica]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1, (argv, out, err)
+        assert "PASS" not in out
+        assert err.count("\n") == 1 and str(conf) in err and "damaged" in err, (argv, err)
+    assert conf.read_bytes() == damage
+
+
+@needs_rsync
 def test_a_pinned_notary_key_is_required(pit, tmp_path, capsys):
     other = "0" * 40
     code, out, err = run(capsys, "audit", pit.root, "--notary", other)
