@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -394,6 +395,81 @@ def test_daemon_notarizes_and_runs(world, capsys, tmp_path):
     assert code == 0 and "stopped" in out
     code, _, err = run(capsys, *P, "stop")
     assert code == 1 and "not running" in err
+
+
+def _started_daemon(capsys, P, pidfile) -> int:
+    code, out, err = run(capsys, *P, "start", "--interval", "0.2")
+    assert code == 0, err
+    return int(pidfile.read_text())
+
+
+def _catches_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(status.split("SigCgt:")[1].split()[0], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def test_stop_after_the_daemon_died_says_it_was_not_running(world, capsys):
+    """A daemon killed (or a machine rebooted) leaves pit.pid behind: pit
+    stop says the daemon was not running, exit 1, and clears it."""
+    P, pidfile = ["--pit", world["pit"]], world["pit"] / "pit.pid"
+    pid = _started_daemon(capsys, P, pidfile)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    code, out, err = run(capsys, *P, "stop")
+    assert (code, out) == (1, ""), out
+    assert err == f"pit stop: the daemon is not running (pid {pid} of pit.pid has ended; " \
+                  "pit.pid removed)\n", err
+    assert not pidfile.exists()
+
+
+def test_stop_never_signals_a_process_that_is_not_the_pits_daemon(world, capsys):
+    """pit.pid left from before a reboot may name a pid some other program
+    now has: pit stop leaves it alone and pit start starts a daemon."""
+    P, pidfile = ["--pit", world["pit"]], world["pit"] / "pit.pid"
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        pidfile.write_text(f"{other.pid}\n")
+        code, out, err = run(capsys, *P, "stop")
+        assert code == 1 and "not running" in err, (out, err)
+        assert other.poll() is None, "pit stop signalled a process that is not its daemon"
+        pidfile.write_text(f"{other.pid}\n")
+        pid = _started_daemon(capsys, P, pidfile)
+        assert pid != other.pid
+        code, out, _ = run(capsys, *P, "stop")
+        assert code == 0 and f"daemon stopped (pid {pid})" in out
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_stop_of_a_daemon_that_does_not_end_says_so_and_keeps_pit_pid(world, capsys,
+                                                                     monkeypatch):
+    """A daemon that has not ended when pit stop gives up waiting is still
+    running: pit stop says so, exit 1, and pit.pid still names it (pit start
+    does not start a second one)."""
+    from pit.commands import daemon
+    monkeypatch.setattr(daemon, "STOP_WAIT", 1.0)
+    P, pidfile = ["--pit", world["pit"]], world["pit"] / "pit.pid"
+    pid = _started_daemon(capsys, P, pidfile)
+    deadline = time.time() + 20
+    while not _catches_sigterm(pid):               # else SIGTERM kills it even stopped
+        assert time.time() < deadline, "the daemon never set its SIGTERM handler"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGSTOP)                   # stuck: the SIGTERM waits
+    try:
+        code, out, err = run(capsys, *P, "stop")
+        assert (code, out) == (1, ""), out
+        assert err.startswith(f"pit stop: the daemon (pid {pid}) has not ended"), err
+        assert pidfile.read_text().strip() == str(pid)
+        code, _, err = run(capsys, *P, "start")
+        assert code == 1 and "already running" in err
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert os.waitpid(pid, 0)[1] == 0              # the pending SIGTERM ends it
+    pidfile.unlink()
 
 
 @pytest.mark.skipif(shutil.which("mairix") is None, reason="needs mairix")

@@ -5,6 +5,7 @@ command is given against the pit, progress bars, and output helpers."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -244,10 +245,33 @@ def alive(pid: int) -> bool:
     return True
 
 
+def is_daemon(pid: int, pit: Pit) -> bool:
+    """Whether *pid* is the pit's embedded daemon as ``pit start`` runs it:
+    not a process that has ended (or a zombie), nor another program that
+    got its pid since (pit.pid left from before a reboot).  Where there is
+    no /proc to tell, any live process counts."""
+    if not alive(pid):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not os.path.isdir("/proc/self"):
+        return True
+    try:
+        for _ in range(50):
+            if proc.joinpath("stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                return False                 # ended, not yet reaped
+            argv = proc.joinpath("cmdline").read_bytes().split(b"\0")
+            if argv != [b""]:
+                break
+            time.sleep(0.02)                 # empty a moment, while pit start's exec runs
+    except OSError:
+        return False
+    return b"daemon" in argv and os.fsencode(str(pit.root.resolve())) in argv
+
+
 def daemon_pid(pit: Pit) -> int | None:
     """The pid of the pit's running embedded daemon, or None."""
     try:
         pid = int(pid_file(pit).read_text())
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+    return pid if is_daemon(pid, pit) else None

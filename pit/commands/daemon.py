@@ -7,8 +7,10 @@ import sys
 import time
 
 from pit import ops
-from pit.commands.common import CliError, alive, find_pit, pid_file
+from pit.commands.common import CliError, daemon_pid, find_pit, is_daemon, pid_file
 from pit.commands.run import run_all
+
+STOP_WAIT = 10.0        # seconds pit stop waits for the daemon to end (after its current run)
 
 
 def arguments(cmd) -> None:
@@ -42,8 +44,8 @@ def run_start(args) -> int:
     import subprocess
     pit = find_pit(args.pit)
     pidfile = pid_file(pit)
-    if pidfile.exists() and alive(int(pidfile.read_text())):
-        raise CliError(f"the daemon is already running (pid {pidfile.read_text().strip()})")
+    if daemon_pid(pit):
+        raise CliError(f"the daemon is already running (pid {daemon_pid(pit)})")
     log = open(pit.root / "daemon.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "pit.cli", "--pit", str(pit.root.resolve()),
                              "daemon", "--interval", str(args.interval)],
@@ -60,18 +62,29 @@ def run_stop(args) -> int:
     pidfile = pid_file(pit)
     if not pidfile.exists():
         raise CliError("the daemon is not running (no pit.pid)")
-    pid = int(pidfile.read_text())
-    if alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            try:                                   # reap it if it is our child
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    break
-            except ChildProcessError:
-                pass
-            if not alive(pid):
-                break
-            time.sleep(0.1)
+    pid = daemon_pid(pit)
+    if pid is None:
+        was = pidfile.read_text().strip()
+        pidfile.unlink()
+        raise CliError(f"the daemon is not running (pid {was} of pit.pid has ended; "
+                       "pit.pid removed)")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT
+    while is_daemon(pid, pit):
+        _reap(pid)
+        if time.monotonic() > deadline:
+            raise CliError(f"the daemon (pid {pid}) has not ended after {STOP_WAIT:g} s (it "
+                           "ends once its current run is done): pit stop again later, or kill it")
+        time.sleep(0.1)
+    _reap(pid)
     pidfile.unlink()
     print(f"daemon stopped (pid {pid})")
     return 0
+
+
+def _reap(pid: int) -> None:
+    """Collect the daemon's exit when it is our child (pit start in the same process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
