@@ -180,7 +180,9 @@ class AuditResult:
                  f"reproduced byte for byte"]
         checked = self.records - self.since
         if self.mode == "incremental":
-            lines.append(f"  audit          incremental: {self.incremental}")
+            lines.append("  audit          incremental: " + (
+                self.incremental or f"from record {self.since + 1} on, after the auditor's "
+                f"state at record {self.since}"))      # a failed one: where it started
         else:
             lines.append("  audit          full, from record 1"
                          + (f" ({self.fallback})" if self.fallback else ""))

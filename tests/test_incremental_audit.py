@@ -177,6 +177,28 @@ def test_a_record_changed_after_the_kept_state_is_caught_incrementally(pit, tmp_
     assert row["ok"] and row["mode"] == "incremental" and row["since"] == since, row
 
 
+def test_the_audit_line_says_where_an_incremental_audit_started_also_when_it_fails(pit, tmp_path,
+                                                                                  capsys):
+    """pit mirror with nothing new, and a failing incremental audit, say
+    which records they read (not 'records 8-7', not an empty line)."""
+    replica = mirrored(pit, tmp_path, capsys)
+    since = audit_json(capsys, replica)["records"]
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    assert f"records {since + 1}-{since}" not in out, out
+    assert f"no record new since the auditor's state at record {since}" in out, out
+    grow(pit, replica, capsys)
+    data = bytearray(volume(replica).read_bytes())
+    i = data.index(b"Order: buy 3 ACME at 12.50", entry_starts(bytes(data))[since])
+    data[i + 11] = ord("4")
+    volume(replica).write_bytes(bytes(data))
+    code, out, err = run(capsys, "audit", replica)
+    assert code == 1 and "RESULT: FAIL" in out, out
+    line = next(l for l in out.splitlines() if l.startswith("  audit "))
+    assert line == f"  audit          incremental: from record {since + 1} on, after the " \
+                   f"auditor's state at record {since}", line
+
+
 def test_a_truncated_archive_is_caught_after_and_before_the_kept_state(pit, tmp_path, capsys):
     replica = mirrored(pit, tmp_path, capsys)
     since = audit_json(capsys, replica)["records"]

@@ -67,10 +67,13 @@ def run(args) -> int:
     end_progress()
     if result.ok:
         head = result.newest_head
+        since = result.since
         print(f"log of {result.records} records checked"
-              + (f" (records {result.since + 1}-{result.records}: those before, the "
-                 f"auditor's state at record {result.since} holds verified)"
-                 if result.mode == "incremental" else "") + ": chain, digests, "
+              + ("" if result.mode != "incremental" else
+                 f" (no record new since the auditor's state at record {since}, which holds "
+                 f"them verified)" if since == result.records else
+                 f" (records {since + 1}-{result.records}: those before, the "
+                 f"auditor's state at record {since} holds verified)") + ": chain, digests, "
               f"{result.seals} seals and {result.heads} signed tree heads by notary "
               f"{result.notary}" + (f"; newest head: {head[1]} records, root {head[2]}" if head else "")
               + (f"; it {result.consistency}" if result.consistency else
