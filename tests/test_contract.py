@@ -46,6 +46,10 @@ CASES = [
     (["export", "--format", "xml"], 2, "pit export: argument --format: invalid choice: 'xml'"),
     (["key", "new", "a", "a@b", "--algo", "dsa"], 2, "pit key new: argument --algo: invalid choice"),
     (["currency"], 2, "pit currency: the following arguments are required: ACTION"),
+    (["book", "ACME", "--bogus"], 2, "pit book: unrecognized arguments: --bogus (see pit book --help)"),
+    (["key", "new", "a", "a@b", "x"], 2, "pit key new: unrecognized arguments: x (see pit key new --help)"),
+    (["mailman", "deliver"], 64, "pit mailman deliver: the following arguments are required: FILTER"),
+    (["mailman", "deliver", "transfers", "--bogus"], 64, "pit mailman deliver: unrecognized arguments"),
     # operator
     (["init", "{pit}", "--name", "demo"], 2, "pit init: {pit}: a pit already exists here"),
     (["init", "{tmp}/x", "--name", "Bad Name"], 2, "pit init: bad pit name 'Bad Name'"),

@@ -72,8 +72,26 @@ def _parser_class():
     class Parser(argparse.ArgumentParser):
         """pit(1) errors are one line: no usage line before the error."""
 
+        usage_exit = EXIT["usage"]     # a command may set its own (pit mailman deliver: 64)
+
         def error(self, message):
-            self.exit(EXIT["usage"], f"{self.prog}: {message} (see {self.prog} --help)\n")
+            self.exit(self.usage_exit, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+        def parse_args(self, args=None, namespace=None):
+            """As argparse's, but words no parser took are the error of the
+            command they were given to (``pit book: unrecognized ...``)."""
+            ns, extras = self.parse_known_args(args, namespace)
+            if extras:
+                parser = self
+                while True:             # down to the (sub)command the line named
+                    sub = next((a for a in parser._actions
+                                if isinstance(a, argparse._SubParsersAction)), None)
+                    name = getattr(ns, sub.dest, None) if sub else None
+                    if name not in getattr(sub, "choices", {}):
+                        break
+                    parser = sub.choices[name]
+                parser.error(f"unrecognized arguments: {' '.join(extras)}")
+            return ns
 
     return Parser
 

@@ -65,6 +65,8 @@ def arguments(cmd) -> None:
         c.add_argument("args", nargs="*")
         c.add_argument("--lmtp", default="127.0.0.1:8025", metavar="HOST:PORT",
                        help="the notary's LMTP server")
+        if name == "deliver":
+            c.usage_exit = 64          # EX_USAGE: the MTA bounces (pit(1): exit 64)
         if name == "daemon":
             c.add_argument("--poll", type=float, default=0.5, metavar="SECONDS",
                            help="how often to look at the archive")
