@@ -3,7 +3,7 @@
 An mbox file is a run of *entries*.  Each entry is a ``From SENDER DATE``
 separator line, the message with mboxrd quoting, and one ``\\n``:
 
-    From notary@demo Sun Nov 22 00:52:38 2026
+    From notary Sun Nov 22 00:52:38 2026
     X-Pit-Seq: 42
     ...last line of the message
     <blank line>
