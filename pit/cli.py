@@ -82,7 +82,7 @@ def _run(args) -> int:
         return EXIT["usage"]
     except PitError as e:
         print(f"pit {args.command}: {e}", file=sys.stderr)
-        return EXIT["no-pit"]
+        return EXIT[getattr(e, "exit", "no-pit")]     # a refusal on the pit's behalf: 5
     except ArchiveError as e:
         print(f"pit {args.command}: archive: {e}", file=sys.stderr)
         return EXIT["failure"]

@@ -24,7 +24,13 @@ __all__ = ["init", "operator_request", "add_member", "member_request", "add_memb
            "read_certificates", "filter_key", "pit_line", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
            "filter_position", "note_checkpoint",
-           "filter_class", "FILTERS", "notary"]
+           "filter_class", "FILTERS", "notary", "FilterKeyRefused"]
+
+
+class FilterKeyRefused(PitError):
+    """The notary refused to make a filter's new key a member (the message
+    is its reason): pit(1) exit 5, as for any refusal."""
+    exit = "refused"
 
 
 def notary(pit: Pit):
@@ -345,7 +351,7 @@ def filter_key(pit: Pit, name: str) -> tuple[Keyring, str]:
     accounts = [f"{words[0]}:{t}" for t in words[1:]] or [name]
     _, d = add_member(pit, ring.export(fpr), accounts)
     if not d.accepted:
-        raise PitError(f"could not make {name} a member: {d.reason}")
+        raise FilterKeyRefused(f"refused by the notary: {d.reason}")
     pit.set(**{f"filter.{key}": fpr})
     return ring, fpr
 

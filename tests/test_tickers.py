@@ -268,6 +268,19 @@ def test_hostile_ticker_sets_get_a_one_line_refusal(ranged):
     ring.stop_agent()
 
 
+def test_pit_run_of_a_specialist_that_overlaps_another_is_refused_by_the_notary(ranged):
+    """pit run FILTER whose key the notary refuses (its tickers overlap a
+    specialist's): exit 5 and the notary's reason, as for any refusal
+    (pit(1)), not exit 3 ('pit not found'); the pit runs on."""
+    _pit_cmd(ranged, "run", "specialist", "A-M")
+    p = _pit_cmd(ranged, "run", "specialist", "ACME", ok=False)
+    assert (p.returncode, p.stdout) == (5, ""), (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.startswith("pit run: refused by the notary: specialist:ACME overlaps "
+                               "specialist:A-M of key "), p.stderr
+    assert p.stderr.count("\n") == 1, p.stderr
+    assert "specialist A-M" in _pit_cmd(ranged, "run").stdout
+
+
 def test_a_specialist_name_too_long_or_malformed_is_a_usage_error(ranged):
     for words in (["A-M", "ACME"], ["Z-A"], ["a-m-x"]):
         p = _pit_cmd(ranged, "replay", "specialist", *words, ok=False)
