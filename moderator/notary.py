@@ -1072,7 +1072,9 @@ class Notary:
         # the lock holder finds there was left by a run that died.
         with self._locked():
             left = []
-            for n in sorted(os.listdir(cur)):
+            names, skipped = _message_files(cur, sorted(os.listdir(cur)), "incoming/cur")
+            out += skipped
+            for n in names:
                 raw = (cur / n).read_bytes().replace(b"\r\n", b"\n")
                 if hashlib.sha256(raw).hexdigest() in self.recent_set:
                     os.unlink(cur / n)          # handled before the crash
@@ -1080,7 +1082,9 @@ class Notary:
                     left.append(n)
             if left:
                 out += self._run_claimed(cur, left)
-        names = sorted(os.listdir(new)) if new.exists() else []
+        names, others = _message_files(new, sorted(os.listdir(new)) if new.exists() else [],
+                                       "incoming/new")
+        out += others
         for i in range(0, len(names), batch):
             with self._locked():
                 claimed = []
@@ -1104,6 +1108,31 @@ class Notary:
             os.unlink(cur / n)
         archive_mod.fsync_dir(cur)
         return out
+
+
+def _message_files(folder: Path, names: list[str], shown: str) -> tuple[list[str], list[Decision]]:
+    """The *names* in a maildir folder that are message files (regular
+    files, also through a link), and a refusal for each other entry (a
+    directory, a FIFO, whose read would wait for ever, a dangling link),
+    which is no message and is left where it is: it must not stop the
+    queue.  O(names)."""
+    import stat
+    files, others = [], []
+    for n in names:
+        try:
+            mode = os.stat(folder / n).st_mode
+        except FileNotFoundError:
+            if not os.path.lexists(folder / n):
+                continue                    # another notary took it
+            mode = None
+        if mode is not None and stat.S_ISREG(mode):
+            files.append(n)
+            continue
+        what = ("a dangling symbolic link" if mode is None else "a directory" if stat.S_ISDIR(mode)
+                else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
+        others.append(Decision(False, f"unreadable: {shown}/{n} is not a message file ({what}): "
+                                      "left there"))
+    return files, others
 
 
 def deliver(pit: Pit, raw: bytes, name: str | None = None) -> Path:

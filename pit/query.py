@@ -178,7 +178,12 @@ def rejections(pit: Pit) -> list[dict]:
     out = []
     if path.exists():
         for msg in mbox.iter_file(path):
-            h = mbox.headers(msg, ["x-pit-rejected", "x-pit-time", "from", "subject"])
+            stamp, refused = mbox.split_stamp(msg)      # the notary's lines, then the message
+            h = mbox.headers(stamp, ["x-pit-rejected", "x-pit-time"])
+            try:
+                h.update(mbox.headers(refused, ["from", "subject"]))
+            except mbox.MboxError:
+                pass                    # refused as it came: its headers may be anything
             out.append({"time": h.get("x-pit-time", ""), "from": h.get("from", ""),
                         "subject": h.get("subject", ""), "reason": h.get("x-pit-rejected", "")})
     return out

@@ -6,6 +6,7 @@ something forged into the record, or sent mail where it should not."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -78,6 +79,53 @@ def test_deeply_nested_message_is_refused_and_the_queue_goes_on(kit, capsys):
     reason = rejected(kit)[digest(bomb)]
     assert "MIME" in reason and "nest" in reason, reason
     assert incoming_left(kit) == []
+
+
+def test_an_entry_of_the_maildir_that_is_not_a_file_stops_nothing(kit, capsys):
+    """A directory, a FIFO (reading it would wait for ever) or a dangling
+    link in incoming/new is no message: each run says so in one line and
+    leaves it there, and the mail around it is notarized (it once stopped
+    every later run of the pit: claimed into cur/, read, IsADirectoryError)."""
+    new = kit.root / "incoming" / "new"
+    first = kit.request("alice", "before-dir", *ORDER)
+    ops.send_local(kit.pit, first)
+    (new / "0-a-directory").mkdir()
+    os.mkfifo(new / "1-a-fifo")
+    (new / "2-a-dangling-link").symlink_to(kit.root / "nowhere")
+    order = kit.request("alice", "after-dir", *ORDER)
+    ops.send_local(kit.pit, order)
+    for run in (1, 2):
+        code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")
+        assert code == 0, out
+        for name, what in (("0-a-directory", "a directory"), ("1-a-fifo", "a FIFO"),
+                           ("2-a-dangling-link", "a dangling symbolic link")):
+            assert f"refused: unreadable: incoming/new/{name} is not a message file ({what}): " \
+                   "left there\n" in out, out
+        assert ("2 notarized, 3 refused" if run == 1 else "0 notarized, 3 refused") in out, out
+    assert {digest(first), digest(order)} <= archived(kit)
+    assert sorted(incoming_left(kit)) == ["new/0-a-directory", "new/1-a-fifo",
+                                          "new/2-a-dangling-link"]
+
+
+def test_pit_rejects_lists_a_refused_message_whose_headers_are_garbage(kit, capsys):
+    """The reject record keeps a refused message byte for byte, whatever it
+    is: pit rejects reads the notary's stamp of it, and From and Subject
+    only when the message has readable headers (random bytes once made
+    every later pit rejects a traceback)."""
+    junk = bytes(range(256)) * 4 + b"\nSubject: no\n\nbody\n"
+    ops.send_local(kit.pit, junk)
+    ops.send_local(kit.pit, b"From: x@example.org\nSubject: odd\n\nbody\n")
+    code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")
+    assert code == 0 and "0 notarized, 2 refused" in out, out
+    code, out = pit_cmd(capsys, "--pit", kit.root, "rejects", "--json")
+    assert code == 0, out
+    rows = [json.loads(line) for line in out.splitlines()]
+    refused = [r for r in rows if r["kind"] == "notary"]
+    assert [r["reason"].split(":")[0] for r in refused[-2:]] == ["unsigned", "unsigned"], refused
+    assert (refused[-1]["from"], refused[-1]["subject"]) == ("x@example.org", "odd")
+    assert (refused[-2]["from"], refused[-2]["subject"]) == ("", "")
+    code, out = pit_cmd(capsys, "--pit", kit.root, "rejects")
+    assert code == 0 and out.count("unsigned") >= 2, out
 
 
 def test_any_failure_to_judge_is_an_unreadable_refusal(kit, monkeypatch, capsys):
