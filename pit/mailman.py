@@ -97,9 +97,11 @@ PIT_LIST_SETTINGS: dict[str, Any] = {
     "bounce_notify_owner_on_disable": False,
     "bounce_notify_owner_on_removal": False,
     # Membership is the pit's business (signed Member messages): nobody
-    # subscribes themselves, the roster and archive are private.
+    # subscribes themselves, the roster is private.  The pit's own archive
+    # is the record: Mailman archives nothing, so a post is not even queued
+    # for its archive runner (docs/mailman.md).
     "subscription_policy": "moderate",
-    "archive_policy": "private",
+    "archive_policy": "never",
     "advertised": False,
     "member_roster_visibility": "moderators",
     "gateway_to_news": False,
