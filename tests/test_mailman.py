@@ -18,7 +18,7 @@ from pit.mailhost import (MailError, MailSink, NotaryLMTPServer, PitRoute, lmtp_
 from pit.mailman import (PIT_LIST_SETTINGS, PIT_TEMPLATES, MailmanClient, MailmanError,
                          add_member, check_pit, list_members, provision_pit, remove_member)
 
-from mailman_harness import mailman_server, paused_runner  # noqa: F401  (the fixture)
+from mailman_harness import mailman_server  # noqa: F401  (the fixture)
 
 DOMAIN = "pits.test"
 NOTARY = "notary@pits.test"
@@ -194,25 +194,6 @@ def test_notarized_message_reaches_every_member_with_body_unchanged(mailman_serv
     # The sink's mbox file ends with the same message.
     entry = mboxrd_entry(sink.messages(ARCHIVE)[-1], NOTARY)
     assert sink.mbox_path(ARCHIVE).read_bytes().endswith(entry.split(b"\n", 1)[1])
-
-
-@pytest.mark.e2e
-def test_a_post_leaves_no_work_for_mailmans_archive_runner(mailman_server, notary):
-    """The pit's archive is the record and Mailman's archivers are off: a post
-    is not even queued for Mailman's archive runner (which would read it back
-    only to drop it).  With the runner stopped, its queue stays empty while
-    the post reaches every member."""
-    server, _ = notary
-    sink = mailman_server.sink
-    queue = mailman_server.root / "var" / "queue" / "archive"
-    before = {m: sink.count(m) for m in DEMO_MEMBERS}
-    with paused_runner(mailman_server, "archive"):
-        order = _message(BOB, "demo@pits.test", "order unarchived", b"Pit: demo\nAccount: bob\n")
-        code, text = _send_to_notary(server, order, BOB, "demo@pits.test")
-        assert code == 250, text
-        for member in DEMO_MEMBERS:
-            mailman_server.wait_for(member, before[member] + 1, WAIT)
-        assert sorted(p.name for p in queue.glob("*")) == []
 
 
 @pytest.mark.e2e

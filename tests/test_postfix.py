@@ -236,3 +236,22 @@ def test_nothing_bounces_and_the_list_has_the_bounce_policy(world):
     wait_until("a sealed tail", lambda: sealed(alpha), world=world)
     result = audit(alpha.root)
     assert result.ok, result.summary()
+
+
+def test_a_post_leaves_no_work_for_mailmans_archive_runner(world):
+    """The pit's archive is the record and Mailman's archivers are off, so a
+    post is not even queued for Mailman's archive runner, which would only
+    read it back to drop it (~6 ms of CPU a list copy: docs/pit-book.md,
+    "Order to trade through Postfix and Mailman").  With that runner
+    stopped, its queue stays empty while a signed order reaches the members.
+    (Last in the module: the order rests in alpha's book.)"""
+    alpha = world.alpha
+    order = alpha.request("alice", "n1", "Order", "buy 1 ACME at 1.00", pit="alpha")
+    mid = mbox.headers(order, ["message-id"])["message-id"].encode()
+    queue = world.mailman.root / "var" / "queue" / "archive"
+    with paused_runner(world.mailman, "archive"):
+        world.send(order, addr("alice"), f"alpha@{DOMAIN}")
+        wait_until("the order's list copy in bob's mailbox",
+                   lambda: any(mid in m and b"X-Pit-Seq: " in m
+                               for m in world.mailman.sink.messages(addr("bob"))), world=world)
+        assert sorted(p.name for p in queue.iterdir()) == []
