@@ -117,7 +117,7 @@ class Demo:
 
     def operator_batch(self, requests: list[tuple[str, str]]) -> None:
         """Sign operator requests in parallel and notarize them as one batch."""
-        ring, fpr = Keyring(self.pit.get("operator_home")), self.pit.operator
+        ring, fpr = Keyring(ops.operator_home(self.pit)), self.pit.operator
         base = ops.notary(self.pit).seq
         texts = [ops.request_text(self.pit, "operator", f"op-{base}-{i}", k, v)
                  for i, (k, v) in enumerate(requests)]

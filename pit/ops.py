@@ -24,7 +24,7 @@ __all__ = ["init", "operator_request", "add_member", "member_request", "add_memb
            "read_certificates", "filter_key", "pit_line", "request_text",
            "sign_request", "send_local", "replay", "run_filter", "post", "latest_checkpoint",
            "filter_position", "note_checkpoint",
-           "filter_class", "FILTERS", "notary", "FilterKeyRefused"]
+           "filter_class", "FILTERS", "notary", "FilterKeyRefused", "operator_home"]
 
 
 class FilterKeyRefused(PitError):
@@ -68,7 +68,12 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
             raise PitError("give the operator's key fingerprint with the operator's GnuPG home")
     ring.import_key(op.export(operator_fpr))
     ring.close()
-    pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(operator_home))
+    # kept relative to the pit when inside it (the pit may move), else absolute:
+    # never relative to the directory pit init ran in (operator_home())
+    home = Path(operator_home).resolve()
+    if home.is_relative_to(pit.root.resolve()):
+        home = home.relative_to(pit.root.resolve())
+    pit.set(notary=notary_fpr, operator=operator_fpr, operator_home=str(home))
     said = f"notary {notary_fpr} operator {operator_fpr}" + (f" rules {rules}" if rules > 1 else "")
     text = (f"Pit: {name} {notary_fpr}\nGenesis: {said}\n\n"
             + ring.export(notary_fpr).strip() + "\n" + ring.export(operator_fpr).strip() + "\n")
@@ -79,12 +84,23 @@ def init(root: str | os.PathLike, name: str, algo: str = "ed25519",
     return pit
 
 
-def _operator(pit: Pit) -> tuple[Keyring, str]:
-    from pit.keyring import Keyring
+def operator_home(pit: Pit) -> Path:
+    """The operator's GnuPG home, pit.conf's ``operator_home``: absolute, or
+    relative to the pit.  Pits made before wrote it relative to the
+    directory ``pit init`` ran in (``my-pit/operator.gnupg``), which is
+    still read so from there when the pit holds no such path."""
     home = pit.get("operator_home")
     if not home:
         raise PitError(f"{pit.root}: no operator key configured")
-    return Keyring(home), pit.operator
+    home = Path(home)
+    if home.is_absolute() or (pit.root / home).exists() or not home.exists():
+        return pit.root / home
+    return home
+
+
+def _operator(pit: Pit) -> tuple[Keyring, str]:
+    from pit.keyring import Keyring
+    return Keyring(operator_home(pit)), pit.operator
 
 
 def pit_line(pit: Pit) -> str:

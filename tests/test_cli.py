@@ -397,6 +397,31 @@ def test_daemon_notarizes_and_runs(world, capsys, tmp_path):
     assert code == 1 and "not running" in err
 
 
+def test_a_pit_made_by_a_relative_path_is_run_from_any_directory(tmp_path):
+    """pit init DIR with DIR relative (as the README types it), then
+    operator commands from elsewhere (cron, another shell): the operator's
+    key is the pit's, not a path relative to where pit init ran (which
+    made a stray empty GnuPG home there and failed, exit 4)."""
+    made, other = tmp_path / "made", tmp_path / "other"
+    made.mkdir(), other.mkdir()
+
+    def pit(*argv, cwd):
+        return subprocess.run([str(PIT_BIN), *map(str, argv)], cwd=cwd, capture_output=True,
+                              text=True, timeout=120)
+    p = pit("init", "rel-pit", "--name", "rel", cwd=made)
+    assert p.returncode == 0, p.stderr
+    root = made / "rel-pit"
+    try:
+        p = pit("--pit", root, "currency", "add", "USD", "0.01", cwd=other)
+        assert p.returncode == 0, p.stderr
+        assert list(other.iterdir()) == [], "a stray GnuPG home was made where the command ran"
+        p = pit("currency", "add", "EUR", "0.01", cwd=made / "rel-pit")
+        assert p.returncode == 0, p.stderr
+    finally:
+        for home in ("operator.gnupg", "gnupg"):
+            subprocess.run(["gpgconf", "--homedir", str(root / home), "--kill", "gpg-agent"])
+
+
 def _started_daemon(capsys, P, pidfile) -> int:
     code, out, err = run(capsys, *P, "start", "--interval", "0.2")
     assert code == 0, err
