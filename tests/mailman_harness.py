@@ -75,20 +75,21 @@ enable: no
 [archiver.mhonarc]
 enable: no
 
-# The default poll interval is 1 s per runner; a message crosses three
-# queues (in, pipeline, out), so tests and benchmarks poll faster.
-[runner.in]
-sleep_time: 0.05s
+{runners}"""
 
-[runner.pipeline]
-sleep_time: 0.05s
+DEPLOYED_CFG = Path(__file__).resolve().parent.parent / "deploy" / "mailman.cfg"
 
-[runner.out]
-sleep_time: 0.05s
 
-[runner.virgin]
-sleep_time: 0.05s
-"""
+def deployed_runner_sections(path: Path = DEPLOYED_CFG) -> str:
+    """The ``[runner.*]`` sections of the shipped deploy/mailman.cfg, as
+    text: tests and benchmarks poll Mailman's queues as a production host
+    does, so what they measure is what a deployment gets."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(path)
+    return "\n".join(f"[{name}]\n" + "".join(f"{k}: {v}\n" for k, v in cfg[name].items())
+                     for name in cfg.sections() if name.startswith("runner."))
+
 
 GUNICORN_CFG = """\
 [gunicorn]
@@ -282,7 +283,7 @@ def running_mailman(root: Path | str | None = None, smtp_port: int | None = None
             rest_password=REST_PASSWORD, gunicorn_cfg=gunicorn_cfg,
             lmtp_port=lmtp_port, smtp_port=smtp_port or sink.port,
             incoming="mailman.mta.postfix.LMTP" if postfix else "mailman.mta.null.NullMTA",
-            mta_configuration=mta_configuration))
+            mta_configuration=mta_configuration, runners=deployed_runner_sections()))
         command = _mailman_command()
         # Mailman's daemons keep the stdout they inherit: give them a file,
         # never a pipe we would have to drain.

@@ -248,6 +248,25 @@ def test_the_service_units_run_pit_commands_that_parse():
     assert mta["incoming"] == "mailman.mta.postfix.LMTP"
 
 
+def test_the_deployed_mailman_looks_at_a_list_copys_queues_as_the_tests_do():
+    """A list copy crosses Mailman's in, pipeline and out queues (a notice
+    the virgin one), and an idle runner looks at its queue every
+    sleep_time.  deploy/mailman.cfg left Mailman's default of 1 s: up to
+    3 s on every copy a member gets, while the tests and benchmarks ran
+    Mailman looking every 50 ms from a copy of their own, so no figure
+    showed it.  Now the shipped file sets it and the harness takes its
+    runner sections from there."""
+    import configparser
+    from mailman_harness import MAILMAN_CFG, deployed_runner_sections
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "deploy" / "mailman.cfg")
+    for runner in ("in", "pipeline", "out", "virgin"):
+        value = cfg[f"runner.{runner}"]["sleep_time"]
+        assert value.endswith("s") and float(value[:-1]) <= 0.1, (runner, value)
+    assert "[runner." not in MAILMAN_CFG and "{runners}" in MAILMAN_CFG
+    assert deployed_runner_sections().count("sleep_time: 0.05s") == 4
+
+
 def test_postfix_config_with_filters_as_daemons_routes_their_list_copies_nowhere():
     """--filters daemon: no pipe service, each filter's address discarded
     (its daemon wakes on the archive's commits, not on the list), and the
