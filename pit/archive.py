@@ -56,7 +56,7 @@ STALE_LOCK_SECONDS = 300       # a foreign dotlock older than this is broken
 INDEX = "index"
 INDEX_HEADER = "# VOLUME FIRST-SEQ LAST-SEQ COUNT BYTES\n"
 _VOLUME_NAME = re.compile(r"^(\d{6})\.mbox$")
-CRASH_ENV = "PIT_ARCHIVE_CRASH_AT"   # test hook: SIGKILL self at a named write step
+CRASH_ENV = "PIT_ARCHIVE_CRASH_AT"   # test hook: SIGKILL (STEP:stop: SIGSTOP) self at a write step
 
 
 class ArchiveError(Exception):
@@ -147,10 +147,12 @@ def _hostname() -> str:
 
 
 def _crash_point(step: str) -> None:
-    # Lets the crash test kill the writer between two exact write steps.
-    if os.environ.get(CRASH_ENV) == step:
+    # Lets the crash test kill the writer between two exact write steps
+    # (or, with STEP:stop, stop it there, as a busy or paused writer).
+    want = os.environ.get(CRASH_ENV)
+    if want in (step, f"{step}:stop"):
         import signal
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGSTOP if want.endswith(":stop") else signal.SIGKILL)
 
 
 def fsync_dir(path: Path) -> None:
@@ -170,6 +172,22 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _stale_lock(text: str, age: float) -> bool:
+    """Whether a dotlock holding *text*, *age* seconds old, is stale: its
+    process is dead on this host, or (from another host, or unreadable) it
+    is older than STALE_LOCK_SECONDS."""
+    parts = text.split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1] == _hostname():
+        try:
+            os.kill(int(parts[0]), 0)
+            return False                         # holder alive on this host
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return age > STALE_LOCK_SECONDS
 
 
 class _VolumeLock:
@@ -257,17 +275,7 @@ class _VolumeLock:
             age = time.time() - self.dot.stat().st_mtime
         except FileNotFoundError:
             return True                          # released meanwhile: retry
-        parts = text.split()
-        stale = age > STALE_LOCK_SECONDS
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] == _hostname():
-            try:
-                os.kill(int(parts[0]), 0)
-                stale = False                    # holder alive on this host
-            except ProcessLookupError:
-                stale = True
-            except PermissionError:
-                stale = False
-        if not stale:
+        if not _stale_lock(text, age):
             return False
         try:
             if self.dot.read_text() == text:     # still the lock we judged
@@ -908,16 +916,20 @@ class Archive:
         actions.append(f"{name}: moved {len(tail)} bytes from byte {offset} to {q} ({why})")
 
     # -- check and repair ------------------------------------------------------------
-    def check(self, from_seq: int = 1) -> list[str]:
+    def check(self, from_seq: int = 1, live: bool = False) -> list[str]:
         """Every problem found, as sentences naming volume and byte offset;
         ``[]`` when the archive is whole: index agrees with the volumes, every
         volume reads cleanly, seqs are gapless from 1 and each X-Pit-Prev is
-        the record hash before it.  Takes no lock (an append running at the
-        same time shows as uncommitted bytes).  O(archive size); with
+        the record hash before it.  Takes no lock: bytes past the index are
+        a problem (a crashed append), but with *live* (a pit's own archive,
+        whose notary may be appending: never a copy, where no writer is)
+        only when no writer is at work (no live dotlock, the index
+        unchanged), not an append running meanwhile.  O(archive size); with
         *from_seq*, the volumes before the one holding that record are only
         looked at (their sizes), not read: O(the bytes from there on)."""
         problems: list[str] = []
         try:
+            index = self._index_bytes()
             vols = self.volumes()
         except ArchiveError as e:
             return [str(e)]
@@ -925,7 +937,7 @@ class Archive:
         for vol in vols:
             path = self.dir / vol.name
             size = path.stat().st_size if path.exists() else -1
-            if size > vol.bytes:
+            if size > vol.bytes and not (live and self._appending(index)):
                 problems.append(f"{path}: {size - vol.bytes} uncommitted bytes from byte "
                                 f"{vol.bytes} (a crashed append; repair or the next append "
                                 "quarantines them)")
@@ -949,10 +961,30 @@ class Archive:
             size = (self.dir / name).stat().st_size
             if name < last:
                 problems.append(f"{self.dir / name}: volume not in the index")
-            elif size:
+            elif size and not (live and self._appending(index)):
                 problems.append(f"{self.dir / name}: {size} uncommitted bytes (a crashed "
                                 "append; repair or the next append quarantines them)")
         return problems
+
+    def _index_bytes(self) -> bytes:
+        try:
+            return (self.dir / "index").read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def _appending(self, index: bytes) -> bool:
+        """Whether bytes past the index (read as *index*) may be an append
+        under way rather than a crashed one: a writer holds a live dotlock
+        now, or the index has moved on since (an append committed
+        meanwhile).  Bytes past the index exist only while a writer holds
+        its lock, so neither means they are a dead writer's."""
+        for dot in self.dir.glob("[0-9]*.mbox.lock"):
+            try:
+                if not _stale_lock(dot.read_text(), time.time() - dot.stat().st_mtime):
+                    return True
+            except FileNotFoundError:
+                return True                      # released just now
+        return self._index_bytes() != index
 
     def repair(self) -> list[str]:
         """Bring the archive to a whole state and say what was done: takes

@@ -343,7 +343,9 @@ def audit(path: str | Path, progress=None, notary: str | None = None,
                                "record): nothing here is a pit's log")
         # and then what lies around them (after a resume, the records this
         # audit read were checked as it read them: the volumes' sizes only)
-        problems = arch.check(a.resume_at if snap is None else res.records + 1)
+        # (a pit's own archive may have an append under way: not a copy's)
+        problems = arch.check(a.resume_at if snap is None else res.records + 1,
+                              live=(arch.dir.parent / "pit.conf").exists())
         if problems:
             raise AuditFailure(res.records, "the archive's volumes and index disagree: "
                                + "; ".join(problems))
