@@ -38,7 +38,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["MirrorError", "mirror", "compare", "source_archive", "ARCHIVE_NAMES",
+__all__ = ["MirrorError", "mirror", "compare", "grown", "source_archive", "ARCHIVE_NAMES",
            "keep_verified", "first_difference", "put_back", "strays"]
 
 # Everything a replica copies; every other name is excluded.
@@ -161,6 +161,43 @@ def compare(src: str | os.PathLike, dst: str | os.PathLike, rsync: str = "rsync"
         else:
             diffs.append(f"{name}: differs from the source")
     return diffs
+
+
+def grown(src: str | os.PathLike, dst: str | os.PathLike, diffs: list[str],
+          rsync: str = "rsync") -> tuple[int, int] | None:
+    """When every difference in *diffs* (:func:`compare`) is the source's
+    notary having appended records since the replica was copied (its index,
+    the replica's last volume, volumes after it), ``(the replica's last
+    record, the source's now)``; else None.  Reads the source's index (one
+    small rsync): it must extend the replica's line for line.  The grown
+    volume's bytes are not compared here: the replica's log check (chain,
+    digests, seals) covers every one of them.  O(volumes)."""
+    import tempfile
+    mine = _index_lines(Path(dst) / "archives" / "index")
+    with tempfile.TemporaryDirectory() as tmp:
+        _run([_rsync(rsync), "-a", source_archive(str(src), rsync) + "index", tmp + "/index"])
+        theirs = _index_lines(Path(tmp) / "index")
+    if not mine or not theirs or len(theirs) < len(mine) or theirs == mine:
+        return None
+    last, now = mine[-1], theirs[len(mine) - 1]
+    if theirs[:len(mine) - 1] != mine[:-1] or now[:2] != last[:2] \
+            or now[2] < last[2] or now[4] < last[4]:
+        return None
+    allowed = {"index", last[0]} | {line[0] for line in theirs[len(mine):]}
+    if any(d.split(": ", 1)[0] not in allowed or d.endswith("not in the source") for d in diffs):
+        return None
+    return int(last[2]), int(theirs[-1][2])
+
+
+def _index_lines(path: Path) -> list[tuple] | None:
+    """An index's lines as (volume, first, last, count, bytes); None when
+    it does not read."""
+    try:
+        lines = [line.split() for line in path.read_text("ascii").splitlines()
+                 if line and not line.startswith("#")]
+        return [(v, int(a), int(b), int(c), int(d)) for v, a, b, c, d in lines]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 _NAME = re.compile(r"^(index|[0-9]{6}\.mbox)$")

@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -148,6 +149,43 @@ def test_mirror_from_host_path_copies_no_secret_and_compares(pit, tmp_path, caps
     volume(replica).write_bytes(bytes(data))
     from pit import mirror
     assert mirror.compare(f"notaryhost:{pit.root}", replica) != []
+
+
+@needs_rsync
+def test_mirror_of_a_pit_whose_notary_appends_meanwhile_is_not_called_different(pit, tmp_path,
+                                                                               capsys,
+                                                                               monkeypatch):
+    """The source's notary appends between the copy and the comparison (a
+    busy pit: 4 mirrors in 5 said 'DIFFERS', exit 1): the replica is the
+    source as of its record N, the source has grown since; exit 0.  A
+    replica whose bytes do differ is still called so."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    real, pit_bin = shutil.which("rsync"), Path(sys.executable).with_name("pit")
+    # the comparison (--dry-run --checksum) starts just after the source grew
+    (shims / "rsync").write_text(
+        "#!/bin/sh\ncase \" $* \" in *\" --dry-run \"*) "
+        f"'{pit_bin}' --pit '{pit.root}' deposit 1.00 USD alice >/dev/null || exit 99;; esac\n"
+        f"exec '{real}' \"$@\"\n")
+    (shims / "rsync").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    n = int(re.search(r"log of (\d+) records checked", out).group(1))
+    assert f"replica {replica} is the source as of record {n}; the source has grown since " \
+           f"(now {n + 2} records: index, 000001.mbox)" in out, out
+    assert "DIFFERS" not in out
+    monkeypatch.setenv("PATH", os.environ["PATH"].split(":", 1)[1])
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0 and "is identical to the source" in out, out + err
+    data = bytearray(volume(replica).read_bytes())
+    data[100] ^= 1
+    volume(replica).write_bytes(bytes(data))
+    from pit import mirror
+    diffs = mirror.compare(pit.root, replica)
+    assert diffs == ["000001.mbox: differs from the source"]
+    assert mirror.grown(pit.root, replica, diffs) is None
 
 
 @needs_rsync

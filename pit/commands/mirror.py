@@ -43,10 +43,14 @@ def run(args) -> int:
         show(len(changed))
         end_progress()
         diffs = mirror.compare(args.src, dst)
+        grown = mirror.grown(args.src, dst, diffs) if diffs else None
     except mirror.MirrorError as e:
         raise CliError(str(e)) from None
+    names = sorted({d.split(": ", 1)[0] for d in diffs}, key=lambda n: (n != "index", n))
     print(f"{len(changed)} files brought over; replica {dst} "
           + ("is identical to the source (rsync --checksum)" if not diffs
+             else f"is the source as of record {grown[0]}; the source has grown since (now "
+                  f"{grown[1]} records: {', '.join(names)})" if grown
              else "DIFFERS from the source: " + "; ".join(diffs)))
     stray = mirror.strays(dst)
     if stray:
@@ -94,4 +98,4 @@ def run(args) -> int:
     if snap is not None and snap.exists():
         import shutil
         shutil.rmtree(snap)
-    return 0 if not diffs and result.ok else 1
+    return 0 if (not diffs or grown) and result.ok else 1
