@@ -673,7 +673,8 @@ def notary_server(pit_dirs, listen: tuple[str, int], mailman: tuple[str, int],
             raise DaemonError(f"{pit.root} and {services[address].pit.root} are both {address}")
         services[address] = NotaryService(pit, smtp=smtp)
         where = Path(spool) / address if spool else pit.root / "spool" / address
-        routes[address] = PitRoute(address, pit.notary_address, services[address], secret, where)
+        routes[address] = PitRoute(address, pit.notary_address, services[address], secret, where,
+                                   max_list_size=pit.getint("max_list_message_size"))
     if not routes:
         raise DaemonError("no pit to serve")
     server = NotaryLMTPServer(routes, mailman, host=listen[0], port=listen[1], judges=judges)

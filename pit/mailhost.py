@@ -50,7 +50,7 @@ from pit import trace
 from pit.lmtpserver import DATA_SIZE_LIMIT, MAX_RECIPIENTS, TIMEOUT, LMTPServer
 
 __all__ = [
-    "MailError", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
+    "MailError", "NotForTheList", "MailSink", "LMTPClient", "lmtp_send", "mboxrd_entry", "PitRoute",
     "NotaryLMTPServer", "Notarize", "Refusal", "APPROVE_HEADER", "approved", "free_port",
 ]
 
@@ -79,6 +79,13 @@ POSTED_FILE = "posted"
 
 class MailError(RuntimeError):
     """A mail transfer that failed, with the server's own words."""
+
+
+class NotForTheList(MailError):
+    """A notarized record the list will never take: larger than the pit's
+    ``max_list_message_size``, or refused by Mailman as too large (552).
+    Waiting would not help, so it is left out of the list (it is in the
+    archive) and the records after it go on."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -449,13 +456,15 @@ class PitRoute:
     list's header match accepts in an ``Approved:`` header (pit.mailman),
     the one way onto the list; ``spool_dir``: where its notarized messages
     wait while Mailman is unreachable (each pit its own, in its own
-    directory, when one server serves several).
+    directory, when one server serves several); ``max_list_size``: a record
+    larger than this is archived but not posted (``NotForTheList``).
     """
     list_address: str
     notary_address: str
     notarize: Notarize
     approval_secret: str
     spool_dir: Path | None = None     # this pit's spool; default <server spool>/<list address>
+    max_list_size: int = 0            # bytes a record may have to be posted (0: no limit of ours)
 
 
 def approved(msg_bytes: bytes, secret: str) -> bytes:
@@ -954,6 +963,8 @@ class NotaryLMTPServer:
         for index, notarized in enumerate(outgoing):
             try:
                 self.inject(route, notarized)
+            except NotForTheList as error:
+                self._left_out(route, notarized, error)
             except MailError as error:
                 log.error("injecting into %s failed: %s", route.list_address, error)
                 if self._spool_of(route) is None:
@@ -968,6 +979,9 @@ class NotaryLMTPServer:
 
         Call with the injection lock held (the injector and flush_spool do).
         """
+        if route.max_list_size and len(notarized) > route.max_list_size:
+            raise NotForTheList(f"{len(notarized):,} bytes, over the pit's max_list_message_size "
+                                f"of {route.max_list_size:,}")
         key = route.list_address.lower()
         client = self._clients.get(key)
         if client is None or (client.host, client.port) != tuple(self.mailman_lmtp):
@@ -977,12 +991,24 @@ class NotaryLMTPServer:
         status = client.send(approved(notarized, route.approval_secret),
                              route.notary_address, [route.list_address])
         code, text = status[route.list_address]
+        if code == 552:                 # too large for Mailman (aiosmtpd's 32 MiB), for good
+            raise NotForTheList(f"Mailman refused it: {code} {text}")
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
         if self._spool_of(route) is not None:
             found = _STAMP_SEQ.search(notarized, 0, 4096)
             if found:
                 self._last_injected[key] = int(found.group(1))
+
+    def _left_out(self, route: PitRoute, notarized: bytes, error: NotForTheList) -> None:
+        """Say in the log that a record stays off the list, and count it as
+        taken (a restart's catch-up must not offer it again)."""
+        found = _STAMP_SEQ.search(notarized, 0, 4096)
+        seq = found.group(1).decode() if found else "?"
+        log.error("%s: record %s left out of the list (it is in the archive): %s",
+                  route.list_address, seq, error)
+        if found and self._spool_of(route) is not None:
+            self._last_injected[route.list_address.lower()] = int(seq)
 
     def _spool_of(self, route: PitRoute) -> Path | None:
         """The route's spool directory (None: it has none), worked out once a route."""
@@ -1031,8 +1057,13 @@ class NotaryLMTPServer:
         with self._spool_lock:
             directory = self._spool_of(route)
             for path in sorted(directory.glob("*.eml")) if directory.is_dir() else []:
+                notarized = path.read_bytes()
                 try:
-                    self.inject(route, path.read_bytes())
+                    self.inject(route, notarized)
+                except NotForTheList as error:
+                    self._left_out(route, notarized, error)
+                    path.unlink()
+                    continue
                 except MailError as error:
                     log.error("spool flush for %s stopped: %s", address, error)
                     self._note_injected(route)

@@ -28,6 +28,10 @@ __all__ = ["Pit", "PitError", "DEFAULTS", "slug", "note_checkpoint"]
 DEFAULTS = {
     "max_message_size": "262144",   # bytes; a signed order is about 1 KB
     "max_filter_message_size": "268435456",   # a filter's report or checkpoint: 256 MiB
+    # a record larger than this is archived but not posted to the Mailman
+    # list: Postfix's default message_size_limit is 10,240,000 bytes, and
+    # each list copy it refuses counts as a bounce of every member
+    "max_list_message_size": "10000000",
     "rate_limit": "1000",           # accepted messages per member per interval
     "rate_interval": "60",          # seconds
     "seal_every": "1000",           # records per seal at most

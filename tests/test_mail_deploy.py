@@ -201,6 +201,23 @@ def test_one_serve_serves_several_pits_chosen_by_recipient(kit, other_kit, tmp_p
         assert list((k.root / "spool" / address).glob("*.eml"))  # its own spool
 
 
+def test_serve_gives_each_pit_its_list_size_limit(kit):
+    """`pit mailman serve` keeps a pit's records over its max_list_message_size
+    off the list (tests/test_mailman.py shows a route doing it): by default
+    just under Postfix's message_size_limit of 10,240,000 bytes, whose
+    refusal of a list copy Mailman counts as a bounce of every member."""
+    from pit.daemon import notary_server
+    kit.pit.set(domain="pits.test", mailman_list="demo@pits.test",
+                mailman_secret="demo-secret-0123456789")
+    for setting, wanted in ((None, 10_000_000), ("4000", 4000)):
+        if setting:
+            kit.pit.set(max_list_message_size=setting)
+        server, services = notary_server([kit.root], ("127.0.0.1", 0), ("127.0.0.1", 9), None)
+        for service in services.values():
+            service.notary.close()
+        assert server.routes["demo@pits.test"].max_list_size == wanted
+
+
 def _judges_of(pid: int) -> list[int]:
     """The judge processes (moderator.judges) whose parent is *pid*."""
     found = []
