@@ -61,7 +61,8 @@ alias_database = hash:{root}/etc/aliases
 mail_spool_directory = {root}/mailboxes
 biff = no
 smtputf8_enable = no
-message_size_limit = 0
+# message_size_limit: Postfix's default (10,240,000 bytes), as on a production
+# host; the pit keeps larger records off the list (max_list_message_size)
 mailbox_size_limit = 0
 queue_run_delay = 2s
 minimal_backoff_time = 2s
