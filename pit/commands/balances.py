@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import AT_HELP, emit, find_pit, known_account
+from pit.commands.common import AT_HELP, at_record, emit, find_pit, known_account
 from pit.query import positions
 
 
@@ -18,6 +18,6 @@ def run(args) -> int:
     pit = find_pit(args.pit)
     if args.account:
         known_account(pit, args.account)
-    emit(args, positions(pit, args.account, args.at),
+    emit(args, positions(pit, args.account, at_record(pit, args.at)),
          lambda r: f"{r['account']:<20} {r['amount']:>18} {r['asset']}")
     return 0

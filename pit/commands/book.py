@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import AT_HELP, EXIT, CliError, find_pit, known_ticker
+from pit.commands.common import AT_HELP, EXIT, CliError, at_record, find_pit, known_ticker, one_or_more
 from pit.query import book_levels, specialist_state
 
 
@@ -10,14 +10,14 @@ def arguments(cmd) -> None:
     sp = cmd("book", run, "best bids and offers of a ticker",
              ["pit book ACME", "pit book ACME --depth 10 --at 300", "pit book ACME --json"],
              json_flag=True)
-    sp.add_argument("ticker"); sp.add_argument("--depth", type=int, default=5)
+    sp.add_argument("ticker"); sp.add_argument("--depth", type=one_or_more, default=5)
     sp.add_argument("--at", type=int, metavar="SEQ", help=AT_HELP)
 
 
 def run(args) -> int:
     pit = find_pit(args.pit)
     ticker, _ = known_ticker(pit, args.ticker)
-    flt = specialist_state(pit, ticker, args.at)
+    flt = specialist_state(pit, ticker, at_record(pit, args.at))
     if ticker not in flt.engine.tickers():
         raise CliError(f"{ticker} is not yet defined at record {args.at}", EXIT["usage"])
     b = book_levels(flt, ticker, args.depth)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import EXIT, CliError, find_pit, known_ticker, plural
+from pit.commands.common import EXIT, CliError, at_record, find_pit, known_ticker, one_or_more, plural
 from pit.query import specialist_state
 
 
@@ -15,13 +15,14 @@ def arguments(cmd) -> None:
     sp.add_argument("-o", "--output", metavar="FILE", help="default TICKER.png (or .svg)")
     sp.add_argument("--format", choices=["png", "svg"], default="png",
                     help="without -o: the file's kind")
-    sp.add_argument("--depth", type=int, default=50, help="price levels a side in the depth chart")
+    sp.add_argument("--depth", type=one_or_more, default=50, help="price levels a side in the depth chart")
 
 
 def run(args) -> int:
     from pit import chart
     pit = find_pit(args.pit)
     ticker, _ = known_ticker(pit, args.ticker)
+    at_record(pit, args.at)
     if args.at is not None and ticker not in specialist_state(pit, ticker, args.at).engine.tickers():
         raise CliError(f"{ticker} is not yet defined at record {args.at}", EXIT["usage"])
     out = args.output or f"{ticker}.{args.format}"

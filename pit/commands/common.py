@@ -179,6 +179,30 @@ AT_HELP = ("as of record SEQ: what records 1 to SEQ caused, whenever the filters
            "reported it (pit(1), --at)")
 
 
+def at_record(pit: Pit, at: int | None) -> int | None:
+    """``--at SEQ`` checked against the archive: a record it holds (as
+    ``pit show`` and ``pit verify`` check theirs), not a silent 'now'
+    past its end nor an empty pit before record 1."""
+    if at is not None:
+        from pit.archive import Archive
+        last = Archive(pit.root).last_seq()
+        if not 1 <= at <= last:
+            raise CliError(f"no record {at} (the archive ends at {last})", EXIT["usage"])
+    return at
+
+
+def one_or_more(text: str) -> int:
+    """An argparse type: a whole number, 1 or more (--depth)."""
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: 1 or more")
+    return n
+
+
 FILTER_HELP = f"one of {', '.join(sorted(ops.FILTERS))}"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import AT_HELP, emit, find_pit, known_account
+from pit.commands.common import AT_HELP, at_record, emit, find_pit, known_account
 from pit.query import trade_text, trades
 
 
@@ -16,5 +16,5 @@ def arguments(cmd) -> None:
 def run(args) -> int:
     pit = find_pit(args.pit)
     known_account(pit, args.account)
-    emit(args, trades(pit, account=args.account, at=args.at), trade_text)
+    emit(args, trades(pit, account=args.account, at=at_record(pit, args.at)), trade_text)
     return 0

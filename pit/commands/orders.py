@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import AT_HELP, emit, find_pit, known_account
+from pit.commands.common import AT_HELP, at_record, emit, find_pit, known_account
 from pit.query import open_orders
 
 
@@ -17,7 +17,7 @@ def run(args) -> int:
     pit = find_pit(args.pit)
     if args.account:
         known_account(pit, args.account)
-    emit(args, open_orders(pit, args.account, args.at),
+    emit(args, open_orders(pit, args.account, at_record(pit, args.at)),
          lambda r: f"{r['seq']:>7} {r['account']} {r['ref']} {r['side']} {r['remaining']} "
                    f"{r['ticker']} {r['type']}"
                    + (f" at {r['price']}" if r['price'] else "")

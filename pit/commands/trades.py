@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import AT_HELP, emit, find_pit, known_ticker
+from pit.commands.common import AT_HELP, at_record, emit, find_pit, known_ticker
 from pit.query import trade_text, trades
 
 
@@ -15,5 +15,5 @@ def arguments(cmd) -> None:
 def run(args) -> int:
     pit = find_pit(args.pit)
     ticker = known_ticker(pit, args.ticker)[0] if args.ticker else None
-    emit(args, trades(pit, ticker, args.at), trade_text)
+    emit(args, trades(pit, ticker, at_record(pit, args.at)), trade_text)
     return 0
