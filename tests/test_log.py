@@ -189,6 +189,27 @@ def test_mirror_of_a_pit_whose_notary_appends_meanwhile_is_not_called_different(
 
 
 @needs_rsync
+def test_a_refused_mirror_leaves_the_replica_conf_as_it_was(pit, tmp_path, capsys):
+    """pit mirror of another pit into a replica: refused (its genesis names
+    another notary), the verified archive put back, and replica.conf too
+    (it used to keep the other pit's name, operator and source)."""
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    conf = (replica / "replica.conf").read_bytes()
+    other = ops.init(tmp_path / "other", "other")
+    try:
+        code, out, err = run(capsys, "mirror", other.root, replica)
+    finally:
+        from pit import agents
+        agents.stop(agents.running([other.root]))
+    assert code == 1 and "log check FAILED: the replica keeps the copy it verified" in out, out
+    assert (replica / "replica.conf").read_bytes() == conf
+    code, out, err = run(capsys, "audit", replica)
+    assert code == 0, out
+
+
+@needs_rsync
 def test_a_replica_is_a_pit_for_search_replay_and_book(pit, tmp_path, capsys):
     replica = tmp_path / "replica"
     code, out, err = run(capsys, "mirror", pit.root, replica)

@@ -62,6 +62,8 @@ def run(args) -> int:
     except (ArchiveError, mbox.MboxError):
         st = {}                        # the log check below says what is wrong
     words = st.get("x-pit-request", "").split(" ")
+    conf = dst / replica.REPLICA_CONF
+    conf_before = conf.read_bytes() if conf.exists() else None      # put back if refused
     if st.get("x-pit-kind") == "genesis" and genesis_rules(" ".join(words)) \
             and words[0] == "notary" and words[2] == "operator":
         # the genesis' notary key is pinned on the first mirror unless --notary says
@@ -89,6 +91,9 @@ def run(args) -> int:
         except (ArchiveError, mbox.MboxError, OSError) as e:
             where = f"the new copy cannot be read record by record: {e}"
         refused = mirror.put_back(dst, snap)
+        if conf_before is not None:        # the verified copy's pit, not the refused one's
+            conf.with_name(conf.name + ".tmp").write_bytes(conf_before)
+            conf.with_name(conf.name + ".tmp").replace(conf)
         print(f"log check FAILED: the replica keeps the copy it verified; what the source "
               f"holds now is in {refused} for you to inspect ({where}):")
         print(result.problem)
