@@ -70,6 +70,10 @@ CASES = [
     (["withdraw", "10", "XYZ", "alice"], 2, "pit withdraw: unknown asset XYZ"),
     (["deposit", "10", "USD", "nobody"], 2, "pit deposit: unknown account nobody (this pit has alice, bob"),
     (["deposit", "ten", "USD", "alice"], 5, "pit deposit: refused by the notary: malformed request"),
+    (["deposit", "10", "USD", "alice:ACME"], 2,
+     "pit deposit: alice:ACME is a trading or fee account (its specialist holds it): deposits "
+     "and withdrawals are of plain accounts; pit transfer moves funds in and out"),
+    (["withdraw", "10", "USD", "fees:ACME"], 2, "pit withdraw: fees:ACME is a trading or fee account"),
     (["run", "nosuch"], 2, "pit run: unknown filter nosuch (this pit has positions, specialist, transfers)"),
     (["run", "specialist", "NOPE"], 2, "pit run: unknown ticker NOPE (this pit trades ACME, BTC)"),
     (["stop"], 1, "pit stop: the daemon is not running (no pit.pid)"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pit.commands.common import find_pit, known_account, known_asset, operator
+from pit.commands.common import EXIT, CliError, find_pit, known_account, known_asset, operator
 
 
 def arguments(cmd) -> None:
@@ -16,6 +16,10 @@ def _funds_names(args) -> None:
     pit = find_pit(args.pit)
     args.asset = known_asset(pit, args.asset)
     known_account(pit, args.account)
+    if ":" in args.account:         # the transfers filter would reject it: 'unknown account'
+        raise CliError(f"{args.account} is a trading or fee account (its specialist holds it): "
+                       "deposits and withdrawals are of plain accounts; pit transfer moves "
+                       "funds in and out", EXIT["usage"])
 
 
 def run_deposit(args) -> int:
