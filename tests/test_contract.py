@@ -98,6 +98,9 @@ CASES = [
      "pit order: refused by the notary: replayed: ref used of alice"),
     (["order", "buy", "1", "ACME", "at", "12", "--account", "bob", "--gnupghome", "{alice}",
       "--notarize"], 5, "does not own account bob"),
+    (["order", "cancel", "7", "--account", "alice:ACME", "--gnupghome", "{alice}"], 2,
+     "pit order: --account alice:ACME: orders are placed by a plain account (alice); its "
+     "trading account alice:TICKER holds their funds"),
     (["transfer", "1", "XYZ", "alice:ACME", *A], 2, "pit transfer: unknown asset XYZ"),
     (["transfer", "1", "USD", "nobody:ACME", *A], 2, "pit transfer: unknown account nobody:ACME"),
     (["transfer", "1", "USD", "alice:NOPE", *A], 2, "pit transfer: unknown account alice:NOPE"),

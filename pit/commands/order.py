@@ -25,6 +25,11 @@ def arguments(cmd) -> None:
 def run(args) -> int:
     pit = find_pit(args.pit)
     words = " ".join(args.words)
+    if ":" in (args.account or ""):
+        owner = args.account.partition(":")[0]
+        raise CliError(f"--account {args.account}: orders are placed by a plain account "
+                       f"({owner}); its trading account {owner}:TICKER holds their funds",
+                       EXIT["usage"])
     try:
         o = message.parse_order(words)
     except message.MessageError as e:
