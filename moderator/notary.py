@@ -296,11 +296,7 @@ class Notary:
     and benchmarks may pass their own."""
 
     def __init__(self, pit: Pit | str | os.PathLike, clock=time.time):
-        self.pit = pit if isinstance(pit, Pit) else Pit(pit)
-        if self.pit.is_replica:
-            from pit.pitdir import PitError
-            raise PitError(f"{self.pit.root}: a replica (replica.conf): only the pit's "
-                           "notary writes its log")
+        self.pit = (pit if isinstance(pit, Pit) else Pit(pit)).not_a_replica()
         self.clock = clock
         self.archive = archive_mod.Archive(self.pit.root)
         self.keyring = Keyring(self.pit.gnupg)

@@ -94,6 +94,15 @@ class Pit:
     def getint(self, key: str) -> int:
         return int(self.get(key))
 
+    def not_a_replica(self) -> "Pit":
+        """This pit, where its log is written (its notary, its maildir, its
+        filters' posts); PitError on a replica, which holds a copy of the
+        log and public material only."""
+        if self.is_replica:
+            raise PitError(f"{self.root}: a replica (replica.conf): only the pit's notary "
+                           "writes its log")
+        return self
+
     # -- layout -----------------------------------------------------------------
     archives = property(lambda self: self.root / "archives")
     rejects = property(lambda self: self.root / "rejects")

@@ -210,6 +210,29 @@ def test_a_refused_mirror_leaves_the_replica_conf_as_it_was(pit, tmp_path, capsy
 
 
 @needs_rsync
+def test_a_replica_takes_no_order_and_runs_no_filter(pit, tmp_path, capsys):
+    """A replica holds the archive and public material only: pit order
+    (sent to its maildir) and pit run say so, exit 3, as pit notarize and
+    pit order --notarize do; they used to fail with a traceback
+    (FileNotFoundError: incoming/tmp), and to make a filter's secret key in
+    the replica before failing."""
+    replica = tmp_path / "replica"
+    code, out, err = run(capsys, "mirror", pit.root, replica)
+    assert code == 0, out + err
+    home = pit.keys["alice"][0].home
+    for argv in (["order", "buy", "1", "ACME", "at", "12.00", "--account", "alice",
+                  "--gnupghome", home],
+                 ["order", "buy", "1", "ACME", "at", "12.00", "--account", "alice",
+                  "--gnupghome", home, "--notarize"],
+                 ["run"], ["run", "specialist", "ACME"], ["notarize"]):
+        code, out, err = run(capsys, "--pit", replica, *argv)
+        assert (code, out) == (3, ""), (argv, code, out, err)
+        assert err == f"pit {argv[0]}: {replica}: a replica (replica.conf): only the pit's " \
+                      "notary writes its log\n", (argv, err)
+    assert not (replica / "incoming").exists() and not (replica / "filters.gnupg").exists()
+
+
+@needs_rsync
 def test_a_replica_is_a_pit_for_search_replay_and_book(pit, tmp_path, capsys):
     replica = tmp_path / "replica"
     code, out, err = run(capsys, "mirror", pit.root, replica)

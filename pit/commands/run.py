@@ -39,7 +39,7 @@ def run_all(pit: Pit, only: list[str] | None = None, say=print) -> list:
 
 
 def run(args) -> int:
-    pit = find_pit(args.pit)
+    pit = find_pit(args.pit).not_a_replica()    # before a filter's key is made
     if args.filter:
         known_filter_names(pit, args.filter, args.args)
     try:
