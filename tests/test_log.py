@@ -212,10 +212,11 @@ def test_a_refused_mirror_leaves_the_replica_conf_as_it_was(pit, tmp_path, capsy
 @needs_rsync
 def test_a_replica_takes_no_order_and_runs_no_filter(pit, tmp_path, capsys):
     """A replica holds the archive and public material only: pit order
-    (sent to its maildir) and pit run say so, exit 3, as pit notarize and
-    pit order --notarize do; they used to fail with a traceback
-    (FileNotFoundError: incoming/tmp), and to make a filter's secret key in
-    the replica before failing."""
+    (sent to its maildir), pit run and pit start say so, exit 3, as pit
+    notarize and pit order --notarize do; they used to fail with a
+    traceback (FileNotFoundError: incoming/tmp), to make a filter's secret
+    key in the replica before failing, and to start a daemon that died at
+    once (pit start said 'daemon started', exit 0)."""
     replica = tmp_path / "replica"
     code, out, err = run(capsys, "mirror", pit.root, replica)
     assert code == 0, out + err
@@ -224,12 +225,13 @@ def test_a_replica_takes_no_order_and_runs_no_filter(pit, tmp_path, capsys):
                   "--gnupghome", home],
                  ["order", "buy", "1", "ACME", "at", "12.00", "--account", "alice",
                   "--gnupghome", home, "--notarize"],
-                 ["run"], ["run", "specialist", "ACME"], ["notarize"]):
+                 ["run"], ["run", "specialist", "ACME"], ["notarize"], ["start"], ["daemon"]):
         code, out, err = run(capsys, "--pit", replica, *argv)
         assert (code, out) == (3, ""), (argv, code, out, err)
         assert err == f"pit {argv[0]}: {replica}: a replica (replica.conf): only the pit's " \
                       "notary writes its log\n", (argv, err)
     assert not (replica / "incoming").exists() and not (replica / "filters.gnupg").exists()
+    assert not (replica / "pit.pid").exists() and not (replica / "daemon.log").exists()
 
 
 @needs_rsync

@@ -24,7 +24,7 @@ def arguments(cmd) -> None:
 def run_daemon(args) -> int:
     """The embedded daemon in the foreground (what 'pit start' runs)."""
     import signal
-    pit = find_pit(args.pit)
+    pit = find_pit(args.pit).not_a_replica()
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     new = pit.incoming / "new"
@@ -42,7 +42,7 @@ def run_daemon(args) -> int:
 
 def run_start(args) -> int:
     import subprocess
-    pit = find_pit(args.pit)
+    pit = find_pit(args.pit).not_a_replica()
     pidfile = pid_file(pit)
     if daemon_pid(pit):
         raise CliError(f"the daemon is already running (pid {daemon_pid(pit)})")
