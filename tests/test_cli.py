@@ -205,6 +205,11 @@ def test_orders_fills_balances(world, capsys):
     assert code == 0 and any(r["ref"] == "a1" and r["remaining"] == "60" for r in rows)
     code, out, _ = run(capsys, "--pit", world["pit"], "fills", "--account", "bob")
     assert code == 0 and "ACME 40 at 12.50" in out
+    # a trading account's fills are its owner's trades of its ticker (it listed none)
+    code, trading, _ = run(capsys, "--pit", world["pit"], "fills", "--account", "bob:ACME")
+    assert code == 0 and trading == out, trading
+    code, other, _ = run(capsys, "--pit", world["pit"], "fills", "--account", "bob:BTC")
+    assert (code, other) == (0, "")
     code, out, _ = run(capsys, "--pit", world["pit"], "balances", "--account", "bob", "--json")
     rows = {(r["account"], r["asset"]): r["amount"] for r in map(json.loads, out.splitlines())}
     assert rows[("bob:ACME", "ACME")] == "460"

@@ -16,5 +16,8 @@ def arguments(cmd) -> None:
 def run(args) -> int:
     pit = find_pit(args.pit)
     known_account(pit, args.account)
-    emit(args, trades(pit, account=args.account, at=at_record(pit, args.at)), trade_text)
+    # a trading account (bob:ACME) took part in its owner's trades of its ticker
+    owner, _, ticker = args.account.partition(":")
+    emit(args, trades(pit, ticker or None, account=owner, at=at_record(pit, args.at)),
+         trade_text)
     return 0
