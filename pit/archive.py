@@ -922,9 +922,9 @@ class Archive:
         volume reads cleanly, seqs are gapless from 1 and each X-Pit-Prev is
         the record hash before it.  Takes no lock: bytes past the index are
         a problem (a crashed append), but with *live* (a pit's own archive,
-        whose notary may be appending: never a copy, where no writer is)
-        only when no writer is at work (no live dotlock, the index
-        unchanged), not an append running meanwhile.  O(archive size); with
+        whose notary may be appending) only when no writer is at work (none
+        holds the volume's fcntl lock, the index unchanged), not an append
+        running meanwhile.  O(archive size); with
         *from_seq*, the volumes before the one holding that record are only
         looked at (their sizes), not read: O(the bytes from there on)."""
         problems: list[str] = []
@@ -937,7 +937,7 @@ class Archive:
         for vol in vols:
             path = self.dir / vol.name
             size = path.stat().st_size if path.exists() else -1
-            if size > vol.bytes and not (live and self._appending(index)):
+            if size > vol.bytes and not (live and self._appending(index, path)):
                 problems.append(f"{path}: {size - vol.bytes} uncommitted bytes from byte "
                                 f"{vol.bytes} (a crashed append; repair or the next append "
                                 "quarantines them)")
@@ -961,7 +961,7 @@ class Archive:
             size = (self.dir / name).stat().st_size
             if name < last:
                 problems.append(f"{self.dir / name}: volume not in the index")
-            elif size and not (live and self._appending(index)):
+            elif size and not (live and self._appending(index, self.dir / name)):
                 problems.append(f"{self.dir / name}: {size} uncommitted bytes (a crashed "
                                 "append; repair or the next append quarantines them)")
         return problems
@@ -972,18 +972,29 @@ class Archive:
         except FileNotFoundError:
             return b""
 
-    def _appending(self, index: bytes) -> bool:
-        """Whether bytes past the index (read as *index*) may be an append
-        under way rather than a crashed one: a writer holds a live dotlock
-        now, or the index has moved on since (an append committed
-        meanwhile).  Bytes past the index exist only while a writer holds
-        its lock, so neither means they are a dead writer's."""
-        for dot in self.dir.glob("[0-9]*.mbox.lock"):
-            try:
-                if not _stale_lock(dot.read_text(), time.time() - dot.stat().st_mtime):
-                    return True
-            except FileNotFoundError:
-                return True                      # released just now
+    def _appending(self, index: bytes, path: Path) -> bool:
+        """Whether bytes past the index (read as *index*) in volume *path*
+        are an append under way rather than a crashed one: a writer holds
+        the volume's fcntl lock right now (what every append holds from its
+        first byte to its index), or the index has moved on since (an append
+        committed meanwhile).  A dotlock proves nothing here: a copy carries
+        them, and one can name any live process; a copy holds no fcntl lock.
+        Probed with a shared lock, taken and dropped at once (a writer that
+        asks meanwhile retries after 2 ms: _VolumeLock._take_fcntl)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self._index_bytes() != index
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            return True                          # a writer holds it: an append under way
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
         return self._index_bytes() != index
 
     def repair(self) -> list[str]:

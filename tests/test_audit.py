@@ -259,3 +259,20 @@ def test_a_live_pit_audits_while_the_notary_appends_and_a_crashed_append_fails(p
     r = audit(pit.root)
     assert not r.ok and "uncommitted bytes" in r.problem and "crashed append" in r.problem, \
         r.problem
+
+
+@pytest.mark.parametrize("holder", ["1 {host}", "4194000 elsewhere.example"],
+                         ids=["a-live-pid-here", "a-fresh-lock-of-another-host"])
+def test_a_copy_with_junk_past_its_index_fails_whatever_dotlock_it_carries(pit, holder):
+    """A member's copy of a whole pit directory carries pit.conf and may carry
+    a volume's dotlock; a hostile one can write a dotlock that names a live
+    process of the auditor's host, or a fresh one of another host.  Neither
+    makes bytes past the index an append under way: only a writer holding
+    the volume's fcntl lock does, and a copy has none.  The audit fails."""
+    import socket
+    vol = pit.root / "archives" / "000001.mbox"
+    with open(vol, "ab") as f:
+        f.write(b"From notary Mon Dec  7 00:00:00 2026\nX-Pit-Seq: 999999\n\nforged\n\n")
+    (vol.parent / (vol.name + ".lock")).write_text(holder.format(host=socket.gethostname()) + "\n")
+    r = audit(pit.root)
+    assert not r.ok and "uncommitted bytes" in r.problem, r.problem
