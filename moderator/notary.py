@@ -1068,8 +1068,8 @@ class Notary:
         # the lock holder finds there was left by a run that died.
         with self._locked():
             left = []
-            names, skipped = _message_files(cur, sorted(os.listdir(cur)), "incoming/cur")
-            out += skipped
+            names, others = _message_files(cur, sorted(os.listdir(cur)))
+            out += self._set_aside(cur, "incoming/cur", others)
             for n in names:
                 raw = (cur / n).read_bytes().replace(b"\r\n", b"\n")
                 if hashlib.sha256(raw).hexdigest() in self.recent_set:
@@ -1078,9 +1078,10 @@ class Notary:
                     left.append(n)
             if left:
                 out += self._run_claimed(cur, left)
-        names, others = _message_files(new, sorted(os.listdir(new)) if new.exists() else [],
-                                       "incoming/new")
-        out += others
+        names, others = _message_files(new, sorted(os.listdir(new)) if new.exists() else [])
+        if others:
+            with self._locked():
+                out += self._set_aside(new, "incoming/new", others)
         for i in range(0, len(names), batch):
             with self._locked():
                 claimed = []
@@ -1097,6 +1098,33 @@ class Notary:
                 out += self._run_claimed(cur, claimed)
         return out
 
+    def _set_aside(self, folder: Path, shown: str, others: list[tuple[str, str]]) -> list[Decision]:
+        """The entries of a maildir folder that are no message file (*others*:
+        ``(name, what)``): each moved to ``incoming/bad/``, refused once and
+        recorded in the reject record (with no message bytes: it has none),
+        so that no later run meets it again.  Under the lock."""
+        bad = self.pit.incoming / "bad"
+        bad.mkdir(exist_ok=True)
+        out, entries, now = [], [], self._now()
+        for name, what in others:
+            target = bad / name
+            while os.path.lexists(target):
+                target = target.with_name(target.name + "+")
+            try:
+                os.rename(folder / name, target)
+            except FileNotFoundError:
+                continue                        # another notary took it
+            d = Decision(False, f"unreadable: {shown}/{name} is not a message file ({what}): "
+                                f"moved to incoming/bad/{target.name}")
+            out.append(d)
+            entries.append(self._reject_entry(b"", d, now))
+        if entries:
+            archive_mod.fsync_dir(bad)
+            archive_mod.fsync_dir(folder)
+            _append_durably(self.rejects_path, entries)
+            self.state.rejects_read = _size(self.rejects_path)    # ours: already remembered
+        return out
+
     def _run_claimed(self, cur: Path, names: list[str]) -> list[Decision]:
         raws = [(cur / n).read_bytes() for n in names]
         out = self.notarize(raws)
@@ -1106,12 +1134,11 @@ class Notary:
         return out
 
 
-def _message_files(folder: Path, names: list[str], shown: str) -> tuple[list[str], list[Decision]]:
+def _message_files(folder: Path, names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """The *names* in a maildir folder that are message files (regular
-    files, also through a link), and a refusal for each other entry (a
-    directory, a FIFO, whose read would wait for ever, a dangling link),
-    which is no message and is left where it is: it must not stop the
-    queue.  O(names)."""
+    files, also through a link), and ``(name, what)`` for each other entry
+    (a directory, a FIFO, whose read would wait for ever, a dangling link),
+    which is no message and must not stop the queue.  O(names)."""
     import stat
     files, others = [], []
     for n in names:
@@ -1124,10 +1151,9 @@ def _message_files(folder: Path, names: list[str], shown: str) -> tuple[list[str
         if mode is not None and stat.S_ISREG(mode):
             files.append(n)
             continue
-        what = ("a dangling symbolic link" if mode is None else "a directory" if stat.S_ISDIR(mode)
-                else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
-        others.append(Decision(False, f"unreadable: {shown}/{n} is not a message file ({what}): "
-                                      "left there"))
+        others.append((n, "a dangling symbolic link" if mode is None
+                       else "a directory" if stat.S_ISDIR(mode)
+                       else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"))
     return files, others
 
 

@@ -83,9 +83,11 @@ def test_deeply_nested_message_is_refused_and_the_queue_goes_on(kit, capsys):
 
 def test_an_entry_of_the_maildir_that_is_not_a_file_stops_nothing(kit, capsys):
     """A directory, a FIFO (reading it would wait for ever) or a dangling
-    link in incoming/new is no message: each run says so in one line and
-    leaves it there, and the mail around it is notarized (it once stopped
-    every later run of the pit: claimed into cur/, read, IsADirectoryError)."""
+    link in incoming/new is no message: it is refused once, recorded (one
+    line in the reject record) and moved to incoming/bad/, and the mail
+    around it is notarized; the next run has nothing left to say (it once
+    stopped every later run of the pit: claimed into cur/, read,
+    IsADirectoryError)."""
     new = kit.root / "incoming" / "new"
     first = kit.request("alice", "before-dir", *ORDER)
     ops.send_local(kit.pit, first)
@@ -94,17 +96,22 @@ def test_an_entry_of_the_maildir_that_is_not_a_file_stops_nothing(kit, capsys):
     (new / "2-a-dangling-link").symlink_to(kit.root / "nowhere")
     order = kit.request("alice", "after-dir", *ORDER)
     ops.send_local(kit.pit, order)
-    for run in (1, 2):
-        code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")
-        assert code == 0, out
-        for name, what in (("0-a-directory", "a directory"), ("1-a-fifo", "a FIFO"),
-                           ("2-a-dangling-link", "a dangling symbolic link")):
-            assert f"refused: unreadable: incoming/new/{name} is not a message file ({what}): " \
-                   "left there\n" in out, out
-        assert ("2 notarized, 3 refused" if run == 1 else "0 notarized, 3 refused") in out, out
+    code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")
+    assert code == 0 and "2 notarized, 3 refused" in out, out
+    what = {"0-a-directory": "a directory", "1-a-fifo": "a FIFO",
+            "2-a-dangling-link": "a dangling symbolic link"}
+    for name, kind in what.items():
+        assert f"refused: unreadable: incoming/new/{name} is not a message file ({kind}): " \
+               f"moved to incoming/bad/{name}\n" in out, out
     assert {digest(first), digest(order)} <= archived(kit)
-    assert sorted(incoming_left(kit)) == ["new/0-a-directory", "new/1-a-fifo",
-                                          "new/2-a-dangling-link"]
+    assert incoming_left(kit) == []
+    assert sorted(os.listdir(kit.root / "incoming" / "bad")) == sorted(what)
+    code, out = pit_cmd(capsys, "--pit", kit.root, "notarize")
+    assert code == 0 and out == "0 notarized, 0 refused\n", out
+    code, out = pit_cmd(capsys, "--pit", kit.root, "rejects")
+    assert sum("is not a message file" in line for line in out.splitlines()) == 3, out
+    r = audit.audit(kit.root, full=True)
+    assert r.ok, r.problem
 
 
 def test_pit_rejects_lists_a_refused_message_whose_headers_are_garbage(kit, capsys):
