@@ -83,9 +83,17 @@ class MailError(RuntimeError):
 
 class NotForTheList(MailError):
     """A notarized record the list will never take: larger than the pit's
-    ``max_list_message_size``, or refused by Mailman as too large (552).
-    Waiting would not help, so it is left out of the list (it is in the
-    archive) and the records after it go on."""
+    ``max_list_message_size``, or refused by Mailman for what it is (one of
+    _REFUSED_FOR_GOOD).  Waiting would not help, so it is left out of the
+    list (it is in the archive) and the records after it go on."""
+
+
+# Mailman's LMTP runner's permanent refusals of one message: 501 "Message has
+# defects" (Python's email parser found some: a header line with no colon, a
+# "From " line among the headers, a multipart without its boundary, which
+# the notary may archive, signed), 552 too large (aiosmtpd's 32 MiB), 554.
+# A 550 is about the list (unknown, or a Mailman error): that is waited out.
+_REFUSED_FOR_GOOD = (501, 552, 554)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -991,7 +999,7 @@ class NotaryLMTPServer:
         status = client.send(approved(notarized, route.approval_secret),
                              route.notary_address, [route.list_address])
         code, text = status[route.list_address]
-        if code == 552:                 # too large for Mailman (aiosmtpd's 32 MiB), for good
+        if code in _REFUSED_FOR_GOOD:
             raise NotForTheList(f"Mailman refused it: {code} {text}")
         if code != 250:
             raise MailError(f"Mailman refused the post to {route.list_address}: {code} {text}")
