@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 
 from pit import mbox, message
+from pit.units import UnitError
 
 # The pit's filters: kind -> "module:class" (pit.ops.filter_class loads one).
 FILTERS = {"specialist": "filters.specialist:Specialist",
@@ -446,7 +447,9 @@ def main(cls, argv: list[str] | None = None) -> int:
     gc.disable()
     try:
         run(flt, _input(flt, sys.stdin.buffer), out, spool=True)
-    except (FilterError, mbox.MboxError) as e:
+    except (FilterError, mbox.MboxError, UnitError) as e:
+        # (UnitError: an amount of an asset the stream never defined, as
+        # when another filter took the Instrument records out before us)
         print(f"{flt.name}: {e}", file=sys.stderr)
         return 1
     except message.MessageError as e:     # e.g. no record on input: no pit name to write

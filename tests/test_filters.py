@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Exchange, Kit, Tape, body_of, copy_pit
+from conftest import Exchange, Kit, Tape, body_of, copy_pit, traded_pit
 from filters.positions import Positions
 from filters.specialist import Specialist
 from filters.transfers import Transfers
@@ -636,6 +636,21 @@ def test_not_an_mbox(data, tmp_path):
         p = subprocess.run([BIN / "pit-specialist", "ACME"], stdin=f, capture_output=True, timeout=60)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert b"Traceback" not in p.stderr and p.stderr.strip()
+
+
+def test_a_stream_without_its_instrument_records_is_one_line_not_a_traceback(tmp_path):
+    """`pit export | pit-transfers | pit-specialist ACME`: the transfers filter
+    takes the records that are its business out of the stream (the pit's
+    Instrument and Currency records among them), so the specialist meets
+    credits of ACME with no instrument for it.  One line naming the filter,
+    exit 1, as for any stream it cannot read: it was a Python traceback."""
+    base, _ = traded_pit(tmp_path)
+    chain = (f"'{BIN / 'pit'}' --pit '{base / 'pit'}' export | '{BIN / 'pit-transfers'}' "
+             f"| '{BIN / 'pit-specialist'}' ACME > /dev/null")
+    p = subprocess.run(["bash", "-o", "pipefail", "-c", chain], capture_output=True, timeout=120)
+    err = p.stderr.decode()
+    assert p.returncode == 1 and "Traceback" not in err, (p.returncode, err)
+    assert err == "specialist ACME: unknown asset ACME\n", err
 
 
 def test_bad_arguments_exit_2():
