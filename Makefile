@@ -35,9 +35,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The tamper matrix over every byte of its archive (make test samples >= 1,000).
+# The tamper matrix over every byte of its archive (make test samples >= 1,000);
+# TAMPER_SEED draws which byte replaces each one.
+TAMPER_SEED ?= 9162
 tamper: install
-	PIT_TAMPER_ALL=1 $(BIN)/python -m pytest -q -s tests/test_tamper.py
+	PIT_TAMPER_ALL=1 PIT_TAMPER_SEED=$(TAMPER_SEED) $(BIN)/python -m pytest -q -s tests/test_tamper.py
 
 bench: install
 	$(BIN)/python -m bench
@@ -58,13 +60,16 @@ parity: install
 # disagreements (exit 1 if any).  About an hour on two cores.
 MODEL_SEEDS    ?= 1-100
 MODEL_MESSAGES ?= 1000
+MODEL_BATCH    ?= 40
 model-long: install
-	$(BIN)/python tests/model_session.py --seeds $(MODEL_SEEDS) --messages $(MODEL_MESSAGES) --batch 40
+	$(BIN)/python tests/model_session.py --seeds $(MODEL_SEEDS) --messages $(MODEL_MESSAGES) --batch $(MODEL_BATCH)
 
-# Hostile input through the real notary (tests/hostile.py): FUZZ_N inputs.
-FUZZ_N ?= 100000
+# Hostile input through the real notary (tests/hostile.py): FUZZ_N inputs
+# from seed FUZZ_SEED (each seed signs its own originals to mutate).
+FUZZ_N    ?= 100000
+FUZZ_SEED ?= 1
 fuzz-notary: install
-	$(BIN)/python tests/hostile.py --n $(FUZZ_N)
+	$(BIN)/python tests/hostile.py --n $(FUZZ_N) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis
