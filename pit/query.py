@@ -47,9 +47,12 @@ def registry(pit: Pit, at: int | None = None, until: str | None = None):
 
 
 def member_accounts(pit: Pit) -> set[str]:
-    """Every account a member of the pit has been made owner of.  O(archive)."""
+    """Every account a member of the pit has been made owner of.  O(archive):
+    the volumes are searched for the member records (as :func:`registry`),
+    not a stamp read a record (docs/pit-book.md, "Start-up")."""
     owned = set()
-    for _, st, _ in records(pit):
+    for _, msg in Archive(pit.root).records_of_kind(1, ("member",)):
+        st = mbox.stamp(msg)
         if st.get("x-pit-kind") == "member":
             try:
                 ins = kinds.parse("member", st.get("x-pit-request", ""))

@@ -520,3 +520,14 @@ def test_mirror(world, capsys, tmp_path):
     code, out, _ = run(capsys, "mirror", world["pit"], tmp_path / "copy")
     assert code == 0 and "identical to the source" in out
     assert (tmp_path / "copy" / "archives" / "index").exists()
+
+
+def test_member_accounts_are_those_of_every_member_record(kit):
+    """query.member_accounts searches the volumes for member records: the
+    same set as reading every record's stamp, what it did before."""
+    from pit import kinds, query
+    plain = set()
+    for _, st, _ in query.records(kit.pit):
+        if st.get("x-pit-kind") == "member":
+            plain.update(kinds.parse("member", st["x-pit-request"]).accounts)
+    assert plain and query.member_accounts(kit.pit) == plain
