@@ -44,8 +44,9 @@ def run_start(args) -> int:
     import subprocess
     pit = find_pit(args.pit).not_a_replica()
     pidfile = pid_file(pit)
-    if daemon_pid(pit):
-        raise CliError(f"the daemon is already running (pid {daemon_pid(pit)})")
+    running = daemon_pid(pit)
+    if running:
+        raise CliError(f"the daemon is already running (pid {running})")
     log = open(pit.root / "daemon.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "pit.cli", "--pit", str(pit.root.resolve()),
                              "daemon", "--interval", str(args.interval)],

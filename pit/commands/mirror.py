@@ -92,8 +92,9 @@ def run(args) -> int:
             where = f"the new copy cannot be read record by record: {e}"
         refused = mirror.put_back(dst, snap)
         if conf_before is not None:        # the verified copy's pit, not the refused one's
-            conf.with_name(conf.name + ".tmp").write_bytes(conf_before)
-            conf.with_name(conf.name + ".tmp").replace(conf)
+            tmp = conf.with_name(conf.name + ".tmp")
+            tmp.write_bytes(conf_before)
+            tmp.replace(conf)
         print(f"log check FAILED: the replica keeps the copy it verified; what the source "
               f"holds now is in {refused} for you to inspect ({where}):")
         print(result.problem)
